@@ -1,0 +1,26 @@
+"""Distortion: pedalboard.Distortion (JUCE Gain followed by a tanh waveshaper).
+
+pedalboard reference: `y = tanh(x * 10 ** (drive_db / 20))`, memoryless and identical per channel.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+
+from fxmatch.effects.spec import EffectSpec, ParamSpec, as_batch_param
+
+SPEC = EffectSpec(
+    name="Distortion",
+    params=(ParamSpec("drive_db", "dB", 5.0, 40.0, "linear", 25.0, "input gain before the tanh shaper"),),
+    description="tanh waveshaping distortion with an input drive in dB",
+)
+
+
+def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_rate: float) -> torch.Tensor:
+    """Distort `x` `[batch, channels, samples]`; params `drive_db` `[batch]` in dB. Returns the same shape."""
+    del sample_rate  # memoryless
+    drive_db = as_batch_param(params["drive_db"], x.shape[0], x)
+    gain = torch.pow(10.0, drive_db / 20.0)[:, None, None]
+    return torch.tanh(x * gain)
