@@ -27,6 +27,13 @@ class ParamSpec:
     scale: Scale = "linear"
     default: float | None = None
     description: str = ""
+    #: pedalboard's own accepted range (presets may use it); None means the sampling range.
+    limits: tuple[float, float] | None = None
+
+    @property
+    def valid_range(self) -> tuple[float, float]:
+        """Values a preset may hold: pedalboard's limits when known, else the sampling range."""
+        return self.limits if self.limits is not None else (self.minimum, self.maximum)
 
     def __post_init__(self) -> None:
         if not self.minimum < self.maximum:

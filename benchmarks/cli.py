@@ -1,0 +1,37 @@
+"""`fxmatch bench NAME`: run a benchmark in benchmarks/ and print its JSON on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from fxmatch.cli import print_json
+from fxmatch.errors import FxmatchInputError
+
+BENCHMARKS = ("effects", "training", "encoder", "realtime")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help=f"benchmark to run ({', '.join(BENCHMARKS)})")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, noisier figures)")
+    parser.add_argument("-o", "--output", help="also write the JSON to this file")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.name not in BENCHMARKS:
+        raise FxmatchInputError(f"unknown benchmark {args.name!r}; known: {', '.join(BENCHMARKS)}")
+    try:
+        module = importlib.import_module(f"benchmarks.bench_{args.name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"benchmarks.bench_{args.name}":
+            raise FxmatchInputError(f"benchmark {args.name!r} is not available in this version") from None
+        raise
+    result = module.run(quick=args.quick)
+    print_json(result)
+    if args.output:
+        import json
+
+        from fxmatch.audio_io import write_text_atomic
+
+        write_text_atomic(args.output, json.dumps(result, indent=2) + "\n")
+    return 0

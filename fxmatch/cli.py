@@ -1,0 +1,121 @@
+"""The `fxmatch` command line: one console script, subcommands as in DESIGN.md.
+
+Exit codes: 0 success, 2 bad input or usage (one line on stderr), 1 unexpected failure.
+Subcommands living in higher layers (training, export, realtime, gui) are imported only when called.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+from typing import Callable, Sequence
+
+from fxmatch.errors import FxmatchInputError
+
+log = logging.getLogger("fxmatch")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        where = self.prog.removeprefix("fxmatch").strip()
+        raise FxmatchInputError(f"{where}: {message}" if where else message)
+
+
+# name -> (module, function) for commands implemented in other packages; each module exposes
+# `add_arguments(parser)` under the name `add_<cmd>_arguments` and a `run_<cmd>(args) -> int`.
+_LAZY: dict[str, tuple[str, str]] = {}
+
+
+def register(name: str, module: str) -> None:
+    """Declare that `fxmatch NAME` is implemented by `module` (add_arguments(parser), run(args) -> int)."""
+    _LAZY[name] = (module, name)
+
+
+register("apply", "fxmatch.commands.apply")
+register("bench", "benchmarks.cli")
+register("estimate", "fxmatch.commands.estimate")
+register("demo", "fxmatch.commands.demo")
+register("export", "export.cli")
+register("train", "training.cli")
+register("evaluate", "training.evaluate_cli")
+register("live", "realtime.cli")
+register("app", "gui.cli")
+
+_HELP = {
+    "apply": "render an audio file through a preset's chain",
+    "bench": "run a benchmark and print JSON",
+    "estimate": "estimate the effect chain and parameters of a processed recording",
+    "demo": "estimate the bundled example targets with the shipped model",
+    "export": "export a trained checkpoint to ONNX",
+    "train": "train an estimator from a config file",
+    "evaluate": "evaluate a model on a held-out set",
+    "live": "the real-time engine without a window",
+    "app": "the desktop app",
+}
+
+
+def _available(name: str) -> bool:
+    module = _LAZY[name][0]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable]]:
+    parser = _Parser(prog="fxmatch", description="Estimate audio effect chains and play through them.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    runners: dict[str, Callable] = {}
+    for name, (module_name, _) in _LAZY.items():
+        if not _available(name):
+            continue
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=_HELP.get(name, ""), description=_HELP.get(name, ""))
+        module.add_arguments(p)
+        runners[name] = module.run
+    return parser, runners
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser, runners = build_parser()
+        args = parser.parse_args(argv)
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
+        )
+        if not args.command:
+            parser.print_help(sys.stderr)
+            return 2
+        return int(runners[args.command](args) or 0)
+    except FxmatchInputError as exc:
+        print(f"fxmatch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fxmatch: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the one place unexpected failures become exit code 1
+        if os.environ.get("FXMATCH_DEBUG"):
+            raise
+        print(f"fxmatch: unexpected failure: {type(exc).__name__}: {exc} (set FXMATCH_DEBUG=1 for details)",
+              file=sys.stderr)
+        return 1
+
+
+def print_json(data: object) -> None:
+    """Print JSON for scripts (stdout)."""
+    print(json.dumps(data, indent=2, allow_nan=False, default=float))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""The chain vocabulary: which effects, their ranges and order, and the candidate chains a model chooses from.
+
+Parameter layout shared by the model, the exporter and the runtime: every effect of the vocabulary owns a fixed
+slice of one normalised parameter vector of width `n_params` (the sum over effects), so a model's `params` output
+`[batch, n_chains, n_params]` holds, for candidate chain k, the values of each effect of k in that effect's slice
+(slices of effects absent from k are ignored).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from fxmatch.effects import EFFECT_NAMES, get_spec
+from fxmatch.effects.spec import EffectSpec
+
+ChainNames = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ChainVocabulary:
+    """Effects in canonical order, the maximum chain length, and whether other orders are candidates too."""
+
+    effects: tuple[EffectSpec, ...]
+    max_length: int = 3
+    allow_permutations: bool = False
+    chains: tuple[ChainNames, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        names = [e.name for e in self.effects]
+        if len(set(names)) != len(names):
+            raise ValueError(f"vocabulary lists an effect twice: {names}")
+        if not self.chains:
+            object.__setattr__(self, "chains", tuple(self._enumerate()))
+
+    def _enumerate(self) -> list[ChainNames]:
+        names = [e.name for e in self.effects]
+        out: list[ChainNames] = []
+        for length in range(0, self.max_length + 1):
+            for combo in itertools.combinations(names, length):
+                if self.allow_permutations:
+                    out.extend(itertools.permutations(combo))
+                else:
+                    out.append(combo)
+        return out
+
+    @classmethod
+    def default(cls) -> "ChainVocabulary":
+        """DESIGN.md's default: 7 effects, chains of 0 to 3 effects in canonical order (64 chains)."""
+        return cls(effects=tuple(get_spec(n) for n in EFFECT_NAMES), max_length=3)
+
+    @property
+    def effect_names(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.effects)
+
+    @property
+    def n_chains(self) -> int:
+        return len(self.chains)
+
+    @property
+    def n_params(self) -> int:
+        return sum(e.n_params for e in self.effects)
+
+    def effect(self, name: str) -> EffectSpec:
+        for e in self.effects:
+            if e.name == name:
+                return e
+        raise KeyError(f"effect {name!r} is not in the vocabulary ({', '.join(self.effect_names)})")
+
+    def param_slice(self, name: str) -> slice:
+        """The slice of the shared parameter vector owned by effect `name`."""
+        start = 0
+        for e in self.effects:
+            if e.name == name:
+                return slice(start, start + e.n_params)
+            start += e.n_params
+        raise KeyError(f"effect {name!r} is not in the vocabulary ({', '.join(self.effect_names)})")
+
+    def chain_index(self, chain: Sequence[str]) -> int:
+        """Index of a chain among the candidates (ValueError if it is not a candidate)."""
+        key = tuple(chain)
+        try:
+            return self.chains.index(key)
+        except ValueError:
+            raise ValueError(f"chain {list(key)} is not a candidate of this vocabulary") from None
+
+    def decode(self, chain_index: int, unit_params: Sequence[float]) -> list[tuple[str, dict[str, float]]]:
+        """Chain k with its params in units from a normalised vector of width `n_params`."""
+        out = []
+        for name in self.chains[chain_index]:
+            spec = self.effect(name)
+            sl = self.param_slice(name)
+            values = [min(max(float(v), 0.0), 1.0) for v in unit_params[sl]]
+            out.append((name, {p.name: float(p.denormalise(v)) for p, v in zip(spec.params, values)}))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (travels inside exported models)."""
+        return {
+            "effects": [e.to_dict() for e in self.effects],
+            "max_length": self.max_length,
+            "allow_permutations": self.allow_permutations,
+            "chains": [list(c) for c in self.chains],
+            "param_layout": "per-effect slices of one vector, effects in the order listed",
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ChainVocabulary":
+        effects = tuple(EffectSpec.from_dict(e) for e in data["effects"])
+        chains = tuple(tuple(c) for c in data.get("chains", ()))
+        return cls(
+            effects=effects,
+            max_length=int(data.get("max_length", 3)),
+            allow_permutations=bool(data.get("allow_permutations", False)),
+            chains=chains,
+        )

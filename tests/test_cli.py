@@ -1,0 +1,52 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from fxmatch.cli import main
+
+
+def _preset(tmp_path):
+    p = tmp_path / "p.fxpreset.json"
+    p.write_text(json.dumps({"format": "fxmatch-preset", "version": 1,
+                             "chain": [{"effect": "Distortion", "params": {"drive_db": 20.0}}]}))
+    return p
+
+
+def test_apply_renders_through_pedalboard(tmp_path):
+    import pedalboard
+
+    x = (np.random.default_rng(0).standard_normal((4800, 2)) * 0.1).astype(np.float32)
+    sf.write(tmp_path / "in.wav", x, 48000, subtype="PCM_24")
+    assert main(["apply", str(_preset(tmp_path)), str(tmp_path / "in.wav"), str(tmp_path / "out.wav")]) == 0
+    y, rate = sf.read(tmp_path / "out.wav", dtype="float32")
+    x24, _ = sf.read(tmp_path / "in.wav", dtype="float32")
+    assert rate == 48000
+    np.testing.assert_allclose(y.T, pedalboard.Distortion(drive_db=20.0)(x24.T.copy(), 48000), atol=1e-6)
+
+
+@pytest.mark.parametrize("content", [b"", b"RIFF\x00\x00garbage", b"\x00" * 100])
+def test_apply_bad_audio_exits_2_with_one_line_and_writes_nothing(tmp_path, content, capsys):
+    (tmp_path / "in.wav").write_bytes(content)
+    out = tmp_path / "out.wav"
+    assert main(["apply", str(_preset(tmp_path)), str(tmp_path / "in.wav"), str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fxmatch: error:")
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_apply_nan_audio_exits_2(tmp_path, capsys):
+    x = np.zeros((100, 1), dtype=np.float32)
+    x[10] = np.nan
+    sf.write(tmp_path / "in.wav", x, 44100, subtype="FLOAT")
+    assert main(["apply", str(_preset(tmp_path)), str(tmp_path / "in.wav"), str(tmp_path / "o.wav")]) == 2
+    assert "NaN" in capsys.readouterr().err
+
+
+def test_console_script_usage_error_exits_2_without_traceback():
+    proc = subprocess.run([sys.executable, "-m", "fxmatch.cli", "nonsense"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
