@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import soundfile
+
+from fxmatch.errors import FxmatchInputError
+from training import sources
+
+
+@pytest.mark.parametrize("instrument", list(sources.INSTRUMENTS))
+def test_synth_clips_are_deterministic_normalised_and_sized(instrument):
+    src = sources.SynthSource(seed=3, sample_rate=22050, clip_seconds=0.5, rms_dbfs=-20.0, instruments=[instrument])
+    a, b = src.clip(5), src.clip(5)
+    assert a.dtype == np.float32 and a.shape == (11025,)
+    assert np.array_equal(a, b)
+    assert np.all(np.isfinite(a)) and np.max(np.abs(a)) <= 0.99 + 1e-6
+    assert sources.level_dbfs(a) == pytest.approx(-20.0, abs=3.0)  # the peak limit may lower it a little
+    assert not np.array_equal(a, src.clip(6))
+
+
+def test_synth_train_and_heldout_splits_differ_and_seeds_differ():
+    kwargs = dict(sample_rate=16000, clip_seconds=0.25)
+    train = sources.SynthSource(seed=0, split="train", **kwargs)
+    heldout = sources.SynthSource(seed=0, split="heldout", **kwargs)
+    other = sources.SynthSource(seed=1, split="train", **kwargs)
+    assert not np.array_equal(train.clip(0), heldout.clip(0))
+    assert not np.array_equal(train.clip(0), other.clip(0))
+
+
+def test_damped_partials_matches_direct_sum():
+    sr, n = 8000, 3000
+    t = np.arange(n) / sr
+    freqs, rates, amps, phases = np.array([220.0, 1300.0]), np.array([2.0, 900.0]), np.array([0.5, 0.3]), np.array([0.1, 2.0])
+    direct = sum(a * np.exp(-r * t) * np.sin(2 * np.pi * f * t + p) for f, r, a, p in zip(freqs, rates, amps, phases))
+    assert np.allclose(sources.damped_partials(freqs, rates, amps, phases, n, sr, block=256), direct, atol=1e-12)
+
+
+def _write(path, seconds, sr, kind="tone", seed=0):
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    if kind == "tone":
+        data = 0.3 * np.sin(2 * np.pi * 220 * np.arange(n) / sr) + 0.01 * rng.standard_normal(n)
+    else:
+        data = np.zeros(n)
+    soundfile.write(str(path), np.stack([data, data], axis=1), sr)
+
+
+def test_folder_source_resamples_skips_silence_and_splits_by_file(tmp_path):
+    for i in range(12):
+        _write(tmp_path / f"take{i}.wav", 1.0, 48000, seed=i)
+    (tmp_path / "sub").mkdir()
+    _write(tmp_path / "sub" / "quiet.flac", 1.0, 48000, "silence")
+    train = sources.FolderSource(tmp_path, "train", sample_rate=16000, clip_seconds=0.25, heldout_fraction=0.3)
+    heldout = sources.FolderSource(tmp_path, "heldout", sample_rate=16000, clip_seconds=0.25, heldout_fraction=0.3)
+    assert set(train.files).isdisjoint(heldout.files)
+    assert len(train.files) + len(heldout.files) == 13
+    silent_files = {p for p in train.files + heldout.files if p.name == "quiet.flac"}
+    assert train.n_clips + heldout.n_clips == 4 * (13 - len(silent_files))
+    clip = train.clip(1)
+    assert clip.shape == (4000,) and clip.dtype == np.float32
+    assert np.array_equal(clip, train.clip(1 + train.n_clips))  # wraps around
+    assert sources.level_dbfs(clip) == pytest.approx(-20.0, abs=0.1)
+
+
+def test_folder_source_errors_are_clear(tmp_path):
+    with pytest.raises(FxmatchInputError, match="no WAV or FLAC"):
+        sources.FolderSource(tmp_path)
+    with pytest.raises(FxmatchInputError, match="does not exist"):
+        sources.FolderSource(tmp_path / "missing")
+    _write(tmp_path / "silent.wav", 1.0, 16000, "silence")
+    with pytest.raises(FxmatchInputError, match="silent"):
+        sources.FolderSource(tmp_path, heldout_fraction=0.0, sample_rate=16000)
+
+
+def test_midi_source_without_fluidsynth_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(sources.shutil, "which", lambda name: None)
+    with pytest.raises(FxmatchInputError, match="fluidsynth"):
+        sources.MidiSource()
+
+
+def test_midi_file_bytes_is_a_standard_midi_file():
+    data = sources.midi_file_bytes(25, [(0.0, 0.5, 60, 100), (0.5, 0.5, 64, 90)])
+    assert data[:4] == b"MThd" and data[14:18] == b"MTrk"
+    assert data.endswith(b"\x00\xff\x2f\x00")
+
+
+def test_make_source_rejects_unknown_kind():
+    with pytest.raises(FxmatchInputError, match="unknown source kind"):
+        sources.make_source("tape")

@@ -1,0 +1,1 @@
+"""Training of the fxmatch estimator: dry sources, target rendering, encoder, winner-takes-all trainer."""
