@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+import torch
+
+from fxmatch.effects.spec import EffectSpec, ParamSpec
+from fxmatch.vocabulary import ChainVocabulary
+from training.model import Encoder, EncoderConfig, LogMel, count_parameters, mel_filterbank
+
+DESIGN_PARAM_COUNTS = {"Compressor": 4, "Distortion": 1, "PeakFilter": 3, "Chorus": 5, "Phaser": 5, "Delay": 3,
+                       "Reverb": 4}
+
+
+def design_sized_vocab() -> ChainVocabulary:
+    """A vocabulary shaped like DESIGN.md's default (7 effects, 25 params, 64 chains) without needing every twin."""
+    specs = tuple(EffectSpec(name, tuple(ParamSpec(f"p{i}", "", 0.0, 1.0) for i in range(n)))
+                  for name, n in DESIGN_PARAM_COUNTS.items())
+    return ChainVocabulary(effects=specs, max_length=3)
+
+
+SMALL = EncoderConfig(sample_rate=16000, n_fft=512, hop_length=128, n_mels=32, channels=[8, 16], hidden=32)
+
+
+def test_encoder_outputs_have_the_contract_shapes_for_any_length(tiny_vocab):
+    model = Encoder(tiny_vocab, SMALL).eval()
+    for samples in (300, 4000, 16000):
+        logits, params = model(torch.randn(3, samples) * 0.1)
+        assert logits.shape == (3, tiny_vocab.n_chains)
+        assert params.shape == (3, tiny_vocab.n_chains, tiny_vocab.n_params)
+        assert torch.all((params >= 0) & (params <= 1))
+
+
+def test_default_sized_encoder_has_a_few_million_parameters():
+    vocab = design_sized_vocab()
+    model = Encoder(vocab)
+    assert vocab.n_chains == 64 and vocab.n_params == 25
+    assert 0.5e6 < count_parameters(model) < 5e6
+
+
+def test_encoder_rebuilds_from_its_config(tiny_vocab):
+    model = Encoder(tiny_vocab, SMALL).eval()
+    clone = Encoder.from_config(model.config).eval()
+    clone.load_state_dict(model.state_dict())
+    x = torch.randn(2, 5000) * 0.1
+    assert torch.equal(model(x)[0], clone(x)[0])
+    assert clone.vocab.chains == tiny_vocab.chains
+
+
+def test_logmel_puts_a_sinusoid_in_the_right_band():
+    sr, f = 16000, 1000.0
+    frontend = LogMel(sr, 512, 128, 40, 20.0, 8000.0)
+    t = torch.arange(sr) / sr
+    mel = frontend(torch.sin(2 * torch.pi * f * t)[None])[0]
+    fb = mel_filterbank(512, sr, 40, 20.0, 8000.0)
+    expected = int(np.argmax(fb[:, int(round(f * 512 / sr))]))
+    assert int(mel[:, 10:-10].mean(dim=1).argmax()) == expected
+    assert mel.shape[-1] == 1 + sr // 128
+
+
+def test_mel_filterbank_has_no_empty_filter():
+    fb = mel_filterbank(256, 44100, 64, 20.0, 20000.0)
+    assert np.all(fb.sum(axis=1) > 0)
+
+
+def test_encoder_exports_to_onnx_with_dynamic_batch_and_length(tmp_path, tiny_vocab):
+    ort = pytest.importorskip("onnxruntime")
+    model = Encoder(tiny_vocab, SMALL).eval()
+    path = tmp_path / "encoder.onnx"
+    torch.onnx.export(model, (torch.randn(1, 8000),), str(path), input_names=["audio"],
+                      output_names=["chain_logits", "params"], dynamic_axes={"audio": {0: "batch", 1: "samples"}},
+                      dynamo=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    audio = (np.random.default_rng(0).standard_normal((2, 12000)) * 0.1).astype(np.float32)
+    logits, params = session.run(None, {"audio": audio})
+    with torch.no_grad():
+        ref_logits, ref_params = model(torch.from_numpy(audio))
+    assert np.allclose(logits, ref_logits.numpy(), atol=1e-4)
+    assert np.allclose(params, ref_params.numpy(), atol=1e-4)

@@ -1,0 +1,147 @@
+"""The encoder f_θ: raw audio -> log-mel (inside the model, ONNX-exportable) -> CNN -> chain logits and params.
+
+Every op exports to ONNX with dynamic batch and length: the STFT is a strided `conv1d` with a fixed Hann-windowed
+DFT basis (no `torch.stft`), the mel filterbank a matrix product with a buffer, pooling over time a mean and a max.
+Outputs follow DESIGN.md's model contract: `chain_logits` `[batch, n_chains]`, `params` `[batch, n_chains,
+n_params]` in [0, 1] (the vocabulary's shared layout: effect e's values of candidate k in `params[:, k, slice_e]`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from fxmatch.vocabulary import ChainVocabulary
+
+
+def hz_to_mel(f: np.ndarray | float) -> np.ndarray:
+    """HTK mel scale: `2595 log10(1 + f / 700)`."""
+    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(m: np.ndarray | float) -> np.ndarray:
+    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(n_fft: int, sample_rate: float, n_mels: int, f_min: float, f_max: float) -> np.ndarray:
+    """Triangular mel filters `[n_mels, n_fft // 2 + 1]` (peak 1); a filter narrower than a bin keeps its nearest bin."""
+    bins = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
+    edges = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bins[None, :] - lower) / (centre - lower)
+    falling = (upper - bins[None, :]) / (upper - centre)
+    fb = np.clip(np.minimum(rising, falling), 0.0, None)
+    for i in np.flatnonzero(fb.sum(axis=1) == 0):
+        fb[i, int(np.argmin(np.abs(bins - centre[i, 0])))] = 1.0
+    return fb.astype(np.float32)
+
+
+class LogMel(nn.Module):
+    """Log-mel spectrogram of `[batch, samples]` audio -> `[batch, n_mels, frames]` (natural log of power + 1e-8).
+
+    Frames are `1 + samples // hop_length` (zero padding of n_fft // 2 on both sides, as a centred STFT).
+    """
+
+    def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int, f_min: float, f_max: float):
+        super().__init__()
+        self.n_fft, self.hop_length = n_fft, hop_length
+        fb = mel_filterbank(n_fft, sample_rate, n_mels, f_min, f_max)
+        n_bins = int(np.max(np.flatnonzero(fb.any(axis=0)))) + 1  # bins above the last filter are not computed
+        n = np.arange(n_fft)[None, :]
+        k = np.arange(n_bins)[:, None]
+        window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
+        scale = 2.0 / window.sum()  # a full-scale sinusoid has magnitude ~1
+        cos = np.cos(2.0 * np.pi * k * n / n_fft) * window * scale
+        sin = -np.sin(2.0 * np.pi * k * n / n_fft) * window * scale
+        basis = np.concatenate([cos, sin], axis=0)[:, None, :]
+        self.register_buffer("basis", torch.from_numpy(basis.astype(np.float32)), persistent=False)
+        self.register_buffer("mel", torch.from_numpy(fb[:, :n_bins]), persistent=False)
+        self.n_bins = n_bins
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        """`[batch, samples]` -> `[batch, n_mels, frames]`."""
+        pad = self.n_fft // 2
+        frames = F.conv1d(F.pad(audio.unsqueeze(1), (pad, pad)), self.basis, stride=self.hop_length)
+        re, im = frames[:, : self.n_bins], frames[:, self.n_bins :]
+        power = re * re + im * im
+        return torch.log(torch.matmul(self.mel, power) + 1e-8)
+
+
+@dataclass
+class EncoderConfig:
+    """Front-end and network sizes (everything needed to rebuild the model, with the vocabulary)."""
+
+    sample_rate: int = 44100
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 64
+    f_min: float = 20.0
+    f_max: float = 20000.0
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    hidden: int = 512
+    dropout: float = 0.1
+
+
+class Encoder(nn.Module):
+    """f_θ: audio `[batch, samples]` -> (chain_logits `[batch, n_chains]`, params `[batch, n_chains, n_params]`)."""
+
+    def __init__(self, vocab: ChainVocabulary, config: EncoderConfig | None = None):
+        super().__init__()
+        self.vocab = vocab
+        self.cfg = config or EncoderConfig()
+        c = self.cfg
+        self.frontend = LogMel(c.sample_rate, c.n_fft, c.hop_length, c.n_mels, c.f_min, min(c.f_max, c.sample_rate / 2))
+        self.input_norm = nn.BatchNorm2d(1)
+        blocks: list[nn.Module] = []
+        in_ch = 1
+        for out_ch in c.channels:
+            blocks += [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(),
+                       nn.MaxPool2d(2, ceil_mode=True)]
+            in_ch = out_ch
+        self.cnn = nn.Sequential(*blocks)
+        freq = c.n_mels
+        for _ in c.channels:
+            freq = math.ceil(freq / 2)
+        self.trunk = nn.Sequential(
+            nn.Linear(2 * in_ch * freq, c.hidden), nn.ReLU(), nn.Dropout(c.dropout),
+            nn.Linear(c.hidden, c.hidden), nn.ReLU(),
+        )
+        self.n_chains, self.n_params = vocab.n_chains, vocab.n_params
+        self.chain_head = nn.Linear(c.hidden, self.n_chains)
+        self.param_head = nn.Linear(c.hidden, self.n_chains * max(1, self.n_params))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """JSON-ready config: the encoder sizes and the vocabulary (stored in checkpoints and ONNX metadata)."""
+        return {"encoder": asdict(self.cfg), "vocabulary": self.vocab.to_dict()}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Encoder":
+        """Rebuild from `config` (the `config` property's dict)."""
+        return cls(ChainVocabulary.from_dict(config["vocabulary"]), EncoderConfig(**config["encoder"]))
+
+    def features(self, audio: torch.Tensor) -> torch.Tensor:
+        """Shared embedding `[batch, hidden]` of audio `[batch, samples]`."""
+        mel = self.frontend(audio).unsqueeze(1)  # [batch, 1, n_mels, frames]
+        h = self.cnn(self.input_norm(mel))  # [batch, C, F, T]
+        h = h.flatten(1, 2)  # [batch, C * F, T]
+        pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1)
+        return self.trunk(pooled)
+
+    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """audio `[batch, samples]` at `sample_rate` -> chain_logits `[batch, n_chains]`, params in [0, 1]."""
+        h = self.features(audio)
+        logits = self.chain_head(h)
+        params = torch.sigmoid(self.param_head(h)).reshape(-1, self.n_chains, max(1, self.n_params))
+        return logits, params[..., : self.n_params]
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
