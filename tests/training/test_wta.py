@@ -1,0 +1,101 @@
+import pytest
+import torch
+
+from fxmatch.effects import distortion
+from training import wta
+from training.baselines import full_chain_vocabulary, supervised_step
+
+
+class FixedModel(torch.nn.Module):
+    """A stand-in encoder returning given logits and params whatever the input."""
+
+    def __init__(self, logits: torch.Tensor, params: torch.Tensor):
+        super().__init__()
+        self.logits = torch.nn.Parameter(logits.clone())
+        self.params = torch.nn.Parameter(params.clone())
+
+    def forward(self, audio):
+        return self.logits, self.params
+
+
+def _distorted_batch(tiny_vocab, drives):
+    torch.manual_seed(0)
+    x = torch.randn(len(drives), 2000) * 0.1
+    y = distortion.process(x[:, None], {"drive_db": torch.tensor(drives)}, 16000)[:, 0]
+    params = torch.rand(len(drives), tiny_vocab.n_chains, tiny_vocab.n_params) * 0.2 + 0.4
+    k = tiny_vocab.chain_index(["Distortion"])
+    sl = tiny_vocab.param_slice("Distortion")
+    params[:, k, sl] = distortion.SPEC.normalise({"drive_db": torch.tensor(drives)}).float()
+    return x, y, params, k
+
+
+def test_wta_picks_the_min_loss_candidate(tiny_vocab):
+    x, y, params, k = _distorted_batch(tiny_vocab, [12.0, 30.0])
+    renderer = wta.ChainRenderer(tiny_vocab, 16000)
+    model = FixedModel(torch.zeros(2, tiny_vocab.n_chains), params)
+    result = wta.wta_step(model, renderer, x, y, wta.make_audio_loss((256, 64)), top_k=4, n_explore=0,
+                          temperature=0.0)
+    assert result.winners.tolist() == [k, k]
+    assert result.fit.item() == pytest.approx(0.0, abs=1e-3)
+    assert result.ce.item() == pytest.approx(torch.log(torch.tensor(4.0)).item(), rel=1e-5)
+
+
+def test_candidate_losses_equal_per_example_losses(tiny_vocab):
+    x, y, params, _ = _distorted_batch(tiny_vocab, [10.0, 20.0, 35.0])
+    renderer = wta.ChainRenderer(tiny_vocab, 16000)
+    loss_fn = wta.make_audio_loss((256, 64))
+    candidates = torch.tensor([[0, 3], [2, 1], [3, 2]])
+    losses = wta.candidate_losses(renderer, x, y, params, candidates, loss_fn)
+    for b in range(3):
+        for c in range(2):
+            k = int(candidates[b, c])
+            direct = loss_fn(renderer.render(k, x[b : b + 1], params[b : b + 1, k]), y[b : b + 1])
+            assert losses[b, c].item() == pytest.approx(direct.item(), rel=1e-5)
+
+
+def test_hard_min_sends_gradient_only_to_the_winner(tiny_vocab):
+    x, y, params, k = _distorted_batch(tiny_vocab, [20.0])
+    params[0, k, tiny_vocab.param_slice("Distortion")] += 0.05  # a small error keeps a gradient
+    model = FixedModel(torch.zeros(1, tiny_vocab.n_chains), params)
+    result = wta.wta_step(model, wta.ChainRenderer(tiny_vocab, 16000), x, y, wta.make_audio_loss((256,)), 4, 0, 0.0)
+    result.fit.backward()
+    grad = model.params.grad[0]
+    assert grad[k].abs().sum() > 0
+    assert all(grad[j].abs().sum() == 0 for j in range(tiny_vocab.n_chains) if j != k)
+
+
+def test_softmin_weights_anneal_from_uniform_to_one_hot():
+    losses = torch.tensor([[1.0, 2.0, 3.0]])
+    assert torch.allclose(wta.softmin_weights(losses, 1e6), torch.full((1, 3), 1 / 3))
+    assert wta.softmin_weights(losses, 0.0).tolist() == [[1.0, 0.0, 0.0]]
+    assert wta.temperature_at(0, 1.0, 0.01, 100) == pytest.approx(1.0)
+    assert wta.temperature_at(50, 1.0, 0.01, 100) == pytest.approx(0.1)
+    assert wta.temperature_at(100, 1.0, 0.01, 100) == 0.0
+
+
+def test_select_candidates_keeps_top_k_and_explores_distinct_chains():
+    logits = torch.tensor([[0.0, 5.0, 1.0, 4.0, -1.0, 2.0, 3.0, -2.0]]).repeat(20, 1)
+    cands = wta.select_candidates(logits, top_k=2, n_explore=3, generator=torch.Generator().manual_seed(0))
+    assert cands.shape == (20, 5)
+    assert torch.all(cands[:, :2] == torch.tensor([1, 3]))
+    for row in cands:
+        assert len(set(row.tolist())) == 5
+    assert len(set(cands[:, 2:].flatten().tolist())) > 3  # exploration varies
+    assert wta.select_candidates(logits, 6, 2).shape == (20, 8)  # naive: every chain
+
+
+def test_full_chain_vocabulary_has_one_candidate(tiny_vocab):
+    vocab = full_chain_vocabulary(tiny_vocab)
+    assert vocab.chains == (("Compressor", "Distortion"),) and vocab.n_params == tiny_vocab.n_params
+
+
+def test_supervised_step_is_zero_for_perfect_predictions(tiny_vocab):
+    chain = torch.tensor([1, 3])
+    target = torch.rand(2, tiny_vocab.n_params)
+    params = torch.rand(2, tiny_vocab.n_chains, tiny_vocab.n_params)
+    params[torch.arange(2), chain] = target
+    logits = torch.full((2, tiny_vocab.n_chains), -50.0)
+    logits[torch.arange(2), chain] = 50.0
+    result = supervised_step(FixedModel(logits, params), torch.zeros(2, 10), chain, target,
+                             torch.ones(2, tiny_vocab.n_params))
+    assert result.loss.item() == pytest.approx(0.0, abs=1e-6)

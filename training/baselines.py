@@ -1,0 +1,37 @@
+"""Baselines trained by the same trainer: supervised regression and the fixed full chain.
+
+(i) supervised: MSE on the true chain's normalised params (labels) plus chain cross-entropy to the true chain.
+(ii) full chain (Peladeau & Peeters 2024): one fixed chain of every effect in canonical order, trained as an
+auto-encoder through the twins (audio loss only, no chain choice). It is the WTA step on a vocabulary whose only
+candidate is the full chain, so candidates, rendering and loss code are shared.
+The "no effect" and "mean preset" references and the oracle are evaluation-time estimators (no training).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from fxmatch.vocabulary import ChainVocabulary
+from training.wta import StepResult
+
+
+def full_chain_vocabulary(vocab: ChainVocabulary) -> ChainVocabulary:
+    """The vocabulary's effects with a single candidate: all of them, in canonical order."""
+    return ChainVocabulary(effects=vocab.effects, max_length=len(vocab.effects), chains=(vocab.effect_names,))
+
+
+def supervised_step(
+    model: torch.nn.Module,
+    y: torch.Tensor,
+    chain: torch.Tensor,
+    params: torch.Tensor,
+    param_mask: torch.Tensor,
+    ce_weight: float = 1.0,
+) -> StepResult:
+    """Supervised loss: masked MSE of the true chain's params `[batch, n_params]` + CE to the true chain `[batch]`."""
+    logits, predicted = model(y)
+    mine = predicted[torch.arange(predicted.shape[0], device=predicted.device), chain]  # [batch, n_params]
+    mse = ((mine - params) ** 2 * param_mask).sum() / param_mask.sum().clamp_min(1.0)
+    ce = F.cross_entropy(logits, chain)
+    return StepResult(mse + ce_weight * ce, mse, ce, chain, 0)

@@ -1,0 +1,151 @@
+"""Winner-takes-all over candidate chains (stochastic multiple choice learning, annealed).
+
+For each example b the encoder proposes, for every candidate chain k, parameters v̂_bk; a *subset* of candidates is
+re-synthesised through the twins, ŷ_bk = g_k(x_b, v̂_bk), and scored with the audio loss m(ŷ_bk, y_b). The subset
+is the classifier's top-k plus random exploration chains (the naive step takes all chains). Examples are grouped by
+chain so that each twin chain runs once per step on the batch of examples that have it as a candidate.
+
+The fit loss is the softmin-weighted mean of the candidate losses with a temperature annealed to 0 (annealed MCL,
+Perera et al. 2024), which is the hard winner-takes-all min at temperature 0; the chain classifier learns to predict
+the argmin winner by cross-entropy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch.nn import functional as F
+
+from fxmatch.metrics import DEFAULT_FFT_SIZES, mrstft_distance
+from fxmatch.vocabulary import ChainVocabulary
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def make_audio_loss(fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES) -> LossFn:
+    """Per-example audio loss `[batch]` of estimate vs target `[batch, samples]`: the MR-STFT distance."""
+    sizes = tuple(int(s) for s in fft_sizes)
+    return lambda estimate, target: mrstft_distance(estimate, target, fft_sizes=sizes, reduce=False)
+
+
+class ChainRenderer:
+    """The vocabulary's candidate chains as twin `Chain`s, run from params in the shared normalised layout."""
+
+    def __init__(self, vocab: ChainVocabulary, sample_rate: int):
+        from fxmatch.effects.chain import Chain
+
+        self.vocab, self.sample_rate = vocab, int(sample_rate)
+        self.chains = [Chain(names) for names in vocab.chains]
+        self.param_index = [
+            torch.tensor([i for n in names for i in range(*vocab.param_slice(n).indices(vocab.n_params))],
+                         dtype=torch.long)
+            for names in vocab.chains
+        ]
+
+    def render(self, k: int, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """Chain k on dry `x` `[n, samples]` with shared-layout params `[n, n_params]` in [0, 1] -> `[n, samples]`."""
+        index = self.param_index[k].to(params.device)
+        y = self.chains[k].process_normalised(x.unsqueeze(1), params.index_select(-1, index), self.sample_rate)
+        return y.squeeze(1)
+
+
+def select_candidates(
+    logits: torch.Tensor, top_k: int, n_explore: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Candidate chain indices `[batch, C]`: the top-k of `logits` `[batch, n_chains]` plus `n_explore` random others.
+
+    All chains (the naive step) when `top_k + n_explore >= n_chains`; each row holds distinct chains.
+    """
+    batch, n_chains = logits.shape
+    if top_k + n_explore >= n_chains:
+        return torch.arange(n_chains, device=logits.device).expand(batch, n_chains)
+    top = logits.detach().topk(top_k, dim=1).indices
+    if n_explore <= 0:
+        return top
+    noise = torch.rand(batch, n_chains, generator=generator).to(logits.device)
+    noise = noise.scatter(1, top, -1.0)  # never re-pick a top-k chain
+    explore = noise.topk(n_explore, dim=1).indices
+    return torch.cat([top, explore], dim=1)
+
+
+def candidate_losses(
+    renderer: ChainRenderer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    params: torch.Tensor,
+    candidates: torch.Tensor,
+    loss_fn: LossFn,
+) -> torch.Tensor:
+    """Audio losses `[batch, C]` of each example's candidates: one batched twin run per distinct chain.
+
+    x, y `[batch, samples]`; params `[batch, n_chains, n_params]`; candidates `[batch, C]` chain indices.
+    """
+    batch, n_cand = candidates.shape
+    positions, values = [], []
+    for k in torch.unique(candidates).tolist():
+        rows, cols = (candidates == k).nonzero(as_tuple=True)
+        y_hat = renderer.render(k, x[rows], params[rows, k])
+        values.append(loss_fn(y_hat, y[rows]))
+        positions.append(rows * n_cand + cols)
+    flat = torch.zeros(batch * n_cand, device=x.device, dtype=x.dtype)
+    flat = flat.index_put((torch.cat(positions),), torch.cat(values))
+    return flat.reshape(batch, n_cand)
+
+
+@dataclass
+class StepResult:
+    """Losses of one step (scalars) and the winning chain of each example `[batch]`."""
+
+    loss: torch.Tensor
+    fit: torch.Tensor
+    ce: torch.Tensor
+    winners: torch.Tensor
+    n_rendered: int
+
+
+def softmin_weights(losses: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Weights `[batch, C]` (rows sum to 1, no gradient): softmin of losses at `temperature`, one-hot argmin at 0."""
+    losses = losses.detach()
+    if temperature <= 0:
+        return F.one_hot(losses.argmin(dim=1), losses.shape[1]).to(losses.dtype)
+    return torch.softmax(-losses / temperature, dim=1)
+
+
+def wta_loss(
+    losses: torch.Tensor, candidates: torch.Tensor, logits: torch.Tensor, temperature: float, ce_weight: float
+) -> StepResult:
+    """Annealed winner-takes-all loss from candidate losses `[batch, C]` and the classifier's logits."""
+    weights = softmin_weights(losses, temperature)
+    fit = (weights * losses).sum(dim=1).mean()
+    winners = candidates.gather(1, losses.detach().argmin(dim=1, keepdim=True)).squeeze(1)
+    ce = F.cross_entropy(logits, winners)
+    return StepResult(fit + ce_weight * ce, fit, ce, winners, int(candidates.numel()))
+
+
+def wta_step(
+    model: torch.nn.Module,
+    renderer: ChainRenderer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: LossFn,
+    top_k: int,
+    n_explore: int,
+    temperature: float,
+    ce_weight: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> StepResult:
+    """One WTA forward: encode y, pick candidates, render them from x, annealed-MCL loss (naive: all chains)."""
+    logits, params = model(y)
+    candidates = select_candidates(logits, top_k, n_explore, generator)
+    losses = candidate_losses(renderer, x, y, params, candidates, loss_fn)
+    return wta_loss(losses, candidates, logits, temperature, ce_weight)
+
+
+def temperature_at(step: int, start: float, end: float, anneal_steps: int) -> float:
+    """Geometric annealing from `start` to `end` over `anneal_steps`, then 0 (the hard min)."""
+    if start <= 0 or step >= anneal_steps:
+        return 0.0
+    end = max(end, 1e-12)
+    return float(start * (end / start) ** (step / max(1, anneal_steps)))
