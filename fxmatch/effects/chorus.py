@@ -1,0 +1,192 @@
+"""Chorus: pedalboard.Chorus (juce::dsp::Chorus, float32), a sine-modulated fractional delay with feedback.
+
+What pedalboard/JUCE does (per call with reset=True; all parameter smoothers are reset to their targets, so there
+are no start-up ramps):
+
+- LFO: a phase accumulator starting at 0, advanced by `2*pi*rate_hz/sample_rate` per sample and wrapped to
+  [0, 2*pi), all in float32; `lfo[n] = sin(phase[n] - pi)`, one LFO shared by all channels.
+- delay in ms: `max(1, 20 * (0.5 * depth) * lfo[n] + centre_delay_ms)` (centre delay clipped to [1, 100] ms),
+  converted to samples `d[n] = ms * sample_rate / 1000`.
+- per channel: `w[n] = x[n] - feedback * y[n-1]`; `w[n]` is pushed into a delay line (zeros before the start) and
+  `y[n] = (1 - f) * w[n - D] + f * w[n - D - 1]` with `D = floor(d[n])`, `f = d[n] - D` (linear interpolation).
+- output: `mix * y + (1 - mix) * x` (JUCE DryWetMixer, linear rule).
+
+The twin reproduces this exactly (up to float32 vs float64 rounding). The LFO phase is the exact float32
+accumulator (its drift from the ideal phase reaches ~1e-2 rad over a few seconds, i.e. a few samples of delay) with
+a straight-through gradient from the ideal phase `2*pi*rate_hz*n/sample_rate`. The feedback recursion through the
+time-varying delay runs in a custom autograd Function whose forward and adjoint backward are numba loops; it gives
+gradients w.r.t. the input, the per-sample delay (through the interpolation slope, hence rate/depth/centre delay)
+and the feedback gain. Where the delay is clipped (1 ms floor) the gradient w.r.t. rate/depth/centre delay is zero,
+as the true function is flat there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numba
+import numpy as np
+import torch
+
+from fxmatch.effects.spec import EffectSpec, ParamSpec, as_batch_param
+
+SPEC = EffectSpec(
+    name="Chorus",
+    params=(
+        ParamSpec("rate_hz", "Hz", 0.2, 4.0, "log", 1.0, "LFO rate of the delay modulation"),
+        ParamSpec("depth", "", 0.1, 0.9, "linear", 0.25, "modulation depth (delay swing = 10 ms * depth)"),
+        ParamSpec("centre_delay_ms", "ms", 3.0, 20.0, "linear", 7.0, "centre of the modulated delay"),
+        ParamSpec("feedback", "", 0.0, 0.5, "linear", 0.0, "gain of the delayed signal fed back to the input"),
+        ParamSpec("mix", "", 0.2, 0.8, "linear", 0.5, "wet proportion (linear dry/wet rule)"),
+    ),
+    description="sine-LFO modulated fractional delay with feedback, mixed with the dry signal",
+)
+
+_MAX_MODULATION_MS = 20.0  # JUCE maximumDelayModulation
+_MIN_DELAY_MS = 1.0
+_MAX_CENTRE_DELAY_MS = 100.0
+_MAX_DEPTH = 1.0
+
+
+@numba.njit(cache=True)
+def _lfo_phase_f32(rate_hz: np.ndarray, sample_rate: float, n_samples: int) -> np.ndarray:
+    """Exact float32 LFO phase accumulator of JUCE's Oscillator: `[batch]` rates -> `[batch, samples]` radians."""
+    two_pi = np.float32(2.0 * math.pi)
+    base = np.float32(two_pi / np.float32(sample_rate))
+    out = np.empty((rate_hz.shape[0], n_samples), dtype=np.float64)
+    for b in range(rate_hz.shape[0]):
+        inc = np.float32(base * np.float32(rate_hz[b]))
+        phase = np.float32(0.0)
+        for n in range(n_samples):
+            out[b, n] = phase
+            nxt = np.float32(phase + inc)
+            while nxt >= two_pi:
+                nxt = np.float32(nxt - two_pi)
+            phase = nxt
+    return out
+
+
+@numba.njit(cache=True)
+def _delay_forward(x: np.ndarray, delay: np.ndarray, feedback: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Feedback delay: x `[B, C, N]`, delay `[B, N]` samples, feedback `[B]` -> (w, y) `[B, C, N]` each."""
+    n_batch, n_channels, n_samples = x.shape
+    w = np.zeros_like(x)
+    y = np.zeros_like(x)
+    for b in range(n_batch):
+        g = feedback[b]
+        for c in range(n_channels):
+            last = 0.0
+            for n in range(n_samples):
+                w[b, c, n] = x[b, c, n] - g * last
+                d = delay[b, n]
+                di = math.floor(d)
+                frac = d - di
+                i1 = n - di
+                a = w[b, c, i1] if i1 >= 0 else 0.0
+                a2 = w[b, c, i1 - 1] if i1 >= 1 else 0.0
+                out = a + frac * (a2 - a)
+                y[b, c, n] = out
+                last = out
+    return w, y
+
+
+@numba.njit(cache=True)
+def _delay_backward(
+    grad_y: np.ndarray, w: np.ndarray, y: np.ndarray, delay: np.ndarray, feedback: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Adjoint of `_delay_forward`: returns (grad_x `[B, C, N]`, grad_delay `[B, N]`, grad_feedback `[B]`)."""
+    n_batch, n_channels, n_samples = grad_y.shape
+    grad_x = np.zeros_like(grad_y)
+    grad_d = np.zeros((n_batch, n_samples), dtype=grad_y.dtype)
+    grad_g = np.zeros(n_batch, dtype=grad_y.dtype)
+    w_bar = np.zeros(n_samples + 1, dtype=grad_y.dtype)
+    for b in range(n_batch):
+        g = feedback[b]
+        for c in range(n_channels):
+            w_bar[:] = 0.0
+            acc_g = 0.0
+            for n in range(n_samples - 1, -1, -1):
+                # y[n] feeds w[n + 1] = x[n + 1] - g * y[n]; w_bar[n + 1] is complete (all readers are later).
+                y_bar = grad_y[b, c, n] - g * w_bar[n + 1]
+                d = delay[b, n]
+                di = math.floor(d)
+                frac = d - di
+                i1 = n - di
+                a = 0.0
+                a2 = 0.0
+                if i1 >= 0:
+                    a = w[b, c, i1]
+                    w_bar[i1] += y_bar * (1.0 - frac)
+                if i1 >= 1:
+                    a2 = w[b, c, i1 - 1]
+                    w_bar[i1 - 1] += y_bar * frac
+                grad_d[b, n] += y_bar * (a2 - a)
+                # w_bar[n] is now complete (readers of w[n] are at times >= n).
+                grad_x[b, c, n] = w_bar[n]
+                if n >= 1:
+                    acc_g -= w_bar[n] * y[b, c, n - 1]
+            grad_g[b] += acc_g
+    return grad_x, grad_d, grad_g
+
+
+class _FeedbackDelay(torch.autograd.Function):
+    """Time-varying fractional feedback delay (JUCE Chorus core) with a numba forward and adjoint backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, delay: torch.Tensor, feedback: torch.Tensor) -> torch.Tensor:
+        xn = x.detach().to("cpu", torch.float64).contiguous().numpy()
+        dn = delay.detach().to("cpu", torch.float64).contiguous().numpy()
+        gn = feedback.detach().to("cpu", torch.float64).contiguous().numpy()
+        w, y = _delay_forward(xn, dn, gn)
+        ctx.arrays = (w, y, dn, gn)
+        ctx.meta = (x.dtype, x.device, delay.dtype, feedback.dtype)
+        return torch.from_numpy(y).to(device=x.device, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_y: torch.Tensor):
+        w, y, dn, gn = ctx.arrays
+        x_dtype, device, d_dtype, g_dtype = ctx.meta
+        gy = grad_y.detach().to("cpu", torch.float64).contiguous().numpy()
+        grad_x, grad_d, grad_g = _delay_backward(gy, w, y, dn, gn)
+        out_x = torch.from_numpy(grad_x).to(device=device, dtype=x_dtype) if ctx.needs_input_grad[0] else None
+        out_d = torch.from_numpy(grad_d).to(device=device, dtype=d_dtype) if ctx.needs_input_grad[1] else None
+        out_g = torch.from_numpy(grad_g).to(device=device, dtype=g_dtype) if ctx.needs_input_grad[2] else None
+        return out_x, out_d, out_g
+
+
+def lfo_phase(rate_hz: torch.Tensor, n_samples: int, sample_rate: float) -> torch.Tensor:
+    """LFO phase `[batch, samples]` in rad: exact float32 accumulator value, gradient of `2*pi*rate_hz*n/sr`."""
+    n = torch.arange(n_samples, device=rate_hz.device, dtype=torch.float64)
+    ideal = (2.0 * math.pi / sample_rate) * rate_hz.to(torch.float64)[:, None] * n
+    exact = _lfo_phase_f32(rate_hz.detach().to("cpu", torch.float64).numpy(), float(sample_rate), n_samples)
+    exact_t = torch.from_numpy(exact).to(rate_hz.device)
+    return ideal + (exact_t - ideal.detach())
+
+
+def delay_samples(
+    rate_hz: torch.Tensor, depth: torch.Tensor, centre_delay_ms: torch.Tensor, n_samples: int, sample_rate: float
+) -> torch.Tensor:
+    """Modulated delay `[batch, samples]` in samples (float64) from `[batch]` rate (Hz), depth, centre delay (ms)."""
+    phase = lfo_phase(rate_hz, n_samples, sample_rate)
+    lfo = -torch.sin(phase)  # sin(phase - pi)
+    centre = centre_delay_ms.to(torch.float64).clamp(_MIN_DELAY_MS, _MAX_CENTRE_DELAY_MS)
+    swing_ms = _MAX_MODULATION_MS * 0.5 * depth.to(torch.float64)
+    delay_ms = torch.clamp_min(swing_ms[:, None] * lfo + centre[:, None], _MIN_DELAY_MS)
+    max_delay = math.ceil((_MAX_MODULATION_MS * _MAX_DEPTH * 0.5 + _MAX_CENTRE_DELAY_MS) * sample_rate / 1000.0)
+    return torch.clamp_max(delay_ms * (sample_rate / 1000.0), float(max_delay))
+
+
+def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_rate: float) -> torch.Tensor:
+    """Chorus `x` `[batch, channels, samples]` with `[batch]` params in pedalboard units; same shape and dtype out."""
+    batch, _, n_samples = x.shape
+    rate_hz = as_batch_param(params["rate_hz"], batch, x)
+    depth = as_batch_param(params["depth"], batch, x)
+    centre_delay_ms = as_batch_param(params["centre_delay_ms"], batch, x)
+    feedback = as_batch_param(params["feedback"], batch, x)
+    mix = as_batch_param(params["mix"], batch, x).clamp(0.0, 1.0)
+    delay = delay_samples(rate_hz, depth, centre_delay_ms, n_samples, float(sample_rate))
+    x64 = x.to(torch.float64)
+    wet = _FeedbackDelay.apply(x64, delay, feedback.to(torch.float64))
+    mix64 = mix.to(torch.float64)[:, None, None]
+    return (mix64 * wet + (1.0 - mix64) * x64).to(x.dtype)
