@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from fxmatch.errors import FxmatchInputError
 
@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as exc:  # noqa: BLE001 - the one place unexpected failures become exit code 1
+    except Exception as exc:
         if os.environ.get("FXMATCH_DEBUG"):
             raise
         print(f"fxmatch: unexpected failure: {type(exc).__name__}: {exc} (set FXMATCH_DEBUG=1 for details)",

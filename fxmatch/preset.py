@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import jsonschema
 
@@ -78,7 +79,7 @@ class Preset:
     @classmethod
     def from_chain(
         cls, chain: Sequence[tuple[str, Mapping[str, float]]], estimate: Mapping[str, Any] | None = None
-    ) -> "Preset":
+    ) -> Preset:
         preset = cls([EffectSettings(n, {k: float(v) for k, v in p.items()}) for n, p in chain],
                      dict(estimate) if estimate else None)
         validate_preset_dict(preset.to_dict())

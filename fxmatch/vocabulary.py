@@ -9,8 +9,9 @@ slice of one normalised parameter vector of width `n_params` (the sum over effec
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from fxmatch.effects import EFFECT_NAMES, get_spec
 from fxmatch.effects.spec import EffectSpec
@@ -37,7 +38,7 @@ class ChainVocabulary:
     def _enumerate(self) -> list[ChainNames]:
         names = [e.name for e in self.effects]
         out: list[ChainNames] = []
-        for length in range(0, self.max_length + 1):
+        for length in range(self.max_length + 1):
             for combo in itertools.combinations(names, length):
                 if self.allow_permutations:
                     out.extend(itertools.permutations(combo))
@@ -46,7 +47,7 @@ class ChainVocabulary:
         return out
 
     @classmethod
-    def default(cls) -> "ChainVocabulary":
+    def default(cls) -> ChainVocabulary:
         """DESIGN.md's default: 7 effects, chains of 0 to 3 effects in canonical order (64 chains)."""
         return cls(effects=tuple(get_spec(n) for n in EFFECT_NAMES), max_length=3)
 
@@ -106,7 +107,7 @@ class ChainVocabulary:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ChainVocabulary":
+    def from_dict(cls, data: Mapping[str, Any]) -> ChainVocabulary:
         effects = tuple(EffectSpec.from_dict(e) for e in data["effects"])
         chains = tuple(tuple(c) for c in data.get("chains", ()))
         return cls(

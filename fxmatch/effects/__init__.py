@@ -8,8 +8,8 @@ reproduces `pedalboard.<SPEC.name>(**params)` on the same input.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import torch
 
@@ -61,4 +61,4 @@ def get_spec(name: str) -> EffectSpec:
     return get_effect(name).spec
 
 
-__all__ = ["Effect", "EffectSpec", "ParamSpec", "EFFECT_NAMES", "get_effect", "get_spec"]
+__all__ = ["EFFECT_NAMES", "Effect", "EffectSpec", "ParamSpec", "get_effect", "get_spec"]

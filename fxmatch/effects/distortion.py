@@ -5,7 +5,7 @@ pedalboard reference: `y = tanh(x * 10 ** (drive_db / 20))`, memoryless and iden
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 

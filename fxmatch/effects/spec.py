@@ -7,8 +7,9 @@ generic rule (linear or log scale), and an `EffectSpec` groups the parameters of
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -82,7 +83,7 @@ class ParamSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ParamSpec":
+    def from_dict(cls, data: Mapping[str, Any]) -> ParamSpec:
         """Inverse of `to_dict`."""
         return cls(
             name=str(data["name"]),
@@ -148,7 +149,7 @@ class EffectSpec:
         return {"name": self.name, "params": [p.to_dict() for p in self.params]}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "EffectSpec":
+    def from_dict(cls, data: Mapping[str, Any]) -> EffectSpec:
         return cls(name=str(data["name"]), params=tuple(ParamSpec.from_dict(p) for p in data["params"]))
 
 
