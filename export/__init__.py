@@ -1,0 +1,6 @@
+"""ONNX export with embedded metadata and parity checks (`fxmatch export CKPT OUT.onnx`).
+
+`export.onnx_export` holds the exporter (it imports torch and `training`); the runtime that reads the exported
+files is `fxmatch.inference` (no torch needed there). Nothing is imported here, so that listing the `fxmatch`
+subcommands stays cheap.
+"""

@@ -1,0 +1,372 @@
+"""Export a trained encoder to a self-describing ONNX file and check it against PyTorch.
+
+The graph holds the whole encoder, log-mel front-end included: input `audio` float32 `[batch, samples]` (mono, at
+the model's rate, dynamic batch and length), outputs `chain_logits` `[batch, n_chains]` and `params`
+`[batch, n_chains, n_params]` in [0, 1]. `metadata_props` carry, as JSON strings, everything the runtime
+(`fxmatch.inference`) needs to decode the outputs: see `build_metadata`.
+
+The file is written atomically: exported to a temporary file next to the target, checked with onnx's checker,
+compared with PyTorch in onnxruntime, and only then renamed onto the target. A failed check leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import onnx
+import torch
+
+from fxmatch import __version__ as fxmatch_version
+from fxmatch import testsignals
+from fxmatch.audio_io import atomic_write
+from fxmatch.errors import FxmatchInputError
+from fxmatch.inference import (
+    INPUT_NAME,
+    META_FORMAT,
+    META_MODEL,
+    META_SAMPLE_RATE,
+    META_TRAINING_DATA,
+    META_VOCABULARY,
+    META_WINDOW,
+    MODEL_FORMAT,
+    MODEL_FORMAT_VERSION,
+    OUTPUT_NAMES,
+)
+from training.model import Encoder
+
+log = logging.getLogger("fxmatch.export")
+
+DEFAULT_OPSET = 17
+DEFAULT_WINDOW_SECONDS = 2.0
+#: parity limit: max |onnx - torch| <= PARITY_RTOL * max(1, max |torch|) for each output
+PARITY_RTOL = 1e-4
+
+#: accepted names of the checkpoint's parts (the trainer's names first)
+_CONFIG_KEYS = ("encoder_config", "config")
+_STATE_KEYS = ("model_state", "state_dict", "model")
+_DATA_KEYS = ("training_data", "data", "data_description")
+
+
+class ParityError(RuntimeError):
+    """The exported model disagrees with PyTorch beyond the tolerance (exit code 1: a bug, not bad input)."""
+
+
+@dataclass
+class ExportReport:
+    """What `export_checkpoint` did: where, how big, and the parity figures."""
+
+    path: Path
+    size_bytes: int
+    metadata: dict[str, Any]
+    parity: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[Encoder, dict[str, Any]]:
+    """Load a training checkpoint (`torch.load(weights_only=True)`) -> (encoder in eval mode, checkpoint dict).
+
+    Accepted layout (the trainer's): a dict with `encoder_config` (`Encoder.config`: {"encoder": ..., "vocabulary":
+    ...}), optionally `vocabulary` (`ChainVocabulary.to_dict()`, used when the config lacks it) and `model_state`
+    (the state dict). Anything else (missing file, not a torch file, a foreign pickle, wrong keys, weights that do
+    not fit the config) is an FxmatchInputError naming the problem.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FxmatchInputError(f"{p}: no such checkpoint file")
+    if p.is_dir():
+        raise FxmatchInputError(f"{p}: is a folder, not a checkpoint file")
+    if p.stat().st_size == 0:
+        raise FxmatchInputError(f"{p}: empty checkpoint file")
+    try:
+        ckpt = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for foreign files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FxmatchInputError(f"{p}: not a loadable fxmatch checkpoint ({first[:160]})") from None
+    if not isinstance(ckpt, dict):
+        raise FxmatchInputError(f"{p}: not an fxmatch checkpoint (holds a {type(ckpt).__name__}, not a dict)")
+    config = _first(ckpt, _CONFIG_KEYS)
+    state = _first(ckpt, _STATE_KEYS)
+    if config is None or state is None:
+        raise FxmatchInputError(
+            f"{p}: not an fxmatch checkpoint (needs '{_CONFIG_KEYS[0]}' and '{_STATE_KEYS[0]}'; "
+            f"has {', '.join(sorted(map(str, ckpt))) or 'nothing'})"
+        )
+    if not isinstance(config, Mapping) or "encoder" not in config:
+        raise FxmatchInputError(f"{p}: checkpoint field '{_CONFIG_KEYS[0]}' has no 'encoder' sizes")
+    config = dict(config)
+    if "vocabulary" not in config:
+        if not isinstance(ckpt.get("vocabulary"), Mapping):
+            raise FxmatchInputError(f"{p}: checkpoint has no vocabulary")
+        config["vocabulary"] = ckpt["vocabulary"]
+    try:
+        encoder = Encoder.from_config(config)
+    except Exception as exc:  # noqa: BLE001
+        raise FxmatchInputError(f"{p}: checkpoint config does not build an encoder ({type(exc).__name__}: {exc})") \
+            from None
+    if not isinstance(state, Mapping):
+        raise FxmatchInputError(f"{p}: checkpoint field 'model_state' is not a state dict")
+    try:
+        encoder.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise FxmatchInputError(f"{p}: checkpoint weights do not fit its config ({first[:160]})") from None
+    encoder.eval()
+    return encoder, ckpt
+
+
+def _first(d: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    for k in keys:
+        if k in d:
+            return d[k]
+    return None
+
+
+def _find_value(obj: Any, keys: tuple[str, ...], depth: int = 0) -> Any:
+    """The first value under one of `keys` anywhere in nested dicts (breadth before depth), else None."""
+    if depth > 6 or not isinstance(obj, Mapping):
+        return None
+    for k in keys:
+        if k in obj and isinstance(obj[k], (int, float)) and not isinstance(obj[k], bool):
+            return obj[k]
+    for v in obj.values():
+        found = _find_value(v, keys, depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def _plain(obj: Any, depth: int = 0) -> Any:
+    """A JSON-ready copy of `obj` (tensors and other non-JSON values dropped or stringified)."""
+    if depth > 12:
+        return None
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v, depth + 1) for k, v in obj.items() if not isinstance(v, torch.Tensor)}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v, depth + 1) for v in obj if not isinstance(v, torch.Tensor)]
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, (np.integer, np.floating)):
+        return _plain(obj.item(), depth + 1)
+    return str(obj)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# metadata
+
+
+def build_metadata(
+    encoder: Encoder,
+    checkpoint: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    version: str | None = None,
+    window_seconds: float | None = None,
+    hop_seconds: float | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    opset: int = DEFAULT_OPSET,
+) -> dict[str, Any]:
+    """The model's metadata (values JSON-ready; `export_encoder` stores each as a JSON string).
+
+    Keys: `fxmatch_format`, `sample_rate`, `analysis_window` ({samples, seconds, hop_samples, hop_seconds}),
+    `vocabulary` (`ChainVocabulary.to_dict()`), `model` ({name, version}), `training_data` (the checkpoint's data
+    description, or a note that it was not recorded), `encoder_config`, `outputs`, `checkpoint`, `export`.
+    """
+    ckpt = dict(checkpoint or {})
+    sr = int(encoder.cfg.sample_rate)
+    if window_seconds is None:
+        found = _find_value(ckpt, ("analysis_window_seconds", "window_seconds", "clip_seconds"))
+        window_seconds = float(found) if found else DEFAULT_WINDOW_SECONDS
+        if not found:
+            log.warning("checkpoint does not record the clip length; using an analysis window of %.2f s",
+                        window_seconds)
+    if not window_seconds or window_seconds <= 0 or not math.isfinite(window_seconds):
+        raise FxmatchInputError(f"analysis window must be a positive number of seconds, got {window_seconds}")
+    window = int(round(window_seconds * sr))
+    hop = int(round((hop_seconds if hop_seconds else window_seconds / 2) * sr))
+    if hop <= 0:
+        raise FxmatchInputError(f"hop must be a positive number of seconds, got {hop_seconds}")
+    data = _first(ckpt, _DATA_KEYS)
+    training_data = _plain(data) if data is not None else {"description": "not recorded in the checkpoint"}
+    model_name = name or str(ckpt.get("model_name") or "fxmatch")
+    model_version = str(version or ckpt.get("model_version") or ckpt.get("version") or "1")
+    ckpt_info: dict[str, Any] = {}
+    if checkpoint_path is not None:
+        cp = Path(checkpoint_path)
+        ckpt_info = {"file": cp.name, "sha256": _sha256(cp)}
+    for key in ("step", "epoch", "metrics", "seed", "train_config", "created"):
+        if key in ckpt:
+            ckpt_info[key] = _plain(ckpt[key])
+    return {
+        META_FORMAT: {"format": MODEL_FORMAT, "version": MODEL_FORMAT_VERSION},
+        META_SAMPLE_RATE: sr,
+        META_WINDOW: {"samples": window, "seconds": window / sr, "hop_samples": hop, "hop_seconds": hop / sr},
+        META_VOCABULARY: encoder.vocab.to_dict(),
+        META_MODEL: {"name": model_name, "version": model_version},
+        META_TRAINING_DATA: training_data,
+        "encoder_config": _plain(encoder.config["encoder"]),
+        "outputs": {
+            "input": "audio: float32 [batch, samples], mono, at sample_rate",
+            "chain_logits": "float32 [batch, n_chains]: softmax gives the probability of each vocabulary chain",
+            "params": "float32 [batch, n_chains, n_params] in [0, 1]: chain k's values of effect e in "
+                      "params[:, k, slice_e] (vocabulary param_layout); map to units with each param's "
+                      "range and scale",
+        },
+        "checkpoint": ckpt_info,
+        "export": {"fxmatch_version": fxmatch_version, "torch_version": torch.__version__,
+                   "onnx_opset": int(opset), "exporter": "torch.onnx (TorchScript)",
+                   "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")},
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# export and checks
+
+
+def to_onnx_model(encoder: Encoder, metadata: Mapping[str, Any], opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """Trace the encoder (legacy TorchScript exporter, dynamic batch and samples) and attach the metadata."""
+    encoder = encoder.eval()
+    window = int(metadata[META_WINDOW]["samples"])
+    example = torch.zeros(2, window)
+    example[:, ::97] = 0.1  # not all zeros; the trace does not depend on values
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            encoder, (example,), buf,
+            input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+            dynamic_axes={INPUT_NAME: {0: "batch", 1: "samples"}, OUTPUT_NAMES[0]: {0: "batch"},
+                          OUTPUT_NAMES[1]: {0: "batch"}},
+            opset_version=int(opset), do_constant_folding=True, dynamo=False,
+        )
+    model = onnx.load_from_string(buf.getvalue())
+    model.producer_name = "fxmatch"
+    model.producer_version = fxmatch_version
+    model.doc_string = (
+        "fxmatch effect-chain estimator: audio [batch, samples] -> chain_logits [batch, n_chains], "
+        "params [batch, n_chains, n_params] in [0, 1]; see metadata_props"
+    )
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key = key
+        entry.value = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    return model
+
+
+def parity_inputs(sample_rate: int, window: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Named test batches `[n, samples]`: random noise and real-ish audio (plucks, chord, noise bursts, impulses),
+    at the window length and at two other lengths (the graph has dynamic length)."""
+    rng = np.random.default_rng(seed)
+    seconds = window / sample_rate
+
+    def sig(kind: str, s: float, i: int) -> np.ndarray:
+        x = testsignals.make(kind, sample_rate, s, seed=seed + i)[0]
+        return x[: int(round(s * sample_rate))]
+
+    return {
+        "random": (rng.standard_normal((2, window)) * 0.1).astype(np.float32),
+        "audio": np.stack([sig(k, seconds, i) for i, k in enumerate(("pluck", "chord", "noise", "impulse"))]),
+        "audio_short": sig("pluck", 0.6 * seconds, 7)[None],
+        "audio_long": sig("chord", 1.7 * seconds, 8)[None],
+        "loud_random": np.clip(rng.standard_normal((1, window)), -1, 1).astype(np.float32),
+    }
+
+
+def parity_check(encoder: Encoder, onnx_path: str | os.PathLike, sample_rate: int, window: int,
+                 rtol: float = PARITY_RTOL) -> dict[str, Any]:
+    """Compare onnxruntime (CPU) with PyTorch on `parity_inputs`; raise ParityError above the limit.
+
+    The limit, per output and input: max |onnx - torch| <= rtol * max(1, max |torch|) (logits are compared
+    relative to their scale, params in [0, 1] absolutely).
+    """
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+    cases: dict[str, Any] = {}
+    worst_abs, worst_rel = 0.0, 0.0
+    for case, audio in parity_inputs(sample_rate, window).items():
+        got = sess.run(list(OUTPUT_NAMES), {INPUT_NAME: audio})
+        with torch.no_grad():
+            ref = [t.numpy() for t in encoder(torch.from_numpy(audio))]
+        row = {"shape": list(audio.shape)}
+        for name, g, r in zip(OUTPUT_NAMES, got, ref):
+            if g.shape != r.shape:
+                raise ParityError(f"{case}: output {name} has shape {g.shape} in ONNX, {r.shape} in PyTorch")
+            diff = float(np.max(np.abs(g.astype(np.float64) - r))) if r.size else 0.0
+            if not math.isfinite(diff):
+                raise ParityError(f"{case}: output {name} is not finite in ONNX or PyTorch")
+            rel = diff / max(1.0, float(np.max(np.abs(r))) if r.size else 1.0)
+            row[name] = {"max_abs": diff, "relative": rel}
+            worst_abs, worst_rel = max(worst_abs, diff), max(worst_rel, rel)
+        cases[case] = row
+    result = {"max_abs": worst_abs, "relative": worst_rel, "limit_relative": rtol, "cases": cases}
+    if worst_rel > rtol:
+        raise ParityError(
+            f"ONNX and PyTorch disagree: max abs difference {worst_abs:.3g} (relative {worst_rel:.3g} > {rtol:g})"
+        )
+    return result
+
+
+def export_encoder(encoder: Encoder, out_path: str | os.PathLike, metadata: Mapping[str, Any],
+                   opset: int = DEFAULT_OPSET, rtol: float = PARITY_RTOL) -> ExportReport:
+    """Write `encoder` to `out_path` atomically after onnx's checker and the parity check pass."""
+    out = Path(out_path)
+    if out.is_dir():
+        raise FxmatchInputError(f"{out}: is a folder; give the ONNX file's path")
+    model = to_onnx_model(encoder, metadata, opset)
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ParityError(f"onnx checker rejected the exported graph: {str(exc).splitlines()[0]}") from None
+    report = ExportReport(path=out, size_bytes=0, metadata=dict(metadata))
+
+    def _write(tmp: str) -> None:
+        onnx.save_model(model, tmp)
+        report.parity = parity_check(encoder, tmp, int(metadata[META_SAMPLE_RATE]),
+                                     int(metadata[META_WINDOW]["samples"]), rtol)
+        report.size_bytes = os.path.getsize(tmp)
+
+    atomic_write(out, _write, suffix=".onnx")
+    return report
+
+
+def export_checkpoint(ckpt_path: str | os.PathLike, out_path: str | os.PathLike, name: str | None = None,
+                      version: str | None = None, window_seconds: float | None = None,
+                      hop_seconds: float | None = None, opset: int = DEFAULT_OPSET,
+                      rtol: float = PARITY_RTOL) -> ExportReport:
+    """`fxmatch export`: checkpoint -> checked ONNX file with metadata."""
+    out = Path(out_path)
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise FxmatchInputError(f"{out}: folder {folder} does not exist")
+    encoder, ckpt = load_checkpoint(ckpt_path)
+    default_name = out.name.removesuffix(".onnx") or "fxmatch"
+    metadata = build_metadata(encoder, ckpt, name=name or ckpt.get("model_name") or default_name, version=version,
+                              window_seconds=window_seconds, hop_seconds=hop_seconds, checkpoint_path=ckpt_path,
+                              opset=opset)
+    return export_encoder(encoder, out, metadata, opset=opset, rtol=rtol)

@@ -1,0 +1,287 @@
+"""`fxmatch estimate TARGET [--dry DRY] [--model M.onnx] [--refine STEPS] [-o OUT.fxpreset.json] [--json]`.
+
+Estimates the effect chain and parameters of a processed recording (any rate, mono or stereo, any length) with an
+exported model: the estimate aggregates over analysis windows and says how consistent they were. With `--dry` (the
+same recording before processing, time-aligned) `--refine STEPS` runs a few Adam steps on the chosen chain's
+normalised params through the differentiable twins, minimising the multi-resolution STFT distance between
+twin(dry) and the target, and keeps whichever params are closer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fxmatch.errors import FxmatchInputError
+
+#: the shipped model, relative to the repository (or installed package) root
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "fxmatch-default.onnx"
+REFINE_LR = 0.1
+REFINE_MAX_RATE = 48000
+REFINE_READ_SECONDS = 120.0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", help="the processed recording (WAV, FLAC, ...; any rate, mono or stereo)")
+    parser.add_argument("--dry", help="the same recording before processing (time-aligned); enables --refine")
+    parser.add_argument("--model", help=f"exported ONNX model (default: {DEFAULT_MODEL.relative_to(DEFAULT_MODEL.parents[1])})")
+    parser.add_argument("--refine", type=int, metavar="STEPS", default=0,
+                        help="refine the params with STEPS gradient steps through the twins (needs --dry)")
+    parser.add_argument("--refine-seconds", type=float, default=4.0, metavar="S",
+                        help="length of the (loudest) excerpt used by --refine (default: 4 s)")
+    parser.add_argument("-o", "--output", help="write the preset here (.fxpreset.json, written atomically)")
+    parser.add_argument("--json", action="store_true", help="print the preset as JSON on stdout")
+    parser.add_argument("--top", type=int, default=3, help="number of alternative chains to report (default: 3)")
+    parser.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="onnxruntime execution provider (default: auto = CUDA when it works, else CPU)")
+    parser.add_argument("--threads", type=int, help="CPU threads for inference (default: all)")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.refine and not args.dry:
+        raise FxmatchInputError("estimate: --refine needs --dry (the unprocessed recording)")
+    if args.refine < 0:
+        raise FxmatchInputError(f"estimate: --refine STEPS must be >= 0, got {args.refine}")
+    if not args.refine_seconds > 0 or not math.isfinite(args.refine_seconds):
+        raise FxmatchInputError(f"estimate: --refine-seconds must be > 0, got {args.refine_seconds}")
+    if args.top < 0:
+        raise FxmatchInputError(f"estimate: --top must be >= 0, got {args.top}")
+    if args.threads is not None and args.threads < 1:
+        raise FxmatchInputError(f"estimate: --threads must be >= 1, got {args.threads}")
+    if args.output:
+        out = Path(args.output)
+        if out.is_dir():
+            raise FxmatchInputError(f"{out}: is a folder; give the preset file's path")
+        folder = out.parent if str(out.parent) else Path(".")
+        if not folder.is_dir():
+            raise FxmatchInputError(f"{out}: folder {folder} does not exist")
+
+
+def model_path(arg: str | None) -> Path:
+    """The `--model` argument, or the shipped default (clear error when it is absent)."""
+    if arg:
+        return Path(arg)
+    if not DEFAULT_MODEL.is_file():
+        raise FxmatchInputError(
+            f"no model given and the shipped model {DEFAULT_MODEL} is missing; pass --model M.onnx "
+            "(export one with `fxmatch export CKPT OUT.onnx`)"
+        )
+    return DEFAULT_MODEL
+
+
+def run(args: argparse.Namespace) -> int:
+    from fxmatch.audio_io import audio_info
+    from fxmatch.inference import EstimatorSession
+    from fxmatch.preset import Preset, write_preset
+
+    _check_args(args)
+    audio_info(args.target)  # fail fast on a missing or unreadable target
+    if args.dry:
+        audio_info(args.dry)
+    session = EstimatorSession(model_path(args.model), providers=args.provider, threads=args.threads)
+    t0 = time.perf_counter()
+    result = session.estimate_file(args.target, top=args.top + 1)
+    seconds = time.perf_counter() - t0
+    chain = result.best.params
+    refine_info: dict[str, Any] | None = None
+    if args.refine:
+        chain, refine_info = refine(result.best.chain, chain, args.dry, args.target, args.refine,
+                                    args.refine_seconds)
+    estimate: dict[str, Any] = {
+        "model": result.model,
+        "confidence": round(result.best.probability, 4),
+        "consistency": round(result.consistency, 4),
+        "windows": result.n_windows,
+        "alternatives": [{"chain": list(a.chain), "probability": round(a.probability, 4)}
+                         for a in result.alternatives],
+    }
+    if refine_info is not None:
+        estimate["refine"] = refine_info
+    preset = Preset.from_chain([(name, {k: round(v, 6) for k, v in p.items()}) for name, p in chain], estimate)
+    if args.output:
+        write_preset(args.output, preset)
+    if args.json:
+        from fxmatch.cli import print_json
+
+        print_json(preset.to_dict())
+    else:
+        print(format_table(args.target, result, preset, refine_info, seconds))
+    if args.output:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# human output
+
+
+def _fmt(v: float) -> str:
+    a = abs(v)
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def format_table(target: str, result, preset, refine_info: dict[str, Any] | None, seconds: float) -> str:
+    """The readable report of an estimate: chain, params with units, probability, consistency, alternatives."""
+    from fxmatch.effects import get_spec
+
+    ch = {1: "mono", 2: "stereo"}.get(result.channels, f"{result.channels} ch")
+    lines = [
+        f"{target}: {result.duration_s:.2f} s, {result.sample_rate} Hz, {ch}",
+        f"model {result.model} on {result.provider}: {result.n_windows} windows analysed"
+        + (f", {result.n_silent} silent skipped" if result.n_silent else "") + f" in {seconds:.2f} s",
+        "",
+        f"chain        {' -> '.join(preset.effect_names) or '(no effect)'}",
+        f"probability  {result.best.probability:.3f}",
+        f"consistency  {result.consistency:.2f} ({round(result.consistency * result.n_windows)} of "
+        f"{result.n_windows} windows agree)",
+    ]
+    if preset.chain:
+        lines.append("params")
+        width = max(len(p) for e in preset.chain for p in e.params) if any(e.params for e in preset.chain) else 0
+        for e in preset.chain:
+            spec = get_spec(e.effect)
+            for i, (name, value) in enumerate(e.params.items()):
+                unit = spec.param(name).unit if name in spec.param_names else ""
+                head = f"  {e.effect:<12}" if i == 0 else " " * 14
+                lines.append(f"{head} {name:<{width}}  {_fmt(value):>8} {unit}".rstrip())
+    if result.alternatives:
+        lines.append("alternatives")
+        for a in result.alternatives:
+            lines.append(f"  {a.probability:.3f}  {a.label}")
+    if refine_info is not None:
+        lines.append(
+            f"refine       {refine_info['steps']} steps on {refine_info['seconds']:.2f} s: MRSTFT distance "
+            f"{refine_info['distance_before']:.4f} -> {refine_info['distance_after']:.4f} "
+            f"(kept the {refine_info['kept']} params)"
+        )
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# inference-time refinement through the twins
+
+
+def _read_head(path: str, max_seconds: float, mono: bool) -> tuple[np.ndarray, int]:
+    """The first `max_seconds` of a file as float32 `[channels, samples]` (validated, streamed; bounded memory)."""
+    from fxmatch.audio_io import audio_info, iter_audio_blocks
+
+    rate = audio_info(path)[0]
+    limit = int(max_seconds * rate)
+    parts, n = [], 0
+    for block in iter_audio_blocks(path, 65536):
+        parts.append(block.mean(axis=0, keepdims=True, dtype=np.float32) if mono else block)
+        n += block.shape[1]
+        if n >= limit:
+            break
+    return np.concatenate(parts, axis=1)[:, :limit], rate
+
+
+def _resample(x: np.ndarray, rate: int, to: int) -> np.ndarray:
+    """`[channels, samples]` from `rate` to `to` (soxr, high quality)."""
+    if rate == to:
+        return x
+    import soxr
+
+    out = soxr.resample(np.ascontiguousarray(x.T), rate, to, quality="HQ")
+    return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, x.shape[0]).T)
+
+
+def _loudest_excerpt(target: np.ndarray, length: int, step: int) -> int:
+    """Start of the `length`-sample excerpt of `target` with the most energy (on a grid of `step`)."""
+    if target.size <= length:
+        return 0
+    energy = np.concatenate([[0.0], np.cumsum(np.square(target, dtype=np.float64))])
+    starts = np.arange(0, target.size - length + 1, max(1, step))
+    return int(starts[np.argmax(energy[starts + length] - energy[starts])])
+
+
+def refine(chain_names, chain_params, dry_path: str, target_path: str, steps: int, seconds: float = 4.0,
+           lr: float = REFINE_LR) -> tuple[list[tuple[str, dict[str, float]]], dict[str, Any]]:
+    """Adam on the chain's normalised params (logit space) minimising mrstft_distance(twins(dry), target).
+
+    Both files keep their channels when they have the same number (the twins are not linear: distorting a mono
+    mix-down is not the mix-down of a distorted stereo file), else both are mixed to mono; they are brought to one
+    rate (the target's, at most 48 kHz), trimmed to their common length, and the loudest `seconds` of the target with the matching dry excerpt are used. Returns the better of
+    the encoder's and the refined params, and a report {steps, seconds, distance_before, distance_after, kept}.
+    """
+    import torch
+
+    from fxmatch.effects.chain import Chain
+    from fxmatch.inference import SILENCE_DBFS, rms_dbfs
+    from fxmatch.metrics import mrstft_distance
+
+    from fxmatch.audio_io import audio_info
+
+    mono = audio_info(dry_path)[1] != audio_info(target_path)[1]
+    dry, dry_rate = _read_head(dry_path, REFINE_READ_SECONDS, mono)
+    tgt, tgt_rate = _read_head(target_path, REFINE_READ_SECONDS, mono)
+    rate = min(tgt_rate, REFINE_MAX_RATE)
+    dry, tgt = _resample(dry, dry_rate, rate), _resample(tgt, tgt_rate, rate)
+    n = min(dry.shape[1], tgt.shape[1])
+    if n < int(0.1 * rate):
+        raise FxmatchInputError(f"{dry_path}: dry and target overlap for less than 0.1 s; nothing to refine on")
+    length = min(n, int(seconds * rate))
+    start = _loudest_excerpt(tgt[:, :n].mean(axis=0), length, rate // 10)
+    dry, tgt = dry[:, start : start + length], tgt[:, start : start + length]
+    if rms_dbfs(dry) < SILENCE_DBFS:
+        raise FxmatchInputError(f"{dry_path}: the dry recording is silent where the target is loudest")
+
+    chain = Chain(list(chain_names))
+    x = torch.from_numpy(np.ascontiguousarray(dry))[None]
+    y = torch.from_numpy(np.ascontiguousarray(tgt))[None]
+    report: dict[str, Any] = {"steps": int(steps), "seconds": round(length / rate, 3), "sample_rate": rate,
+                              "channels": int(dry.shape[0])}
+    if len(chain) == 0:
+        with torch.no_grad():
+            d = float(mrstft_distance(x, y))
+        report.update(distance_before=d, distance_after=d, kept="encoder")
+        return list(chain_params), report
+
+    units = dict(chain_params)
+    u0 = np.concatenate([np.atleast_1d(e.spec.normalise(units[e.name])) for e in chain.effects])
+    u0 = np.clip(u0.astype(np.float64), 1e-3, 1 - 1e-3)
+    z = torch.tensor(np.log(u0 / (1 - u0)), dtype=torch.float32, requires_grad=True)
+    opt = torch.optim.Adam([z], lr=lr)
+    history: list[tuple[float, np.ndarray]] = []
+    for step in range(int(steps) + 1):
+        u = torch.sigmoid(z)
+        dist = mrstft_distance(chain.process_normalised(x, u[None], float(rate)), y)
+        d = float(dist.detach())
+        if not math.isfinite(d):
+            break
+        history.append((d, u.detach().numpy().astype(np.float64).copy()))
+        if step == steps:
+            break
+        opt.zero_grad()
+        dist.backward()
+        if not torch.all(torch.isfinite(z.grad)):
+            break
+        opt.step()
+    if not history:
+        raise RuntimeError("refine: the twins produced a non-finite distance for the encoder's estimate")
+    before = history[0][0]
+    best_d, best_u = min(history, key=lambda h: h[0])
+    kept = "refined" if best_d < before else "encoder"
+    report.update(distance_before=before, distance_after=best_d, kept=kept)
+    if kept == "encoder":
+        return list(chain_params), report
+    out, start_i = [], 0
+    for e in chain.effects:
+        vals = best_u[start_i : start_i + e.spec.n_params]
+        start_i += e.spec.n_params
+        lo_hi = [p.valid_range for p in e.spec.params]
+        out.append((e.name, {p.name: float(np.clip(p.denormalise(float(v)), *r))
+                             for p, v, r in zip(e.spec.params, vals, lo_hi)}))
+    return out, report

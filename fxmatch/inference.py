@@ -1,0 +1,603 @@
+"""The inference runtime: an exported fxmatch ONNX model -> ranked (chain, params, probability) estimates.
+
+Needs numpy, onnxruntime and soxr only (no torch, no `training`), so the real-time engine and the GUI can use it.
+Everything needed to decode the outputs comes from the model's `metadata_props` (DESIGN.md "ONNX model
+contract"): sample rate, analysis window, the chain vocabulary with parameter names, units, ranges and scales.
+
+    session = EstimatorSession("models/fxmatch-default.onnx")      # CUDA when it really works, else CPU
+    result = session.estimate_file("target.wav")                    # any rate, mono or stereo, any length
+    result.best.chain, result.best.params, result.best.probability, result.consistency
+
+A long file is cut into analysis windows (hop = half a window unless the model says otherwise), silent windows are
+skipped, the chain probabilities are averaged over windows, the params of each chain are averaged over windows
+weighted by that chain's probability, and `consistency` is the fraction of windows whose own top chain is the
+aggregate's top chain. Files are streamed in blocks (bounded memory whatever their length).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from fxmatch.errors import FxmatchInputError
+
+log = logging.getLogger("fxmatch.inference")
+
+#: `metadata_props` keys written by `export` and read here (each value a JSON string).
+META_FORMAT = "fxmatch_format"
+META_SAMPLE_RATE = "sample_rate"
+META_WINDOW = "analysis_window"
+META_VOCABULARY = "vocabulary"
+META_MODEL = "model"
+META_TRAINING_DATA = "training_data"
+MODEL_FORMAT = "fxmatch-onnx-model"
+MODEL_FORMAT_VERSION = 1
+REQUIRED_METADATA = (META_FORMAT, META_SAMPLE_RATE, META_WINDOW, META_VOCABULARY, META_MODEL)
+
+INPUT_NAME = "audio"
+OUTPUT_NAMES = ("chain_logits", "params")
+
+#: windows whose RMS is below this level (dBFS) are skipped as silent.
+SILENCE_DBFS = -70.0
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# model description (a torch-free reading of the vocabulary dict that `ChainVocabulary.to_dict` writes)
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One parameter of an effect: pedalboard name, unit, range and scale (linear or log)."""
+
+    name: str
+    unit: str
+    minimum: float
+    maximum: float
+    scale: str = "linear"
+
+    def denormalise(self, unit_value: float) -> float:
+        """[0, 1] (clipped) -> value in units."""
+        u = min(max(float(unit_value), 0.0), 1.0)
+        if self.scale == "log":
+            lo, hi = math.log(self.minimum), math.log(self.maximum)
+            return float(math.exp(lo + u * (hi - lo)))
+        return float(self.minimum + u * (self.maximum - self.minimum))
+
+    def normalise(self, value: float) -> float:
+        """Value in units -> [0, 1] (not clipped)."""
+        if self.scale == "log":
+            lo, hi = math.log(self.minimum), math.log(self.maximum)
+            return float((math.log(value) - lo) / (hi - lo))
+        return float((value - self.minimum) / (self.maximum - self.minimum))
+
+
+@dataclass(frozen=True)
+class EffectInfo:
+    """An effect of the model's vocabulary and where its values sit in the shared parameter vector."""
+
+    name: str
+    params: tuple[ParamInfo, ...]
+    offset: int
+
+    @property
+    def slice(self) -> slice:
+        return slice(self.offset, self.offset + len(self.params))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Everything the runtime reads from an exported model's metadata."""
+
+    name: str
+    version: str
+    sample_rate: int
+    window_samples: int
+    hop_samples: int
+    effects: tuple[EffectInfo, ...]
+    chains: tuple[tuple[str, ...], ...]
+    n_params: int
+    training_data: Any = None
+    metadata: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def n_chains(self) -> int:
+        return len(self.chains)
+
+    @property
+    def window_seconds(self) -> float:
+        return self.window_samples / self.sample_rate
+
+    @property
+    def label(self) -> str:
+        """`name-vVERSION` (the preset's `estimate.model`)."""
+        suffix = f"-v{self.version}"
+        return self.name if not self.version or self.name.endswith(suffix) else self.name + suffix
+
+    def effect(self, name: str) -> EffectInfo:
+        for e in self.effects:
+            if e.name == name:
+                return e
+        raise KeyError(f"effect {name!r} is not in the model's vocabulary")
+
+    def decode(self, chain_index: int, unit_params: Sequence[float]) -> list[tuple[str, dict[str, float]]]:
+        """Chain `chain_index` with its params in units, from a normalised vector in the shared layout."""
+        out = []
+        for name in self.chains[chain_index]:
+            e = self.effect(name)
+            values = unit_params[e.slice]
+            out.append((name, {p.name: p.denormalise(v) for p, v in zip(e.params, values)}))
+        return out
+
+    @classmethod
+    def from_metadata(cls, meta: Mapping[str, str], source: str = "model") -> "ModelInfo":
+        """Parse and validate `metadata_props` (FxmatchInputError naming the problem)."""
+        if META_FORMAT not in meta:
+            raise FxmatchInputError(
+                f"{source}: not an fxmatch model (no '{META_FORMAT}' metadata; export one with `fxmatch export`)"
+            )
+        missing = [k for k in REQUIRED_METADATA if k not in meta]
+        if missing:
+            raise FxmatchInputError(f"{source}: fxmatch model metadata lacks {', '.join(missing)}")
+        parsed: dict[str, Any] = {}
+        for key, text in meta.items():
+            try:
+                parsed[key] = json.loads(text)
+            except (TypeError, json.JSONDecodeError):
+                if key in REQUIRED_METADATA or key == META_TRAINING_DATA:
+                    raise FxmatchInputError(f"{source}: metadata '{key}' is not valid JSON") from None
+                parsed[key] = text
+        fmt = parsed[META_FORMAT]
+        if not isinstance(fmt, dict) or fmt.get("format") != MODEL_FORMAT:
+            raise FxmatchInputError(f"{source}: metadata '{META_FORMAT}' is not {MODEL_FORMAT!r}")
+        if fmt.get("version") != MODEL_FORMAT_VERSION:
+            raise FxmatchInputError(
+                f"{source}: model format version {fmt.get('version')!r} is not supported "
+                f"(this fxmatch reads version {MODEL_FORMAT_VERSION})"
+            )
+        try:
+            sample_rate = int(parsed[META_SAMPLE_RATE])
+            window = parsed[META_WINDOW]
+            window_samples = int(window["samples"])
+            hop_samples = int(window.get("hop_samples") or max(1, window_samples // 2))
+            model = parsed[META_MODEL]
+            name, version = str(model.get("name", "fxmatch")), str(model.get("version", ""))
+            effects, chains, n_params = _parse_vocabulary(parsed[META_VOCABULARY])
+        except FxmatchInputError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise FxmatchInputError(f"{source}: malformed fxmatch metadata ({type(exc).__name__}: {exc})") from None
+        if sample_rate <= 0 or window_samples <= 0 or hop_samples <= 0:
+            raise FxmatchInputError(f"{source}: metadata has a non-positive sample rate, window or hop")
+        return cls(name=name, version=version, sample_rate=sample_rate, window_samples=window_samples,
+                   hop_samples=hop_samples, effects=effects, chains=chains, n_params=n_params,
+                   training_data=parsed.get(META_TRAINING_DATA), metadata=parsed)
+
+
+def _parse_vocabulary(vocab: Mapping[str, Any]) -> tuple[tuple[EffectInfo, ...], tuple[tuple[str, ...], ...], int]:
+    effects, offset = [], 0
+    for e in vocab["effects"]:
+        params = []
+        for p in e["params"]:
+            scale = str(p.get("scale", "linear"))
+            lo, hi = float(p["minimum"]), float(p["maximum"])
+            if scale not in ("linear", "log") or not lo < hi or (scale == "log" and lo <= 0):
+                raise ValueError(f"parameter {e['name']}.{p['name']} has an invalid range or scale")
+            params.append(ParamInfo(str(p["name"]), str(p.get("unit", "")), lo, hi, scale))
+        effects.append(EffectInfo(str(e["name"]), tuple(params), offset))
+        offset += len(params)
+    names = {e.name for e in effects}
+    chains = tuple(tuple(str(n) for n in c) for c in vocab["chains"])
+    if not chains:
+        raise ValueError("the vocabulary lists no chains")
+    for c in chains:
+        unknown = [n for n in c if n not in names]
+        if unknown:
+            raise ValueError(f"chain {list(c)} uses effects outside the vocabulary: {unknown}")
+    return tuple(effects), chains, offset
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# results
+
+
+@dataclass
+class ChainEstimate:
+    """One candidate chain: effect names, params in units per effect, probability, normalised vector."""
+
+    chain: tuple[str, ...]
+    params: list[tuple[str, dict[str, float]]]
+    probability: float
+    chain_index: int
+    unit_params: np.ndarray = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        return " -> ".join(self.chain) if self.chain else "(no effect)"
+
+
+@dataclass
+class Estimate:
+    """Aggregate estimate over the analysis windows of a recording."""
+
+    ranked: list[ChainEstimate]
+    consistency: float
+    n_windows: int
+    n_silent: int
+    model: str
+    provider: str
+    duration_s: float = 0.0
+    sample_rate: int = 0
+    channels: int = 0
+
+    @property
+    def best(self) -> ChainEstimate:
+        return self.ranked[0]
+
+    @property
+    def alternatives(self) -> list[ChainEstimate]:
+        return self.ranked[1:]
+
+
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax (float64)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = z - np.max(z, axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+class WindowAggregator:
+    """Running aggregate over windows: mean probabilities, probability-weighted params, top-1 votes (O(chains))."""
+
+    def __init__(self, n_chains: int, n_params: int):
+        self.prob_sum = np.zeros(n_chains, dtype=np.float64)
+        self.weighted_params = np.zeros((n_chains, n_params), dtype=np.float64)
+        self.mean_params = np.zeros((n_chains, n_params), dtype=np.float64)
+        self.votes = np.zeros(n_chains, dtype=np.int64)
+        self.n = 0
+
+    def add(self, probs: np.ndarray, params: np.ndarray) -> None:
+        """Add windows: probs `[n, n_chains]`, params `[n, n_chains, n_params]` in [0, 1]."""
+        probs = np.asarray(probs, dtype=np.float64)
+        params = np.asarray(params, dtype=np.float64)
+        self.prob_sum += probs.sum(axis=0)
+        self.weighted_params += np.einsum("nk,nkp->kp", probs, params)
+        self.mean_params += params.sum(axis=0)
+        np.add.at(self.votes, probs.argmax(axis=1), 1)
+        self.n += probs.shape[0]
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(mean probabilities `[n_chains]`, params `[n_chains, n_params]`, vote fractions `[n_chains]`)."""
+        if self.n == 0:
+            raise ValueError("no windows were added")
+        probs = self.prob_sum / self.n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            params = self.weighted_params / self.prob_sum[:, None]
+        fallback = self.mean_params / self.n  # a chain with zero probability everywhere: plain mean
+        params = np.where(self.prob_sum[:, None] > 1e-300, params, fallback)
+        return probs, params, self.votes / self.n
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# windowing and resampling (streamed)
+
+
+def to_mono(audio: np.ndarray) -> np.ndarray:
+    """`[channels, samples]` or `[samples]` -> float32 `[samples]` (mean over channels)."""
+    a = np.asarray(audio, dtype=np.float32)
+    if a.ndim == 1:
+        return a
+    if a.ndim != 2:
+        raise FxmatchInputError(f"audio must be [channels, samples], got shape {a.shape}")
+    return a.mean(axis=0, dtype=np.float32) if a.shape[0] > 1 else a[0]
+
+
+class _Resampler:
+    """Streaming mono resampler (soxr, high quality); a pass-through when the rates match."""
+
+    def __init__(self, in_rate: int, out_rate: int):
+        self.identity = int(in_rate) == int(out_rate)
+        if not self.identity:
+            import soxr
+
+            self.stream = soxr.ResampleStream(float(in_rate), float(out_rate), 1, dtype="float32", quality="HQ")
+
+    def __call__(self, block: np.ndarray, last: bool = False) -> np.ndarray:
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        if self.identity:
+            return block
+        return np.asarray(self.stream.resample_chunk(block, last=last), dtype=np.float32).reshape(-1)
+
+
+def iter_windows(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterator[np.ndarray]:
+    """Cut a stream of mono blocks into windows of `window` samples every `hop` samples.
+
+    A stream shorter than one window gives one zero-padded window. When the last regular window leaves a tail of at
+    least half a hop, one more window aligned to the end of the stream covers it. Memory: about a window plus a block.
+    """
+    buf = np.zeros(0, dtype=np.float32)
+    buf_start = 0  # stream position of buf[0]
+    next_start = 0  # stream position of the next regular window
+    total = 0
+    last_end = 0
+    emitted = False
+    for block in blocks:
+        block = np.asarray(block, dtype=np.float32).reshape(-1)
+        if block.size == 0:
+            continue
+        buf = np.concatenate([buf, block]) if buf.size else block.copy()
+        total += block.size
+        while next_start + window <= total:
+            a = next_start - buf_start
+            yield buf[a : a + window].copy()
+            emitted = True
+            last_end = next_start + window
+            next_start += hop
+        keep_from = max(buf_start, min(next_start, total - window))
+        if keep_from > buf_start:
+            buf = buf[keep_from - buf_start :]
+            buf_start = keep_from
+    if total == 0:
+        return
+    if not emitted:
+        out = np.zeros(window, dtype=np.float32)
+        out[: buf.size] = buf[-window:]
+        yield out
+    elif total - last_end >= max(1, hop // 2):
+        a = total - window - buf_start
+        yield buf[a : a + window].copy()
+
+
+def rms_dbfs(x: np.ndarray) -> float:
+    """RMS level in dBFS (-inf for digital silence)."""
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+    return 20.0 * math.log10(rms) if rms > 0 else float("-inf")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# execution providers
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 (native libraries' messages) for the duration; what was said goes to debug log."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        try:
+            os.dup2(sink.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            said = sink.read().decode("utf-8", "replace").strip()
+            if said:
+                log.debug("onnxruntime said while trying CUDA: %s", said[-2000:])
+
+
+def _session_options(threads: int | None) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.log_severity_level = 3  # errors only; we report problems ourselves
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        so.intra_op_num_threads = int(threads)
+        so.inter_op_num_threads = 1
+    return so
+
+
+def _wants_cuda(providers: str | Sequence[str]) -> tuple[bool, bool]:
+    """(try CUDA, CUDA explicitly requested) for a `providers` argument."""
+    if isinstance(providers, str):
+        p = providers.lower()
+        if p in ("auto", ""):
+            return True, False
+        if p in ("cuda", CUDA.lower(), "gpu"):
+            return True, True
+        if p in ("cpu", CPU.lower()):
+            return False, False
+        raise FxmatchInputError(f"unknown execution provider {providers!r} (use auto, cuda or cpu)")
+    names = [str(n) for n in providers]
+    return CUDA in names, CUDA in names
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the session
+
+
+class EstimatorSession:
+    """An exported fxmatch model in onnxruntime, with its metadata and the decoding of its outputs.
+
+    `providers`: "auto" (CUDA when it really works, else CPU), "cuda" (the same, but says why CUDA was not used),
+    "cpu", or a list of onnxruntime provider names. Falls back to CPU quietly; logs once which provider runs.
+    `threads`: intra-op threads on CPU (None: onnxruntime's default, all cores).
+    """
+
+    def __init__(self, model_path: str | os.PathLike, providers: str | Sequence[str] = "auto",
+                 threads: int | None = None, batch_size: int = 8):
+        path = Path(model_path)
+        self.path = path
+        self.batch_size = max(1, int(batch_size))
+        if not path.exists():
+            raise FxmatchInputError(f"{path}: no such model file")
+        if path.is_dir():
+            raise FxmatchInputError(f"{path}: is a folder, not an ONNX model")
+        if path.stat().st_size == 0:
+            raise FxmatchInputError(f"{path}: empty model file")
+        ort.set_default_logger_severity(3)
+        try_cuda, explicit = _wants_cuda(providers)
+        self.session: ort.InferenceSession | None = None
+        why_not_cuda = ""
+        if try_cuda:
+            self.session, why_not_cuda = self._try_cuda(path, threads)
+        if self.session is None:
+            self.session = self._create(path, [CPU], threads)
+        self.provider = self.session.get_providers()[0]
+        self.info = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map, str(path))
+        self._check_signature()
+        self.why_not_cuda = why_not_cuda if explicit else ""
+        log.info("%s: running on %s%s", path.name, self.provider,
+                 f" (CUDA not used: {why_not_cuda})" if why_not_cuda else "")
+
+    # -- loading ---------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _create(path: Path, providers: list, threads: int | None) -> ort.InferenceSession:
+        try:
+            return ort.InferenceSession(str(path), _session_options(threads), providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types for bad files
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if len(msg) > 160:
+                msg = msg[:157] + "..."
+            raise FxmatchInputError(f"{path}: not a loadable ONNX model ({msg})") from None
+
+    def _try_cuda(self, path: Path, threads: int | None) -> tuple[ort.InferenceSession | None, str]:
+        if CUDA not in ort.get_available_providers():
+            return None, "this onnxruntime build has no CUDA provider"
+        ort.set_default_logger_severity(4)
+        try:
+            with _quiet_stderr():
+                try:
+                    sess = ort.InferenceSession(str(path), _session_options(threads), providers=[CUDA, CPU])
+                except Exception as exc:  # noqa: BLE001 - any failure here means: use the CPU
+                    return None, f"CUDA session failed: {str(exc).strip().splitlines()[0][:120] if str(exc) else exc}"
+                if sess.get_providers()[0] != CUDA:
+                    return None, "CUDA libraries or device unavailable"
+                try:  # a provider can load and still fail at run time (cuDNN, arch): run once to be sure
+                    meta = sess.get_modelmeta().custom_metadata_map
+                    window = json.loads(meta.get(META_WINDOW, "{}")).get("samples", 4096)
+                    sess.run(None, {sess.get_inputs()[0].name: np.zeros((1, int(window)), dtype=np.float32)})
+                except Exception as exc:  # noqa: BLE001
+                    return None, f"CUDA run failed: {str(exc).strip().splitlines()[0][:120] if str(exc) else exc}"
+                return sess, ""
+        finally:
+            ort.set_default_logger_severity(3)
+
+    def _check_signature(self) -> None:
+        inputs = self.session.get_inputs()
+        outputs = [o.name for o in self.session.get_outputs()]
+        if len(inputs) != 1 or inputs[0].name != INPUT_NAME:
+            raise FxmatchInputError(
+                f"{self.path}: expected one input named {INPUT_NAME!r}, the model has {[i.name for i in inputs]}"
+            )
+        missing = [n for n in OUTPUT_NAMES if n not in outputs]
+        if missing:
+            raise FxmatchInputError(f"{self.path}: the model has no output {', '.join(missing)} (has {outputs})")
+
+    # -- inference -------------------------------------------------------------------------------------------------
+
+    def run(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw outputs for `[n, samples]` mono audio at the model's rate: logits `[n, C]`, params `[n, C, P]`."""
+        a = np.ascontiguousarray(audio, dtype=np.float32)
+        if a.ndim == 1:
+            a = a[None]
+        if a.ndim != 2 or a.shape[1] == 0:
+            raise FxmatchInputError(f"audio must be [windows, samples] with samples > 0, got shape {a.shape}")
+        logits, params = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: a})
+        return logits, params
+
+    def estimate_windows(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities `[n, n_chains]` and normalised params `[n, n_chains, n_params]` of `[n, samples]` windows
+        (mono, at `info.sample_rate`), run in batches of `batch_size`."""
+        a = np.asarray(audio, dtype=np.float32)
+        if a.ndim == 1:
+            a = a[None]
+        probs, params = [], []
+        for i in range(0, a.shape[0], self.batch_size):
+            logits, p = self.run(a[i : i + self.batch_size])
+            probs.append(softmax(logits, axis=-1))
+            params.append(p)
+        return np.concatenate(probs), np.concatenate(params)
+
+    def decode(self, probs: np.ndarray, params: np.ndarray, top: int | None = None) -> list[ChainEstimate]:
+        """Rank one window's (or an aggregate's) chains: probs `[n_chains]`, params `[n_chains, n_params]`."""
+        probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+        params = np.asarray(params, dtype=np.float64).reshape(probs.size, -1)
+        order = np.argsort(-probs, kind="stable")
+        if top is not None:
+            order = order[: max(1, int(top))]
+        return [
+            ChainEstimate(chain=self.info.chains[k], params=self.info.decode(int(k), params[k]),
+                          probability=float(probs[k]), chain_index=int(k), unit_params=params[k].copy())
+            for k in order
+        ]
+
+    def estimate_array(self, audio: np.ndarray, sample_rate: int, top: int | None = 5,
+                       hop_samples: int | None = None, source: str = "audio") -> Estimate:
+        """Aggregate estimate of in-memory audio `[channels, samples]` or `[samples]` at any rate."""
+        a = np.asarray(audio, dtype=np.float32)
+        if a.size == 0:
+            raise FxmatchInputError(f"{source}: holds no audio samples")
+        if not np.all(np.isfinite(a)):
+            raise FxmatchInputError(f"{source}: contains NaN or infinite samples")
+        channels = 1 if a.ndim == 1 else a.shape[0]
+        mono = to_mono(a)
+        resample = _Resampler(sample_rate, self.info.sample_rate)
+        blocks = [resample(mono, last=True)]
+        return self._estimate_stream(blocks, top, hop_samples, source, mono.size / sample_rate, sample_rate, channels)
+
+    def estimate_file(self, path: str | os.PathLike, top: int | None = 5, hop_samples: int | None = None,
+                      block_seconds: float = 4.0) -> Estimate:
+        """Aggregate estimate of an audio file (any rate, mono or stereo, any length), streamed in blocks."""
+        from fxmatch.audio_io import audio_info, iter_audio_blocks
+
+        rate, channels, frames = audio_info(path)
+        block = max(1024, int(block_seconds * rate))
+        resample = _Resampler(rate, self.info.sample_rate)
+
+        def blocks() -> Iterator[np.ndarray]:
+            for b in iter_audio_blocks(path, block):
+                yield resample(to_mono(b))
+            yield resample(np.zeros(0, dtype=np.float32), last=True)
+
+        return self._estimate_stream(blocks(), top, hop_samples, str(path), frames / rate, rate, channels)
+
+    def _estimate_stream(self, blocks: Iterable[np.ndarray], top: int | None, hop_samples: int | None, source: str,
+                         duration_s: float, rate: int, channels: int) -> Estimate:
+        window = self.info.window_samples
+        hop = int(hop_samples or self.info.hop_samples)
+        agg = WindowAggregator(self.info.n_chains, self.info.n_params)
+        pending: list[np.ndarray] = []
+        n_silent = 0
+
+        def flush() -> None:
+            if pending:
+                probs, params = self.estimate_windows(np.stack(pending))
+                agg.add(probs, params)
+                pending.clear()
+
+        for w in iter_windows(blocks, window, hop):
+            if rms_dbfs(w) < SILENCE_DBFS:
+                n_silent += 1
+                continue
+            pending.append(w)
+            if len(pending) >= self.batch_size:
+                flush()
+        flush()
+        if agg.n == 0:
+            if n_silent == 0:
+                raise FxmatchInputError(f"{source}: holds no audio samples")
+            raise FxmatchInputError(
+                f"{source}: is silent (every analysis window is below {SILENCE_DBFS:.0f} dBFS); nothing to estimate"
+            )
+        probs, params, votes = agg.result()
+        ranked = self.decode(probs, params, top)
+        return Estimate(ranked=ranked, consistency=float(votes[ranked[0].chain_index]), n_windows=agg.n,
+                        n_silent=n_silent, model=self.info.label, provider=self.provider,
+                        duration_s=float(duration_s), sample_rate=int(rate), channels=int(channels))

@@ -1,0 +1,53 @@
+"""Tiny untrained encoders and their checkpoints / ONNX files for export, runtime and command tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from fxmatch.effects import get_spec
+from fxmatch.vocabulary import ChainVocabulary
+from training.model import Encoder, EncoderConfig
+
+SAMPLE_RATE = 16000
+WINDOW_SECONDS = 0.5
+
+
+def tiny_vocab() -> ChainVocabulary:
+    """Distortion only: chains () and ("Distortion",)."""
+    return ChainVocabulary(effects=(get_spec("Distortion"),), max_length=1)
+
+
+def tiny_encoder(vocab: ChainVocabulary | None = None, favour: int | None = None, seed: int = 0) -> Encoder:
+    """A small untrained encoder (16 kHz); `favour=k` biases the chain head so chain k wins clearly."""
+    torch.manual_seed(seed)
+    cfg = EncoderConfig(sample_rate=SAMPLE_RATE, n_fft=512, hop_length=256, n_mels=16, f_max=8000.0,
+                        channels=[4, 8], hidden=16, dropout=0.0)
+    enc = Encoder(vocab or tiny_vocab(), cfg).eval()
+    if favour is not None:
+        with torch.no_grad():
+            enc.chain_head.weight.mul_(0.01)
+            enc.chain_head.bias.zero_()
+            enc.chain_head.bias[favour] = 6.0
+    return enc
+
+
+def tiny_checkpoint(path: Path, encoder: Encoder | None = None, **extra) -> Path:
+    """Save a checkpoint in the trainer's format: plain types and tensors only."""
+    enc = encoder or tiny_encoder()
+    ckpt = {"encoder_config": enc.config, "vocabulary": enc.vocab.to_dict(), "model_state": enc.state_dict(),
+            "step": 0, "data": {"source": {"kind": "SynthSource", "clip_seconds": WINDOW_SECONDS}, "seed": 1},
+            **extra}
+    torch.save(ckpt, path)
+    return path
+
+
+def tiny_onnx(folder: Path, favour: int | None = 1, name: str = "tiny.onnx") -> Path:
+    """Export a tiny model (Distortion favoured by default) and return its path."""
+    from export.onnx_export import export_checkpoint
+
+    ckpt = tiny_checkpoint(folder / (name + ".pt"), tiny_encoder(favour=favour))
+    out = folder / name
+    export_checkpoint(ckpt, out, name="tiny", version="0")
+    return out
