@@ -8,23 +8,24 @@ pedalboard reference, per channel, state starting at 0 on every call (reset=True
 - gain `g[n] = 1` if `e[n] < threshold` else `(e[n] / threshold) ** (1 / ratio - 1)` with
   `threshold = 10 ** (threshold_db / 20)`; output `y[n] = g[n] * x[n]` (no make-up gain, no look-ahead, no knee).
 
-The twin runs the same recursion with `torchcomp.core.compressor_core` (numba forward, adjoint recursion through
-torchlpc in the backward), which smooths a signal with coefficient `1 - c` and takes the attack branch when the
-input falls below its previous output; feeding it the negated level `-v` gives exactly JUCE's branch choice. The
-gain computer is written in the log domain (`relu` of the level above threshold), so it is continuous with a
-kink at the threshold: gradients are finite everywhere and zero for parameters that do not act (threshold and
-ratio while the envelope stays below threshold). Differences from pedalboard: float64/float32 torch arithmetic
-instead of JUCE's float32 (about 120 dB SNR in float64); the branch choice itself is not differentiated (as in
-any hard attack/release switch).
+The twin runs the same recursion and gain computer in one fused `torch.autograd.Function` whose forward and backward
+(the adjoint recursion of the envelope, accumulated backwards in time) are numba-jitted loops over rows of
+`batch * channels` (CUDA tensors go to the CPU and back). The gain computer is written in the log domain,
+`gain = exp((1 / ratio - 1) * (log e - log threshold))` above threshold and 1 below, so it is continuous with a kink
+at the threshold: gradients are finite everywhere and zero for threshold and ratio while the envelope stays below
+threshold. The attack/release branch choice is kept from the forward pass and not differentiated (it is a
+comparison). Differences from pedalboard: float64 (tests) or float32 arithmetic with `exp`/`log` instead of JUCE's
+float32 `pow`; about 110-130 dB SNR in float64.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
+import numba
+import numpy as np
 import torch
-from torchcomp.core import compressor_core
 
 from fxmatch.effects.spec import EffectSpec, ParamSpec, as_batch_param
 
@@ -40,41 +41,140 @@ SPEC = EffectSpec(
 )
 
 _MIN_TIME_MS = 1.0e-3  # JUCE uses an instantaneous envelope (coefficient 0) below this time
-_TINY_LEVEL = 1.0e-30  # floor before the log; far below any threshold in range
 
 
-def _smoothing_coefficient(time_ms: torch.Tensor, sample_rate: float) -> torch.Tensor:
-    """torchcomp coefficient `1 - exp(-2 pi 1000 / (sample_rate * time_ms))` for times `[batch]` in ms."""
-    exponent = -2.0 * math.pi * 1000.0 / float(sample_rate) / time_ms.clamp_min(_MIN_TIME_MS)
-    coefficient = -torch.expm1(exponent)
-    return torch.where(time_ms < _MIN_TIME_MS, torch.ones_like(coefficient), coefficient)
+@numba.njit(cache=True, parallel=True)
+def _forward_kernel(x, attack, release, log_threshold, slope):  # pragma: no cover - numba
+    """Per row: output `g(e) * x`, envelope `e`, gain `g`, rising mask; `x` `[rows, samples]`, the rest `[rows]`."""
+    rows, samples = x.shape
+    y = np.empty_like(x)
+    env = np.empty_like(x)
+    gain = np.empty_like(x)
+    rising = np.zeros(x.shape, dtype=np.bool_)
+    for r in numba.prange(rows):
+        threshold = np.exp(log_threshold[r])
+        e = x.dtype.type(0.0)
+        for n in range(samples):
+            v = abs(x[r, n])
+            if v > e:
+                c = attack[r]
+                rising[r, n] = True
+            else:
+                c = release[r]
+            e = v + c * (e - v)
+            env[r, n] = e
+            g = 1.0 if e < threshold else np.exp(slope[r] * (np.log(e) - log_threshold[r]))
+            gain[r, n] = g
+            y[r, n] = g * x[r, n]
+    return y, env, gain, rising
 
 
-def envelope(x: torch.Tensor, attack_ms: torch.Tensor, release_ms: torch.Tensor, sample_rate: float) -> torch.Tensor:
-    """JUCE peak ballistics envelope of `x` `[batch, channels, samples]`; times `[batch]` in ms. Same shape."""
-    batch, channels, samples = x.shape
-    level = x.abs().reshape(batch * channels, samples)
-    attack = _smoothing_coefficient(attack_ms, sample_rate).repeat_interleave(channels)
-    release = _smoothing_coefficient(release_ms, sample_rate).repeat_interleave(channels)
-    initial = torch.zeros(batch * channels, dtype=x.dtype, device=x.device)
-    # torchcomp picks the attack coefficient when its input is below its previous output: on -level, that is
-    # exactly JUCE's "level above the previous envelope".
-    negated = compressor_core(-level.contiguous(), initial, attack.contiguous(), release.contiguous())
-    return (-negated).reshape(batch, channels, samples)
+@numba.njit(cache=True, parallel=True)
+def _backward_kernel(grad_y, x, env, gain, rising, attack, release, log_threshold, slope):  # pragma: no cover - numba
+    """Adjoint of `_forward_kernel`: gradients for `x` `[rows, samples]` and attack, release, log threshold, slope."""
+    rows, samples = x.shape
+    grad_x = np.empty_like(x)
+    grad_attack = np.zeros(rows, dtype=x.dtype)
+    grad_release = np.zeros(rows, dtype=x.dtype)
+    grad_log_threshold = np.zeros(rows, dtype=x.dtype)
+    grad_slope = np.zeros(rows, dtype=x.dtype)
+    for r in numba.prange(rows):
+        threshold = np.exp(log_threshold[r])
+        adjoint = 0.0  # dL/de[n], accumulated backwards through e[n+1] = ... + c[n+1] e[n]
+        next_c = 0.0
+        g_attack = 0.0
+        g_release = 0.0
+        g_log_threshold = 0.0
+        g_slope = 0.0
+        for n in range(samples - 1, -1, -1):
+            e = env[r, n]
+            xn = x[r, n]
+            gy = grad_y[r, n]
+            adjoint = adjoint * next_c
+            if e < threshold:
+                grad_x[r, n] = gy
+            else:
+                g = gain[r, n]
+                grad_x[r, n] = gy * g
+                d_gain = gy * xn * g
+                d_over = d_gain * slope[r]
+                g_slope += d_gain * (np.log(e) - log_threshold[r])
+                g_log_threshold -= d_over
+                adjoint += d_over / e
+            c = attack[r] if rising[r, n] else release[r]
+            v = abs(xn)
+            previous = env[r, n - 1] if n > 0 else 0.0
+            d_c = adjoint * (previous - v)
+            if rising[r, n]:
+                g_attack += d_c
+            else:
+                g_release += d_c
+            d_v = adjoint * (1.0 - c)
+            if xn > 0:
+                grad_x[r, n] += d_v
+            elif xn < 0:
+                grad_x[r, n] -= d_v
+            next_c = c
+        grad_attack[r] = g_attack
+        grad_release[r] = g_release
+        grad_log_threshold[r] = g_log_threshold
+        grad_slope[r] = g_slope
+    return grad_x, grad_attack, grad_release, grad_log_threshold, grad_slope
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """A detached, contiguous CPU numpy view (or copy) of `t`."""
+    return t.detach().cpu().contiguous().numpy()
+
+
+class _CompressorFunction(torch.autograd.Function):
+    """Fused JUCE compressor on rows `x` `[rows, samples]`, per-row coefficients `[rows]`; numba forward/adjoint."""
+
+    @staticmethod
+    def forward(
+        ctx,
+        x: torch.Tensor,
+        attack: torch.Tensor,
+        release: torch.Tensor,
+        log_threshold: torch.Tensor,
+        slope: torch.Tensor,
+    ) -> torch.Tensor:
+        arrays = [_numpy(t.to(x.dtype)) for t in (x, attack, release, log_threshold, slope)]
+        y, env, gain, rising = _forward_kernel(*arrays)
+        ctx.save_for_backward(x, attack, release, log_threshold, slope)
+        ctx.env, ctx.gain, ctx.rising = env, gain, rising
+        return torch.from_numpy(y).to(x.device)
+
+    @staticmethod
+    def backward(ctx, grad_y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        x, attack, release, log_threshold, slope = ctx.saved_tensors
+        arrays = [_numpy(t.to(x.dtype)) for t in (x, attack, release, log_threshold, slope)]
+        grads = _backward_kernel(_numpy(grad_y.to(x.dtype)), arrays[0], ctx.env, ctx.gain, ctx.rising, *arrays[1:])
+        return tuple(torch.from_numpy(g).to(device=x.device, dtype=x.dtype) for g in grads)
+
+
+def envelope_coefficient(time_ms: torch.Tensor, sample_rate: float) -> torch.Tensor:
+    """JUCE ballistics coefficient `exp(-2 pi 1000 / (sample_rate * time_ms))` for times `[batch]` in ms."""
+    coefficient = torch.exp(-2.0 * math.pi * 1000.0 / float(sample_rate) / time_ms.clamp_min(_MIN_TIME_MS))
+    return torch.where(time_ms < _MIN_TIME_MS, torch.zeros_like(coefficient), coefficient)
 
 
 def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_rate: float) -> torch.Tensor:
     """Compress `x` `[batch, channels, samples]`; params `[batch]` in dB, ratio and ms. Returns the same shape."""
-    batch = x.shape[0]
-    if x.shape[-1] == 0:
+    batch, channels, samples = x.shape
+    if samples == 0:
         return x
     threshold_db = as_batch_param(params["threshold_db"], batch, x)
     ratio = as_batch_param(params["ratio"], batch, x)
     attack_ms = as_batch_param(params["attack_ms"], batch, x)
     release_ms = as_batch_param(params["release_ms"], batch, x)
 
-    env = envelope(x, attack_ms, release_ms, sample_rate)
-    log_threshold = (threshold_db * (math.log(10.0) / 20.0))[:, None, None]
-    over = torch.relu(torch.log(env.clamp_min(_TINY_LEVEL)) - log_threshold)
-    gain = torch.exp((1.0 / ratio - 1.0)[:, None, None] * over)
-    return gain * x
+    per_row = [
+        envelope_coefficient(attack_ms, sample_rate),
+        envelope_coefficient(release_ms, sample_rate),
+        threshold_db * (math.log(10.0) / 20.0),
+        1.0 / ratio - 1.0,
+    ]
+    per_row = [t.repeat_interleave(channels) for t in per_row]
+    y = _CompressorFunction.apply(x.reshape(batch * channels, samples), *per_row)
+    return y.reshape(batch, channels, samples)
