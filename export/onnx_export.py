@@ -19,9 +19,10 @@ import logging
 import math
 import os
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import onnx
@@ -53,8 +54,9 @@ DEFAULT_WINDOW_SECONDS = 2.0
 PARITY_RTOL = 1e-4
 
 #: accepted names of the checkpoint's parts (the trainer's names first)
-_CONFIG_KEYS = ("encoder_config", "config")
+_CONFIG_KEYS = ("model_config", "encoder_config", "config")
 _STATE_KEYS = ("model_state", "state_dict", "model")
+CHECKPOINT_FORMAT = "fxmatch-checkpoint"
 _DATA_KEYS = ("training_data", "data", "data_description")
 
 
@@ -79,9 +81,10 @@ class ExportReport:
 def load_checkpoint(path: str | os.PathLike) -> tuple[Encoder, dict[str, Any]]:
     """Load a training checkpoint (`torch.load(weights_only=True)`) -> (encoder in eval mode, checkpoint dict).
 
-    Accepted layout (the trainer's): a dict with `encoder_config` (`Encoder.config`: {"encoder": ..., "vocabulary":
-    ...}), optionally `vocabulary` (`ChainVocabulary.to_dict()`, used when the config lacks it) and `model_state`
-    (the state dict). Anything else (missing file, not a torch file, a foreign pickle, wrong keys, weights that do
+    Accepted layout: `training.trainer`'s checkpoint (`format` "fxmatch-checkpoint", `model_config` =
+    `Encoder.config` {"encoder": ..., "vocabulary": ...}, `model` = the state dict, `train_config`, `data`, ...), or
+    the same with `encoder_config` / `model_state`, optionally a top-level `vocabulary` used when the config lacks
+    one. Anything else (missing file, not a torch file, a foreign pickle, wrong keys, weights that do
     not fit the config) is an FxmatchInputError naming the problem.
     """
     p = Path(path)
@@ -92,21 +95,24 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[Encoder, dict[str, Any]]:
     if p.stat().st_size == 0:
         raise FxmatchInputError(f"{p}: empty checkpoint file")
     try:
-        ckpt = torch.load(str(p), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before failing
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for foreign files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FxmatchInputError(f"{p}: not a loadable fxmatch checkpoint ({first[:160]})") from None
+        raise FxmatchInputError(f"{p}: not an fxmatch checkpoint ({_load_error(exc)})") from None
     if not isinstance(ckpt, dict):
         raise FxmatchInputError(f"{p}: not an fxmatch checkpoint (holds a {type(ckpt).__name__}, not a dict)")
+    if "format" in ckpt and ckpt["format"] != CHECKPOINT_FORMAT:
+        raise FxmatchInputError(f"{p}: not an fxmatch checkpoint (format {ckpt['format']!r})")
     config = _first(ckpt, _CONFIG_KEYS)
     state = _first(ckpt, _STATE_KEYS)
     if config is None or state is None:
         raise FxmatchInputError(
-            f"{p}: not an fxmatch checkpoint (needs '{_CONFIG_KEYS[0]}' and '{_STATE_KEYS[0]}'; "
+            f"{p}: not an fxmatch checkpoint (needs '{_CONFIG_KEYS[0]}' and '{_STATE_KEYS[-1]}'; "
             f"has {', '.join(sorted(map(str, ckpt))) or 'nothing'})"
         )
     if not isinstance(config, Mapping) or "encoder" not in config:
-        raise FxmatchInputError(f"{p}: checkpoint field '{_CONFIG_KEYS[0]}' has no 'encoder' sizes")
+        raise FxmatchInputError(f"{p}: the checkpoint's model config has no 'encoder' sizes")
     config = dict(config)
     if "vocabulary" not in config:
         if not isinstance(ckpt.get("vocabulary"), Mapping):
@@ -118,14 +124,28 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[Encoder, dict[str, Any]]:
         raise FxmatchInputError(f"{p}: checkpoint config does not build an encoder ({type(exc).__name__}: {exc})") \
             from None
     if not isinstance(state, Mapping):
-        raise FxmatchInputError(f"{p}: checkpoint field 'model_state' is not a state dict")
+        raise FxmatchInputError(f"{p}: the checkpoint's model weights are not a state dict")
     try:
         encoder.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise FxmatchInputError(f"{p}: checkpoint weights do not fit its config ({first[:160]})") from None
+        lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+        detail = (lines[1] if len(lines) > 1 else lines[0] if lines else type(exc).__name__).rstrip(".")
+        raise FxmatchInputError(f"{p}: checkpoint weights do not fit its config ({detail[:160]})") from None
     encoder.eval()
     return encoder, ckpt
+
+
+def _load_error(exc: Exception) -> str:
+    """A short reason for a failed `torch.load(weights_only=True)`."""
+    text = str(exc)
+    for line in text.splitlines():
+        if "Unsupported global" in line:
+            what = line.split("Unsupported global:", 1)[-1].strip().removeprefix("GLOBAL").strip().split()
+            return "it holds Python objects, not only tensors and plain values" + (f": {what[0]}" if what else "")
+    if "weights_only" in text or "Weights only" in text or isinstance(exc, (EOFError, ValueError)):
+        return "not a PyTorch checkpoint of tensors and plain values"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first[:160]
 
 
 def _first(d: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
@@ -197,15 +217,16 @@ def build_metadata(
     ckpt = dict(checkpoint or {})
     sr = int(encoder.cfg.sample_rate)
     if window_seconds is None:
-        found = _find_value(ckpt, ("analysis_window_seconds", "window_seconds", "clip_seconds"))
+        keys = ("analysis_window_seconds", "window_seconds", "clip_seconds")
+        found = _find_value(ckpt.get("train_config"), keys) or _find_value(ckpt, keys)
         window_seconds = float(found) if found else DEFAULT_WINDOW_SECONDS
         if not found:
             log.warning("checkpoint does not record the clip length; using an analysis window of %.2f s",
                         window_seconds)
     if not window_seconds or window_seconds <= 0 or not math.isfinite(window_seconds):
         raise FxmatchInputError(f"analysis window must be a positive number of seconds, got {window_seconds}")
-    window = int(round(window_seconds * sr))
-    hop = int(round((hop_seconds if hop_seconds else window_seconds / 2) * sr))
+    window = round(window_seconds * sr)
+    hop = round((hop_seconds if hop_seconds else window_seconds / 2) * sr)
     if hop <= 0:
         raise FxmatchInputError(f"hop must be a positive number of seconds, got {hop_seconds}")
     data = _first(ckpt, _DATA_KEYS)
@@ -216,7 +237,8 @@ def build_metadata(
     if checkpoint_path is not None:
         cp = Path(checkpoint_path)
         ckpt_info = {"file": cp.name, "sha256": _sha256(cp)}
-    for key in ("step", "epoch", "metrics", "seed", "train_config", "created"):
+    for key in ("format", "version", "step", "elapsed_s", "mode", "epoch", "metrics", "win_counts",
+                "train_config", "created"):
         if key in ckpt:
             ckpt_info[key] = _plain(ckpt[key])
     return {
@@ -237,7 +259,7 @@ def build_metadata(
         "checkpoint": ckpt_info,
         "export": {"fxmatch_version": fxmatch_version, "torch_version": torch.__version__,
                    "onnx_opset": int(opset), "exporter": "torch.onnx (TorchScript)",
-                   "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")},
+                   "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")},
     }
 
 
@@ -284,7 +306,7 @@ def parity_inputs(sample_rate: int, window: int, seed: int = 0) -> dict[str, np.
 
     def sig(kind: str, s: float, i: int) -> np.ndarray:
         x = testsignals.make(kind, sample_rate, s, seed=seed + i)[0]
-        return x[: int(round(s * sample_rate))]
+        return x[: round(s * sample_rate)]
 
     return {
         "random": (rng.standard_normal((2, window)) * 0.1).astype(np.float32),

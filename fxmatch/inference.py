@@ -22,9 +22,10 @@ import logging
 import math
 import os
 import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -142,7 +143,7 @@ class ModelInfo:
         return out
 
     @classmethod
-    def from_metadata(cls, meta: Mapping[str, str], source: str = "model") -> "ModelInfo":
+    def from_metadata(cls, meta: Mapping[str, str], source: str = "model") -> ModelInfo:
         """Parse and validate `metadata_props` (FxmatchInputError naming the problem)."""
         if META_FORMAT not in meta:
             raise FxmatchInputError(
@@ -257,6 +258,26 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     z = z - np.max(z, axis=axis, keepdims=True)
     e = np.exp(z)
     return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def rank_chains(info: ModelInfo, probs: np.ndarray, params: np.ndarray, top: int | None = None) -> list[ChainEstimate]:
+    """Chains by decreasing probability (ties: vocabulary order), each with its params in units.
+
+    probs `[n_chains]`, params `[n_chains, n_params]` normalised (clipped to [0, 1] before denormalising);
+    `top` keeps the first `top` (at least one).
+    """
+    probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+    if probs.size != info.n_chains:
+        raise ValueError(f"expected {info.n_chains} chain probabilities, got {probs.size}")
+    params = np.asarray(params, dtype=np.float64).reshape(probs.size, -1)
+    order = np.argsort(-probs, kind="stable")
+    if top is not None:
+        order = order[: max(1, int(top))]
+    return [
+        ChainEstimate(chain=info.chains[k], params=info.decode(int(k), params[k]), probability=float(probs[k]),
+                      chain_index=int(k), unit_params=params[k].copy())
+        for k in order
+    ]
 
 
 class WindowAggregator:
@@ -461,7 +482,7 @@ class EstimatorSession:
     def _create(path: Path, providers: list, threads: int | None) -> ort.InferenceSession:
         try:
             return ort.InferenceSession(str(path), _session_options(threads), providers=providers)
-        except Exception as exc:  # onnxruntime raises its own exception types for bad files
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for bad files
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if len(msg) > 160:
                 msg = msg[:157] + "..."
@@ -527,16 +548,7 @@ class EstimatorSession:
 
     def decode(self, probs: np.ndarray, params: np.ndarray, top: int | None = None) -> list[ChainEstimate]:
         """Rank one window's (or an aggregate's) chains: probs `[n_chains]`, params `[n_chains, n_params]`."""
-        probs = np.asarray(probs, dtype=np.float64).reshape(-1)
-        params = np.asarray(params, dtype=np.float64).reshape(probs.size, -1)
-        order = np.argsort(-probs, kind="stable")
-        if top is not None:
-            order = order[: max(1, int(top))]
-        return [
-            ChainEstimate(chain=self.info.chains[k], params=self.info.decode(int(k), params[k]),
-                          probability=float(probs[k]), chain_index=int(k), unit_params=params[k].copy())
-            for k in order
-        ]
+        return rank_chains(self.info, probs, params, top)
 
     def estimate_array(self, audio: np.ndarray, sample_rate: int, top: int | None = 5,
                        hop_samples: int | None = None, source: str = "audio") -> Estimate:

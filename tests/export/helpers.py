@@ -33,18 +33,26 @@ def tiny_encoder(vocab: ChainVocabulary | None = None, favour: int | None = None
     return enc
 
 
-def tiny_checkpoint(path: Path, encoder: Encoder | None = None, **extra) -> Path:
-    """Save a checkpoint in the trainer's format: plain types and tensors only."""
+def tiny_checkpoint(path: Path, encoder: Encoder | None = None, layout: str = "trainer", **extra) -> Path:
+    """Save a checkpoint: `layout="trainer"` as training.trainer writes it, `"plain"` with
+    encoder_config / vocabulary / model_state. Plain types and tensors only (weights_only loading)."""
     enc = encoder or tiny_encoder()
-    ckpt = {"encoder_config": enc.config, "vocabulary": enc.vocab.to_dict(), "model_state": enc.state_dict(),
-            "step": 0, "data": {"source": {"kind": "SynthSource", "clip_seconds": WINDOW_SECONDS}, "seed": 1},
-            **extra}
+    data = {"source": {"kind": "SynthSource", "clip_seconds": WINDOW_SECONDS, "split": "train"}, "seed": 1}
+    if layout == "trainer":
+        ckpt = {"format": "fxmatch-checkpoint", "version": 1, "step": 3, "elapsed_s": 1.0, "mode": "wta",
+                "model": enc.state_dict(), "model_config": enc.config,
+                "train_config": {"name": "tiny-run", "clip_seconds": WINDOW_SECONDS, "sample_rate": SAMPLE_RATE},
+                "data": data, "win_counts": [0, 3]}
+    else:
+        ckpt = {"encoder_config": enc.config, "vocabulary": enc.vocab.to_dict(), "model_state": enc.state_dict(),
+                "data": data}
+    ckpt.update(extra)
     torch.save(ckpt, path)
     return path
 
 
 def tiny_onnx(folder: Path, favour: int | None = 1, name: str = "tiny.onnx") -> Path:
-    """Export a tiny model (Distortion favoured by default) and return its path."""
+    """Export a tiny model (Distortion favoured by default) named tiny v0 and return its path."""
     from export.onnx_export import export_checkpoint
 
     ckpt = tiny_checkpoint(folder / (name + ".pt"), tiny_encoder(favour=favour))
