@@ -13,7 +13,7 @@ import torch
 from torch.nn import functional as F
 
 from fxmatch.vocabulary import ChainVocabulary
-from training.wta import StepResult
+from training.wta import StepResult, anchor
 
 
 def full_chain_vocabulary(vocab: ChainVocabulary) -> ChainVocabulary:
@@ -34,4 +34,4 @@ def supervised_step(
     mine = predicted[torch.arange(predicted.shape[0], device=predicted.device), chain]  # [batch, n_params]
     mse = ((mine - params) ** 2 * param_mask).sum() / param_mask.sum().clamp_min(1.0)
     ce = F.cross_entropy(logits, chain)
-    return StepResult(mse + ce_weight * ce, mse, ce, chain, 0)
+    return StepResult(mse + ce_weight * ce + anchor(logits, predicted), mse, ce, chain, 0)

@@ -140,7 +140,14 @@ def wta_step(
     logits, params = model(y)
     candidates = select_candidates(logits, top_k, n_explore, generator)
     losses = candidate_losses(renderer, x, y, params, candidates, loss_fn)
-    return wta_loss(losses, candidates, logits, temperature, ce_weight)
+    result = wta_loss(losses, candidates, logits, temperature, ce_weight)
+    result.loss = result.loss + anchor(logits, params)
+    return result
+
+
+def anchor(*outputs: torch.Tensor) -> torch.Tensor:
+    """Zero that depends on every model output, so every parameter gets a (zero) gradient: DDP needs one each step."""
+    return sum(0.0 * o.sum() for o in outputs)
 
 
 def temperature_at(step: int, start: float, end: float, anneal_steps: int) -> float:

@@ -1,0 +1,151 @@
+import csv
+import json
+
+import pytest
+import torch
+
+from fxmatch import cli
+from fxmatch.errors import FxmatchInputError
+from training import trainer as trainer_mod
+from training.config import TrainConfig, config_from_dict, load_config
+from training.model import Encoder
+from training.trainer import DistInfo, StepBatches, Trainer, learning_rate, load_checkpoint
+from training.wta import candidate_losses, make_audio_loss
+
+TINY = dict(
+    name="test", effects=["Compressor", "Distortion"], max_length=2, sample_rate=16000, clip_seconds=0.25,
+    n_fft=256, hop_length=64, n_mels=32, channels=[8, 16], hidden=48, dropout=0.0, top_k=2, n_explore=1,
+    temperature_start=0.5, temperature_end=0.05, anneal_steps=10, fft_sizes=[256, 64], steps=6, batch_size=4,
+    lr=3.0e-3, warmup_steps=2, log_every=2, checkpoint_every=3, train_examples=8, progress=False,
+)
+
+
+def tiny(**changes) -> TrainConfig:
+    return config_from_dict({**TINY, **changes})
+
+
+def _objective(trainer: Trainer, batch) -> float:
+    """Hard-min audio loss over every chain plus the classifier's CE to that winner, model in eval mode."""
+    model = trainer.model.eval()
+    with torch.no_grad():
+        logits, params = model(batch["y"])
+        candidates = torch.arange(trainer.vocab.n_chains).expand(len(batch["y"]), -1)
+        losses = candidate_losses(trainer.renderer, batch["x"], batch["y"], params, candidates, trainer.loss_fn)
+        ce = torch.nn.functional.cross_entropy(logits, losses.argmin(dim=1))
+    return float(losses.min(dim=1).values.mean() + ce)
+
+
+def test_tiny_wta_run_lowers_its_loss(tmp_path):
+    trainer = Trainer(tiny(seed=1, steps=24, log_every=8, checkpoint_every=24), tmp_path)
+    batch = torch.utils.data.default_collate([trainer.dataset[i] for i in range(8)])
+    before = _objective(trainer, batch)
+    summary = trainer.train()
+    after = _objective(trainer, batch)
+    assert after < before, (before, after)
+    assert summary["steps"] == 24 and sum(summary["wins"].values()) == 24 * 4
+    rows = list(csv.DictReader((tmp_path / "log.csv").open()))
+    assert [int(r["step"]) for r in rows] == [8, 16, 24]
+    assert float(rows[0]["examples_per_s"]) > 0
+    assert json.loads((tmp_path / "summary.json").read_text())["mode"] == "wta"
+
+
+def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    straight = Trainer(tiny(), tmp_path / "a")
+    straight.train()
+    first = Trainer(tiny(steps=3), tmp_path / "b")
+    first.train()
+    resumed = Trainer(tiny(), tmp_path / "b", resume=True)
+    assert resumed.step == 3
+    resumed.train()
+    for key, value in straight.model.state_dict().items():
+        assert torch.allclose(value.float(), resumed.model.state_dict()[key].float(), atol=1e-6), key
+    assert straight.win_counts.tolist() == resumed.win_counts.tolist()
+
+
+def test_checkpoint_loads_with_weights_only_and_rebuilds_the_model(tmp_path):
+    trainer = Trainer(tiny(steps=2, mode="supervised"), tmp_path)
+    trainer.train()
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == 2 and ckpt["mode"] == "supervised"
+    model = Encoder.from_config(ckpt["model_config"])
+    model.load_state_dict(ckpt["model"])
+    assert model.vocab.chains == trainer.vocab.chains
+    assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temporary file
+
+
+def test_full_chain_baseline_trains_a_single_candidate(tmp_path):
+    summary = Trainer(tiny(steps=2, mode="full_chain"), tmp_path).train()
+    assert summary["n_chains"] == 1 and summary["wins"] == {"Compressor>Distortion": 8}
+
+
+def test_naive_mode_renders_every_chain(tmp_path):
+    summary = Trainer(tiny(steps=2, mode="naive"), tmp_path).train()
+    assert summary["final"]["candidates_per_example"] == 4
+
+
+def test_existing_checkpoint_needs_resume_and_the_same_config(tmp_path):
+    Trainer(tiny(steps=2), tmp_path).train()
+    with pytest.raises(FxmatchInputError, match="--resume"):
+        Trainer(tiny(steps=2), tmp_path)
+    with pytest.raises(FxmatchInputError, match="config changed lr"):
+        Trainer(tiny(steps=4, lr=1.0e-2), tmp_path, resume=True)
+    with pytest.raises(FxmatchInputError, match="does not exist"):
+        Trainer(tiny(), tmp_path / "elsewhere", resume=True)
+    with pytest.raises(FxmatchInputError, match="not a readable checkpoint"):
+        (tmp_path / "junk.pt").write_bytes(b"junk")
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("bach_size: 4\n", "unknown key 'bach_size' (did you mean 'batch_size'?)"),
+        ("lr: fast\n", "lr must be float, got 'fast'"),
+        ("mode: guess\n", "mode must be one of wta, naive, supervised, full_chain"),
+        ("effects: [Fuzz]\n", "effects must be distinct effect names"),
+        ("steps: 0\n", "steps must be at least 1"),
+        ("steps: [1\n", "not valid YAML"),
+        ("- 1\n- 2\n", "expected a mapping"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(FxmatchInputError) as info:
+        load_config(path)
+    assert message in str(info.value)
+    assert str(path) in str(info.value)
+
+
+def test_config_yaml_float_without_a_dot_is_accepted(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text("lr: 3e-4\nsteps: 5\n")
+    config = load_config(path)
+    assert config.lr == 3e-4 and config.steps == 5 and config.batch_size == TrainConfig().batch_size
+
+
+def test_train_command_reports_a_bad_config_in_one_line(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("stepz: 3\n")
+    assert cli.main(["train", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown key 'stepz'" in err[0]
+
+
+def test_step_batches_split_examples_between_processes_without_overlap():
+    ranks = [list(StepBatches(0, 3, 2, DistInfo(r, 2, r), 1 << 40)) for r in range(2)]
+    flat = [i for r in ranks for batch in r for i in batch]
+    assert sorted(flat) == list(range(12))
+    assert list(StepBatches(2, 3, 2, DistInfo(), 5)) == [[4, 0]]  # resumes at step 2, cyclic over 5 examples
+
+
+def test_learning_rate_warms_up_then_decays():
+    config = tiny(steps=100, warmup_steps=10, lr=1.0, lr_min_ratio=0.1)
+    assert learning_rate(config, 0) == pytest.approx(0.1)
+    assert learning_rate(config, 10) == pytest.approx(1.0)
+    assert learning_rate(config, 100) == pytest.approx(0.1)
+
+
+def test_step_seed_differs_per_rank_and_step():
+    seeds = {trainer_mod.step_seed(0, s, r) for s in range(3) for r in range(2)}
+    assert len(seeds) == 6

@@ -1,0 +1,191 @@
+"""Training configuration: one dataclass, every knob named with its default, loaded from YAML.
+
+Unknown keys, wrong types and out-of-range values are `FxmatchInputError`s naming the key (the CLI turns them into
+one line and exit code 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from fxmatch.effects import EFFECT_NAMES
+from fxmatch.errors import FxmatchInputError
+
+MODES: tuple[str, ...] = ("wta", "naive", "supervised", "full_chain")
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run (units in the names; see configs/*.yaml)."""
+
+    # run
+    name: str = "fxmatch"
+    seed: int = 0
+    mode: str = "wta"  # wta | naive (all chains every step) | supervised (baseline i) | full_chain (baseline ii)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun, auto picks cuda:LOCAL_RANK)
+    # vocabulary
+    effects: list[str] = field(default_factory=lambda: list(EFFECT_NAMES))
+    max_length: int = 3
+    allow_permutations: bool = False
+    # data
+    source: str = "synth"  # synth | folder | midi
+    source_path: str | None = None  # folder of WAV/FLAC (folder), or a soundfont (midi)
+    instruments: list[str] | None = None  # synth instruments (None: all)
+    sample_rate: int = 44100
+    clip_seconds: float = 2.0
+    rms_dbfs: float = -20.0
+    heldout_fraction: float = 0.1
+    renderer: str = "pedalboard"  # pedalboard (the hidden generator) | twins
+    chain_weights: dict[str, float] | None = None  # 'Compressor>Reverb' -> weight, 'dry' for no effect
+    train_examples: int = 0  # distinct training examples, reused cyclically (0: a fresh example every time)
+    num_workers: int = 0  # DataLoader worker processes per training process
+    # encoder
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 64
+    f_min: float = 20.0
+    f_max: float = 20000.0
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    hidden: int = 512
+    dropout: float = 0.1
+    # winner-takes-all
+    top_k: int = 4  # candidates from the classifier's top scores
+    n_explore: int = 2  # extra random candidate chains per example
+    temperature_start: float = 1.0  # softmin temperature of annealed MCL (loss units)
+    temperature_end: float = 0.01  # reached after anneal_steps, then the hard min (0)
+    anneal_steps: int = 2000
+    ce_weight: float = 1.0  # weight of the chain classifier's cross-entropy
+    fft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512, 256])
+    # optimisation
+    steps: int = 10000
+    batch_size: int = 8  # per process
+    lr: float = 3.0e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    lr_min_ratio: float = 0.1  # cosine decay to lr * lr_min_ratio at the last step
+    grad_clip: float = 5.0  # max gradient norm (0: no clipping)
+    # logging
+    log_every: int = 10
+    checkpoint_every: int = 500
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        return isinstance(value, list) and all(_type_ok(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_type_ok(k, args[0]) and _type_ok(v, args[1]) for k, v in value.items())
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def validate(config: TrainConfig) -> None:
+    """Check types and ranges; FxmatchInputError naming the key otherwise."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if not _type_ok(value, hints[f.name]):
+            raise FxmatchInputError(f"config: {f.name} must be {_type_name(hints[f.name])}, got {value!r}")
+    # coerce ints given for floats
+    for f in dataclasses.fields(config):
+        if hints[f.name] is float:
+            setattr(config, f.name, float(getattr(config, f.name)))
+
+    def need(ok: bool, key: str, what: str) -> None:
+        if not ok:
+            raise FxmatchInputError(f"config: {key} must be {what}, got {getattr(config, key)!r}")
+
+    from training.data import RENDERERS
+    from training.sources import SOURCE_KINDS
+
+    need(config.mode in MODES, "mode", f"one of {', '.join(MODES)}")
+    need(config.source in SOURCE_KINDS, "source", f"one of {', '.join(SOURCE_KINDS)}")
+    need(config.renderer in RENDERERS, "renderer", f"one of {', '.join(RENDERERS)}")
+    unknown = [e for e in config.effects if e not in EFFECT_NAMES]
+    need(not unknown and len(config.effects) > 0 and len(set(config.effects)) == len(config.effects), "effects",
+         f"distinct effect names among {', '.join(EFFECT_NAMES)}")
+    need(0 <= config.max_length <= len(config.effects), "max_length", f"between 0 and {len(config.effects)}")
+    for key in ("sample_rate", "n_fft", "hop_length", "n_mels", "hidden", "steps", "batch_size", "top_k",
+                "log_every", "checkpoint_every"):
+        need(getattr(config, key) >= 1, key, "at least 1")
+    for key in ("n_explore", "anneal_steps", "warmup_steps", "train_examples", "num_workers"):
+        need(getattr(config, key) >= 0, key, "at least 0")
+    for key in ("temperature_start", "temperature_end", "ce_weight", "weight_decay", "grad_clip"):
+        need(getattr(config, key) >= 0, key, "a number >= 0")
+    need(config.clip_seconds > 0, "clip_seconds", "positive")
+    need(config.lr > 0, "lr", "positive")
+    need(0 <= config.lr_min_ratio <= 1, "lr_min_ratio", "between 0 and 1")
+    need(0 <= config.heldout_fraction < 1, "heldout_fraction", "in [0, 1)")
+    need(0 <= config.dropout < 1, "dropout", "in [0, 1)")
+    need(0 < config.f_min < config.f_max, "f_min", "positive and below f_max")
+    need(len(config.channels) >= 1 and all(c >= 1 for c in config.channels), "channels", "a list of positive ints")
+    need(len(config.fft_sizes) >= 1 and all(s >= 16 for s in config.fft_sizes), "fft_sizes", "a list of ints >= 16")
+    need(config.n_fft <= config.sample_rate * config.clip_seconds, "n_fft", "at most the clip length in samples")
+    need(config.device == "auto" or config.device == "cpu" or config.device.startswith("cuda"), "device",
+         "auto, cpu, cuda or cuda:N")
+
+
+def config_from_dict(data: Mapping[str, Any], where: str = "config") -> TrainConfig:
+    """A TrainConfig from a mapping; unknown keys are an error that suggests the closest known key."""
+    if not isinstance(data, Mapping):
+        raise FxmatchInputError(f"{where}: expected a mapping of knob: value, got {type(data).__name__}")
+    known = [f.name for f in dataclasses.fields(TrainConfig)]
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise FxmatchInputError(f"{where}: unknown key {key!r}{hint}")
+    data = dict(data)
+    hints = typing.get_type_hints(TrainConfig)
+    for key, value in data.items():
+        if hints[key] is float and isinstance(value, str):  # PyYAML reads 3e-4 (no dot) as a string
+            try:
+                data[key] = float(value)
+            except ValueError:
+                pass
+    try:
+        return TrainConfig(**data)
+    except FxmatchInputError as exc:
+        raise FxmatchInputError(f"{where}: {str(exc).removeprefix('config: ')}") from None
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML config file (missing keys take their defaults), then apply `overrides`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FxmatchInputError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise FxmatchInputError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, dict):
+        raise FxmatchInputError(f"{path}: expected a mapping of knob: value at the top level")
+    return config_from_dict({**data, **(overrides or {})}, where=str(path))

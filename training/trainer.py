@@ -1,0 +1,356 @@
+"""The trainer: seeded, resumable, CPU or CUDA, one process or many (torchrun + DDP, gloo on CPU, nccl on CUDA).
+
+Reproducibility: example `i` of the data set is a pure function of (seed, i); step s of process r reads examples
+`(s * world_size + r) * batch_size + j`, reseeds torch (dropout) and the exploration generator from (seed, s, r),
+so a resumed run repeats exactly the steps an uninterrupted one would have taken.
+
+Output folder: `checkpoint.pt` (written atomically: a temporary file then `os.replace`), `log.csv` (one row per
+`log_every` steps), `wins.json` (how often each chain won), `summary.json` (at the end). A checkpoint holds only
+tensors, dicts and plain values, so `torch.load(path, weights_only=True)` reads it; rebuild the model with
+`Encoder.from_config(ckpt["model_config"])` and `load_state_dict(ckpt["model"])`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from fxmatch.effects import get_spec
+from fxmatch.errors import FxmatchInputError
+from fxmatch.vocabulary import ChainVocabulary
+from training.baselines import full_chain_vocabulary, supervised_step
+from training.config import TrainConfig
+from training.data import TargetDataset, chain_key
+from training.model import Encoder, EncoderConfig, count_parameters
+from training.sources import make_source
+from training.wta import ChainRenderer, StepResult, make_audio_loss, temperature_at, wta_step
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_FORMAT = "fxmatch-checkpoint"
+#: knobs that may change between a run and its resumption
+RESUMABLE_CHANGES = frozenset({"steps", "log_every", "checkpoint_every", "progress", "num_workers", "device"})
+UNBOUNDED_EXAMPLES = 1 << 40
+LOG_COLUMNS = ("step", "loss", "fit", "ce", "temperature", "lr", "examples_per_s", "elapsed_s",
+               "candidates_per_example", "chains_won")
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """This process's place in a (possibly single-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device: torch.device) -> DistInfo:
+    """Join the process group when torchrun set WORLD_SIZE > 1 (gloo on CPU, nccl on CUDA)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", init_method="env://")
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' -> cuda:LOCAL_RANK when CUDA is available, else cpu; otherwise the named device."""
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise FxmatchInputError(f"config: device is {name!r} but CUDA is not available here")
+    if name == "cuda":
+        return torch.device(f"cuda:{local_rank}")
+    return torch.device(name)
+
+
+def build_vocabulary(config: TrainConfig) -> ChainVocabulary:
+    """The candidate chains the data is drawn from (the effects in the order listed)."""
+    return ChainVocabulary(effects=tuple(get_spec(n) for n in config.effects), max_length=config.max_length,
+                           allow_permutations=config.allow_permutations)
+
+
+def model_vocabulary(config: TrainConfig, vocab: ChainVocabulary) -> ChainVocabulary:
+    """The chains the model chooses from: the vocabulary's, or only the full chain (baseline ii)."""
+    return full_chain_vocabulary(vocab) if config.mode == "full_chain" else vocab
+
+
+def encoder_config(config: TrainConfig) -> EncoderConfig:
+    return EncoderConfig(sample_rate=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
+                         n_mels=config.n_mels, f_min=config.f_min, f_max=config.f_max, channels=list(config.channels),
+                         hidden=config.hidden, dropout=config.dropout)
+
+
+def build_dataset(config: TrainConfig, vocab: ChainVocabulary, split: str = "train", length: int | None = None,
+                  seed_offset: int = 0) -> TargetDataset:
+    """The data set of `split` (held-out: disjoint dry clips, fresh params from a different seed)."""
+    seed = config.seed + seed_offset
+    source = make_source(config.source, split, seed, config.sample_rate, config.clip_seconds, config.rms_dbfs,
+                         config.source_path, config.heldout_fraction, config.instruments)
+    if length is None:
+        length = config.train_examples or UNBOUNDED_EXAMPLES
+    return TargetDataset(source, vocab, seed=seed if split == "train" else seed + 1_000_003, length=length,
+                         renderer=config.renderer, chain_weights=config.chain_weights)
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """A 63-bit seed for (seed, step, rank)."""
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up to `lr`, then cosine decay to `lr * lr_min_ratio` at the last step."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    span = max(1, config.steps - config.warmup_steps)
+    progress = min(1.0, (step - config.warmup_steps) / span)
+    return config.lr * (config.lr_min_ratio + (1 - config.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """torch.save to a temporary file in the same folder, then an atomic os.replace."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with `weights_only=True`; FxmatchInputError if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FxmatchInputError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is bad input
+        raise FxmatchInputError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise FxmatchInputError(f"{path}: not an fxmatch checkpoint")
+    return ckpt
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """Batches of data-set indices for steps `start..steps-1` of one process (cyclic over `length`)."""
+
+    def __init__(self, start: int, steps: int, batch_size: int, info: DistInfo, length: int):
+        self.start, self.steps, self.batch_size, self.info, self.length = start, steps, batch_size, info, length
+
+    def __len__(self) -> int:
+        return max(0, self.steps - self.start)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start, self.steps):
+            first = (step * self.info.world_size + self.info.rank) * self.batch_size
+            yield [(first + j) % self.length for j in range(self.batch_size)]
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+class Trainer:
+    """One training run of `config` writing into `out_dir` (see the module docstring)."""
+
+    def __init__(self, config: TrainConfig, out_dir: str | Path, resume: bool = False):
+        self.config, self.out_dir, self.resume = config, Path(out_dir), resume
+        self.device = pick_device(config.device)
+        self.info = setup_distributed(self.device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.vocab = build_vocabulary(config)
+        self.model_vocab = model_vocabulary(config, self.vocab)
+        torch.manual_seed(config.seed)  # identical initial weights on every process
+        self.model = Encoder(self.model_vocab, encoder_config(config)).to(self.device)
+        self.net: torch.nn.Module = self.model
+        if self.info.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.dataset = build_dataset(config, self.vocab)
+        self.renderer = None if config.mode == "supervised" else ChainRenderer(self.model_vocab, config.sample_rate)
+        self.loss_fn = make_audio_loss(config.fft_sizes)
+        self.win_counts = torch.zeros(self.model_vocab.n_chains, dtype=torch.long)
+        self.step, self.elapsed_s = 0, 0.0
+        self.history: list[dict[str, float]] = []
+        self.checkpoint_path = self.out_dir / CHECKPOINT_NAME
+        if resume:
+            self._restore()
+        elif self.checkpoint_path.exists():
+            raise FxmatchInputError(
+                f"{self.out_dir} already holds a checkpoint; pass --resume to continue it or choose another --out")
+
+    # ------------------------------------------------------------------------------------------------ checkpoints
+    def _restore(self) -> None:
+        ckpt = load_checkpoint(self.checkpoint_path)
+        stored = ckpt["train_config"]
+        changed = sorted(k for k, v in self.config.to_dict().items()
+                         if k not in RESUMABLE_CHANGES and stored.get(k) != v)
+        if changed:
+            raise FxmatchInputError(f"cannot resume {self.checkpoint_path}: the config changed {', '.join(changed)} "
+                                    f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change)")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.step, self.elapsed_s = int(ckpt["step"]), float(ckpt["elapsed_s"])
+        self.win_counts = torch.tensor(ckpt["win_counts"], dtype=torch.long)
+        log.info("resumed %s at step %d", self.checkpoint_path, self.step)
+
+    def checkpoint_payload(self) -> dict[str, Any]:
+        """What `checkpoint.pt` holds (tensors, dicts and plain values only)."""
+        return {
+            "format": CHECKPOINT_FORMAT, "version": 1, "step": self.step, "elapsed_s": self.elapsed_s,
+            "mode": self.config.mode, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "model_config": self.model.config, "train_config": self.config.to_dict(),
+            "data": self.dataset.describe(), "win_counts": self.win_counts.tolist(),
+            "world_size": self.info.world_size,
+        }
+
+    def save(self) -> None:
+        """Write the checkpoint (main process only)."""
+        if self.info.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            save_checkpoint(self.checkpoint_path, self.checkpoint_payload())
+
+    # ------------------------------------------------------------------------------------------------ one step
+    def compute(self, batch: dict[str, torch.Tensor], step: int) -> StepResult:
+        """The loss of one batch for the configured mode."""
+        c = self.config
+        x, y = batch["x"].to(self.device), batch["y"].to(self.device)
+        if c.mode == "supervised":
+            return supervised_step(self.net, y, batch["chain"].to(self.device), batch["params"].to(self.device),
+                                   batch["param_mask"].to(self.device), c.ce_weight)
+        generator = torch.Generator().manual_seed(step_seed(c.seed, step, self.info.rank) + 1)
+        if c.mode == "wta":
+            top_k, n_explore = c.top_k, c.n_explore
+        else:  # naive: every chain; full_chain: the single candidate
+            top_k, n_explore = self.model_vocab.n_chains, 0
+        temperature = temperature_at(step, c.temperature_start, c.temperature_end, c.anneal_steps)
+        return wta_step(self.net, self.renderer, x, y, self.loss_fn, top_k, n_explore, temperature, c.ce_weight,
+                        generator)
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> StepResult:
+        """Forward, backward and optimiser update for step `step`."""
+        torch.manual_seed(step_seed(self.config.seed, step, self.info.rank))
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.config, step)
+        self.net.train()
+        result = self.compute(batch, step)
+        self.optimizer.zero_grad(set_to_none=True)
+        result.loss.backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        return result
+
+    # ------------------------------------------------------------------------------------------------ the loop
+    def _reduce(self, values: list[float]) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64)
+        if self.info.world_size > 1:
+            dist.all_reduce(t)
+            t /= self.info.world_size
+        return t.tolist()
+
+    def _counts(self) -> torch.Tensor:
+        counts = self.win_counts.clone()
+        if self.info.world_size > 1:
+            dist.all_reduce(counts)
+        return counts
+
+    def _log(self, row: dict[str, float], counts: torch.Tensor) -> None:
+        self.history.append(row)
+        if not self.info.is_main:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / "log.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=LOG_COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: row[k] for k in LOG_COLUMNS})
+        wins = {chain_key(c): int(n) for c, n in zip(self.model_vocab.chains, counts.tolist())}
+        (self.out_dir / "wins.json").write_text(json.dumps({"step": int(row["step"]), "wins": wins}, indent=1))
+
+    def loader(self) -> torch.utils.data.DataLoader:
+        sampler = StepBatches(self.step, self.config.steps, self.config.batch_size, self.info, len(self.dataset))
+        return torch.utils.data.DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.config.num_workers,
+                                           worker_init_fn=_worker_init if self.config.num_workers else None)
+
+    def train(self) -> dict[str, Any]:
+        """Run until `config.steps`; returns (and writes) the summary."""
+        c = self.config
+        examples_per_step = c.batch_size * self.info.world_size
+        bar = tqdm(total=c.steps, initial=self.step, desc=c.name, dynamic_ncols=True,
+                   disable=not (c.progress and self.info.is_main))
+        sums, n_in_interval, wins_in_interval = np.zeros(3), 0, set()
+        interval_start = time.perf_counter()
+        for batch in self.loader():
+            step = self.step
+            result = self.train_step(batch, step)
+            self.step = step + 1
+            sums += [result.loss.item(), result.fit.item(), result.ce.item()]
+            n_in_interval += 1
+            self.win_counts += torch.bincount(result.winners.cpu(), minlength=self.model_vocab.n_chains)
+            wins_in_interval.update(result.winners.tolist())
+            bar.update(1)
+            if self.step % c.log_every == 0 or self.step == c.steps:
+                now = time.perf_counter()
+                self.elapsed_s += now - interval_start
+                speed = n_in_interval * examples_per_step / max(now - interval_start, 1e-9)
+                loss, fit, ce = self._reduce((sums / n_in_interval).tolist())
+                row = {"step": self.step, "loss": loss, "fit": fit, "ce": ce,
+                       "temperature": temperature_at(step, c.temperature_start, c.temperature_end, c.anneal_steps),
+                       "lr": learning_rate(c, step), "examples_per_s": speed, "elapsed_s": self.elapsed_s,
+                       "candidates_per_example": result.n_rendered / c.batch_size,
+                       "chains_won": len(wins_in_interval)}
+                self._log(row, self._counts())
+                bar.set_postfix(loss=f"{loss:.4f}", ex_s=f"{speed:.1f}")
+                sums, n_in_interval, wins_in_interval = np.zeros(3), 0, set()
+                interval_start = time.perf_counter()
+            if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+                self.save()
+        bar.close()
+        return self.finish()
+
+    def finish(self) -> dict[str, Any]:
+        """Write `summary.json` (main process) and return it."""
+        counts = self._counts()
+        summary = {
+            "name": self.config.name, "mode": self.config.mode, "steps": self.step, "elapsed_s": self.elapsed_s,
+            "world_size": self.info.world_size, "device": str(self.device),
+            "model_parameters": count_parameters(self.model), "n_chains": self.model_vocab.n_chains,
+            "final": self.history[-1] if self.history else None,
+            "wins": {chain_key(ch): int(n) for ch, n in zip(self.model_vocab.chains, counts.tolist())},
+            "checkpoint": str(self.checkpoint_path),
+        }
+        if self.info.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        return summary
+
+
+def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train `config` into `out_dir` (the `fxmatch train` command); returns the summary."""
+    trainer = Trainer(config, out_dir, resume)
+    try:
+        return trainer.train()
+    finally:
+        if trainer.info.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
