@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -493,7 +494,8 @@ class EstimatorSession:
             return None, "this onnxruntime build has no CUDA provider"
         ort.set_default_logger_severity(4)
         try:
-            with _quiet_stderr():
+            with _quiet_stderr(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
                 try:
                     sess = ort.InferenceSession(str(path), _session_options(threads), providers=[CUDA, CPU])
                 except Exception as exc:  # noqa: BLE001 - any failure here means: use the CPU

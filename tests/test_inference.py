@@ -1,0 +1,257 @@
+import json
+import subprocess
+import sys
+import tracemalloc
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import soundfile as sf
+from onnx import TensorProto, helper
+
+from fxmatch import inference, testsignals
+from fxmatch.effects.spec import EffectSpec, ParamSpec
+from fxmatch.errors import FxmatchInputError
+from fxmatch.inference import (
+    EstimatorSession,
+    ModelInfo,
+    WindowAggregator,
+    iter_windows,
+    rank_chains,
+    softmax,
+)
+from fxmatch.vocabulary import ChainVocabulary
+from tests.export.helpers import SAMPLE_RATE, tiny_onnx
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return tiny_onnx(tmp_path_factory.mktemp("model"), favour=1)
+
+
+def test_inference_imports_neither_torch_nor_training():
+    code = "import sys, fxmatch.inference; print(sorted(m for m in ('torch', 'training') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------------------------------- providers
+
+
+def test_asking_for_cuda_on_a_cpu_machine_falls_back_to_cpu_quietly(model, capfd):
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has a CUDA provider; see the gpu test")
+    session = EstimatorSession(model, providers="cuda")
+    assert session.provider == "CPUExecutionProvider"
+    assert "no CUDA provider" in session.why_not_cuda
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+def test_cuda_that_fails_to_load_falls_back_to_cpu_without_error_spew(model, capfd, monkeypatch):
+    """onnxruntime-gpu without CUDA libraries: the provider is listed but does not come up."""
+    real = ort.get_available_providers()
+    monkeypatch.setattr(inference.ort, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", *[p for p in real if p != "CUDAExecutionProvider"]])
+    session = EstimatorSession(model, providers="auto")
+    if "CUDAExecutionProvider" not in real:
+        assert session.provider == "CPUExecutionProvider"
+    x = testsignals.make("pluck", SAMPLE_RATE, 0.5)
+    probs, _ = session.estimate_windows(x)
+    assert probs.shape == (1, 2)
+    out, err = capfd.readouterr()
+    assert err == "" and out == ""
+
+
+def test_cpu_provider_and_thread_count(model):
+    session = EstimatorSession(model, providers="cpu", threads=1)
+    assert session.session.get_providers() == ["CPUExecutionProvider"]
+
+
+def test_unknown_provider_is_an_input_error(model):
+    with pytest.raises(FxmatchInputError, match="unknown execution provider"):
+        EstimatorSession(model, providers="tpu")
+
+
+@pytest.mark.gpu
+def test_auto_picks_cuda_when_it_really_works(model):
+    session = EstimatorSession(model, providers="auto")
+    assert session.provider == "CUDAExecutionProvider"
+
+
+# ----------------------------------------------------------------------------------------------------- decoding
+
+
+def _two_effect_info():
+    vocab = ChainVocabulary(
+        effects=(
+            EffectSpec("Distortion", (ParamSpec("drive_db", "dB", 5.0, 40.0),)),
+            EffectSpec("PeakFilter", (ParamSpec("cutoff_frequency_hz", "Hz", 200.0, 6000.0, "log"),
+                                      ParamSpec("gain_db", "dB", -12.0, 12.0),
+                                      ParamSpec("q", "", 0.5, 4.0, "log"))),
+        ),
+        max_length=2,
+    )
+    meta = {"fxmatch_format": {"format": "fxmatch-onnx-model", "version": 1}, "sample_rate": 16000,
+            "analysis_window": {"samples": 8000}, "vocabulary": vocab.to_dict(),
+            "model": {"name": "m", "version": "2"}}
+    return vocab, ModelInfo.from_metadata({k: json.dumps(v) for k, v in meta.items()})
+
+
+def test_decoding_ranks_by_probability_and_denormalises_like_the_vocabulary():
+    vocab, info = _two_effect_info()
+    assert info.chains == vocab.chains and info.hop_samples == 4000 and info.label == "m-v2"
+    rng = np.random.default_rng(0)
+    logits = np.array([0.1, 2.0, -1.0, 0.5])
+    params = rng.uniform(-0.2, 1.2, size=(4, vocab.n_params))  # out-of-range values are clipped
+    ranked = rank_chains(info, softmax(logits), params)
+    assert [r.chain_index for r in ranked] == [1, 3, 0, 2]
+    assert [r.chain for r in ranked] == [vocab.chains[k] for k in (1, 3, 0, 2)]
+    assert sum(r.probability for r in ranked) == pytest.approx(1.0)
+    assert ranked[0].probability == pytest.approx(np.exp(2.0) / np.exp(logits).sum())
+    for r in ranked:
+        expected = vocab.decode(r.chain_index, params[r.chain_index])
+        assert [name for name, _ in r.params] == [name for name, _ in expected]
+        for (_, got), (_, want) in zip(r.params, expected):
+            assert got == pytest.approx(want, rel=1e-9)
+    assert len(rank_chains(info, softmax(logits), params, top=2)) == 2
+
+
+def test_log_scaled_param_denormalises_geometrically():
+    _, info = _two_effect_info()
+    q = info.effect("PeakFilter").params[2]
+    assert q.denormalise(0.0) == pytest.approx(0.5) and q.denormalise(1.0) == pytest.approx(4.0)
+    assert q.denormalise(0.5) == pytest.approx(np.sqrt(0.5 * 4.0))
+    assert q.normalise(q.denormalise(0.3)) == pytest.approx(0.3)
+
+
+def test_aggregation_averages_probabilities_and_weights_params_by_probability():
+    agg = WindowAggregator(n_chains=2, n_params=1)
+    probs = np.array([[0.8, 0.2], [0.6, 0.4], [0.3, 0.7]])
+    params = np.array([[[0.1], [0.9]], [[0.5], [0.5]], [[0.9], [0.1]]])
+    agg.add(probs[:2], params[:2])
+    agg.add(probs[2:], params[2:])
+    mean, weighted, votes = agg.result()
+    np.testing.assert_allclose(mean, [1.7 / 3, 1.3 / 3])
+    np.testing.assert_allclose(weighted[0, 0], (0.8 * 0.1 + 0.6 * 0.5 + 0.3 * 0.9) / 1.7)
+    np.testing.assert_allclose(weighted[1, 0], (0.2 * 0.9 + 0.4 * 0.5 + 0.7 * 0.1) / 1.3)
+    np.testing.assert_allclose(votes, [2 / 3, 1 / 3])
+
+
+# ---------------------------------------------------------------------------------------------------- windowing
+
+
+@pytest.mark.parametrize("n", [1, 999, 1000, 1001, 1499, 1500, 4321, 10000])
+@pytest.mark.parametrize("block", [7, 250, 1000, 100000])
+def test_windows_are_the_same_whatever_the_block_size(n, block):
+    x = np.arange(1, n + 1, dtype=np.float32)
+    whole = list(iter_windows([x], 1000, 500))
+    streamed = list(iter_windows((x[i : i + block] for i in range(0, n, block)), 1000, 500))
+    assert len(whole) == len(streamed)
+    for a, b in zip(whole, streamed):
+        np.testing.assert_array_equal(a, b)
+    assert all(w.shape == (1000,) for w in whole)
+    if n < 1000:
+        assert len(whole) == 1 and whole[0][n - 1] == n and whole[0][n:].sum() == 0
+    else:
+        assert whole[0][0] == 1
+        assert whole[-1][-1] == n or n - (whole[-1][-1]) < 250  # the tail is covered
+
+
+def test_end_aligned_tail_window():
+    x = np.arange(1, 1801, dtype=np.float32)
+    windows = list(iter_windows([x], 1000, 500))
+    assert [w[0] for w in windows] == [1, 501, 801]  # two regular windows, then one aligned to the end
+
+
+# ------------------------------------------------------------------------------------------------ whole estimates
+
+
+def test_estimate_file_streams_resamples_and_matches_in_memory(model, tmp_path):
+    x = testsignals.make("chord", 48000, 2.3, seed=2, channels=2)
+    sf.write(tmp_path / "t.wav", x.T, 48000, subtype="FLOAT")
+    session = EstimatorSession(model)
+    from_file = session.estimate_file(tmp_path / "t.wav", block_seconds=0.3)
+    in_memory = session.estimate_array(x, 48000)
+    assert from_file.n_windows == in_memory.n_windows == 8  # 0.5 s windows every 0.25 s; 0.05 s tail: no extra
+    assert from_file.best.chain == ("Distortion",) and from_file.consistency == 1.0
+    assert from_file.best.probability == pytest.approx(in_memory.best.probability, abs=1e-4)
+    assert from_file.best.params[0][1]["drive_db"] == pytest.approx(in_memory.best.params[0][1]["drive_db"], abs=1e-3)
+    assert (from_file.sample_rate, from_file.channels) == (48000, 2)
+    assert from_file.duration_s == pytest.approx(2.3)
+
+
+def test_silent_windows_are_skipped_and_silence_only_is_an_error(model, tmp_path):
+    session = EstimatorSession(model)
+    x = np.concatenate([np.zeros(SAMPLE_RATE * 2, np.float32), testsignals.make("pluck", SAMPLE_RATE, 1.0)[0]])
+    result = session.estimate_array(x, SAMPLE_RATE)
+    assert result.n_silent >= 5 and result.n_windows >= 3
+    with pytest.raises(FxmatchInputError, match="silent"):
+        session.estimate_array(np.zeros(SAMPLE_RATE), SAMPLE_RATE)
+    with pytest.raises(FxmatchInputError, match="NaN"):
+        session.estimate_array(np.full(100, np.nan), SAMPLE_RATE)
+
+
+def test_long_file_is_streamed_with_bounded_memory(model, tmp_path):
+    rng = np.random.default_rng(0)
+    seconds, rate = 40, 48000
+    with sf.SoundFile(tmp_path / "long.wav", "w", rate, 2, subtype="FLOAT") as f:
+        for _ in range(seconds):
+            f.write((rng.standard_normal((rate, 2)) * 0.1).astype(np.float32))
+    file_mb = seconds * rate * 2 * 4 / 1e6  # 15 MB of samples
+    session = EstimatorSession(model, batch_size=4)
+    tracemalloc.start()
+    try:
+        result = session.estimate_file(tmp_path / "long.wav", block_seconds=1.0)
+        peak_mb = tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+    assert result.n_windows == 4 * seconds - 1
+    assert peak_mb < file_mb / 4, peak_mb
+
+
+# ------------------------------------------------------------------------------------------------- bad models
+
+
+def _foreign_onnx(path, metadata=None, input_name="audio"):
+    node = helper.make_node("Identity", [input_name], ["chain_logits"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("chain_logits", TensorProto.FLOAT, [1, 4])])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    for k, v in (metadata or {}).items():
+        e = m.metadata_props.add()
+        e.key, e.value = k, v
+    onnx.save(m, str(path))
+    return path
+
+
+def _model_metadata(model):
+    return {p.key: p.value for p in onnx.load(str(model)).metadata_props}
+
+
+def test_bad_model_files_are_input_errors_with_one_line(model, tmp_path):
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    (tmp_path / "garbage.onnx").write_bytes(b"\x08\x07garbage" * 100)
+    truncated = model.read_bytes()[:2000]
+    (tmp_path / "truncated.onnx").write_bytes(truncated)
+    meta = _model_metadata(model)
+    no_vocab = {k: v for k, v in meta.items() if k != "vocabulary"}
+    bad_json = {**meta, "vocabulary": "{not json"}
+    wrong_version = {**meta, "fxmatch_format": json.dumps({"format": "fxmatch-onnx-model", "version": 99})}
+    cases = {
+        "missing.onnx": "no such model file",
+        "empty.onnx": "empty model file",
+        "garbage.onnx": "not a loadable ONNX model",
+        "truncated.onnx": "not a loadable ONNX model",
+        _foreign_onnx(tmp_path / "foreign.onnx").name: "not an fxmatch model",
+        _foreign_onnx(tmp_path / "novocab.onnx", no_vocab).name: "lacks vocabulary",
+        _foreign_onnx(tmp_path / "badjson.onnx", bad_json).name: "'vocabulary' is not valid JSON",
+        _foreign_onnx(tmp_path / "version.onnx", wrong_version).name: "version 99 is not supported",
+        _foreign_onnx(tmp_path / "signature.onnx", meta, input_name="x").name: "expected one input named 'audio'",
+    }
+    for name, message in cases.items():
+        with pytest.raises(FxmatchInputError) as info:
+            EstimatorSession(tmp_path / name)
+        text = str(info.value)
+        assert message in text and "\n" not in text, (name, text)
