@@ -144,8 +144,8 @@ def format_table(target: str, result, preset, refine_info: dict[str, Any] | None
         "",
         f"chain        {' -> '.join(preset.effect_names) or '(no effect)'}",
         f"probability  {result.best.probability:.3f}",
-        f"consistency  {result.consistency:.2f} ({round(result.consistency * result.n_windows)} of "
-        f"{result.n_windows} windows agree)",
+        (f"consistency  {result.consistency:.2f} ({round(result.consistency * result.n_windows)} of "
+         f"{result.n_windows} windows agree)"),
     ]
     if preset.chain:
         lines.append("params")
@@ -218,11 +218,10 @@ def refine(chain_names, chain_params, dry_path: str, target_path: str, steps: in
     """
     import torch
 
+    from fxmatch.audio_io import audio_info
     from fxmatch.effects.chain import Chain
     from fxmatch.inference import SILENCE_DBFS, rms_dbfs
     from fxmatch.metrics import mrstft_distance
-
-    from fxmatch.audio_io import audio_info
 
     mono = audio_info(dry_path)[1] != audio_info(target_path)[1]
     dry, dry_rate = _read_head(dry_path, REFINE_READ_SECONDS, mono)

@@ -1,0 +1,201 @@
+import json
+
+import numpy as np
+import pedalboard
+import pytest
+import soundfile as sf
+
+from fxmatch import testsignals
+from fxmatch.cli import main
+from fxmatch.commands import estimate as estimate_cmd
+from fxmatch.preset import preset_from_dict, read_preset
+from tests.export.helpers import tiny_onnx
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A tiny exported model that favours the chain Distortion."""
+    return tiny_onnx(tmp_path_factory.mktemp("model"), favour=1)
+
+
+def _render(rate, channels, seconds=1.2, seed=0):
+    dry = testsignals.make("chord", rate, seconds, seed=seed, channels=channels)
+    wet = pedalboard.Distortion(drive_db=25.0)(dry, rate)
+    return dry, wet
+
+
+def _write(path, audio, rate, subtype):
+    sf.write(path, np.asarray(audio).T, rate, subtype=subtype)
+    return path
+
+
+def _one_error_line(capsys):
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fxmatch: error:"), captured.err
+    return lines[0]
+
+
+def _folder_holds_only(folder, names):
+    return sorted(p.name for p in folder.iterdir()) == sorted(names)
+
+
+@pytest.mark.parametrize(
+    ("name", "rate", "channels", "subtype"),
+    [
+        ("mono44.wav", 44100, 1, "PCM_16"),
+        ("stereo48_24bit.wav", 48000, 2, "PCM_24"),
+        ("stereo48.flac", 48000, 2, "PCM_24"),
+        ("mono22_float.wav", 22050, 1, "FLOAT"),
+        ("mono8bit.wav", 16000, 1, "PCM_U8"),
+    ],
+)
+def test_estimate_prints_a_table_for_any_rate_and_format(model, tmp_path, capsys, name, rate, channels, subtype):
+    _, wet = _render(rate, channels)
+    target = _write(tmp_path / name, wet, rate, subtype)
+    assert main(["estimate", str(target), "--model", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert f"{rate} Hz" in out and ("stereo" if channels == 2 else "mono") in out
+    for word in ("chain", "Distortion", "drive_db", "dB", "probability", "consistency", "alternatives",
+                 "(no effect)", "tiny-v0", "CPUExecutionProvider"):
+        assert word in out, word
+
+
+def test_estimate_json_prints_a_valid_preset(model, tmp_path, capsys):
+    _, wet = _render(48000, 2)
+    target = _write(tmp_path / "t.flac", wet, 48000, "PCM_24")
+    assert main(["estimate", str(target), "--model", str(model), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    preset = preset_from_dict(data)
+    assert preset.effect_names == ["Distortion"]
+    assert 5.0 <= preset.chain[0].params["drive_db"] <= 40.0
+    est = data["estimate"]
+    assert est["model"] == "tiny-v0" and 0.9 < est["confidence"] <= 1.0 and est["consistency"] == 1.0
+    assert est["alternatives"] == [{"chain": [], "probability": pytest.approx(1 - est["confidence"], abs=2e-4)}]
+    assert est["windows"] == 4  # 1.2 s: 0.5 s windows at 0, 0.25 and 0.5 s, plus one aligned to the end
+
+
+def test_estimate_writes_the_preset_atomically(model, tmp_path, capsys):
+    _, wet = _render(44100, 1)
+    target = _write(tmp_path / "t.wav", wet, 44100, "PCM_16")
+    out = tmp_path / "out.fxpreset.json"
+    assert main(["estimate", str(target), "--model", str(model), "-o", str(out)]) == 0
+    preset = read_preset(out)
+    assert preset.effect_names == ["Distortion"] and preset.estimate["model"] == "tiny-v0"
+    assert "wrote" in capsys.readouterr().err
+    assert _folder_holds_only(tmp_path, ["t.wav", "out.fxpreset.json"])
+
+
+def test_refine_through_the_twins_does_not_increase_the_distance(model, tmp_path, capsys):
+    dry, wet = _render(48000, 2, seconds=1.0)
+    d = _write(tmp_path / "dry.wav", dry, 48000, "FLOAT")
+    t = _write(tmp_path / "wet.wav", wet, 48000, "FLOAT")
+    assert main(["estimate", str(t), "--dry", str(d), "--refine", "3", "--model", str(model), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    refine = data["estimate"]["refine"]
+    assert refine["steps"] == 3 and refine["channels"] == 2 and refine["seconds"] == pytest.approx(1.0)
+    assert refine["distance_after"] <= refine["distance_before"]
+    assert refine["kept"] in ("refined", "encoder")
+    preset_from_dict(data)
+
+
+def test_refine_moves_params_towards_the_truth():
+    """Direct call: Distortion rendered at 25 dB, starting from 35 dB."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        dry, wet = _render(44100, 1, seconds=0.5)
+        d = _write(Path(folder) / "d.wav", dry, 44100, "FLOAT")
+        t = _write(Path(folder) / "t.wav", wet, 44100, "FLOAT")
+        chain, report = estimate_cmd.refine(("Distortion",), [("Distortion", {"drive_db": 35.0})], str(d), str(t),
+                                            steps=8)
+    assert report["kept"] == "refined" and report["distance_after"] < report["distance_before"]
+    assert abs(chain[0][1]["drive_db"] - 25.0) < 10.0
+
+
+def test_refine_needs_dry(model, tmp_path, capsys):
+    _, wet = _render(44100, 1)
+    target = _write(tmp_path / "t.wav", wet, 44100, "PCM_16")
+    out = tmp_path / "o.fxpreset.json"
+    assert main(["estimate", str(target), "--model", str(model), "--refine", "5", "-o", str(out)]) == 2
+    assert "--refine needs --dry" in _one_error_line(capsys)
+    assert not out.exists()
+
+
+def _bad_targets(folder):
+    paths = {}
+    paths["missing"] = folder / "missing.wav"
+    (folder / "empty.wav").write_bytes(b"")
+    paths["empty"] = folder / "empty.wav"
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" * 4)
+    paths["corrupt"] = folder / "corrupt.wav"
+    nan = testsignals.make("pluck", 44100, 1.0)
+    nan[0, 100] = np.nan
+    paths["nan"] = _write(folder / "nan.wav", nan, 44100, "FLOAT")
+    inf = testsignals.make("pluck", 44100, 1.0)
+    inf[0, 5000] = np.inf
+    paths["inf"] = _write(folder / "inf.wav", inf, 44100, "FLOAT")
+    paths["silence"] = _write(folder / "silence.wav", np.zeros((2, 44100), np.float32), 44100, "PCM_16")
+    paths["no_samples"] = _write(folder / "no_samples.wav", np.zeros((1, 0), np.float32), 44100, "PCM_16")
+    (folder / "folder.wav").mkdir()
+    paths["folder"] = folder / "folder.wav"
+    return paths
+
+
+def test_every_bad_target_exits_2_with_one_line_and_writes_nothing(model, tmp_path, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    outs = tmp_path / "out"
+    outs.mkdir()
+    expected = {"missing": "no such file", "empty": "empty file", "corrupt": "not a readable audio file",
+                "nan": "NaN", "inf": "NaN or infinite", "silence": "silent", "no_samples": "no audio samples",
+                "folder": "is a folder"}
+    for name, path in _bad_targets(inputs).items():
+        out = outs / f"{name}.fxpreset.json"
+        assert main(["estimate", str(path), "--model", str(model), "-o", str(out)]) == 2, name
+        line = _one_error_line(capsys)
+        assert expected[name] in line, (name, line)
+    assert list(outs.iterdir()) == []
+
+
+def test_bad_dry_exits_2(model, tmp_path, capsys):
+    _, wet = _render(44100, 1)
+    target = _write(tmp_path / "t.wav", wet, 44100, "PCM_16")
+    (tmp_path / "dry.wav").write_bytes(b"junk")
+    assert main(["estimate", str(target), "--model", str(model), "--dry", str(tmp_path / "dry.wav"),
+                 "--refine", "2"]) == 2
+    assert "dry.wav" in _one_error_line(capsys)
+    silent = _write(tmp_path / "silent_dry.wav", np.zeros((1, 44100), np.float32), 44100, "PCM_16")
+    assert main(["estimate", str(target), "--model", str(model), "--dry", str(silent), "--refine", "2"]) == 2
+    assert "silent" in _one_error_line(capsys)
+
+
+def test_corrupt_or_foreign_model_exits_2(tmp_path, capsys):
+    _, wet = _render(44100, 1)
+    target = _write(tmp_path / "t.wav", wet, 44100, "PCM_16")
+    (tmp_path / "bad.onnx").write_bytes(b"\x00garbage" * 50)
+    out = tmp_path / "o.fxpreset.json"
+    assert main(["estimate", str(target), "--model", str(tmp_path / "bad.onnx"), "-o", str(out)]) == 2
+    assert "not a loadable ONNX model" in _one_error_line(capsys)
+    assert main(["estimate", str(target), "--model", str(tmp_path / "none.onnx")]) == 2
+    assert "no such model file" in _one_error_line(capsys)
+    assert not out.exists()
+
+
+def test_missing_default_model_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(estimate_cmd, "DEFAULT_MODEL", tmp_path / "models" / "fxmatch-default.onnx")
+    _, wet = _render(44100, 1)
+    target = _write(tmp_path / "t.wav", wet, 44100, "PCM_16")
+    assert main(["estimate", str(target)]) == 2
+    line = _one_error_line(capsys)
+    assert "fxmatch-default.onnx" in line and "--model" in line
+
+
+@pytest.mark.parametrize("extra", [["--refine", "-1", "--dry", "x.wav"], ["--top", "-2"], ["--threads", "0"],
+                                   ["-o", "no/such/folder/p.fxpreset.json"], ["--provider", "tpu"]])
+def test_bad_options_exit_2(model, tmp_path, capsys, extra):
+    _, wet = _render(44100, 1)
+    target = _write(tmp_path / "t.wav", wet, 44100, "PCM_16")
+    assert main(["estimate", str(target), "--model", str(model), *extra]) == 2
+    _one_error_line(capsys)
