@@ -14,7 +14,7 @@ def pluck(
     sample_rate: float, seconds: float, rng: np.random.Generator, channels: int = 1, n_notes: int = 3
 ) -> np.ndarray:
     """Plucked-string notes: inharmonic partials with frequency-dependent decay and a soft attack."""
-    n = int(round(sample_rate * seconds))
+    n = round(sample_rate * seconds)
     t = np.arange(n) / sample_rate
     out = np.zeros(n, dtype=np.float64)
     onsets = np.sort(rng.uniform(0, seconds * 0.7, size=n_notes))
@@ -45,7 +45,7 @@ def chord(sample_rate: float, seconds: float, rng: np.random.Generator, channels
 
 def noise(sample_rate: float, seconds: float, rng: np.random.Generator, channels: int = 1) -> np.ndarray:
     """White-noise bursts with silent gaps (exercises attack and release)."""
-    n = int(round(sample_rate * seconds))
+    n = round(sample_rate * seconds)
     env = np.zeros(n)
     pos = 0
     while pos < n:
@@ -59,7 +59,7 @@ def noise(sample_rate: float, seconds: float, rng: np.random.Generator, channels
 
 def impulse(sample_rate: float, seconds: float, rng: np.random.Generator, channels: int = 1) -> np.ndarray:
     """A few unit-ish impulses at random positions."""
-    n = int(round(sample_rate * seconds))
+    n = round(sample_rate * seconds)
     sig = np.zeros(n)
     for pos in rng.integers(0, max(1, n // 2), size=3):
         sig[pos] = rng.uniform(0.3, 0.9)
@@ -68,7 +68,7 @@ def impulse(sample_rate: float, seconds: float, rng: np.random.Generator, channe
 
 def silence(sample_rate: float, seconds: float, rng: np.random.Generator, channels: int = 1) -> np.ndarray:
     """Digital silence."""
-    n = int(round(sample_rate * seconds))
+    n = round(sample_rate * seconds)
     return np.zeros((channels, n), dtype=np.float32)
 
 

@@ -219,6 +219,7 @@ def _foreign_onnx(path, metadata=None, input_name="audio"):
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [1, 4])],
                               [helper.make_tensor_value_info("chain_logits", TensorProto.FLOAT, [1, 4])])
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8  # newer onnx writes an IR version that the installed onnxruntime may not read yet
     for k, v in (metadata or {}).items():
         e = m.metadata_props.add()
         e.key, e.value = k, v

@@ -9,8 +9,9 @@ n_params]` in [0, 1] (the vocabulary's shared layout: effect e's values of candi
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -122,7 +123,7 @@ class Encoder(nn.Module):
         return {"encoder": asdict(self.cfg), "vocabulary": self.vocab.to_dict()}
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> "Encoder":
+    def from_config(cls, config: Mapping[str, Any]) -> Encoder:
         """Rebuild from `config` (the `config` property's dict)."""
         return cls(ChainVocabulary.from_dict(config["vocabulary"]), EncoderConfig(**config["encoder"]))
 

@@ -15,8 +15,8 @@ import struct
 import subprocess
 import tempfile
 import zlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import scipy.signal
@@ -73,7 +73,7 @@ class DrySource:
 
     @property
     def clip_samples(self) -> int:
-        return int(round(self.sample_rate * self.clip_seconds))
+        return round(self.sample_rate * self.clip_seconds)
 
     def clip(self, index: int) -> np.ndarray:
         """The dry clip number `index` (>= 0), float32 `[clip_samples]`, loudness-normalised."""
@@ -277,7 +277,7 @@ def drums(n: int, sr: int, rng: np.random.Generator) -> np.ndarray:
     step = 60.0 / rng.uniform(80.0, 160.0) / 4.0
     hits = {"kick": (_kick, 0.3), "snare": (_snare, 0.2), "hat": (_hat, 0.5)}
     positions = np.arange(0.0, n / sr, step)
-    for _, (make, probability) in hits.items():
+    for (make, probability) in hits.values():
         mask = rng.uniform(size=positions.size) < probability
         for pos in positions[mask]:
             _place(out, make(sr, rng), int(pos * sr), rng.uniform(0.4, 1.0))
@@ -373,7 +373,7 @@ class FolderSource(DrySource):
         self.split, self.sample_rate, self.clip_seconds = split, int(sample_rate), float(clip_seconds)
         self.rms_dbfs, self.silence_dbfs = float(rms_dbfs), float(silence_dbfs)
         self.heldout_fraction = float(heldout_fraction)
-        self.hop_samples = int(round((hop_seconds or clip_seconds) * self.sample_rate))
+        self.hop_samples = round((hop_seconds or clip_seconds) * self.sample_rate)
         _split_id(split)
         if not self.folder.is_dir():
             raise FxmatchInputError(f"dry audio folder {str(self.folder)!r} does not exist")
@@ -456,14 +456,14 @@ def _var_len(value: int) -> bytes:
 def midi_file_bytes(program: int, notes: Sequence[tuple[float, float, int, int]], bpm: float = 120.0) -> bytes:
     """A one-track Standard MIDI File: `notes` are (onset_s, duration_s, pitch, velocity) on channel 0."""
     ticks_per_beat = 480
-    to_ticks = lambda s: int(round(s * bpm / 60.0 * ticks_per_beat))  # noqa: E731
+    to_ticks = lambda s: round(s * bpm / 60.0 * ticks_per_beat)
     events = [(0, bytes([0xC0, program]))]
     for onset, duration, pitch, velocity in notes:
         events.append((to_ticks(onset), bytes([0x90, pitch, velocity])))
         events.append((to_ticks(onset + duration), bytes([0x80, pitch, 0])))
     events.sort(key=lambda e: (e[0], e[1][0] == 0x90))
     track, now = bytearray(), 0
-    tempo = int(round(60_000_000 / bpm))
+    tempo = round(60_000_000 / bpm)
     track += b"\x00\xff\x51\x03" + tempo.to_bytes(3, "big")
     for tick, data in events:
         track += _var_len(tick - now) + data

@@ -12,8 +12,8 @@ the argmin winner by cross-entropy.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from torch.nn import functional as F
@@ -24,10 +24,23 @@ from fxmatch.vocabulary import ChainVocabulary
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+TINY = 1.0e-20  # samples below this are flushed to 0 before the loss
+
+
+def flush_tiny(x: torch.Tensor) -> torch.Tensor:
+    """`x` with samples below 1e-20 in magnitude set to exactly 0.
+
+    IIR twins decay into float32 denormals (~1e-45); an STFT bin of denormal magnitude makes the backward of
+    complex `abs` divide by a denormal (inf) and return NaN gradients, while exact zeros are handled.
+    """
+    return torch.where(x.abs() < TINY, torch.zeros_like(x), x)
+
+
 def make_audio_loss(fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES) -> LossFn:
     """Per-example audio loss `[batch]` of estimate vs target `[batch, samples]`: the MR-STFT distance."""
     sizes = tuple(int(s) for s in fft_sizes)
-    return lambda estimate, target: mrstft_distance(estimate, target, fft_sizes=sizes, reduce=False)
+    return lambda estimate, target: mrstft_distance(flush_tiny(estimate), flush_tiny(target), fft_sizes=sizes,
+                                                    reduce=False)
 
 
 class ChainRenderer:

@@ -22,7 +22,9 @@ def test_full_chain_twin_follows_pedalboard_chain():
 def test_full_chain_gradients_reach_every_parameter():
     chain = Chain(EFFECT_NAMES)
     x = torch.as_tensor(testsignals.make("noise", 44100, 0.5, seed=1))[None].repeat(2, 1, 1)
-    unit = torch.full((2, chain.n_params), 0.5, requires_grad=True)
+    # Not 0.5 (PeakFilter gain 0 dB: cutoff and q rightly do nothing); 0.2 puts the Compressor threshold
+    # (-33 dB) under the noise and two echoes of the delay (0.2 s, so feedback matters) inside the 0.5 s signal.
+    unit = torch.full((2, chain.n_params), 0.2, requires_grad=True)
     y = chain.process_normalised(x, unit, 44100)
     y.square().mean().backward()
     assert torch.isfinite(unit.grad).all()

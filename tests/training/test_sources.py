@@ -18,7 +18,7 @@ def test_synth_clips_are_deterministic_normalised_and_sized(instrument):
 
 
 def test_synth_train_and_heldout_splits_differ_and_seeds_differ():
-    kwargs = dict(sample_rate=16000, clip_seconds=0.25)
+    kwargs = {"sample_rate": 16000, "clip_seconds": 0.25}
     train = sources.SynthSource(seed=0, split="train", **kwargs)
     heldout = sources.SynthSource(seed=0, split="heldout", **kwargs)
     other = sources.SynthSource(seed=1, split="train", **kwargs)

@@ -10,14 +10,14 @@ from training import trainer as trainer_mod
 from training.config import TrainConfig, config_from_dict, load_config
 from training.model import Encoder
 from training.trainer import DistInfo, StepBatches, Trainer, learning_rate, load_checkpoint
-from training.wta import candidate_losses, make_audio_loss
+from training.wta import candidate_losses
 
-TINY = dict(
-    name="test", effects=["Compressor", "Distortion"], max_length=2, sample_rate=16000, clip_seconds=0.25,
-    n_fft=256, hop_length=64, n_mels=32, channels=[8, 16], hidden=48, dropout=0.0, top_k=2, n_explore=1,
-    temperature_start=0.5, temperature_end=0.05, anneal_steps=10, fft_sizes=[256, 64], steps=6, batch_size=4,
-    lr=3.0e-3, warmup_steps=2, log_every=2, checkpoint_every=3, train_examples=8, progress=False,
-)
+TINY = {
+    "name": "test", "effects": ["Compressor", "Distortion"], "max_length": 2, "sample_rate": 16000, "clip_seconds": 0.25,
+    "n_fft": 256, "hop_length": 64, "n_mels": 32, "channels": [8, 16], "hidden": 48, "dropout": 0.0, "top_k": 2, "n_explore": 1,
+    "temperature_start": 0.5, "temperature_end": 0.05, "anneal_steps": 10, "fft_sizes": [256, 64], "steps": 6, "batch_size": 4,
+    "lr": 3.0e-3, "warmup_steps": 2, "log_every": 2, "checkpoint_every": 3, "train_examples": 8, "progress": False,
+}
 
 
 def tiny(**changes) -> TrainConfig:

@@ -1,0 +1,333 @@
+"""Reverb: pedalboard.Reverb (juce::Reverb, a Freeverb: 8 damped feedback combs in parallel, 4 allpasses in series).
+
+What pedalboard/JUCE does (per call with reset=True, float32; `width=1`, `freeze_mode=0`, pedalboard's defaults):
+
+- comb delays `(int(sample_rate) * t) // 44100` for `t` in 1116, 1188, 1277, 1356, 1422, 1491, 1557, 1617
+  (right channel: `t + 23`), allpass delays likewise from 556, 441, 341, 225 (right: `t + 23`);
+- input `u = 0.015 * x` (mono) or `u = 0.015 * (left + right)` (stereo: one shared input);
+- each comb (delay M): `o[n] = t[n - M]`, `l[n] = (1 - d) o[n] + d l[n - 1]`, `t[n] = u[n] + f l[n]`, output `o`,
+  with damping `d = 0.4 * damping` and feedback `f = 0.7 + 0.28 * room_size` (the one-pole lowpass sits in the
+  feedback path and is updated before the write);
+- the comb sum goes through 4 allpasses `t[n] = s[n] + 0.5 t[n - M]`, `out[n] = t[n - M] - s[n]`;
+- output per channel `2 * dry_level * x + 3 * wet_level * wet` (JUCE's wet/dry scale factors, width 1: no
+  cross-feed between the channels). Other channel counts pass through unchanged (JUCE's processor does nothing).
+- The parameter smoothers (10 ms) are reset to their targets when pedalboard prepares the plugin, so a fresh call
+  has no start ramp (checked on impulses: the first sample already has the full dry gain).
+
+The twin runs the same recursions in float64 in a custom autograd Function whose forward and adjoint backward are
+numba loops (gradients w.r.t. the input, room_size, damping, wet_level and dry_level). An FFT version would need
+every comb's transfer function on a grid of >= 2x the signal length per batch item: more work than the recursion
+itself. Differences from pedalboard: float64 instead of float32 and no JUCE_UNDENORMALISE quantisation (which
+rounds the comb states to multiples of ~7e-9), i.e. round-off only.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Mapping
+
+import numba
+import numpy as np
+import torch
+
+from fxmatch.effects.spec import EffectSpec, ParamSpec, as_batch_param
+
+SPEC = EffectSpec(
+    name="Reverb",
+    params=(
+        ParamSpec("room_size", "", 0.1, 0.95, "linear", 0.5, "comb feedback 0.7 + 0.28 * room_size (decay time)"),
+        ParamSpec("damping", "", 0.0, 1.0, "linear", 0.5, "lowpass in the comb feedback (high-frequency decay)"),
+        ParamSpec("wet_level", "", 0.1, 0.6, "linear", 0.33, "reverberated signal gain (x3 internally)"),
+        ParamSpec("dry_level", "", 0.4, 1.0, "linear", 0.4, "direct signal gain (x2 internally)"),
+    ),
+    description="Freeverb-style stereo reverb (JUCE): parallel damped combs into series allpasses",
+)
+
+_COMB_TUNINGS = (1116, 1188, 1277, 1356, 1422, 1491, 1557, 1617)  # samples at 44.1 kHz
+_ALLPASS_TUNINGS = (556, 441, 341, 225)
+_STEREO_SPREAD = 23
+_INPUT_GAIN = 0.015
+_WET_SCALE = 3.0
+_DRY_SCALE = 2.0
+_ROOM_SCALE, _ROOM_OFFSET, _DAMP_SCALE = 0.28, 0.7, 0.4
+_ALLPASS_FEEDBACK = 0.5
+
+#: Run the forward pass in JUCE's float32 arithmetic and operation order (bit-exact with pedalboard on x86). The
+#: backward pass is always the float64 adjoint of the exact-arithmetic recursion (a straight-through gradient for
+#: the rounding). Set to False for a float64 forward (e.g. to check gradients against finite differences).
+FLOAT32_EMULATION = True
+#: JUCE_UNDENORMALISE is active on Intel builds only (elsewhere it is an empty macro).
+_JUCE_UNDENORMALISES = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
+
+
+def delay_lengths(sample_rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Comb `[2, 8]` and allpass `[2, 4]` delays in samples for the left/right channel, as JUCE computes them."""
+    sr = int(sample_rate)
+    combs = [[(sr * (t + side * _STEREO_SPREAD)) // 44100 for t in _COMB_TUNINGS] for side in (0, 1)]
+    allpasses = [[(sr * (t + side * _STEREO_SPREAD)) // 44100 for t in _ALLPASS_TUNINGS] for side in (0, 1)]
+    return np.asarray(combs, dtype=np.int64), np.asarray(allpasses, dtype=np.int64)
+
+
+@numba.njit(cache=True)
+def _reverb_forward(
+    x: np.ndarray,
+    feedback: np.ndarray,
+    damp: np.ndarray,
+    wet: np.ndarray,
+    dry: np.ndarray,
+    comb_delays: np.ndarray,
+    allpass_delays: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Freeverb on `x` `[batch, sides, samples]` (sides 1 or 2; params `[batch]`).
+
+    Returns the output `[batch, sides, samples]`, the wet signal `[batch, sides, samples]` and the comb lowpass
+    states `l` `[batch, sides, combs, samples]` (kept for the adjoint).
+    """
+    batch, sides, n = x.shape
+    n_combs = comb_delays.shape[1]
+    y = np.empty_like(x)
+    wet_out = np.empty_like(x)
+    states = np.empty((batch, sides, n_combs, n), dtype=x.dtype)
+    u = np.empty(n)
+    acc = np.empty(n)
+    buf = np.empty(n)
+    for b in range(batch):
+        f, d = feedback[b], damp[b]
+        for i in range(n):
+            u[i] = 0.0
+            for s in range(sides):
+                u[i] += x[b, s, i]
+            u[i] *= _INPUT_GAIN
+        for s in range(sides):
+            acc[:] = 0.0
+            for c in range(n_combs):
+                m = comb_delays[s, c]
+                state = states[b, s, c]
+                last = 0.0
+                for i in range(min(m, n)):  # nothing has come out of the delay line yet
+                    last = d * last
+                    buf[i] = u[i] + f * last
+                    state[i] = last
+                for i in range(m, n):
+                    o = buf[i - m]
+                    last = (1.0 - d) * o + d * last
+                    buf[i] = u[i] + f * last
+                    acc[i] += o
+                    state[i] = last
+            for a in range(allpass_delays.shape[1]):
+                m = allpass_delays[s, a]
+                for i in range(n):
+                    delayed = buf[i - m] if i >= m else 0.0
+                    inp = acc[i]
+                    buf[i] = inp + _ALLPASS_FEEDBACK * delayed
+                    acc[i] = delayed - inp
+            for i in range(n):
+                wet_out[b, s, i] = acc[i]
+                y[b, s, i] = dry[b] * x[b, s, i] + wet[b] * acc[i]
+    return y, wet_out, states
+
+
+@numba.njit(cache=True)
+def _reverb_forward_float32(
+    x: np.ndarray,
+    feedback: np.ndarray,
+    damp: np.ndarray,
+    wet: np.ndarray,
+    dry: np.ndarray,
+    comb_delays: np.ndarray,
+    allpass_delays: np.ndarray,
+    undenormalise: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_reverb_forward` in JUCE's float32 arithmetic and operation order (all arrays float32).
+
+    With `undenormalise`, comb and allpass states get JUCE_UNDENORMALISE (`v = (v + 0.1f) - 0.1f`, x86 builds).
+    """
+    batch, sides, n = x.shape
+    n_combs = comb_delays.shape[1]
+    tiny = np.float32(0.1)
+    one = np.float32(1.0)
+    half = np.float32(_ALLPASS_FEEDBACK)
+    gain = np.float32(_INPUT_GAIN)
+    y = np.empty_like(x)
+    wet_out = np.empty_like(x)
+    states = np.empty((batch, sides, n_combs, n), dtype=np.float32)
+    u = np.empty(n, dtype=np.float32)
+    acc = np.empty(n, dtype=np.float32)
+    buf = np.empty(n, dtype=np.float32)
+    for b in range(batch):
+        f, d = feedback[b], damp[b]
+        one_minus_d = one - d
+        for i in range(n):
+            u[i] = (x[b, 0, i] + x[b, 1, i]) * gain if sides == 2 else x[b, 0, i] * gain
+        for s in range(sides):
+            acc[:] = 0.0
+            for c in range(n_combs):
+                m = comb_delays[s, c]
+                state = states[b, s, c]
+                last = np.float32(0.0)
+                for i in range(n):
+                    o = buf[i - m] if i >= m else np.float32(0.0)
+                    last = o * one_minus_d + last * d
+                    if undenormalise:
+                        last = (last + tiny) - tiny
+                    t = u[i] + last * f
+                    if undenormalise:
+                        t = (t + tiny) - tiny
+                    buf[i] = t
+                    acc[i] += o
+                    state[i] = last
+            for a in range(allpass_delays.shape[1]):
+                m = allpass_delays[s, a]
+                for i in range(n):
+                    delayed = buf[i - m] if i >= m else np.float32(0.0)
+                    inp = acc[i]
+                    t = inp + delayed * half
+                    if undenormalise:
+                        t = (t + tiny) - tiny
+                    buf[i] = t
+                    acc[i] = delayed - inp
+            for i in range(n):
+                wet_out[b, s, i] = acc[i]
+                y[b, s, i] = acc[i] * wet[b] + x[b, s, i] * dry[b]
+    return y, wet_out, states
+
+
+@numba.njit(cache=True)
+def _reverb_backward(
+    grad_y: np.ndarray,
+    x: np.ndarray,
+    wet_out: np.ndarray,
+    states: np.ndarray,
+    feedback: np.ndarray,
+    damp: np.ndarray,
+    wet: np.ndarray,
+    dry: np.ndarray,
+    comb_delays: np.ndarray,
+    allpass_delays: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Adjoint of `_reverb_forward`: gradients w.r.t. x and the per-item feedback, damp, wet and dry gains."""
+    batch, sides, n = x.shape
+    n_combs = comb_delays.shape[1]
+    grad_x = np.empty_like(x)
+    g_fb, g_damp, g_wet, g_dry = np.zeros(batch), np.zeros(batch), np.zeros(batch), np.zeros(batch)
+    u = np.empty(n)
+    u_bar = np.empty(n)
+    g_out = np.empty(n)
+    g_in = np.empty(n)
+    buf = np.empty(n)
+    for b in range(batch):
+        f, d = feedback[b], damp[b]
+        for i in range(n):
+            u[i] = 0.0
+            for s in range(sides):
+                u[i] += x[b, s, i]
+            u[i] *= _INPUT_GAIN
+        u_bar[:] = 0.0
+        acc_fb, acc_damp, acc_wet, acc_dry = 0.0, 0.0, 0.0, 0.0
+        for s in range(sides):
+            for i in range(n):
+                g = grad_y[b, s, i]
+                acc_dry += g * x[b, s, i]
+                acc_wet += g * wet_out[b, s, i]
+                g_out[i] = wet[b] * g
+            # allpasses in reverse order: t_bar[i] = 0.5 t_bar[i + m] + out_bar[i + m], in_bar[i] = t_bar[i] - out_bar[i]
+            for a in range(allpass_delays.shape[1] - 1, -1, -1):
+                m = allpass_delays[s, a]
+                for i in range(n - 1, -1, -1):
+                    t_bar = 0.0
+                    if i + m < n:
+                        t_bar = _ALLPASS_FEEDBACK * buf[i + m] + g_out[i + m]
+                    buf[i] = t_bar
+                    g_in[i] = t_bar - g_out[i]
+                g_out[:] = g_in
+            # combs: t_bar[i] = o_bar[i + m], l_bar[i] = f t_bar[i] + d l_bar[i + 1], o_bar[i] = s_bar[i] + (1-d) l_bar[i]
+            for c in range(n_combs):
+                m = comb_delays[s, c]
+                l_bar = 0.0
+                for i in range(n - 1, -1, -1):
+                    t_bar = buf[i + m] if i + m < n else 0.0
+                    l_bar = f * t_bar + d * l_bar
+                    buf[i] = g_out[i] + (1.0 - d) * l_bar
+                    u_bar[i] += t_bar
+                    last = states[b, s, c, i]
+                    acc_fb += t_bar * last
+                    o = u[i - m] + f * states[b, s, c, i - m] if i >= m else 0.0
+                    last_prev = states[b, s, c, i - 1] if i >= 1 else 0.0
+                    acc_damp += l_bar * (last_prev - o)
+        for s in range(sides):
+            for i in range(n):
+                grad_x[b, s, i] = dry[b] * grad_y[b, s, i] + _INPUT_GAIN * u_bar[i]
+        g_fb[b], g_damp[b], g_wet[b], g_dry[b] = acc_fb, acc_damp, acc_wet, acc_dry
+    return grad_x, g_fb, g_damp, g_wet, g_dry
+
+
+class _ReverbFunction(torch.autograd.Function):
+    """Freeverb on `[batch, sides, samples]` from the raw params `[batch]` (room_size, damping, wet/dry levels)."""
+
+    @staticmethod
+    def forward(ctx, x, room_size, damping, wet_level, dry_level, comb_delays, allpass_delays):
+        raw = [_np(p) for p in (room_size, damping, wet_level, dry_level)]
+        if FLOAT32_EMULATION:
+            f32 = np.float32
+            room, damp, wet, dry = (r.astype(f32) for r in raw)
+            y, wet_out, states = _reverb_forward_float32(
+                np.ascontiguousarray(x.detach().cpu().numpy(), dtype=f32),
+                room * f32(_ROOM_SCALE) + f32(_ROOM_OFFSET),
+                damp * f32(_DAMP_SCALE),
+                wet * f32(_WET_SCALE),
+                dry * f32(_DRY_SCALE),
+                comb_delays,
+                allpass_delays,
+                _JUCE_UNDENORMALISES,
+            )
+        else:
+            y, wet_out, states = _reverb_forward(x.detach().cpu().numpy(), *_gains(*raw), comb_delays, allpass_delays)
+        ctx.save_for_backward(x, room_size, damping, wet_level, dry_level)
+        ctx.arrays = (wet_out, states, comb_delays, allpass_delays)
+        return torch.from_numpy(y).to(device=x.device, dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, *params = ctx.saved_tensors
+        wet_out, states, comb_delays, allpass_delays = ctx.arrays
+        x_np = x.detach().cpu().numpy()
+        g_y = np.ascontiguousarray(grad_y.detach().cpu().numpy(), dtype=x_np.dtype)
+        gains = _gains(*[_np(p) for p in params])
+        g_x, g_fb, g_damp, g_wet, g_dry = _reverb_backward(
+            g_y, x_np, wet_out, states, *gains, comb_delays, allpass_delays
+        )
+        scaled = (g_fb * _ROOM_SCALE, g_damp * _DAMP_SCALE, g_wet * _WET_SCALE, g_dry * _DRY_SCALE)
+        as_t = lambda a: torch.from_numpy(np.asarray(a)).to(device=x.device, dtype=x.dtype)
+        return (as_t(g_x), *(as_t(g) for g in scaled), None, None)
+
+
+def _gains(
+    room_size: np.ndarray, damping: np.ndarray, wet_level: np.ndarray, dry_level: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """JUCE's internal comb feedback, lowpass coefficient, wet and dry gains (float64) from the raw params."""
+    return (
+        _ROOM_OFFSET + _ROOM_SCALE * room_size,
+        _DAMP_SCALE * damping,
+        _WET_SCALE * wet_level,
+        _DRY_SCALE * dry_level,
+    )
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    """Detached, contiguous float64 CPU numpy copy of `t`."""
+    return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float64)
+
+
+def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_rate: float) -> torch.Tensor:
+    """Reverb `x` `[batch, channels, samples]` (1 or 2 channels); params `[batch]` in [0, 1]. Same shape out."""
+    batch, channels, _ = x.shape
+    room_size = as_batch_param(params["room_size"], batch, x)
+    damping = as_batch_param(params["damping"], batch, x)
+    wet_level = as_batch_param(params["wet_level"], batch, x)
+    dry_level = as_batch_param(params["dry_level"], batch, x)
+    if channels not in (1, 2):
+        return x
+    comb_delays, allpass_delays = delay_lengths(sample_rate)
+    return _ReverbFunction.apply(
+        x.contiguous(), room_size, damping, wet_level, dry_level, comb_delays[:channels], allpass_delays[:channels]
+    )
