@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 
 from fxmatch.errors import FxmatchInputError
+from fxmatch.refine import REFINE_LR, REFINE_MAX_RATE
 
 #: the shipped model, relative to the repository (or installed package) root
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "fxmatch-default.onnx"
-REFINE_LR = 0.1
-REFINE_MAX_RATE = 48000
 REFINE_READ_SECONDS = 120.0
 
 
@@ -78,7 +77,7 @@ def model_path(arg: str | None) -> Path:
 def run(args: argparse.Namespace) -> int:
     from fxmatch.audio_io import audio_info
     from fxmatch.inference import EstimatorSession
-    from fxmatch.preset import Preset, write_preset
+    from fxmatch.preset import write_preset
 
     _check_args(args)
     audio_info(args.target)  # fail fast on a missing or unreadable target
@@ -93,17 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if args.refine:
         chain, refine_info = refine(result.best.chain, chain, args.dry, args.target, args.refine,
                                     args.refine_seconds)
-    estimate: dict[str, Any] = {
-        "model": result.model,
-        "confidence": round(result.best.probability, 4),
-        "consistency": round(result.consistency, 4),
-        "windows": result.n_windows,
-        "alternatives": [{"chain": list(a.chain), "probability": round(a.probability, 4)}
-                         for a in result.alternatives],
-    }
-    if refine_info is not None:
-        estimate["refine"] = refine_info
-    preset = Preset.from_chain([(name, {k: round(v, 6) for k, v in p.items()}) for name, p in chain], estimate)
+    preset = preset_from_estimate(result, chain, refine_info)
     if args.output:
         write_preset(args.output, preset)
     if args.json:
@@ -115,6 +104,25 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def preset_from_estimate(result, chain=None, refine_info: dict[str, Any] | None = None):
+    """The preset of an `inference.Estimate`: its best chain's params (or `chain`, e.g. refined ones), rounded to
+    6 decimals, with the estimate metadata (model, confidence, consistency, windows, alternatives, refine)."""
+    from fxmatch.preset import Preset
+
+    estimate: dict[str, Any] = {
+        "model": result.model,
+        "confidence": round(result.best.probability, 4),
+        "consistency": round(result.consistency, 4),
+        "windows": result.n_windows,
+        "alternatives": [{"chain": list(a.chain), "probability": round(a.probability, 4)}
+                         for a in result.alternatives],
+    }
+    if refine_info is not None:
+        estimate["refine"] = refine_info
+    chain = result.best.params if chain is None else chain
+    return Preset.from_chain([(name, {k: round(v, 6) for k, v in p.items()}) for name, p in chain], estimate)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -188,99 +196,22 @@ def _read_head(path: str, max_seconds: float, mono: bool) -> tuple[np.ndarray, i
     return np.concatenate(parts, axis=1)[:, :limit], rate
 
 
-def _resample(x: np.ndarray, rate: int, to: int) -> np.ndarray:
-    """`[channels, samples]` from `rate` to `to` (soxr, high quality)."""
-    if rate == to:
-        return x
-    import soxr
-
-    out = soxr.resample(np.ascontiguousarray(x.T), rate, to, quality="HQ")
-    return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, x.shape[0]).T)
-
-
-def _loudest_excerpt(target: np.ndarray, length: int, step: int) -> int:
-    """Start of the `length`-sample excerpt of `target` with the most energy (on a grid of `step`)."""
-    if target.size <= length:
-        return 0
-    energy = np.concatenate([[0.0], np.cumsum(np.square(target, dtype=np.float64))])
-    starts = np.arange(0, target.size - length + 1, max(1, step))
-    return int(starts[np.argmax(energy[starts + length] - energy[starts])])
-
-
 def refine(chain_names, chain_params, dry_path: str, target_path: str, steps: int, seconds: float = 4.0,
            lr: float = REFINE_LR) -> tuple[list[tuple[str, dict[str, float]]], dict[str, Any]]:
-    """Adam on the chain's normalised params (logit space) minimising mrstft_distance(twins(dry), target).
+    """Refine the params on files: `fxmatch.refine.refine_arrays` on the heads of `dry_path` and `target_path`.
 
     Both files keep their channels when they have the same number (the twins are not linear: distorting a mono
     mix-down is not the mix-down of a distorted stereo file), else both are mixed to mono; they are brought to one
-    rate (the target's, at most 48 kHz), trimmed to their common length, and the loudest `seconds` of the target with the matching dry excerpt are used. Returns the better of
-    the encoder's and the refined params, and a report {steps, seconds, distance_before, distance_after, kept}.
+    rate (the target's, at most 48 kHz), trimmed to their common length, and the loudest `seconds` of the target
+    with the matching dry excerpt are used. Returns the better of the encoder's and the refined params, and a
+    report {steps, seconds, distance_before, distance_after, kept}.
     """
-    import torch
-
     from fxmatch.audio_io import audio_info
-    from fxmatch.effects.chain import Chain
-    from fxmatch.inference import SILENCE_DBFS, rms_dbfs
-    from fxmatch.metrics import mrstft_distance
+    from fxmatch.refine import refine_arrays, resample
 
     mono = audio_info(dry_path)[1] != audio_info(target_path)[1]
     dry, dry_rate = _read_head(dry_path, REFINE_READ_SECONDS, mono)
     tgt, tgt_rate = _read_head(target_path, REFINE_READ_SECONDS, mono)
     rate = min(tgt_rate, REFINE_MAX_RATE)
-    dry, tgt = _resample(dry, dry_rate, rate), _resample(tgt, tgt_rate, rate)
-    n = min(dry.shape[1], tgt.shape[1])
-    if n < int(0.1 * rate):
-        raise FxmatchInputError(f"{dry_path}: dry and target overlap for less than 0.1 s; nothing to refine on")
-    length = min(n, int(seconds * rate))
-    start = _loudest_excerpt(tgt[:, :n].mean(axis=0), length, rate // 10)
-    dry, tgt = dry[:, start : start + length], tgt[:, start : start + length]
-    if rms_dbfs(dry) < SILENCE_DBFS:
-        raise FxmatchInputError(f"{dry_path}: the dry recording is silent where the target is loudest")
-
-    chain = Chain(list(chain_names))
-    x = torch.from_numpy(np.ascontiguousarray(dry))[None]
-    y = torch.from_numpy(np.ascontiguousarray(tgt))[None]
-    report: dict[str, Any] = {"steps": int(steps), "seconds": round(length / rate, 3), "sample_rate": rate,
-                              "channels": int(dry.shape[0])}
-    if len(chain) == 0:
-        with torch.no_grad():
-            d = float(mrstft_distance(x, y))
-        report.update(distance_before=d, distance_after=d, kept="encoder")
-        return list(chain_params), report
-
-    units = dict(chain_params)
-    u0 = np.concatenate([np.atleast_1d(e.spec.normalise(units[e.name])) for e in chain.effects])
-    u0 = np.clip(u0.astype(np.float64), 1e-3, 1 - 1e-3)
-    z = torch.tensor(np.log(u0 / (1 - u0)), dtype=torch.float32, requires_grad=True)
-    opt = torch.optim.Adam([z], lr=lr)
-    history: list[tuple[float, np.ndarray]] = []
-    for step in range(int(steps) + 1):
-        u = torch.sigmoid(z)
-        dist = mrstft_distance(chain.process_normalised(x, u[None], float(rate)), y)
-        d = float(dist.detach())
-        if not math.isfinite(d):
-            break
-        history.append((d, u.detach().numpy().astype(np.float64).copy()))
-        if step == steps:
-            break
-        opt.zero_grad()
-        dist.backward()
-        if not torch.all(torch.isfinite(z.grad)):
-            break
-        opt.step()
-    if not history:
-        raise RuntimeError("refine: the twins produced a non-finite distance for the encoder's estimate")
-    before = history[0][0]
-    best_d, best_u = min(history, key=lambda h: h[0])
-    kept = "refined" if best_d < before else "encoder"
-    report.update(distance_before=before, distance_after=best_d, kept=kept)
-    if kept == "encoder":
-        return list(chain_params), report
-    out, start_i = [], 0
-    for e in chain.effects:
-        vals = best_u[start_i : start_i + e.spec.n_params]
-        start_i += e.spec.n_params
-        lo_hi = [p.valid_range for p in e.spec.params]
-        out.append((e.name, {p.name: float(np.clip(p.denormalise(float(v)), *r))
-                             for p, v, r in zip(e.spec.params, vals, lo_hi)}))
-    return out, report
+    dry, tgt = resample(dry, dry_rate, rate), resample(tgt, tgt_rate, rate)
+    return refine_arrays(chain_names, chain_params, dry, tgt, rate, steps, seconds, lr, dry_name=str(dry_path))

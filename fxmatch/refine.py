@@ -1,0 +1,149 @@
+"""Inference-time refinement of a chain's parameters through the differentiable twins, on arrays.
+
+`refine_arrays` runs Adam on the chain's normalised params (logit space) minimising the multi-resolution STFT
+distance between twins(dry) and the target, and keeps whichever params (the given or the refined) are closer.
+`fxmatch estimate --refine` reads files and calls it; the desktop app calls it on the engine's recent audio.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from fxmatch.errors import FxmatchInputError
+
+REFINE_LR = 0.1
+REFINE_MAX_RATE = 48000
+
+#: progress(step, steps, distance) after each evaluated step; return value ignored
+ProgressFn = Callable[[int, int, float], None]
+
+
+class RefineCancelled(Exception):
+    """Raised by `refine_arrays` when its `should_stop` callback returns True."""
+
+
+def resample(x: np.ndarray, rate: int, to: int) -> np.ndarray:
+    """`[channels, samples]` float32 from `rate` to `to` Hz (soxr, high quality)."""
+    if rate == to:
+        return x
+    import soxr
+
+    out = soxr.resample(np.ascontiguousarray(x.T), rate, to, quality="HQ")
+    return np.ascontiguousarray(np.asarray(out, dtype=np.float32).reshape(-1, x.shape[0]).T)
+
+
+def loudest_excerpt(target: np.ndarray, length: int, step: int) -> int:
+    """Start of the `length`-sample excerpt of mono `target` with the most energy (on a grid of `step`)."""
+    if target.size <= length:
+        return 0
+    energy = np.concatenate([[0.0], np.cumsum(np.square(target, dtype=np.float64))])
+    starts = np.arange(0, target.size - length + 1, max(1, step))
+    return int(starts[np.argmax(energy[starts + length] - energy[starts])])
+
+
+def _as_2d(x: np.ndarray, what: str) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float32)
+    if a.ndim == 1:
+        a = a[None]
+    if a.ndim != 2 or a.shape[1] == 0:
+        raise FxmatchInputError(f"refine: {what} must be audio shaped [samples] or [channels, samples]")
+    if not np.all(np.isfinite(a)):
+        raise FxmatchInputError(f"refine: {what} contains NaN or infinite samples")
+    return a
+
+
+def refine_arrays(
+    chain_names: Sequence[str],
+    chain_params: Sequence[tuple[str, Mapping[str, float]]],
+    dry: np.ndarray,
+    target: np.ndarray,
+    sample_rate: int,
+    steps: int,
+    seconds: float = 4.0,
+    lr: float = REFINE_LR,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    dry_name: str = "dry",
+) -> tuple[list[tuple[str, dict[str, float]]], dict[str, Any]]:
+    """Refine `chain_params` so that twins(dry) sounds like `target`; both float32 `[samples]` or `[ch, samples]`.
+
+    Inputs share `sample_rate` (Hz; brought down to at most 48 kHz); they keep their channels when both have the
+    same number, else both are mixed to mono; the loudest `seconds` of the target (with the matching dry excerpt)
+    are used. Returns the better of the given and the refined params (units, clipped to each parameter's valid
+    range) and a report {steps, seconds, sample_rate, channels, distance_before, distance_after, kept}.
+    `should_stop()` is polled between steps (RefineCancelled when it returns True).
+    """
+    import torch
+
+    from fxmatch.effects.chain import Chain
+    from fxmatch.inference import SILENCE_DBFS, rms_dbfs
+    from fxmatch.metrics import mrstft_distance
+
+    dry, tgt = _as_2d(dry, dry_name), _as_2d(target, "target")
+    if dry.shape[0] != tgt.shape[0]:
+        dry, tgt = dry.mean(axis=0, keepdims=True), tgt.mean(axis=0, keepdims=True)
+    rate = min(int(sample_rate), REFINE_MAX_RATE)
+    dry, tgt = resample(dry, int(sample_rate), rate), resample(tgt, int(sample_rate), rate)
+    n = min(dry.shape[1], tgt.shape[1])
+    if n < int(0.1 * rate):
+        raise FxmatchInputError(f"{dry_name}: dry and target overlap for less than 0.1 s; nothing to refine on")
+    length = min(n, int(seconds * rate))
+    start = loudest_excerpt(tgt[:, :n].mean(axis=0), length, rate // 10)
+    dry, tgt = dry[:, start : start + length], tgt[:, start : start + length]
+    if rms_dbfs(dry) < SILENCE_DBFS:
+        raise FxmatchInputError(f"{dry_name}: the dry signal is silent where the target is loudest")
+
+    chain = Chain(list(chain_names))
+    x = torch.from_numpy(np.ascontiguousarray(dry))[None]
+    y = torch.from_numpy(np.ascontiguousarray(tgt))[None]
+    report: dict[str, Any] = {"steps": int(steps), "seconds": round(length / rate, 3), "sample_rate": rate,
+                              "channels": int(dry.shape[0])}
+    if len(chain) == 0:
+        with torch.no_grad():
+            d = float(mrstft_distance(x, y))
+        report.update(distance_before=d, distance_after=d, kept="encoder")
+        return [(n_, dict(p)) for n_, p in chain_params], report
+
+    units = dict(chain_params)
+    u0 = np.concatenate([np.atleast_1d(e.spec.normalise(units[e.name])) for e in chain.effects])
+    u0 = np.clip(u0.astype(np.float64), 1e-3, 1 - 1e-3)
+    z = torch.tensor(np.log(u0 / (1 - u0)), dtype=torch.float32, requires_grad=True)
+    opt = torch.optim.Adam([z], lr=lr)
+    history: list[tuple[float, np.ndarray]] = []
+    for step in range(int(steps) + 1):
+        if should_stop is not None and should_stop():
+            raise RefineCancelled("refine: cancelled")
+        u = torch.sigmoid(z)
+        dist = mrstft_distance(chain.process_normalised(x, u[None], float(rate)), y)
+        d = float(dist.detach())
+        if not math.isfinite(d):
+            break
+        history.append((d, u.detach().numpy().astype(np.float64).copy()))
+        if progress is not None:
+            progress(step, int(steps), d)
+        if step == steps:
+            break
+        opt.zero_grad()
+        dist.backward()
+        if not torch.all(torch.isfinite(z.grad)):
+            break
+        opt.step()
+    if not history:
+        raise RuntimeError("refine: the twins produced a non-finite distance for the given estimate")
+    before = history[0][0]
+    best_d, best_u = min(history, key=lambda h: h[0])
+    kept = "refined" if best_d < before else "encoder"
+    report.update(distance_before=before, distance_after=best_d, kept=kept)
+    if kept == "encoder":
+        return [(n_, dict(p)) for n_, p in chain_params], report
+    out, start_i = [], 0
+    for e in chain.effects:
+        vals = best_u[start_i : start_i + e.spec.n_params]
+        start_i += e.spec.n_params
+        out.append((e.name, {p.name: float(np.clip(p.denormalise(float(v)), *p.valid_range))
+                             for p, v in zip(e.spec.params, vals)}))
+    return out, report

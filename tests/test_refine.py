@@ -1,0 +1,53 @@
+"""fxmatch.refine: refinement on arrays (progress, cancel, bad input)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pedalboard
+import pytest
+
+from fxmatch.errors import FxmatchInputError
+from fxmatch.refine import RefineCancelled, refine_arrays
+
+RATE = 16000
+
+
+def _pair(drive_db: float = 20.0) -> tuple[np.ndarray, np.ndarray]:
+    t = np.arange(RATE, dtype=np.float32) / RATE
+    dry = (0.4 * np.sin(2 * np.pi * 220 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    wet = pedalboard.Pedalboard([pedalboard.Distortion(drive_db=drive_db)])(dry[None], RATE)[0]
+    return dry, wet.astype(np.float32)
+
+
+def test_refine_arrays_moves_towards_the_truth_and_reports_progress():
+    dry, wet = _pair(20.0)
+    seen: list[tuple[int, int, float]] = []
+    chain, report = refine_arrays(("Distortion",), [("Distortion", {"drive_db": 35.0})], dry, wet, RATE, steps=8,
+                                  seconds=0.5, progress=lambda s, n, d: seen.append((s, n, d)))
+    assert [s for s, _, _ in seen] == list(range(9)) and all(n == 8 for _, n, _ in seen)
+    assert report["kept"] == "refined" and report["distance_after"] < report["distance_before"]
+    assert abs(chain[0][1]["drive_db"] - 20.0) < 15.0
+
+
+def test_refine_arrays_can_be_cancelled_between_steps():
+    dry, wet = _pair()
+    calls = []
+
+    def stop() -> bool:
+        calls.append(1)
+        return len(calls) > 2
+
+    with pytest.raises(RefineCancelled):
+        refine_arrays(("Distortion",), [("Distortion", {"drive_db": 30.0})], dry, wet, RATE, steps=50,
+                      seconds=0.5, should_stop=stop)
+    assert len(calls) == 3
+
+
+def test_refine_arrays_rejects_silence_and_too_little_audio():
+    dry, wet = _pair()
+    with pytest.raises(FxmatchInputError, match="silent"):
+        refine_arrays(("Distortion",), [("Distortion", {"drive_db": 30.0})], np.zeros_like(dry), wet, RATE, 2)
+    with pytest.raises(FxmatchInputError, match="less than 0.1 s"):
+        refine_arrays(("Distortion",), [("Distortion", {"drive_db": 30.0})], dry[:100], wet[:100], RATE, 2)
+    with pytest.raises(FxmatchInputError, match="NaN"):
+        refine_arrays(("Distortion",), [("Distortion", {"drive_db": 30.0})], dry * np.nan, wet, RATE, 2)
