@@ -1,0 +1,73 @@
+"""`fxmatch evaluate MODEL SET [-o OUT_DIR] [--n N] [--json] [--compare OTHER ...]`.
+
+MODEL: an exported ONNX model (run by onnxruntime, as users get it) or a trainer checkpoint (.pt). SET: a data set
+folder written by `training.data.write_dataset` (or `python -m training.make_set`), or `heldout[:N][@SEED]`
+(N examples, default 200, of MODEL's training data description from the held-out split, rendered by pedalboard).
+Writes eval.json, eval.md, confusion.png and param_error.png into OUT_DIR (default `<model without suffix>.eval/`)
+and prints the Markdown table (or the JSON with --json). `--compare` evaluates more models (e.g. the supervised
+and full-chain baselines) on the same set into one table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _positive_int(text: str) -> int:
+    from fxmatch.errors import FxmatchInputError
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise FxmatchInputError(f"--n must be a whole number, got {text!r}") from None
+    if value <= 0:
+        raise FxmatchInputError(f"--n must be a positive number of examples, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="exported model (.onnx) or trainer checkpoint (.pt)")
+    parser.add_argument("set", metavar="SET",
+                        help="data set folder (write_dataset / training.make_set) or heldout[:N][@SEED]")
+    parser.add_argument("-o", "--out", metavar="OUT_DIR", help="output folder (default: <model>.eval next to it)")
+    parser.add_argument("--n", type=_positive_int, metavar="N", help="evaluate at most N examples")
+    parser.add_argument("--compare", nargs="+", default=[], metavar="OTHER",
+                        help="more models (.onnx or .pt) evaluated on the same set, in the same table")
+    parser.add_argument("--no-oracle", action="store_true", help="skip the oracle-through-the-twins reference")
+    parser.add_argument("--threads", type=_positive_int, default=1, metavar="N",
+                        help="onnxruntime CPU threads (default 1: examples run one at a time)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    parser.add_argument("--json", action="store_true", help="print the evaluation JSON instead of the table")
+
+
+def default_out_dir(model: str | Path) -> Path:
+    """`models/x.onnx` -> `models/x.eval`."""
+    p = Path(model)
+    return p.with_name(p.stem + ".eval")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate, write the outputs, print the table (or JSON). Bad input: FxmatchInputError (exit 2)."""
+    from training.evaluate import evaluate, render_markdown, write_outputs
+
+    out = Path(args.out) if args.out else default_out_dir(args.model)
+    if out.exists() and not out.is_dir():
+        from fxmatch.errors import FxmatchInputError
+
+        raise FxmatchInputError(f"{out}: exists and is not a folder")
+    report = evaluate([args.model, *args.compare], args.set, n=args.n, oracle=not args.no_oracle,
+                      threads=args.threads, progress=not args.no_progress)
+    files = write_outputs(report, out)
+    log.info("wrote %s", ", ".join(files.values()))
+    if args.json:
+        print(json.dumps(report, indent=2, allow_nan=False, default=str))
+    else:
+        sys.stdout.write(render_markdown(report))
+        print(f"\n(written to {out}/)", file=sys.stderr)
+    return 0
