@@ -1,0 +1,743 @@
+"""The real-time engine: live audio in, the matched chain out, estimates of the target's chain as it plays.
+
+This module is the contract between `realtime/` and `gui/` (and `fxmatch live`):
+
+    engine = LiveEngine(EngineConfig(model_path="models/fxmatch-default.onnx", mode="reference",
+                                     target_file="song.wav"))
+    engine.start()                  # opens a duplex sounddevice stream
+    engine.latest_estimate()        # poll (e.g. from a QTimer); never pushed from the audio thread
+    engine.set_ab("target")         # A/B with an equal-power crossfade
+    engine.stop()                   # idempotent, never hangs
+
+Modes: *capture* (two inputs: `dry_channel` is the instrument, `target_channel` the processed sound), *reference*
+(live dry input, target looped from `target_file`), *analyse* (one input, `target_channel`; estimates only, no
+re-synthesis, an input-only stream). Extras beyond the contract: `dry_file` (loop the dry signal from a file
+instead of the input, for demos and benchmarks), `inject_fault()` (tests), `first_estimate_s` in telemetry.
+
+Threads: the PortAudio callback (copies into ring buffers, runs the chain, A/B, safety, limiter; no locks, no
+logging, no allocation beyond what pedalboard's process returns, see realtime.streaming_chain); the analysis
+worker (realtime.analysis: every `hop_seconds` it estimates, stabilises, builds new chains and hands them to the
+callback, and watches the stream); the caller's thread (the GUI's), which only reads snapshots.
+
+Python's GIL is shared by all of them: a busy thread can delay the callback by up to the interpreter's switch
+interval (5 ms by default, about one 256-frame block at 48 kHz). `gil_switch_interval_s` (default 0.5 ms) is set
+while the engine runs and restored by `stop()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+
+from fxmatch.errors import FxmatchInputError
+from fxmatch.inference import EstimatorSession, to_mono
+from realtime.ab import POSITIONS, ABMixer
+from realtime.analysis import AnalysisWorker, EstimateStabiliser, StableEstimate
+from realtime.ringbuffer import RingBuffer
+from realtime.safety import Limiter, unsafe
+from realtime.streaming_chain import ChainPlayer, StreamingChain, validate_chain
+
+log = logging.getLogger("fxmatch.realtime")
+
+MODES = ("capture", "reference", "analyse")
+#: the callback's buffers hold this many frames; larger device blocks are refused at start
+MAX_FRAMES = 8192
+#: a stream with no callback for this long (s) is declared lost
+WATCHDOG_S = 2.0
+_DURATIONS = 65536  # callback durations kept for the statistics (about 6 min at 256 frames / 48 kHz)
+
+
+@dataclass
+class EngineConfig:
+    """Every knob of the live engine (sounddevice device ids or names; None = the default device)."""
+
+    model_path: str | Path                 # exported fxmatch ONNX model
+    mode: str = "reference"                # "capture" | "reference" | "analyse"
+    input_device: int | str | None = None  # sounddevice device id/name; None = default
+    output_device: int | str | None = None
+    sample_rate: int | None = None         # None = the device's default rate
+    block_frames: int = 256
+    dry_channel: int = 0                   # input channel of the dry signal (capture, reference)
+    target_channel: int = 1                # input channel of the target (capture, analyse)
+    target_file: str | Path | None = None  # reference mode: target played (looped) from this file
+    hop_seconds: float = 0.25              # analysis hop
+    providers: str = "auto"                # onnxruntime: auto (CUDA when it works, else CPU) | cpu
+    crossfade_ms: float = 30.0
+    # extras
+    dry_file: str | Path | None = None     # loop the dry signal from this file instead of the input
+    analysis_threads: int = 1              # onnxruntime CPU threads (leave cores to the audio thread)
+    hysteresis_hops: int = 3               # hops a new chain must lead before it replaces the playing one
+    smoothing: float = 0.6                 # per-hop weight of the past in the estimate's smoothing
+    glide_ms: float = 60.0                 # time constant of parameter glides in the callback
+    loudness_match: bool = True            # A/B sources matched to the target's loudness
+    output_channels: int = 2               # at most; the mono output is copied to each
+    gil_switch_interval_s: float | None = 0.0005  # sys.setswitchinterval while running (None: leave it)
+    latency: str | float = "low"           # sounddevice latency hint
+
+
+@dataclass(frozen=True)
+class LiveEstimate:
+    """A published, stabilised estimate of the target's chain (params in pedalboard units)."""
+
+    chain: tuple[str, ...]                          # effect names in order (() = no effect)
+    params: tuple[tuple[str, dict[str, float]], ...]  # (effect, {param: value in pedalboard units}) in chain order
+    probability: float                              # of the chain
+    alternatives: tuple[tuple[tuple[str, ...], float], ...]  # top other chains with probability
+    seq: int                                        # increases with each published estimate
+    latency_ms: float                               # inference time of this estimate
+    time_s: float                                   # stream time when published
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """A snapshot of the engine's health (callback durations in ms over the last ~65k callbacks)."""
+
+    running: bool
+    xruns: int
+    callback_mean_ms: float
+    callback_p99_ms: float
+    callback_max_ms: float
+    cpu_load: float
+    estimates_per_s: float
+    estimate_latency_ms: float
+    input_latency_s: float
+    output_latency_s: float
+    block_frames: int
+    sample_rate: int
+    provider: str
+    model_name: str
+    safety_trips: int
+    error: str | None
+    # extras
+    callbacks: int = 0
+    first_estimate_s: float | None = None  # from the target's onset to the first estimate (stream time)
+    analysis_errors: int = 0
+
+
+@dataclass(frozen=True)
+class Levels:
+    """dBFS of the last ~100 ms (-inf for silence) and clip flags latched until read."""
+
+    dry_db: float
+    target_db: float
+    output_db: float
+    dry_clip: bool
+    target_clip: bool
+    output_clip: bool
+
+
+def _load_loop(path: str | Path, rate: int, what: str) -> np.ndarray:
+    """A file as mono float32 at `rate` (soxr), for looping in the callback."""
+    from fxmatch.audio_io import read_audio
+
+    p = Path(path)
+    if not p.exists():
+        raise FxmatchInputError(f"{what} {p}: no such file")
+    audio, file_rate = read_audio(p)
+    mono = to_mono(audio)
+    if file_rate != rate:
+        import soxr
+
+        mono = soxr.resample(mono, file_rate, rate, quality="HQ").astype(np.float32)
+    if mono.size < 16:
+        raise FxmatchInputError(f"{what} {p}: too short to loop ({mono.size} samples)")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+class _Loop:
+    """A looping player over a preallocated array (callback side: slice copies only)."""
+
+    def __init__(self, audio: np.ndarray):
+        self.audio = audio
+        self.pos = 0
+
+    def read(self, out: np.ndarray) -> None:
+        n, size, pos = out.shape[0], self.audio.shape[0], self.pos
+        done = 0
+        while done < n:
+            k = min(n - done, size - pos)
+            out[done : done + k] = self.audio[pos : pos + k]
+            done += k
+            pos = (pos + k) % size
+        self.pos = pos
+
+
+def _db(x: np.ndarray) -> float:
+    if x.size == 0:
+        return float("-inf")
+    ms = float(np.dot(x, x)) / x.size
+    return 10.0 * math.log10(ms) if ms > 0 and math.isfinite(ms) else float("-inf")
+
+
+class LiveEngine:
+    """The live engine (see the module docstring). All public methods are called from non-audio threads."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        """Validate the config and load the model (FxmatchInputError on a bad config or model)."""
+        c = config
+        if c.mode not in MODES:
+            raise FxmatchInputError(f"mode must be one of {', '.join(MODES)}, got {c.mode!r}")
+        if not isinstance(c.block_frames, int) or not 16 <= c.block_frames <= MAX_FRAMES:
+            raise FxmatchInputError(f"block_frames must be an integer in [16, {MAX_FRAMES}], got {c.block_frames!r}")
+        if c.sample_rate is not None and (not isinstance(c.sample_rate, int) or not 8000 <= c.sample_rate <= 384000):
+            raise FxmatchInputError(f"sample_rate must be an integer in [8000, 384000] Hz, got {c.sample_rate!r}")
+        for name in ("dry_channel", "target_channel"):
+            v = getattr(c, name)
+            if not isinstance(v, int) or v < 0:
+                raise FxmatchInputError(f"{name} must be an integer >= 0, got {v!r}")
+        if c.mode == "capture" and c.dry_file is None and c.dry_channel == c.target_channel:
+            raise FxmatchInputError(f"capture mode needs two different input channels (dry and target are both "
+                                    f"{c.dry_channel})")
+        if c.mode == "reference" and c.target_file is None:
+            raise FxmatchInputError("reference mode needs a target file (the target is looped from it)")
+        if not (math.isfinite(c.hop_seconds) and 0.02 <= c.hop_seconds <= 10):
+            raise FxmatchInputError(f"hop_seconds must be in [0.02, 10] s, got {c.hop_seconds!r}")
+        if not (math.isfinite(c.crossfade_ms) and 0 < c.crossfade_ms <= 2000):
+            raise FxmatchInputError(f"crossfade_ms must be in (0, 2000] ms, got {c.crossfade_ms!r}")
+        if c.providers not in ("auto", "cpu", "cuda"):
+            raise FxmatchInputError(f"providers must be auto, cpu or cuda, got {c.providers!r}")
+        for what, path in (("target file", c.target_file), ("dry file", c.dry_file)):
+            if path is not None and not Path(path).is_file():
+                raise FxmatchInputError(f"{what} {path}: no such file")
+        self.config = c
+        self.session = EstimatorSession(c.model_path, providers=c.providers, threads=c.analysis_threads,
+                                        batch_size=1)
+        self.info = self.session.info
+        self._scales = {(e.name, p.name): p.scale for e in self.info.effects for p in e.params}
+        self._lock = threading.RLock()  # control side (public methods, worker); never taken by the callback
+        self._listeners: list[Callable[[], None]] = []
+        self._stream = None
+        self._worker: AnalysisWorker | None = None
+        self._running = False
+        self._error: str | None = None
+        self._sample_rate = 0
+        self._frozen = False
+        self._estimate: LiveEstimate | None = None
+        self._seq = 0
+        self._saved_switch: float | None = None
+        self._latency = (0.0, 0.0)
+        self._ab_position = "matched" if c.mode != "analyse" else "target"
+        self._manual: tuple | None = None
+        self._stopping = False
+
+    # -- properties ------------------------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether the stream runs (False after stop() or after a stream error)."""
+        return self._running
+
+    @property
+    def sample_rate(self) -> int:
+        """The device rate in use (Hz; 0 before start)."""
+        return self._sample_rate
+
+    @property
+    def ab_position(self) -> str:
+        """"target", "matched" or "dry": what the output plays (or fades to)."""
+        return self._ab_position
+
+    @property
+    def frozen(self) -> bool:
+        """Whether estimates are kept from changing the playing chain."""
+        return self._frozen
+
+    # -- start / stop ----------------------------------------------------------------------------------------------
+
+    def _channels_needed(self) -> tuple[int, int]:
+        c = self.config
+        if c.mode == "analyse":
+            return c.target_channel + 1, 0
+        need = []
+        if c.dry_file is None:
+            need.append(c.dry_channel + 1)
+        if c.mode == "capture":
+            need.append(c.target_channel + 1)
+        return (max(need) if need else 0), 1
+
+    def _resolve(self) -> tuple[int | None, int | None, int, int, int]:
+        """(input device, output device, input channels, output channels, rate) or FxmatchInputError."""
+        import sounddevice as sd
+
+        c = self.config
+        n_in, want_out = self._channels_needed()
+        in_dev = out_dev = None
+        n_out = 0
+        rate = c.sample_rate
+        try:
+            if n_in:
+                info = sd.query_devices(c.input_device, "input")
+                in_dev = int(info["index"])
+                if info["max_input_channels"] < n_in:
+                    raise FxmatchInputError(
+                        f"input device {info['name']!r} has {info['max_input_channels']} input channel(s); "
+                        f"{c.mode} mode needs channel {n_in - 1} (channels count from 0)")
+                rate = rate or int(info["default_samplerate"])
+            if want_out:
+                info = sd.query_devices(c.output_device, "output")
+                out_dev = int(info["index"])
+                n_out = max(1, min(int(c.output_channels), int(info["max_output_channels"])))
+                rate = rate or int(info["default_samplerate"])
+        except FxmatchInputError:
+            raise
+        except (ValueError, sd.PortAudioError) as exc:
+            which = "input" if in_dev is None and n_in else "output"
+            dev = c.input_device if which == "input" else c.output_device
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise FxmatchInputError(f"{which} device {dev if dev is not None else '(default)'}: {msg} "
+                                    f"(list devices with `fxmatch live --list-devices`)") from None
+        try:
+            if n_in:
+                sd.check_input_settings(in_dev, channels=n_in, dtype="float32", samplerate=rate)
+            if n_out:
+                sd.check_output_settings(out_dev, channels=n_out, dtype="float32", samplerate=rate)
+        except (ValueError, sd.PortAudioError) as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise FxmatchInputError(f"the device does not accept {rate} Hz with {n_in} in / {n_out} out channels "
+                                    f"({msg})") from None
+        return in_dev, out_dev, n_in, n_out, int(rate)
+
+    def _allocate(self, rate: int, n_out: int) -> None:
+        c = self.config
+        self._sample_rate = rate
+        self._n_out = n_out
+        window_dev = math.ceil(self.info.window_samples * rate / self.info.sample_rate)
+        cap = max(int(15 * rate), 3 * window_dev + MAX_FRAMES)
+        self._rings = {k: RingBuffer(cap) for k in ("dry", "target", "matched", "output")}
+        self._dry_buf = np.zeros((1, MAX_FRAMES), dtype=np.float32)
+        self._target_buf = np.zeros(MAX_FRAMES, dtype=np.float32)
+        self._matched_buf = np.zeros(MAX_FRAMES, dtype=np.float32)
+        self._out_buf = np.zeros(MAX_FRAMES, dtype=np.float32)
+        self._scratch = np.zeros(MAX_FRAMES, dtype=np.float32)
+        self._fade_in = np.linspace(0.0, 1.0, MAX_FRAMES, dtype=np.float32)
+        self._durations = np.zeros(_DURATIONS, dtype=np.float64)
+        self._n_callbacks = 0
+        self._frames_done = 0
+        self._xruns = 0
+        self._trips = 0
+        self._inject = 0
+        self._muted = False
+        self._last_callback = time.monotonic()
+        self._clip = [False, False, False]
+        self._onset_frame: int | None = None
+        self._first_estimate_frame: int | None = None
+        self._max_frames_seen = 0
+        self._callback_error: str | None = None
+        self._target_loop = _Loop(_load_loop(c.target_file, rate, "target file")) if c.mode == "reference" else None
+        self._dry_loop = _Loop(_load_loop(c.dry_file, rate, "dry file")) if c.dry_file is not None else None
+        self._player = ChainPlayer(rate, c.block_frames, c.crossfade_ms, MAX_FRAMES)
+        self._mixer = ABMixer(rate, c.crossfade_ms, loudness_match=c.loudness_match, max_frames=MAX_FRAMES,
+                              position=self._ab_position)
+        self._limiter = Limiter(rate, max_frames=MAX_FRAMES)
+        self._stabiliser = EstimateStabiliser(self.info, c.hysteresis_hops, c.smoothing)
+
+    def start(self) -> None:
+        """Open and start the stream and the analysis worker (FxmatchInputError on device problems)."""
+        import sounddevice as sd
+
+        with self._lock:
+            if self._running:
+                return
+            c = self.config
+            in_dev, out_dev, n_in, n_out, rate = self._resolve()
+            self._allocate(rate, n_out)
+            self._error = None
+            self._stopping = False
+            if c.mode != "analyse":
+                self._publish_chain(self._manual or (), force=True)
+            kwargs = {"samplerate": rate, "blocksize": c.block_frames, "dtype": "float32", "latency": c.latency,
+                      "finished_callback": self._finished}
+            try:
+                if n_in and n_out:
+                    stream = sd.Stream(device=(in_dev, out_dev), channels=(n_in, n_out),
+                                       callback=self._cb_duplex, **kwargs)
+                elif n_out:
+                    stream = sd.OutputStream(device=out_dev, channels=n_out, callback=self._cb_output, **kwargs)
+                else:
+                    stream = sd.InputStream(device=in_dev, channels=n_in, callback=self._cb_input, **kwargs)
+            except (ValueError, sd.PortAudioError) as exc:
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise FxmatchInputError(f"could not open the audio stream at {rate} Hz, {c.block_frames} frames "
+                                        f"({msg})") from None
+            self._stream = stream
+            lat = stream.latency
+            self._latency = (float(lat[0]), float(lat[1])) if isinstance(lat, tuple) else (
+                (float(lat), 0.0) if n_in and not n_out else (0.0, float(lat)))
+            if c.gil_switch_interval_s:
+                self._saved_switch = sys.getswitchinterval()
+                sys.setswitchinterval(float(c.gil_switch_interval_s))
+            self._worker = AnalysisWorker(
+                self.session, rate, lambda n: self._rings["target"].read_last(n),
+                lambda: self._rings["target"].written, self._on_estimate, self._stabiliser, c.hop_seconds,
+                tick=self._housekeeping)
+            self._running = True
+            try:
+                stream.start()
+            except sd.PortAudioError as exc:
+                self._running = False
+                self._close_stream()
+                raise FxmatchInputError(f"could not start the audio stream ({exc})") from None
+            self._last_callback = time.monotonic()
+            self._worker.start()
+            log.info("live engine running: %s mode, %d Hz, %d frames, model %s on %s", c.mode, rate,
+                     c.block_frames, self.info.label, self.session.provider)
+
+    def _close_stream(self, timeout: float = 3.0) -> None:
+        stream, self._stream = self._stream, None
+        if stream is None:
+            return
+
+        def close() -> None:
+            try:
+                stream.abort(ignore_errors=True)
+                stream.close(ignore_errors=True)
+            except Exception:  # closing a broken stream: nothing more to do
+                log.debug("closing the stream failed", exc_info=True)
+
+        t = threading.Thread(target=close, name="fxmatch-stream-close", daemon=True)
+        t.start()
+        t.join(timeout)
+        if t.is_alive():
+            log.warning("the audio stream did not close within %.0f s; abandoning it", timeout)
+
+    def stop(self) -> None:
+        """Stop the stream and the worker; idempotent, never hangs (bounded waits)."""
+        with self._lock:
+            self._stopping = True
+            worker, self._worker = self._worker, None
+            was_running = self._running
+            self._running = False
+        if worker is not None:
+            worker.stop(timeout=5.0)
+        self._close_stream()
+        if self._saved_switch is not None:
+            sys.setswitchinterval(self._saved_switch)
+            self._saved_switch = None
+        if was_running:
+            self._notify()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _fail(self, message: str) -> None:
+        """A stream error: record it, stop everything (from a non-audio thread)."""
+        if self._error is None:
+            self._error = message
+        log.error("live engine stopped: %s", message)
+        self._running = False
+        if self._worker is not None:
+            self._worker.stop_event.set()
+        self._close_stream()
+        if self._saved_switch is not None:
+            sys.setswitchinterval(self._saved_switch)
+            self._saved_switch = None
+        self._notify()
+
+    def _finished(self) -> None:
+        # PortAudio's thread, after the stream ended: never blocks; the worker's watchdog does the rest
+        if not self._stopping and self._error is None:
+            self._error = self._callback_error or "the audio stream stopped (device lost or server gone)"
+        if not self._stopping:
+            self._running = False
+
+    def _housekeeping(self) -> None:
+        """Worker thread, every hop: watchdog, spare chains after safety trips, chain release."""
+        if self._stopping:
+            return
+        if self._error is not None and self._stream is not None:
+            self._fail(self._error)
+            return
+        stream = self._stream
+        if stream is not None and self._running:
+            silent_for = time.monotonic() - self._last_callback
+            if silent_for > max(WATCHDOG_S, 8 * self.config.block_frames / max(1, self._sample_rate)):
+                self._fail(f"no audio callbacks for {silent_for:.1f} s (device lost or server stopped)")
+                return
+        if self.config.mode != "analyse":
+            player = self._player
+            if player.trips_pending and player.spare is None and player.current is not None:
+                player.trips_pending = 0
+                player.replace_spare(self._build(player.current.target_spec()))
+            player.collect()
+
+    # -- the audio callback ----------------------------------------------------------------------------------------
+
+    def _cb_duplex(self, indata: np.ndarray, outdata: np.ndarray, frames: int, time_info, status) -> None:
+        self._process(indata, outdata, frames, status)
+
+    def _cb_output(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
+        self._process(None, outdata, frames, status)
+
+    def _cb_input(self, indata: np.ndarray, frames: int, time_info, status) -> None:
+        self._process(indata, None, frames, status)
+
+    def _process(self, indata: np.ndarray | None, outdata: np.ndarray | None, frames: int, status) -> None:
+        t0 = time.perf_counter()
+        try:
+            if status:
+                self._xruns += 1
+            if frames > MAX_FRAMES:
+                if outdata is not None:
+                    outdata.fill(0.0)
+                return
+            self._block(indata, outdata, frames)
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave the stream running silently
+            import sounddevice as sd
+
+            self._callback_error = f"audio callback failed: {type(exc).__name__}: {exc}"
+            self._error = self._callback_error
+            raise sd.CallbackAbort from None
+        finally:
+            d = time.perf_counter() - t0
+            self._durations[self._n_callbacks % _DURATIONS] = d
+            self._n_callbacks += 1
+            self._frames_done += frames
+            self._last_callback = time.monotonic()
+
+    def _block(self, indata: np.ndarray | None, outdata: np.ndarray | None, frames: int) -> None:
+        c = self.config
+        rings = self._rings
+        target = self._target_buf[:frames]
+        # sources
+        if self._target_loop is not None:
+            self._target_loop.read(target)
+        elif indata is not None:
+            target[:] = indata[:, c.target_channel]
+        peak_t = max(float(target.max()), -float(target.min()))
+        if peak_t >= 0.999:
+            self._clip[1] = True
+        if self._onset_frame is None and peak_t > 1e-3:
+            self._onset_frame = self._frames_done
+        rings["target"].write(target)
+        if outdata is None:  # analyse: no re-synthesis
+            return
+        dry2 = self._dry_buf[:, :frames]
+        dry = dry2[0]
+        if self._dry_loop is not None:
+            self._dry_loop.read(dry)
+        else:
+            dry[:] = indata[:, c.dry_channel]
+        if max(float(dry.max()), -float(dry.min())) >= 0.999:
+            self._clip[0] = True
+        if self._inject:
+            dry[frames // 2] = np.nan if self._inject == 1 else 1e6
+            self._inject = 0
+        rings["dry"].write(dry)
+        # the chain
+        matched = self._matched_buf[:frames]
+        self._player.process(dry2, matched)
+        tripped = unsafe(matched)
+        if tripped:
+            self._trips += 1
+            self._player.trip()
+            matched[:] = 0.0
+        rings["matched"].write(matched)
+        if not math.isfinite(float(np.dot(dry, dry))):
+            np.nan_to_num(dry, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        # A/B, safety, limiter
+        out = self._out_buf[:frames]
+        self._mixer.mix(target, matched, dry, out)
+        if tripped or unsafe(out):
+            if not tripped:
+                self._trips += 1
+            out[:] = 0.0
+            self._muted = True
+        elif self._muted:  # fade back in over one block after a trip
+            out *= self._fade_in[-frames:] if frames == MAX_FRAMES else self._ramp_in(frames)
+            self._muted = False
+        peak = self._limiter.process(out)
+        if peak > 1.0:
+            self._clip[2] = True
+        rings["output"].write(out)
+        outdata[:] = out[:, None]
+
+    def _ramp_in(self, frames: int) -> np.ndarray:
+        r = self._scratch[:frames]
+        np.multiply(self._fade_in[:frames], (MAX_FRAMES - 1) / max(1, frames - 1), out=r)
+        np.minimum(r, 1.0, out=r)
+        return r
+
+    # -- estimates and chains (control side) ------------------------------------------------------------------------
+
+    def _build(self, spec: Sequence[tuple[str, Mapping[str, float]]]) -> StreamingChain:
+        return StreamingChain(spec, self._sample_rate, self.config.block_frames, self._scales, self.config.glide_ms)
+
+    def _publish_chain(self, spec: Sequence[tuple[str, Mapping[str, float]]], force: bool = False) -> None:
+        """Play `spec`: glide when the playing chain has the same effects, else fade to a freshly built one."""
+        spec = validate_chain(spec)
+        with self._lock:
+            if not self._sample_rate:
+                return
+            playing = self._player.playing
+            if playing is not None and not force and playing.same_effects([n for n, _ in spec]):
+                playing.set_targets([p for _, p in spec])
+                return
+            self._player.publish(self._build(spec), self._build(spec))
+
+    def _on_estimate(self, est: StableEstimate, latency_s: float) -> None:
+        """Worker thread: publish the estimate and, unless frozen, play it."""
+        with self._lock:
+            self._seq += 1
+            if self._first_estimate_frame is None:
+                self._first_estimate_frame = self._frames_done
+            self._estimate = LiveEstimate(chain=est.chain, params=est.params, probability=est.probability,
+                                          alternatives=est.alternatives, seq=self._seq,
+                                          latency_ms=latency_s * 1e3,
+                                          time_s=self._frames_done / max(1, self._sample_rate))
+            if not self._frozen and self.config.mode != "analyse":
+                self._publish_chain(est.params)
+        self._notify()
+
+    def _notify(self) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn()
+            except Exception:  # a listener's bug must not stop the engine
+                log.exception("engine listener failed")
+
+    def latest_estimate(self) -> LiveEstimate | None:
+        """The newest smoothed, hysteresis-stabilised estimate (None before the first)."""
+        return self._estimate
+
+    def set_ab(self, position: str) -> None:
+        """Play "target" (A), "matched" (B) or "dry", with an equal-power crossfade of `crossfade_ms`."""
+        if position not in POSITIONS:
+            raise FxmatchInputError(f"A/B position must be one of {', '.join(POSITIONS)}, got {position!r}")
+        self._ab_position = position
+        mixer = getattr(self, "_mixer", None)
+        if mixer is not None:
+            mixer.set_position(position)
+
+    def set_frozen(self, frozen: bool) -> None:
+        """Freeze: estimates keep coming but stop changing the playing chain."""
+        self._frozen = bool(frozen)
+
+    def set_chain(self, chain: Sequence[tuple[str, Mapping[str, float]]]) -> None:
+        """Play this chain now (manual edit, an alternative, a preset); implies frozen. FxmatchInputError if bad."""
+        spec = validate_chain(chain)
+        with self._lock:
+            self._frozen = True
+            self._manual = spec
+            if self._sample_rate and self.config.mode != "analyse":
+                self._publish_chain(spec)
+
+    def reset_to_estimate(self) -> None:
+        """Unfreeze and go back to following the estimate (plays the latest one now)."""
+        with self._lock:
+            self._frozen = False
+            self._manual = None
+            est = self._estimate
+            if est is not None and self._sample_rate and self.config.mode != "analyse":
+                self._publish_chain(est.params)
+
+    def current_chain(self) -> tuple[tuple[str, dict[str, float]], ...]:
+        """What is playing now: (effect, {param: value}) with the values the parameters glide to."""
+        player = getattr(self, "_player", None)
+        playing = player.playing if player is not None else None
+        if playing is not None:
+            return playing.target_spec()
+        return tuple((n, dict(p)) for n, p in (getattr(self, "_manual", None) or ()))
+
+    # -- readings (any non-audio thread) ---------------------------------------------------------------------------
+
+    def recent_audio(self, which: str, n_samples: int) -> np.ndarray:
+        """The last `n_samples` (mono float32, device rate) of "dry" | "target" | "matched" | "output"."""
+        if which not in ("dry", "target", "matched", "output"):
+            raise FxmatchInputError(f"recent_audio: unknown signal {which!r} (dry, target, matched or output)")
+        rings = getattr(self, "_rings", None)
+        n = max(0, int(n_samples))
+        if rings is None:
+            return np.zeros(n, dtype=np.float32)
+        ring = rings[which]
+        if n > ring.capacity:
+            out = np.zeros(n, dtype=np.float32)
+            out[n - ring.capacity :] = ring.read_last(ring.capacity)
+            return out
+        return ring.read_last(n)
+
+    def levels(self) -> Levels:
+        """dBFS of the last ~100 ms of dry, target and output, and the clip flags latched since the last call."""
+        n = max(1, int(0.1 * self._sample_rate)) if self._sample_rate else 0
+        clip = getattr(self, "_clip", [False, False, False])
+        flags = tuple(clip)
+        if hasattr(self, "_clip"):
+            self._clip = [False, False, False]
+        return Levels(dry_db=_db(self.recent_audio("dry", n)), target_db=_db(self.recent_audio("target", n)),
+                      output_db=_db(self.recent_audio("output", n)),
+                      dry_clip=flags[0], target_clip=flags[1], output_clip=flags[2])
+
+    def telemetry(self) -> Telemetry:
+        """A snapshot of xruns, callback durations, load, estimate rate and latency, stream latencies, errors."""
+        n = getattr(self, "_n_callbacks", 0)
+        if n:
+            d = self._durations[: min(n, _DURATIONS)] * 1e3
+            mean, p99, mx = float(d.mean()), float(np.percentile(d, 99)), float(d.max())
+        else:
+            mean = p99 = mx = 0.0
+        stream = self._stream
+        cpu = 0.0
+        if stream is not None:
+            try:
+                cpu = float(stream.cpu_load)
+            except Exception:  # noqa: BLE001 - a closing stream
+                cpu = 0.0
+        worker = self._worker
+        lat = list(worker.latencies_ms) if worker is not None else []
+        first = None
+        onset, first_frame = getattr(self, "_onset_frame", None), getattr(self, "_first_estimate_frame", None)
+        if onset is not None and first_frame is not None and self._sample_rate:
+            first = max(0.0, (first_frame - onset) / self._sample_rate)
+        return Telemetry(
+            running=self._running, xruns=getattr(self, "_xruns", 0), callback_mean_ms=mean, callback_p99_ms=p99,
+            callback_max_ms=mx, cpu_load=cpu, estimates_per_s=worker.rate() if worker is not None else 0.0,
+            estimate_latency_ms=float(np.mean(lat[-8:])) if lat else 0.0,
+            input_latency_s=self._latency[0], output_latency_s=self._latency[1],
+            block_frames=self.config.block_frames, sample_rate=self._sample_rate, provider=self.session.provider,
+            model_name=self.info.label, safety_trips=getattr(self, "_trips", 0), error=self._error,
+            callbacks=n, first_estimate_s=first, analysis_errors=worker.errors if worker is not None else 0)
+
+    def ab_distance_db(self) -> float | None:
+        """Log-spectral distance (dB) between target and matched over the last ~2 s; None when either is silent."""
+        if not self._sample_rate or self.config.mode == "analyse":
+            return None
+        n = int(2.0 * self._sample_rate)
+        t, m = self.recent_audio("target", n), self.recent_audio("matched", n)
+        if _db(t) < -60 or _db(m) < -60:
+            return None
+        nfft = 2048
+        win = np.hanning(nfft).astype(np.float32)
+
+        def spectrum(x: np.ndarray) -> np.ndarray:
+            frames = np.lib.stride_tricks.sliding_window_view(x, nfft)[:: nfft // 2]
+            return np.mean(np.abs(np.fft.rfft(frames * win, axis=-1)) ** 2, axis=0) + 1e-12
+
+        st, sm = spectrum(t), spectrum(m)
+        f = np.fft.rfftfreq(nfft, 1.0 / self._sample_rate)
+        band = (f >= 50) & (f <= min(16000, self._sample_rate / 2))
+        lt, lm = 10 * np.log10(st[band]), 10 * np.log10(sm[band])
+        diff = lt - lm
+        diff -= 10 * np.log10(np.sum(st[band]) / np.sum(sm[band]))  # loudness-matched, as the A/B plays them
+        return float(np.sqrt(np.mean(diff**2)))
+
+    def add_listener(self, fn: Callable[[], None]) -> None:
+        """Call `fn()` (from the analysis thread, never the audio thread) after each estimate and on stop/error."""
+        self._listeners.append(fn)
+
+    # -- extras for tests --------------------------------------------------------------------------------------------
+
+    def inject_fault(self, kind: str = "nan") -> None:
+        """Tests: put a NaN ("nan") or a huge sample ("runaway") into the next dry block."""
+        self._inject = 1 if kind == "nan" else 2

@@ -1,0 +1,176 @@
+"""Start and stop a JACK server with the dummy driver, for tests, benchmarks and demos without sound hardware.
+
+    from realtime.jack import JackDummyServer
+    with JackDummyServer(rate=48000, period=256) as server:   # unique server name, waits until it is up
+        engine = LiveEngine(EngineConfig(model_path=..., input_device=server.device, output_device=server.device))
+        ...
+
+The server runs `jackd --no-realtime -n NAME -d dummy -r RATE -p PERIOD` (Debian package `jackd2`, installed by
+scripts/install.sh). Entering the context sets `JACK_DEFAULT_SERVER=NAME` in this process's environment (and
+restores it on exit) so that PortAudio's JACK host API connects to this server, and re-initialises PortAudio so
+that the JACK host API appears among sounddevice's devices (PortAudio lists it only when a server was reachable at
+initialisation). `server.device` is the index of the JACK device ("system", 2 in / 2 out).
+
+GUI tests use it the same way: start the server in a fixture, then point the app's EngineConfig at
+`server.device`. Each server gets a fresh name, so parallel runs do not collide; the dummy driver runs its
+clients at real-time pace with silent capture ports. Do not re-initialise PortAudio (this helper does it on
+start/stop) while a stream of another server is open.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Self
+
+from fxmatch.errors import FxmatchInputError
+
+log = logging.getLogger("fxmatch.realtime.jack")
+
+JACK_HOSTAPI = "JACK Audio Connection Kit"
+
+
+class JackUnavailable(FxmatchInputError):
+    """jackd is missing or the server did not start."""
+
+
+def reinitialise_portaudio() -> None:
+    """Re-initialise PortAudio so that its device list reflects the JACK servers reachable now (no stream open)."""
+    import sounddevice as sd
+
+    sd._terminate()
+    sd._initialize()
+
+
+def jack_device(kind: str | None = None) -> int | None:
+    """Index of the first sounddevice device of the JACK host API (None when PortAudio lists none)."""
+    import sounddevice as sd
+
+    for i, api in enumerate(sd.query_hostapis()):
+        if api["name"] == JACK_HOSTAPI and api["devices"]:
+            for d in api["devices"]:
+                info = sd.query_devices(d)
+                if kind is None or info[f"max_{kind}_channels"] > 0:
+                    return int(d)
+    return None
+
+
+class JackDummyServer:
+    """A `jackd` dummy-driver server (context manager): `rate` Hz, `period` frames, unique `name`."""
+
+    def __init__(self, rate: int = 48000, period: int = 256, name: str | None = None, channels: int = 2,
+                 timeout_s: float = 10.0):
+        self.rate = int(rate)
+        self.period = int(period)
+        self.name = name or f"fxmatch-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.channels = int(channels)
+        self.timeout_s = float(timeout_s)
+        self.process: subprocess.Popen | None = None
+        self.device: int | None = None
+        self._log: tempfile._TemporaryFileWrapper | None = None
+        self._saved_env: str | None = None
+
+    @staticmethod
+    def jackd_path() -> str:
+        """Path of jackd, or JackUnavailable naming the package to install."""
+        path = shutil.which("jackd")
+        if not path:
+            raise JackUnavailable("jackd is not installed (Debian/Ubuntu: apt-get install jackd2, or scripts/install.sh)")
+        return path
+
+    def _server_up(self) -> bool:
+        env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_START_SERVER="1")
+        lsp = shutil.which("jack_lsp")
+        if lsp:
+            r = subprocess.run([lsp], check=False, env=env, capture_output=True, text=True, timeout=5)
+            return r.returncode == 0 and "system:playback_1" in r.stdout
+        # without jack_lsp: the server's socket appears under /dev/shm or the tmp dir
+        return any(Path(d).glob(f"jack_{self.name}*") for d in ("/dev/shm", tempfile.gettempdir()))
+
+    def start(self) -> JackDummyServer:
+        """Start the server and wait until clients can connect; JackUnavailable with its log when it fails."""
+        if self.process is not None:
+            return self
+        jackd = self.jackd_path()
+        self._log = tempfile.NamedTemporaryFile(prefix="jackd-", suffix=".log", delete=False)  # noqa: SIM115 - lives as long as the server
+        env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1", JACK_NO_START_SERVER="1")
+        cmd = [jackd, "--no-realtime", "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period),
+               "-C", str(self.channels), "-P", str(self.channels)]
+        log.info("starting %s", " ".join(cmd))
+        self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        env=env, start_new_session=True)
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            if self._server_up():
+                break
+            time.sleep(0.05)
+        if self.process.poll() is not None or not self._server_up():
+            said = self._read_log()
+            self.stop()
+            raise JackUnavailable(f"jackd dummy server {self.name!r} did not start: {said[-300:] or 'no output'}")
+        self._saved_env = os.environ.get("JACK_DEFAULT_SERVER")
+        os.environ["JACK_DEFAULT_SERVER"] = self.name
+        reinitialise_portaudio()
+        self.device = jack_device()
+        if self.device is None:
+            self.stop()
+            raise JackUnavailable("PortAudio does not list the JACK host API (libportaudio2 built without JACK?)")
+        return self
+
+    def _read_log(self) -> str:
+        if self._log is None:
+            return ""
+        try:
+            return Path(self._log.name).read_text(errors="replace").strip()
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 5 s) and restore the environment; idempotent.
+
+        PortAudio is shut down while the server still runs (its JACK host API aborts the process when it closes
+        its client after the server died) and initialised again afterwards.
+        """
+        import sounddevice as sd
+
+        proc, self.process = self.process, None
+        if proc is not None:
+            terminated = False
+            if self.device is not None:
+                try:
+                    sd._terminate()
+                    terminated = True
+                except Exception:  # best effort
+                    log.debug("PortAudio shutdown before jackd stop failed", exc_info=True)
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=5)
+            if self._saved_env is None:
+                os.environ.pop("JACK_DEFAULT_SERVER", None)
+            else:
+                os.environ["JACK_DEFAULT_SERVER"] = self._saved_env
+            if terminated:
+                sd._initialize()
+        if self._log is not None:
+            self._log.close()
+            Path(self._log.name).unlink(missing_ok=True)
+            self._log = None
+        self.device = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
