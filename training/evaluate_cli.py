@@ -20,21 +20,21 @@ log = logging.getLogger(__name__)
 
 
 def _positive_int(text: str) -> int:
-    from fxmatch.errors import FxmatchInputError
-
+    """argparse type: a whole number > 0."""
     try:
         value = int(text)
     except ValueError:
-        raise FxmatchInputError(f"--n must be a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value <= 0:
-        raise FxmatchInputError(f"--n must be a positive number of examples, got {value}")
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {value}")
     return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="exported model (.onnx) or trainer checkpoint (.pt)")
     parser.add_argument("set", metavar="SET",
-                        help="data set folder (write_dataset / training.make_set) or heldout[:N][@SEED]")
+                        help="data set folder (write_dataset / training.make_set) or heldout[:N][@SEED] (N examples, "
+                             "default 200, of the model's held-out split; a folder of that name wins)")
     parser.add_argument("-o", "--out", metavar="OUT_DIR", help="output folder (default: <model>.eval next to it)")
     parser.add_argument("--n", type=_positive_int, metavar="N", help="evaluate at most N examples")
     parser.add_argument("--compare", nargs="+", default=[], metavar="OTHER",
