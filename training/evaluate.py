@@ -236,7 +236,7 @@ class CheckpointEstimator(EstimatorSession):
             "sample_rate": sr,
             "analysis_window": {"samples": window, "hop_samples": max(1, window // 2)},
             "vocabulary": self.model.vocab.to_dict(),
-            "model": {"name": str(train_config.get("name", self.path.stem)), "version": f"step{ckpt.get('step', 0)}"},
+            "model": {"name": f"{train_config.get('name', self.path.stem)}-step{ckpt.get('step', 0)}", "version": ""},
             "training_data": ckpt.get("data"),
             "checkpoint": {"mode": ckpt.get("mode"), "step": ckpt.get("step"), "train_config": train_config},
         }
@@ -499,6 +499,11 @@ def summarise(run: EstimatorRun, eval_set: EvalSet, effects: Sequence[str]) -> d
     if run.model is not None:
         out["model"] = run.model
         out["mean_probability"] = float(np.mean(run.probabilities)) if run.probabilities else None
+        out["examples"] = [
+            {"index": ex.index, "true": chain_key(ex.chain), "estimated": chain_key(tuple(n for n, _ in p)),
+             "probability": prob, "mrstft": m, "logmel": lm}
+            for ex, p, prob, m, lm in zip(eval_set.examples, run.presets, run.probabilities or [], run.mrstft,
+                                          run.logmel)]
         out["confusion"] = confusion([ex.chain for ex in eval_set.examples], [tuple(n for n, _ in p)
                                      for p in run.presets], eval_set.vocab.chains)
     if run.label == MEAN_PRESET:

@@ -168,6 +168,7 @@ def test_evaluate_json_compare_and_checkpoint_agree_with_onnx(models, disk_set, 
     labels = report["order"]
     assert len(labels) == 5 and "oracle (twins)" not in labels  # 3 models + no effect + mean preset
     assert [m["kind"] for m in report["models"]] == ["onnx", "onnx", "checkpoint"]
+    assert labels[2] == "tiny-run-step3" and len(report["estimators"][labels[0]]["examples"]) == 6
     first, dry_model = report["estimators"][labels[0]], report["estimators"][labels[1]]
     assert dry_model["chain_accuracy"] == report["estimators"]["no effect"]["chain_accuracy"]
     ckpt = report["estimators"][labels[2]]
@@ -243,3 +244,25 @@ def test_bad_input_exits_2_with_one_line(case, models, disk_set, tmp_path, capsy
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("fxmatch: error:"), err
     assert "Traceback" not in err
+
+
+def test_full_chain_baseline_is_evaluated_like_any_model(tmp_path, capsys):
+    """Baseline (ii) has one candidate (every effect): it always names both effects, so recall is 1."""
+    from export.onnx_export import export_checkpoint
+    from fxmatch.effects import get_spec
+    from training.baselines import full_chain_vocabulary
+
+    vocab = ChainVocabulary(effects=(get_spec("Compressor"), get_spec("Distortion")), max_length=2)
+    ckpt = tiny_checkpoint(tmp_path / "full.pt", tiny_encoder(full_chain_vocabulary(vocab)), mode="full_chain")
+    model = tmp_path / "full.onnx"
+    export_checkpoint(ckpt, model, name="full", version="1")
+    source = SynthSource(seed=1, split="heldout", sample_rate=SAMPLE_RATE, clip_seconds=WINDOW_SECONDS)
+    folder = write_dataset(TargetDataset(source, vocab, seed=4, length=8), tmp_path / "set")
+    report = evaluate([model], str(folder), oracle=False, threads=1, progress=False)
+    row = report["estimators"]["full-v1"]
+    full = report["set"]["chain_counts"].get("Compressor>Distortion", 0)
+    assert row["chain_accuracy"] == pytest.approx(full / 8)
+    for effect in ("Compressor", "Distortion"):
+        per = row["presence"]["per_effect"][effect]
+        assert per["estimated"] == 8 and (per["recall"] in (None, 1.0))
+    assert report["models"][0]["mode"] == "full_chain"
