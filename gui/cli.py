@@ -1,0 +1,226 @@
+"""`fxmatch app [--model M.onnx] [--screenshot DIR] [engine options]`: the desktop app.
+
+`--screenshot DIR` renders the main states offscreen into PNGs (idle, running or start-error, frozen with an edit)
+and exits; it starts the engine with the given options like the Start button would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+from fxmatch.errors import FxmatchInputError
+
+log = logging.getLogger(__name__)
+
+MODES = ("capture", "reference", "analyse")
+
+
+def _device(text: str) -> int | str:
+    return int(text) if text.strip().lstrip("-").isdigit() else text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="exported fxmatch ONNX model (default: the last one used, else the shipped model)")
+    parser.add_argument("--screenshot", metavar="DIR",
+                        help="render the main states offscreen into PNGs in DIR and exit")
+    parser.add_argument("--screenshot-seconds", type=float, default=4.0, metavar="S",
+                        help="how long to stream before the 'running' screenshot (default: 4 s)")
+    parser.add_argument("--settings", metavar="FILE", help="settings file (INI; default: the user's fxmatch settings)")
+    parser.add_argument("--start", action="store_true", help="start the engine right away")
+    parser.add_argument("--fps", type=float, default=40.0, help="display update rate (default: 40 frames/s)")
+    eng = parser.add_argument_group("engine (override the remembered set-up)")
+    eng.add_argument("--mode", choices=MODES, help="capture: dry + target inputs; reference: target file + dry input; "
+                     "analyse: target input only")
+    eng.add_argument("--input-device", type=_device, metavar="ID|NAME", help="sounddevice input device")
+    eng.add_argument("--output-device", type=_device, metavar="ID|NAME", help="sounddevice output device")
+    eng.add_argument("--rate", type=int, metavar="HZ", help="sample rate (default: the device's)")
+    eng.add_argument("--block", type=int, metavar="FRAMES", help="block size in frames")
+    eng.add_argument("--dry-channel", type=int, metavar="N", help="input channel of the dry signal (1-based)")
+    eng.add_argument("--target-channel", type=int, metavar="N", help="input channel of the target (1-based)")
+    eng.add_argument("--target", metavar="FILE", help="reference mode: the target recording, played in a loop")
+    eng.add_argument("--hop", type=float, metavar="S", help="analysis hop in seconds (default: the engine's)")
+    eng.add_argument("--provider", choices=("auto", "cpu"), help="onnxruntime provider (default: auto)")
+    eng.add_argument("--crossfade-ms", type=float, metavar="MS", help="A/B crossfade length")
+    parser.add_argument("--report-first-frame", action="store_true", help=argparse.SUPPRESS)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.model and not Path(args.model).is_file():
+        raise FxmatchInputError(f"{args.model}: no such model file")
+    if args.target and not Path(args.target).is_file():
+        raise FxmatchInputError(f"{args.target}: no such file")
+    if args.screenshot and Path(args.screenshot).exists() and not Path(args.screenshot).is_dir():
+        raise FxmatchInputError(f"{args.screenshot}: exists and is not a folder")
+    for name in ("rate", "block", "dry_channel", "target_channel"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise FxmatchInputError(f"app: --{name.replace('_', '-')} must be >= 1, got {v}")
+    for name in ("hop", "crossfade_ms", "fps", "screenshot_seconds"):
+        v = getattr(args, name)
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise FxmatchInputError(f"app: --{name.replace('_', '-')} must be > 0, got {v}")
+
+
+def engine_options(args: argparse.Namespace) -> dict:
+    """EngineConfig fields that the set-up panel does not show."""
+    out: dict = {}
+    if args.hop is not None:
+        out["hop_seconds"] = args.hop
+    if args.provider is not None:
+        out["providers"] = args.provider
+    if args.crossfade_ms is not None:
+        out["crossfade_ms"] = args.crossfade_ms
+    return out
+
+
+def apply_args(panel, args: argparse.Namespace) -> None:
+    """Put the command line's engine options into the set-up panel (they override the remembered ones)."""
+    if args.mode:
+        panel.set_mode(args.mode)
+    for combo, dev in ((panel.input_device, args.input_device), (panel.output_device, args.output_device)):
+        if dev is None:
+            continue
+        ok = panel.select_device_index(combo, dev) if isinstance(dev, int) else False
+        if not ok and isinstance(dev, str):
+            i = next((k for k in range(combo.count()) if dev.lower() in combo.itemText(k).lower()), -1)
+            ok = i >= 0
+            if ok:
+                combo.setCurrentIndex(i)
+        if not ok:
+            raise FxmatchInputError(f"app: no audio device {dev!r} (see the list in the app or `python -m sounddevice`)")
+    if args.rate:
+        i = panel.sample_rate.findData(args.rate)
+        if i < 0:
+            panel.sample_rate.addItem(f"{args.rate} Hz", args.rate)
+            i = panel.sample_rate.count() - 1
+        panel.sample_rate.setCurrentIndex(i)
+    if args.block:
+        i = panel.block.findData(args.block)
+        if i < 0:
+            panel.block.addItem(f"{args.block} frames", args.block)
+            i = panel.block.count() - 1
+        panel.block.setCurrentIndex(i)
+    if args.dry_channel:
+        panel.dry_channel.setValue(args.dry_channel)
+    if args.target_channel:
+        panel.target_channel.setValue(args.target_channel)
+    if args.target:
+        panel.target_file.setText(str(Path(args.target).resolve()))
+
+
+def default_model(settings) -> str:
+    """The remembered model when it still exists, else the shipped one when present, else ''."""
+    from fxmatch.commands.estimate import DEFAULT_MODEL
+
+    remembered = settings.get_str("model_path", "")
+    if remembered and Path(remembered).is_file():
+        return remembered
+    return str(DEFAULT_MODEL) if DEFAULT_MODEL.is_file() else ""
+
+
+def make_app():
+    """The QApplication with the app's theme (created once per process)."""
+    from PyQt6 import QtGui, QtWidgets
+
+    from gui import theme
+
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        app = QtWidgets.QApplication([sys.argv[0] if sys.argv else "fxmatch"])
+    app.setApplicationName("fxmatch")
+    app.setStyle("Fusion")
+    app.setStyleSheet(theme.STYLE_SHEET)
+    font = QtGui.QFont("DejaVu Sans", 10)
+    app.setFont(font)
+    theme.configure_pyqtgraph()
+    return app
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_args(args)
+    if args.screenshot and not os.environ.get("QT_QPA_PLATFORM"):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    app = make_app()
+    from gui.main_window import MainWindow
+    from gui.settings import AppSettings
+
+    settings = AppSettings(args.settings)
+    window = MainWindow(settings, model_path=args.model or default_model(settings),
+                        engine_options=engine_options(args), fps=args.fps)
+    try:
+        apply_args(window.setup, args)
+    except FxmatchInputError:
+        window.close()
+        window.deleteLater()
+        raise
+    if args.screenshot:
+        return screenshot(window, Path(args.screenshot), args.screenshot_seconds)
+    window.show()
+    if args.report_first_frame:
+        from PyQt6 import QtCore
+
+        def report() -> None:
+            if window.first_frame_at is None:
+                QtCore.QTimer.singleShot(5, report)
+                return
+            print(json.dumps({"first_frame_unix_s": time.time() - (time.perf_counter() - window.first_frame_at)}),
+                  flush=True)
+            window.close()
+
+        QtCore.QTimer.singleShot(0, report)
+    if args.start:
+        from PyQt6 import QtCore
+
+        QtCore.QTimer.singleShot(0, window.start_engine)
+    return int(app.exec())
+
+
+def _pump(seconds: float) -> None:
+    """Run the Qt event loop for `seconds`."""
+    from PyQt6 import QtCore, QtWidgets
+
+    loop = QtCore.QEventLoop()
+    QtCore.QTimer.singleShot(max(0, int(seconds * 1000)), loop.quit)
+    loop.exec()
+    QtWidgets.QApplication.processEvents()
+
+
+def _save(window, path: Path) -> str:
+    window.grab().save(str(path), "PNG")
+    log.info("wrote %s", path)
+    return str(path)
+
+
+def screenshot(window, folder: Path, seconds: float) -> int:
+    """Render idle, running (or start-error) and frozen-with-edit states into PNGs in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    window.resize(1440, 900)
+    window.show()
+    _pump(0.4)
+    written = [_save(window, folder / "idle.png")]
+    if window.start_engine():
+        _pump(seconds)
+        written.append(_save(window, folder / "running.png"))
+        cards = window.chain_view.cards
+        knobs = [k for c in cards for k in c.knobs.values()]
+        if knobs:
+            knob = knobs[0]
+            knob._edit_norm(min(1.0, knob.shown_norm() + 0.25))
+        window.set_frozen(True)
+        _pump(1.0)
+        written.append(_save(window, folder / "frozen.png"))
+    else:
+        written.append(_save(window, folder / "start-error.png"))
+    window.close()
+    window.deleteLater()
+    _pump(0.05)
+    for w in written:
+        print(w)
+    return 0

@@ -1,0 +1,675 @@
+"""The main window: set-up, the chain, displays, A/B, refine, presets and status over a realtime.LiveEngine.
+
+The window polls the engine on QTimers (frames at `fps`, status at 4 Hz) and updates existing widgets; nothing is
+pushed to it from the audio thread. Every engine error is shown in the window (banner or dialog), never raised.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from fxmatch.errors import FxmatchInputError
+from gui import theme
+from gui.settings import AppSettings
+from gui.widgets.ab_panel import ABPanel, RefinePanel
+from gui.widgets.chain_view import ChainData, ChainHeader, ChainView, chain_label
+from gui.widgets.meters import MetersPanel
+from gui.widgets.setup_panel import SetupPanel
+from gui.widgets.spectrum import BandAnalyser, SpectrogramView, SpectrumView
+from gui.workers import RefineWorker
+
+log = logging.getLogger(__name__)
+
+SPECTRUM_FFT = 4096
+SPECTROGRAM_SOURCES = ("target", "matched", "dry", "output")
+REFINE_SECONDS = 3.0
+REFINE_STEPS = 40
+EDIT_COALESCE_MS = 40
+
+
+def _round_chain(chain: Sequence[tuple[str, Mapping[str, float]]]) -> ChainData:
+    return [(n, {k: float(v) for k, v in p.items()}) for n, p in chain]
+
+
+def _chain_key(chain: Sequence[tuple[str, Mapping[str, float]]]) -> tuple:
+    return tuple((n, tuple(sorted((k, round(float(v), 6)) for k, v in p.items()))) for n, p in chain)
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    """fxmatch's desktop app window. `engine_options` are extra EngineConfig fields (hop_seconds, providers, ...)."""
+
+    def __init__(self, settings: AppSettings | None = None, model_path: str | None = None,
+                 engine_options: Mapping[str, Any] | None = None, fps: float = 40.0,
+                 parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.settings = settings or AppSettings()
+        self.engine_options = dict(engine_options or {})
+        self.engine = None
+        self.worker: RefineWorker | None = None
+        self.last_dialog: QtWidgets.QMessageBox | None = None
+        self.refine_report: dict[str, Any] | None = None
+        self._estimate = None
+        self._est_seq = -1
+        self._shown_key: tuple | None = None
+        self._manual_chain: ChainData | None = None  # chain chosen while stopped (applied on start)
+        self._pending_edit: ChainData | None = None
+        self._ab = "matched"
+        self._analyser: BandAnalyser | None = None
+        self._last_tick = time.perf_counter()
+        self._tick_count = 0
+        self.frame_ms: collections.deque[float] = collections.deque(maxlen=4000)
+        self.first_frame_at: float | None = None
+
+        self.setWindowTitle("fxmatch")
+        self.setAcceptDrops(True)
+        self._build()
+        self.setup.restore(self.settings)
+        if model_path:
+            self.setup.model.setText(str(model_path))
+        geometry = self.settings.get_bytes("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1360, 860)
+        self._edit_timer = QtCore.QTimer(self)
+        self._edit_timer.setSingleShot(True)
+        self._edit_timer.setInterval(EDIT_COALESCE_MS)
+        self._edit_timer.timeout.connect(self._flush_edit)
+        self.frame_timer = QtCore.QTimer(self)
+        self.frame_timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        self.frame_timer.setInterval(max(1, int(1000 / fps)))
+        self.frame_timer.timeout.connect(self.tick)
+        self.status_timer = QtCore.QTimer(self)
+        self.status_timer.setInterval(250)
+        self.status_timer.timeout.connect(self.update_status)
+        self.frame_timer.start()
+        self.status_timer.start()
+        self.update_status()
+
+    # ------------------------------------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        tb = self.addToolBar("main")
+        tb.setMovable(False)
+        tb.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.act_load = tb.addAction("Load preset…", self._load_preset_dialog)
+        self.act_load.setShortcut(QtGui.QKeySequence("Ctrl+O"))
+        self.act_export = tb.addAction("Export preset…", self._export_preset_dialog)
+        self.act_export.setShortcut(QtGui.QKeySequence("Ctrl+S"))
+        self.act_python = tb.addAction("Export Python…", self._export_python_dialog)
+        tb.addSeparator()
+        self.act_copy_json = tb.addAction("Copy preset", self.copy_preset_json)
+        self.act_copy_json.setShortcut(QtGui.QKeySequence("Ctrl+Shift+C"))
+        self.act_copy_py = tb.addAction("Copy Python", self.copy_python)
+
+        central = QtWidgets.QWidget()
+        self.setCentralWidget(central)
+        root = QtWidgets.QHBoxLayout(central)
+        root.setContentsMargins(10, 10, 10, 10)
+        root.setSpacing(10)
+        self.setup = SetupPanel()
+        self.setup.startToggled.connect(self._on_start_toggled)
+        root.addWidget(self.setup)
+
+        right = QtWidgets.QVBoxLayout()
+        right.setSpacing(10)
+        root.addLayout(right, 1)
+
+        chain_panel = QtWidgets.QFrame()
+        chain_panel.setObjectName("panel")
+        cl = QtWidgets.QVBoxLayout(chain_panel)
+        cl.setContentsMargins(12, 10, 12, 12)
+        cl.setSpacing(8)
+        self.header = ChainHeader()
+        self.header.freezeToggled.connect(self.set_frozen)
+        self.header.resetRequested.connect(self.reset_to_estimate)
+        self.header.alternativeChosen.connect(self.audition)
+        self.chain_view = ChainView()
+        self.chain_view.chainEdited.connect(self._on_chain_edited)
+        cl.addWidget(self.header)
+        cl.addWidget(self.chain_view)
+        right.addWidget(chain_panel)
+
+        displays = QtWidgets.QFrame()
+        displays.setObjectName("panel")
+        dl = QtWidgets.QGridLayout(displays)
+        dl.setContentsMargins(10, 8, 10, 10)
+        dl.setHorizontalSpacing(10)
+        dl.setVerticalSpacing(4)
+        cap1 = QtWidgets.QLabel("SPECTRUM   A target vs B matched")
+        cap2 = QtWidgets.QLabel("SPECTROGRAM")
+        for c in (cap1, cap2):
+            c.setStyleSheet(f"color: {theme.DIM}; font-size: 8pt; letter-spacing: 1px;")
+        self.spectrogram_source = QtWidgets.QComboBox()
+        self.spectrogram_source.addItems(SPECTROGRAM_SOURCES)
+        self.spectrogram_source.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.spectrogram_source.setToolTip("signal shown in the spectrogram")
+        head2 = QtWidgets.QHBoxLayout()
+        head2.addWidget(cap2)
+        head2.addStretch(1)
+        head2.addWidget(self.spectrogram_source)
+        self.spectrum = SpectrumView()
+        self._analyser = BandAnalyser(48000, SPECTRUM_FFT)
+        self.spectrogram = SpectrogramView(self._analyser.freqs)
+        self.spectrum.setMinimumHeight(200)
+        dl.addWidget(cap1, 0, 0)
+        dl.addLayout(head2, 0, 1)
+        dl.addWidget(self.spectrum, 1, 0)
+        dl.addWidget(self.spectrogram, 1, 1)
+        dl.setColumnStretch(0, 3)
+        dl.setColumnStretch(1, 2)
+        right.addWidget(displays, 1)
+
+        bottom = QtWidgets.QHBoxLayout()
+        bottom.setSpacing(10)
+        meters_panel = QtWidgets.QFrame()
+        meters_panel.setObjectName("panel")
+        ml = QtWidgets.QVBoxLayout(meters_panel)
+        ml.setContentsMargins(10, 8, 10, 8)
+        cap3 = QtWidgets.QLabel("LEVELS")
+        cap3.setStyleSheet(f"color: {theme.DIM}; font-size: 8pt; letter-spacing: 1px;")
+        ml.addWidget(cap3)
+        self.meters = MetersPanel()
+        ml.addWidget(self.meters, 1)
+        meters_panel.setFixedHeight(170)
+        bottom.addWidget(meters_panel)
+        self.ab = ABPanel()
+        self.ab.positionChosen.connect(self.set_ab)
+        self.ab.setFixedHeight(170)
+        bottom.addWidget(self.ab, 1)
+        self.refine_panel = RefinePanel()
+        self.refine_panel.refineRequested.connect(self.start_refine)
+        self.refine_panel.cancelRequested.connect(self.cancel_refine)
+        self.refine_panel.setFixedHeight(170)
+        bottom.addWidget(self.refine_panel, 1)
+        right.addLayout(bottom)
+
+        sb = self.statusBar()
+        self.status_labels: dict[str, QtWidgets.QLabel] = {}
+        for key in ("state", "provider", "model", "latency", "cpu", "xruns", "rate"):
+            label = QtWidgets.QLabel("")
+            self.status_labels[key] = label
+            sb.addPermanentWidget(label) if key != "state" else sb.addWidget(label, 1)
+
+        for seq, fn in (("Space", self.toggle_ab), ("D", self.toggle_dry), ("A", lambda: self.set_ab("target")),
+                        ("B", lambda: self.set_ab("matched")), ("F", lambda: self.set_frozen(not self.is_frozen())),
+                        ("R", self.reset_to_estimate)):
+            sc = QtGui.QShortcut(QtGui.QKeySequence(seq), self)
+            sc.setContext(QtCore.Qt.ShortcutContext.WindowShortcut)
+            sc.activated.connect(fn)
+        self._update_refine_enabled()
+
+    # ------------------------------------------------------------------------------------------------ engine
+    @property
+    def running(self) -> bool:
+        return self.engine is not None and bool(self.engine.running)
+
+    def _on_start_toggled(self, checked: bool) -> None:
+        if checked:
+            self.start_engine()
+        else:
+            self.stop_engine()
+
+    def engine_config_values(self) -> dict[str, Any]:
+        """EngineConfig keyword arguments from the set-up panel and the command line's engine options."""
+        values = self.setup.values()
+        values.update(self.engine_options)
+        return values
+
+    def start_engine(self) -> bool:
+        """Create and start a LiveEngine from the set-up; errors go to the panel's banner. True when running."""
+        self.stop_engine()
+        self.setup.show_error(None)
+        try:
+            values = self.engine_config_values()
+            if not values["model_path"]:
+                raise FxmatchInputError("choose a model (.onnx) first")
+            if not Path(values["model_path"]).is_file():
+                raise FxmatchInputError(f"{values['model_path']}: no such model file")
+            if values["mode"] == "reference" and not values["target_file"]:
+                raise FxmatchInputError("reference mode needs a target file: drop one on the Target field")
+            try:
+                from realtime.engine import EngineConfig, LiveEngine
+            except ImportError as exc:
+                raise FxmatchInputError(f"the real-time engine is not available ({exc})") from None
+            engine = LiveEngine(EngineConfig(**values))
+            try:
+                engine.start()
+            except BaseException:
+                engine.stop()
+                raise
+        except FxmatchInputError as exc:
+            self._start_failed(str(exc))
+            return False
+        except Exception as exc:  # a device or driver problem the engine did not phrase: still one line
+            log.exception("engine start failed")
+            self._start_failed(f"could not start: {type(exc).__name__}: {exc}".splitlines()[0])
+            return False
+        self.engine = engine
+        self._est_seq = -1
+        self._shown_key = None
+        self._analyser = BandAnalyser(int(engine.sample_rate), SPECTRUM_FFT)
+        self.spectrogram.reset(self._analyser.freqs)
+        try:
+            engine.set_ab(self._ab)
+            if self._manual_chain is not None:
+                engine.set_chain(self._manual_chain)
+        except FxmatchInputError as exc:
+            self.setup.show_error(str(exc))
+        self.setup.set_running(True)
+        self.setup.save(self.settings)
+        self._update_refine_enabled()
+        self.update_status()
+        return True
+
+    def _start_failed(self, message: str) -> None:
+        self.setup.show_error(message)
+        self.setup.set_running(False)
+        self._update_refine_enabled()
+        self.update_status()
+
+    def stop_engine(self) -> None:
+        """Stop the engine (idempotent); the last chain stays on screen and is reapplied on the next start."""
+        self.cancel_refine(wait=True)
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            try:
+                if engine.frozen:
+                    self._manual_chain = _round_chain(engine.current_chain())
+                engine.stop()
+            except Exception:
+                log.exception("engine stop failed")
+        self.setup.set_running(False)
+        self._update_refine_enabled()
+        self.update_status()
+
+    # ------------------------------------------------------------------------------------------------ frames
+    def tick(self) -> None:
+        """One GUI frame: poll the engine and update the existing widgets (the frame time is recorded)."""
+        t0 = time.perf_counter()
+        dt = min(0.2, t0 - self._last_tick)
+        self._last_tick = t0
+        self._tick_count += 1
+        engine = self.engine
+        if engine is not None:
+            try:
+                self._poll_engine(engine, dt)
+            except Exception as exc:
+                log.exception("engine poll failed")
+                self.setup.show_error(f"engine: {type(exc).__name__}: {exc}".splitlines()[0])
+                self.stop_engine()
+        self.chain_view.step(dt)
+        self.frame_ms.append((time.perf_counter() - t0) * 1000.0)
+
+    def _poll_engine(self, engine, dt: float) -> None:
+        if not engine.running:
+            error = engine.telemetry().error
+            self.stop_engine()
+            self.setup.show_error(error or "the audio stream stopped")
+            return
+        est = engine.latest_estimate()
+        if est is not None and est.seq != self._est_seq:
+            self._est_seq = est.seq
+            self._estimate = est
+            self.header.set_estimate(est.chain, est.probability, est.alternatives)
+        frozen = bool(engine.frozen)
+        self.header.set_frozen(frozen)
+        if self._pending_edit is None and not self.chain_view_dragging():
+            chain = engine.current_chain() if frozen or est is None else est.params
+            key = _chain_key(chain)
+            if key != self._shown_key and (frozen or est is not None):
+                self._shown_key = key
+                self.chain_view.show_chain(chain, animate=True)
+        self.ab.set_position(engine.ab_position)
+        self.meters.set_levels(engine.levels())
+        analyser = self._analyser
+        tgt = engine.recent_audio("target", analyser.n_fft)
+        matched = engine.recent_audio("matched", analyser.n_fft)
+        t_db = analyser(tgt)
+        m_db = analyser(matched) if self.setup.current_mode() != "analyse" else None
+        self.spectrum.set_spectra(analyser.freqs, t_db, m_db, dt)
+        source = self.spectrogram_source.currentText()
+        column = {"target": t_db, "matched": m_db}.get(source)
+        if column is None:
+            column = analyser(engine.recent_audio(source, analyser.n_fft))
+        self.spectrogram.push(column)
+        if self._tick_count % 8 == 0:
+            self.ab.set_distance(engine.ab_distance_db())
+
+    def chain_view_dragging(self) -> bool:
+        return any(k._drag is not None for c in self.chain_view.cards for k in c.knobs.values())
+
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:
+        super().paintEvent(event)
+        if self.first_frame_at is None:
+            self.first_frame_at = time.perf_counter()
+
+    # ------------------------------------------------------------------------------------------------ status
+    def update_status(self) -> None:
+        """Refresh the status bar from engine.telemetry()."""
+        lab = self.status_labels
+        engine = self.engine
+        if engine is None:
+            lab["state"].setText("stopped" + (f" · {chain_label(self.chain_view.names())}"
+                                               if self.chain_view.names() is not None else ""))
+            for k in ("provider", "latency", "cpu", "xruns", "rate"):
+                lab[k].setText("")
+            model = Path(self.setup.model.text()).stem if self.setup.model.text() else "no model"
+            lab["model"].setText(f"model {model}")
+            return
+        try:
+            t = engine.telemetry()
+        except Exception:
+            log.exception("telemetry failed")
+            return
+        frozen = " · frozen" if engine.frozen else ""
+        lab["state"].setText(f"running · {t.sample_rate} Hz · {t.block_frames} frames{frozen}")
+        lab["provider"].setText(f"<b>{t.provider}</b>")
+        lab["model"].setText(f"model {t.model_name}")
+        io_ms = (t.input_latency_s + t.output_latency_s) * 1000.0
+        lab["latency"].setText(f"latency {io_ms:.1f} ms · estimate {t.estimate_latency_ms:.0f} ms")
+        cpu = t.cpu_load * 100.0
+        colour = theme.OK if cpu < 50 else theme.WARN if cpu < 80 else theme.BAD
+        lab["cpu"].setText(f"CPU <span style='color:{colour}'>{cpu:.0f}%</span>")
+        xcol = theme.OK if t.xruns == 0 else theme.BAD
+        lab["xruns"].setText(f"xruns <span style='color:{xcol}'>{t.xruns}</span>")
+        lab["rate"].setText(f"{t.estimates_per_s:.1f} est/s")
+
+    # ------------------------------------------------------------------------------------------------ chain
+    def is_frozen(self) -> bool:
+        return bool(self.engine.frozen) if self.engine is not None else self._manual_chain is not None
+
+    def set_frozen(self, frozen: bool) -> None:
+        """Freeze or follow the estimate."""
+        if self.engine is not None:
+            self.engine.set_frozen(bool(frozen))
+        elif not frozen:
+            self._manual_chain = None
+        self.header.set_frozen(self.is_frozen())
+        self.update_status()
+
+    def reset_to_estimate(self) -> None:
+        """Unfreeze and follow the estimate again."""
+        self._manual_chain = None
+        self._pending_edit = None
+        self._edit_timer.stop()
+        if self.engine is not None:
+            self.engine.reset_to_estimate()
+        self._shown_key = None
+        self.header.set_frozen(False)
+
+    def apply_chain(self, chain: Sequence[tuple[str, Mapping[str, float]]], animate: bool = True) -> None:
+        """Play `chain` now (freezes the estimate); stored for the next start when stopped."""
+        chain = _round_chain(chain)
+        self._manual_chain = chain
+        self._shown_key = _chain_key(chain)
+        self.chain_view.show_chain(chain, animate=animate)
+        if self.engine is not None:
+            try:
+                self.engine.set_chain(chain)
+            except FxmatchInputError as exc:
+                self.show_error_dialog("Cannot play this chain", str(exc))
+        self.header.set_frozen(True)
+
+    def _on_chain_edited(self, chain: ChainData) -> None:
+        self._pending_edit = chain
+        self._manual_chain = chain
+        self._shown_key = _chain_key(chain)
+        self.header.set_frozen(True)
+        if not self._edit_timer.isActive():
+            self._edit_timer.start()
+
+    def _flush_edit(self) -> None:
+        chain, self._pending_edit = self._pending_edit, None
+        if chain is not None and self.engine is not None:
+            try:
+                self.engine.set_chain(chain)
+            except FxmatchInputError as exc:
+                self.setup.show_error(str(exc))
+
+    def audition(self, names: Sequence[str]) -> None:
+        """Play an alternative chain: known effects keep the estimate's params, others start at their defaults."""
+        from fxmatch.effects import get_spec
+
+        known = dict(self._estimate.params) if self._estimate is not None else {}
+        known.update(dict(self.chain_view.chain()))
+        chain = [(n, dict(known[n]) if n in known else get_spec(n).defaults()) for n in names]
+        self.apply_chain(chain)
+
+    # ------------------------------------------------------------------------------------------------ A/B
+    def set_ab(self, position: str) -> None:
+        """Listen to "target" (A), "matched" (B) or "dry"."""
+        self._ab = position
+        self.ab.set_position(position)
+        if self.engine is not None:
+            try:
+                self.engine.set_ab(position)
+            except FxmatchInputError as exc:
+                self.setup.show_error(str(exc))
+
+    def toggle_ab(self) -> None:
+        self.set_ab("matched" if self._ab == "target" else "target")
+
+    def toggle_dry(self) -> None:
+        if self._ab == "dry":
+            self.set_ab(getattr(self, "_before_dry", "matched"))
+        else:
+            self._before_dry = self._ab
+            self.set_ab("dry")
+
+    # ------------------------------------------------------------------------------------------------ refine
+    def _update_refine_enabled(self) -> None:
+        has_dry = self.running and self.setup.current_mode() in ("capture", "reference")
+        busy = self.worker is not None
+        self.refine_panel.button.setEnabled(has_dry and not busy)
+        if not busy:
+            self.refine_panel.note.setText(
+                "fit the params to the last seconds of dry and target" if has_dry
+                else "needs a running engine with a dry signal (capture or reference mode)")
+
+    def start_refine(self, steps: int = REFINE_STEPS, seconds: float = REFINE_SECONDS) -> bool:
+        """Refine the playing chain's params on the last `seconds` of dry and target in a RefineWorker."""
+        if self.engine is None or self.worker is not None:
+            return False
+        engine = self.engine
+        rate = int(engine.sample_rate)
+        n = int(seconds * rate)
+        chain = _round_chain(engine.current_chain())
+        dry, target = engine.recent_audio("dry", n), engine.recent_audio("target", n)
+        worker = RefineWorker(chain, dry, target, rate, steps=steps, seconds=seconds, parent=self)
+        worker.progress.connect(self.refine_panel.set_progress)
+        worker.succeeded.connect(self._refine_done)
+        worker.failed.connect(self._refine_failed)
+        worker.cancelled.connect(self._refine_cancelled)
+        worker.finished.connect(self._refine_finished)
+        self.worker = worker
+        self.refine_panel.set_busy(True)
+        self.refine_panel.note.setText(f"refining {chain_label([c for c, _ in chain])} on {seconds:.0f} s…")
+        self._update_refine_enabled()
+        worker.start(QtCore.QThread.Priority.LowPriority)
+        return True
+
+    def cancel_refine(self, wait: bool = False) -> None:
+        """Ask a running refinement to stop (and wait for it when `wait`)."""
+        worker = self.worker
+        if worker is not None:
+            worker.cancel()
+            if wait:
+                worker.wait(30000)
+                self._refine_finished()
+
+    def _refine_done(self, chain: ChainData, report: dict) -> None:
+        self.refine_report = report
+        d0, d1 = report["distance_before"], report["distance_after"]
+        if report["kept"] == "refined":
+            self.apply_chain(chain)
+            self.refine_panel.note.setText(f"refined: distance {d0:.3f} → {d1:.3f} (applied)")
+        else:
+            self.refine_panel.note.setText(f"no better params found (distance {d0:.3f})")
+
+    def _refine_failed(self, message: str) -> None:
+        self.refine_panel.note.setText(message)
+
+    def _refine_cancelled(self) -> None:
+        self.refine_panel.note.setText("refine cancelled")
+
+    def _refine_finished(self) -> None:
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            worker.deleteLater()
+        self.refine_panel.set_busy(False)
+        self._update_refine_enabled()
+
+    # ------------------------------------------------------------------------------------------------ presets
+    def current_preset(self):
+        """The chain on screen as a validated fxmatch Preset (with the estimate's metadata when it matches)."""
+        from fxmatch.preset import Preset
+
+        chain = self.chain_view.chain()
+        est = self._estimate
+        meta: dict[str, Any] = {}
+        if self.engine is not None:
+            meta["model"] = self.engine.telemetry().model_name
+        if est is not None and tuple(n for n, _ in chain) == tuple(est.chain):
+            meta["confidence"] = round(float(min(1.0, max(0.0, est.probability))), 4)
+            meta["alternatives"] = [{"chain": list(c), "probability": round(float(min(1.0, max(0.0, p))), 4)}
+                                    for c, p in est.alternatives]
+        return Preset.from_chain([(n, {k: round(v, 6) for k, v in p.items()}) for n, p in chain], meta or None)
+
+    def export_preset(self, path: str | Path) -> bool:
+        """Write the current chain as .fxpreset.json (atomic); errors in a dialog. True on success."""
+        from fxmatch.preset import write_preset
+
+        try:
+            write_preset(path, self.current_preset())
+        except (FxmatchInputError, OSError) as exc:
+            self.show_error_dialog("Cannot export the preset", str(exc))
+            return False
+        self.statusBar().showMessage(f"wrote {path}", 4000)
+        return True
+
+    def export_python(self, path: str | Path) -> bool:
+        """Write the current chain as a pedalboard Python snippet (atomic)."""
+        from fxmatch.audio_io import write_text_atomic
+
+        try:
+            write_text_atomic(path, self.current_preset().to_python())
+        except (FxmatchInputError, OSError) as exc:
+            self.show_error_dialog("Cannot export the snippet", str(exc))
+            return False
+        self.statusBar().showMessage(f"wrote {path}", 4000)
+        return True
+
+    def load_preset(self, path: str | Path) -> bool:
+        """Read and validate a preset and play its chain; errors (naming the field) in a dialog."""
+        from fxmatch.preset import read_preset
+
+        try:
+            preset = read_preset(path)
+        except FxmatchInputError as exc:
+            self.show_error_dialog("Cannot load the preset", str(exc))
+            return False
+        self.apply_chain([(e.effect, e.params) for e in preset.chain])
+        self.header.chain_label.setText(chain_label(preset.effect_names) + "  (preset)")
+        self.settings.set("last_preset_dir", str(Path(path).parent))
+        self.statusBar().showMessage(f"loaded {path}", 4000)
+        return True
+
+    def copy_preset_json(self) -> None:
+        try:
+            QtWidgets.QApplication.clipboard().setText(self.current_preset().to_json())
+        except FxmatchInputError as exc:
+            self.show_error_dialog("Cannot copy the preset", str(exc))
+            return
+        self.statusBar().showMessage("preset JSON copied", 3000)
+
+    def copy_python(self) -> None:
+        try:
+            QtWidgets.QApplication.clipboard().setText(self.current_preset().to_python())
+        except FxmatchInputError as exc:
+            self.show_error_dialog("Cannot copy the snippet", str(exc))
+            return
+        self.statusBar().showMessage("pedalboard snippet copied", 3000)
+
+    def _preset_dir(self) -> str:
+        return self.settings.get_str("last_preset_dir", str(Path.home()))
+
+    def _load_preset_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Load preset", self._preset_dir(),
+                                                        "fxmatch presets (*.fxpreset.json *.json)")
+        if path:
+            self.load_preset(path)
+
+    def _export_preset_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export preset", self._preset_dir(),
+                                                        "fxmatch presets (*.fxpreset.json)")
+        if path:
+            if not path.endswith(".fxpreset.json"):
+                path += ".fxpreset.json"
+            self.export_preset(path)
+            self.settings.set("last_preset_dir", str(Path(path).parent))
+
+    def _export_python_dialog(self) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export pedalboard snippet", self._preset_dir(),
+                                                        "Python (*.py)")
+        if path:
+            self.export_python(path if path.endswith(".py") else path + ".py")
+
+    # ------------------------------------------------------------------------------------------------ misc
+    def show_error_dialog(self, title: str, text: str) -> QtWidgets.QMessageBox:
+        """A non-blocking (window-modal) error box; kept in `last_dialog`."""
+        if self.last_dialog is not None:
+            self.last_dialog.close()
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, title, text,
+                                    QtWidgets.QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(QtCore.Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.destroyed.connect(lambda *_: setattr(self, "last_dialog", None))
+        self.last_dialog = box
+        box.open()
+        return box
+
+    def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QtGui.QDropEvent) -> None:
+        """Drop a preset (loads it), a model (.onnx) or an audio file (the target file)."""
+        from gui.widgets.setup_panel import AUDIO_SUFFIXES
+
+        for url in event.mimeData().urls():
+            path = url.toLocalFile()
+            low = path.lower()
+            if low.endswith(".json"):
+                self.load_preset(path)
+            elif low.endswith(".onnx") and not self.running:
+                self.setup.model.setText(path)
+            elif low.endswith(AUDIO_SUFFIXES) and not self.running:
+                self.setup.target_file.setText(path)
+                if self.setup.current_mode() == "capture":
+                    self.setup.set_mode("reference")
+        event.acceptProposedAction()
+
+    def closeEvent(self, event: QtGui.QCloseEvent) -> None:
+        self.frame_timer.stop()
+        self.status_timer.stop()
+        self.stop_engine()
+        self.setup.save(self.settings)
+        self.settings.set("window/geometry", self.saveGeometry())
+        self.settings.sync()
+        super().closeEvent(event)
+
+    def frame_stats(self) -> dict[str, float]:
+        """Mean and p99 of the recorded GUI frame times (ms)."""
+        a = np.asarray(self.frame_ms, dtype=np.float64)
+        if a.size == 0:
+            return {"frames": 0, "mean_ms": math.nan, "p99_ms": math.nan}
+        return {"frames": int(a.size), "mean_ms": float(a.mean()), "p99_ms": float(np.percentile(a, 99))}
+

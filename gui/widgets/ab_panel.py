@@ -1,0 +1,120 @@
+"""A/B/dry buttons with the spectral-distance readout, and the refine controls."""
+
+from __future__ import annotations
+
+import math
+
+from PyQt6 import QtCore, QtWidgets
+
+from gui import theme
+
+POSITIONS = ("target", "matched", "dry")
+
+
+class ABPanel(QtWidgets.QFrame):
+    """Big A (target) / B (matched) / Dry buttons (space toggles A/B, D dry) and the A↔B distance readout."""
+
+    positionChosen = QtCore.pyqtSignal(str)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("panel")
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(12, 10, 12, 10)
+        lay.setSpacing(6)
+        caption = QtWidgets.QLabel("LISTEN   space A/B · D dry")
+        caption.setStyleSheet(f"color: {theme.DIM}; font-size: 8pt; letter-spacing: 1px;")
+        lay.addWidget(caption)
+        row = QtWidgets.QHBoxLayout()
+        row.setSpacing(6)
+        self.group = QtWidgets.QButtonGroup(self)
+        self.group.setExclusive(True)
+        self.buttons: dict[str, QtWidgets.QPushButton] = {}
+        for pos, text, name, tip in (("target", "A", "abA", "A: the target (what you are matching)"),
+                                     ("matched", "B", "abB", "B: your dry signal through the estimated chain"),
+                                     ("dry", "Dry", "abDry", "the dry signal, unprocessed")):
+            b = QtWidgets.QPushButton(text)
+            b.setObjectName(name)
+            b.setCheckable(True)
+            b.setToolTip(tip)
+            b.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+            b.clicked.connect(lambda _=False, p=pos: self.positionChosen.emit(p))
+            self.group.addButton(b)
+            self.buttons[pos] = b
+            row.addWidget(b)
+        lay.addLayout(row)
+        self.distance = QtWidgets.QLabel("A↔B  –")
+        self.distance.setToolTip("log-spectral distance between target and matched over the last ~2 s")
+        self.distance.setStyleSheet(f"color: {theme.TEXT}; font-size: 11pt; font-weight: 600;")
+        lay.addWidget(self.distance)
+        self.set_position("matched")
+
+    def set_position(self, position: str) -> None:
+        """Check the button of `position` without emitting positionChosen."""
+        if position in self.buttons:
+            self.buttons[position].setChecked(True)
+
+    def position(self) -> str:
+        for pos, b in self.buttons.items():
+            if b.isChecked():
+                return pos
+        return "matched"
+
+    def set_distance(self, db: float | None) -> None:
+        """Show the A↔B distance in dB (None: not available)."""
+        if db is None or not math.isfinite(db):
+            self.distance.setText("A↔B  –")
+        else:
+            colour = theme.OK if db < 3 else theme.WARN if db < 8 else theme.BAD
+            self.distance.setText(f"A↔B  <span style='color:{colour}'>{db:.1f} dB</span>")
+
+
+class RefinePanel(QtWidgets.QFrame):
+    """The Refine button, its progress and Cancel."""
+
+    refineRequested = QtCore.pyqtSignal()
+    cancelRequested = QtCore.pyqtSignal()
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("panel")
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(12, 10, 12, 10)
+        lay.setSpacing(6)
+        caption = QtWidgets.QLabel("REFINE")
+        caption.setStyleSheet(f"color: {theme.DIM}; font-size: 8pt; letter-spacing: 1px;")
+        lay.addWidget(caption)
+        row = QtWidgets.QHBoxLayout()
+        self.button = QtWidgets.QPushButton("✦ Refine params")
+        self.button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.button.setToolTip("fit the params to the last seconds of dry and target through the effect twins")
+        self.button.clicked.connect(self.refineRequested.emit)
+        self.cancel = QtWidgets.QPushButton("Cancel")
+        self.cancel.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.cancel.clicked.connect(self.cancelRequested.emit)
+        self.cancel.setVisible(False)
+        row.addWidget(self.button, 1)
+        row.addWidget(self.cancel)
+        lay.addLayout(row)
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(False)
+        self.progress.setVisible(False)
+        lay.addWidget(self.progress)
+        self.note = QtWidgets.QLabel("needs a dry signal (capture or reference mode)")
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet(f"color: {theme.DIM}; font-size: 9pt;")
+        lay.addWidget(self.note)
+        self.setMinimumWidth(230)
+
+    def set_busy(self, busy: bool) -> None:
+        self.button.setEnabled(not busy)
+        self.cancel.setVisible(busy)
+        self.progress.setVisible(busy)
+        if busy:
+            self.progress.setValue(0)
+
+    def set_progress(self, step: int, steps: int, distance: float) -> None:
+        self.progress.setValue(int(100 * step / max(1, steps)))
+        self.note.setText(f"step {step}/{steps}: distance {distance:.3f}")

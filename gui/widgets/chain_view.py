@@ -1,0 +1,301 @@
+"""The chain as a row of pedal-like cards (knobs in units), and its header (probability, freeze, alternatives)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+
+from PyQt6 import QtCore, QtGui, QtWidgets
+
+from fxmatch.effects import get_spec
+from fxmatch.effects.spec import EffectSpec
+from gui import theme
+from gui.widgets.knob import Knob, format_value
+
+log = logging.getLogger(__name__)
+
+ChainData = list[tuple[str, dict[str, float]]]
+
+#: short names for chain labels
+SHORT = {"Compressor": "Comp", "Distortion": "Dist", "PeakFilter": "Peak EQ", "Chorus": "Chorus",
+         "Phaser": "Phaser", "Delay": "Delay", "Reverb": "Reverb"}
+
+
+def chain_label(names: Sequence[str], short: bool = False) -> str:
+    """'Compressor → Reverb' (or 'no effect' for the empty chain)."""
+    if not names:
+        return "no effect"
+    return " → ".join(SHORT.get(n, n) if short else n for n in names)
+
+
+def _spec(name: str) -> EffectSpec | None:
+    try:
+        return get_spec(name)
+    except (KeyError, ValueError):
+        return None
+
+
+class EffectCard(QtWidgets.QFrame):
+    """One effect of the chain: its name and one knob per parameter (pedalboard units)."""
+
+    paramEdited = QtCore.pyqtSignal(str, float)  # parameter name, value in units
+
+    def __init__(self, name: str, params: Mapping[str, float], position: int,
+                 parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.effect = name
+        self.colour = QtGui.QColor(theme.effect_colour(name))
+        self.knobs: dict[str, Knob] = {}
+        self._extra: dict[str, float] = {}
+        self.setObjectName("card")
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(10, 12, 10, 8)
+        lay.setSpacing(2)
+        head = QtWidgets.QHBoxLayout()
+        title = QtWidgets.QLabel(name)
+        title.setObjectName("title")
+        title.setStyleSheet(f"color: {self.colour.name()}; font-size: 12pt; font-weight: 700;")
+        num = QtWidgets.QLabel(f"{position + 1}")
+        num.setObjectName("dim")
+        head.addWidget(title)
+        head.addStretch(1)
+        head.addWidget(num)
+        lay.addLayout(head)
+        grid = QtWidgets.QGridLayout()
+        grid.setHorizontalSpacing(2)
+        grid.setVerticalSpacing(0)
+        spec = _spec(name)
+        if spec is None:
+            log.warning("unknown effect %s: shown without knobs", name)
+            self._extra = {k: float(v) for k, v in params.items()}
+            text = "\n".join(f"{k} = {v:g}" for k, v in self._extra.items()) or "(no parameters)"
+            grid.addWidget(QtWidgets.QLabel(text), 0, 0)
+        else:
+            cols = spec.n_params if spec.n_params <= 4 else 3
+            for i, p in enumerate(spec.params):
+                knob = Knob(p, self.colour.name())
+                knob.set_value(float(params.get(p.name, p.default_value)), animate=False)
+                knob._shown = 0.0  # cards grow in: needles glide up from zero
+                knob.valueEdited.connect(lambda v, n=p.name: self.paramEdited.emit(n, v))
+                self.knobs[p.name] = knob
+                grid.addWidget(knob, i // cols, i % cols)
+        lay.addLayout(grid)
+        lay.addStretch(1)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Fixed, QtWidgets.QSizePolicy.Policy.Preferred)
+
+    def params(self) -> dict[str, float]:
+        """Current values (units) of every parameter."""
+        out = dict(self._extra)
+        out.update({k: knob.value() for k, knob in self.knobs.items()})
+        return out
+
+    def set_params(self, params: Mapping[str, float], animate: bool = True) -> None:
+        """Move the knobs to `params` (units), gliding when `animate`."""
+        for k, v in params.items():
+            if k in self.knobs:
+                self.knobs[k].set_value(float(v), animate)
+
+    def step(self, dt: float) -> bool:
+        """Advance every knob's glide; True while something moves."""
+        moved = False
+        for knob in self.knobs.values():
+            moved = knob.step(dt) or moved
+        return moved
+
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:
+        p = QtGui.QPainter(self)
+        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
+        r = QtCore.QRectF(self.rect()).adjusted(1, 1, -1, -1)
+        grad = QtGui.QLinearGradient(r.topLeft(), r.bottomLeft())
+        grad.setColorAt(0, QtGui.QColor("#2a2f3b"))
+        grad.setColorAt(1, QtGui.QColor("#1f232c"))
+        p.setBrush(QtGui.QBrush(grad))
+        p.setPen(QtGui.QPen(QtGui.QColor(theme.CARD_EDGE), 1))
+        p.drawRoundedRect(r, 10, 10)
+        p.setPen(QtCore.Qt.PenStyle.NoPen)
+        p.setBrush(self.colour)
+        p.drawRoundedRect(QtCore.QRectF(r.left() + 10, r.top() + 3, r.width() - 20, 3), 1.5, 1.5)
+        p.end()
+
+
+class ChainView(QtWidgets.QWidget):
+    """A row of EffectCards in chain order; glides on new estimates and emits the whole chain on user edits."""
+
+    chainEdited = QtCore.pyqtSignal(object)  # ChainData
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.cards: list[EffectCard] = []
+        self._names: tuple[str, ...] | None = None
+        self._row = QtWidgets.QHBoxLayout()
+        self._row.setContentsMargins(0, 0, 0, 0)
+        self._row.setSpacing(6)
+        inner = QtWidgets.QWidget()
+        inner.setLayout(self._row)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidget(inner)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        scroll.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self.setMinimumHeight(230)
+        self._placeholder("Press Start: the estimated chain appears here.")
+
+    def _clear(self) -> None:
+        while self._row.count():
+            item = self._row.takeAt(0)
+            w = item.widget()
+            if w is not None:
+                w.setParent(None)
+                w.deleteLater()
+        self.cards = []
+
+    def _placeholder(self, text: str) -> None:
+        self._clear()
+        label = QtWidgets.QLabel(text)
+        label.setObjectName("dim")
+        label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        label.setStyleSheet(f"color: {theme.DIM}; font-size: 12pt; border: 1px dashed {theme.CARD_EDGE};"
+                            "border-radius: 10px; padding: 30px;")
+        self._row.addWidget(label, 1)
+
+    def names(self) -> tuple[str, ...] | None:
+        """Effect names shown (None before any chain was shown)."""
+        return self._names
+
+    def chain(self) -> ChainData:
+        """The chain as shown: (effect, {param: value in units}) in order."""
+        return [(c.effect, c.params()) for c in self.cards]
+
+    def show_chain(self, chain: Sequence[tuple[str, Mapping[str, float]]], animate: bool = True) -> None:
+        """Show `chain`; same effects: knobs glide to the new values; other effects: the cards are rebuilt."""
+        names = tuple(n for n, _ in chain)
+        if names == self._names:
+            for card, (_, params) in zip(self.cards, chain):
+                card.set_params(params, animate)
+            return
+        self._names = names
+        self._clear()
+        if not names:
+            self._placeholder("No effect: the target sounds like the dry signal.")
+            return
+        arrow_style = f"color: {theme.DIM}; font-size: 20pt;"
+        for i, (name, params) in enumerate(chain):
+            if i:
+                arrow = QtWidgets.QLabel("›")
+                arrow.setStyleSheet(arrow_style)
+                self._row.addWidget(arrow)
+            card = EffectCard(name, params, i)
+            if not animate:
+                card.set_params(params, animate=False)
+            card.paramEdited.connect(self._on_edit)
+            self.cards.append(card)
+            self._row.addWidget(card)
+        self._row.addStretch(1)
+
+    def _on_edit(self, _name: str, _value: float) -> None:
+        self.chainEdited.emit(self.chain())
+
+    def step(self, dt: float) -> bool:
+        """Advance the knob glides by `dt` seconds; True while something moves."""
+        moved = False
+        for card in self.cards:
+            moved = card.step(dt) or moved
+        return moved
+
+
+class ChainHeader(QtWidgets.QWidget):
+    """Estimated chain, its probability, freeze / reset, and the top alternatives (click to audition)."""
+
+    freezeToggled = QtCore.pyqtSignal(bool)
+    resetRequested = QtCore.pyqtSignal()
+    alternativeChosen = QtCore.pyqtSignal(object)  # tuple of effect names
+    N_ALTERNATIVES = 3
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        lay = QtWidgets.QHBoxLayout(self)
+        lay.setContentsMargins(2, 0, 2, 0)
+        lay.setSpacing(8)
+        col = QtWidgets.QVBoxLayout()
+        col.setSpacing(0)
+        caption = QtWidgets.QLabel("ESTIMATED CHAIN")
+        caption.setObjectName("dim")
+        caption.setStyleSheet(f"color: {theme.DIM}; font-size: 8pt; letter-spacing: 1px;")
+        self.chain_label = QtWidgets.QLabel("–")
+        self.chain_label.setObjectName("big")
+        col.addWidget(caption)
+        col.addWidget(self.chain_label)
+        lay.addLayout(col)
+        self.probability = QtWidgets.QProgressBar()
+        self.probability.setRange(0, 100)
+        self.probability.setValue(0)
+        self.probability.setFormat("p = %p %")
+        self.probability.setFixedWidth(120)
+        self.probability.setToolTip("the model's probability of this chain")
+        lay.addWidget(self.probability)
+        lay.addSpacing(8)
+        self.alt_buttons: list[QtWidgets.QPushButton] = []
+        self._alt_chains: list[tuple[str, ...]] = []
+        alt_caption = QtWidgets.QLabel("or:")
+        alt_caption.setObjectName("dim")
+        lay.addWidget(alt_caption)
+        for i in range(self.N_ALTERNATIVES):
+            b = QtWidgets.QPushButton("")
+            b.setObjectName("alt")
+            b.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+            b.setToolTip("audition this chain (freezes the estimate)")
+            b.clicked.connect(lambda _=False, i=i: self._choose(i))
+            b.setVisible(False)
+            self.alt_buttons.append(b)
+            lay.addWidget(b)
+        lay.addStretch(1)
+        self.freeze = QtWidgets.QPushButton("❄ Freeze")
+        self.freeze.setCheckable(True)
+        self.freeze.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.freeze.setToolTip("stop following the estimate (F); edits and auditions freeze too")
+        self.freeze.toggled.connect(self.freezeToggled.emit)
+        self.reset = QtWidgets.QPushButton("↺ Reset to estimate")
+        self.reset.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.reset.setToolTip("unfreeze and follow the estimate again (R)")
+        self.reset.clicked.connect(self.resetRequested.emit)
+        lay.addWidget(self.freeze)
+        lay.addWidget(self.reset)
+
+    def _choose(self, i: int) -> None:
+        if i < len(self._alt_chains):
+            self.alternativeChosen.emit(self._alt_chains[i])
+
+    def set_estimate(self, names: Sequence[str] | None, probability: float | None,
+                     alternatives: Sequence[tuple[Sequence[str], float]] = ()) -> None:
+        """Show the estimated chain, its probability (0..1) and up to three alternatives."""
+        self.chain_label.setText("–" if names is None else chain_label(names))
+        p = 0 if probability is None or not math.isfinite(probability) else round(100 * probability)
+        self.probability.setValue(max(0, min(100, p)))
+        self._alt_chains = [tuple(c) for c, _ in alternatives][: self.N_ALTERNATIVES]
+        for i, b in enumerate(self.alt_buttons):
+            if i < len(self._alt_chains):
+                b.setText(f"{alternatives[i][1] * 100:.0f}%  {chain_label(self._alt_chains[i], short=True)}")
+                b.setVisible(True)
+            else:
+                b.setVisible(False)
+
+    def set_frozen(self, frozen: bool) -> None:
+        """Reflect the engine's freeze state without emitting freezeToggled."""
+        if self.freeze.isChecked() != frozen:
+            self.freeze.blockSignals(True)
+            self.freeze.setChecked(frozen)
+            self.freeze.blockSignals(False)
+
+
+def describe_chain(chain: Sequence[tuple[str, Mapping[str, float]]]) -> str:
+    """Multi-line readable description of a chain with units (for tooltips and logs)."""
+    lines = []
+    for name, params in chain:
+        spec = _spec(name)
+        units = {p.name: p.unit for p in spec.params} if spec else {}
+        lines.append(name + ": " + ", ".join(f"{k} {format_value(v, units.get(k, ''))}" for k, v in params.items()))
+    return "\n".join(lines) or "no effect"
