@@ -738,6 +738,24 @@ class LiveEngine:
 
     # -- extras for tests --------------------------------------------------------------------------------------------
 
+    def prepare_offline(self, sample_rate: int, output_channels: int = 1) -> None:
+        """Allocate everything start() would, without a stream or worker (deterministic block tests)."""
+        with self._lock:
+            self._allocate(int(sample_rate), int(output_channels) if self.config.mode != "analyse" else 0)
+            if self.config.mode != "analyse":
+                self._publish_chain(self._manual or (), force=True)
+            self._stabiliser = EstimateStabiliser(self.info, self.config.hysteresis_hops, self.config.smoothing)
+
+    def process_block(self, indata: np.ndarray | None) -> np.ndarray | None:
+        """Run the callback's processing on one input block `[frames, channels]` (None: no input) -> output block
+        `[frames, output channels]` (None in analyse mode); after prepare_offline()."""
+        frames = indata.shape[0] if indata is not None else self.config.block_frames
+        out = np.zeros((frames, self._n_out), dtype=np.float32) if self._n_out else None
+        self._process(None if indata is None else np.ascontiguousarray(indata, dtype=np.float32), out, frames, None)
+        if self._callback_error:
+            raise RuntimeError(self._callback_error)
+        return out
+
     def inject_fault(self, kind: str = "nan") -> None:
         """Tests: put a NaN ("nan") or a huge sample ("runaway") into the next dry block."""
         self._inject = 1 if kind == "nan" else 2
