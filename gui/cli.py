@@ -45,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     eng.add_argument("--dry-channel", type=int, metavar="N", help="input channel of the dry signal (1-based)")
     eng.add_argument("--target-channel", type=int, metavar="N", help="input channel of the target (1-based)")
     eng.add_argument("--target", metavar="FILE", help="reference mode: the target recording, played in a loop")
+    eng.add_argument("--dry-file", metavar="FILE",
+                     help="loop the dry signal from this file instead of the input (demos, no instrument needed)")
     eng.add_argument("--hop", type=float, metavar="S", help="analysis hop in seconds (default: the engine's)")
     eng.add_argument("--provider", choices=("auto", "cpu"), help="onnxruntime provider (default: auto)")
     eng.add_argument("--crossfade-ms", type=float, metavar="MS", help="A/B crossfade length")
@@ -54,8 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _check_args(args: argparse.Namespace) -> None:
     if args.model and not Path(args.model).is_file():
         raise FxmatchInputError(f"{args.model}: no such model file")
-    if args.target and not Path(args.target).is_file():
-        raise FxmatchInputError(f"{args.target}: no such file")
+    for opt, v in (("target", args.target), ("dry-file", args.dry_file)):
+        if v and not Path(v).is_file():
+            raise FxmatchInputError(f"app: --{opt} {v}: no such file")
     if args.screenshot and Path(args.screenshot).exists() and not Path(args.screenshot).is_dir():
         raise FxmatchInputError(f"{args.screenshot}: exists and is not a folder")
     for name in ("rate", "block", "dry_channel", "target_channel"):
@@ -77,6 +80,8 @@ def engine_options(args: argparse.Namespace) -> dict:
         out["providers"] = args.provider
     if args.crossfade_ms is not None:
         out["crossfade_ms"] = args.crossfade_ms
+    if args.dry_file is not None:
+        out["dry_file"] = str(Path(args.dry_file).resolve())
     return out
 
 

@@ -340,7 +340,7 @@ class MainWindow(QtWidgets.QMainWindow):
         column = {"target": t_db, "matched": m_db}.get(source)
         if column is None:
             column = analyser(engine.recent_audio(source, analyser.n_fft))
-        self.spectrogram.push(column)
+        self.spectrogram.advance(dt, column)
         if self._tick_count % 8 == 0:
             self.ab.set_distance(engine.ab_distance_db())
 
@@ -372,7 +372,9 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         frozen = " · frozen" if engine.frozen else ""
         lab["state"].setText(f"running · {t.sample_rate} Hz · {t.block_frames} frames{frozen}")
-        lab["provider"].setText(f"<b>{t.provider}</b>")
+        provider = t.provider.removesuffix("ExecutionProvider") or t.provider
+        lab["provider"].setText(f"<b>{provider}</b>")
+        lab["provider"].setToolTip(f"onnxruntime provider: {t.provider}")
         lab["model"].setText(f"model {t.model_name}")
         io_ms = (t.input_latency_s + t.output_latency_s) * 1000.0
         lab["latency"].setText(f"latency {io_ms:.1f} ms · estimate {t.estimate_latency_ms:.0f} ms")

@@ -115,6 +115,7 @@ class SpectrogramView(pg.PlotWidget):
         self.getAxis("left").setWidth(34)
         self.getAxis("bottom").setLabel("s")
         self.seconds = float(seconds)
+        self._due = 0.0
         self.reset(freqs, columns)
 
     def reset(self, freqs: np.ndarray, columns: int | None = None) -> None:
@@ -127,6 +128,22 @@ class SpectrogramView(pg.PlotWidget):
         self.image.setRect(QtCore.QRectF(-self.seconds, lo, self.seconds, hi - lo))
         self.setXRange(-self.seconds, 0, padding=0)
         self.setYRange(lo, hi, padding=0)
+
+    @property
+    def column_s(self) -> float:
+        """Time per column (s)."""
+        return self.seconds / self.data.shape[1]
+
+    def advance(self, dt: float, column_db: np.ndarray) -> int:
+        """Push `column_db` as many times as `dt` seconds of scrolling need (the time axis stays true)."""
+        self._due += dt
+        n = min(int(self._due / self.column_s), self.data.shape[1])
+        self._due -= n * self.column_s
+        if n and column_db.shape[0] == self.data.shape[0]:
+            self.data[:, :-n] = self.data[:, n:]
+            self.data[:, -n:] = column_db[:, None]
+            self.image.setImage(self.data, autoLevels=False)
+        return n
 
     def push(self, column_db: np.ndarray) -> None:
         """Scroll left by one column and draw `column_db` (dB per band) at the right edge."""
