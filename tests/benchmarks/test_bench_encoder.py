@@ -41,3 +41,14 @@ def test_bench_encoder_missing_model_exits_2(tmp_path, capsys):
 def test_bench_option_a_benchmark_does_not_take_exits_2(capsys):
     assert main(["bench", "effects", "--quick", "--model", "x.onnx"]) == 2
     assert "takes no --model" in capsys.readouterr().err
+
+
+def test_bench_encoder_with_a_checkpoint_times_and_checks_that_checkpoint(tmp_path):
+    from benchmarks import bench_encoder
+    from tests.export.helpers import tiny_checkpoint, tiny_encoder
+
+    ckpt = tiny_checkpoint(tmp_path / "tiny.pt", tiny_encoder(favour=1))
+    result = bench_encoder.run(quick=True, checkpoint=str(ckpt))
+    assert "PyTorch from checkpoint tiny.pt" in result["reference"]
+    assert result["parity_max_abs"] < 1e-4
+    assert result["model"]["n_chains"] == 2 and result["model"]["file"].startswith("(temporary)")
