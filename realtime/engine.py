@@ -53,6 +53,7 @@ MODES = ("capture", "reference", "analyse")
 MAX_FRAMES = 8192
 #: a stream with no callback for this long (s) is declared lost
 WATCHDOG_S = 2.0
+_XRUN_FLAGS = 0x0F  # paInputUnderflow | paInputOverflow | paOutputUnderflow | paOutputOverflow
 _DURATIONS = 65536  # callback durations kept for the statistics (about 6 min at 256 frames / 48 kHz)
 
 
@@ -487,7 +488,7 @@ class LiveEngine:
     def _process(self, indata: np.ndarray | None, outdata: np.ndarray | None, frames: int, status) -> None:
         t0 = time.perf_counter()
         try:
-            if status:
+            if status and status._flags & _XRUN_FLAGS:  # under/overflows; not "priming output"
                 self._xruns += 1
             if frames > MAX_FRAMES:
                 if outdata is not None:

@@ -19,7 +19,8 @@ class RingBuffer:
         if capacity <= 0:
             raise ValueError(f"ring buffer capacity must be > 0, got {capacity}")
         self.capacity = int(capacity)
-        self._data = np.zeros(self.capacity, dtype=np.float32)
+        self._data = np.empty(self.capacity, dtype=np.float32)
+        self._data.fill(0.0)  # touch every page now, not in the callback (np.zeros maps pages lazily)
         self.written = 0  # total samples written since creation (monotonic)
 
     def write(self, block: np.ndarray) -> None:

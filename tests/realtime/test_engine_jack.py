@@ -1,0 +1,178 @@
+"""The engine on a real stream: PortAudio's JACK host API against a JACK dummy server (no sound hardware)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pedalboard as pb
+import pytest
+
+from fxmatch.errors import FxmatchInputError
+from realtime.engine import EngineConfig, LiveEngine
+
+pytestmark = pytest.mark.audio
+RATE = 48000
+CHAIN = (("Compressor", {"threshold_db": -25.0, "ratio": 4.0, "attack_ms": 5.0, "release_ms": 100.0}),
+         ("Delay", {"delay_seconds": 0.1, "feedback": 0.3, "mix": 0.3}))
+
+
+def _engine(jack_server, tiny_model, signal_files, **kw) -> LiveEngine:
+    cfg = {"model_path": tiny_model, "mode": "reference", "input_device": jack_server.device,
+           "output_device": jack_server.device, "target_file": signal_files["target"],
+           "dry_file": signal_files["dry"], "providers": "cpu", "hop_seconds": 0.1}
+    cfg.update(kw)
+    return LiveEngine(EngineConfig(**cfg))
+
+
+def _wait(cond, timeout=5.0):
+    t = time.monotonic()
+    while not cond() and time.monotonic() - t < timeout:
+        time.sleep(0.02)
+    return cond()
+
+
+def test_stream_runs_at_real_time_pace_applies_the_chain_and_publishes_estimates(jack_server, tiny_model,
+                                                                                 signal_files):
+    engine = _engine(jack_server, tiny_model, signal_files)
+    engine.set_chain(CHAIN)
+    engine.start()
+    try:
+        assert engine.running and engine.sample_rate == RATE
+        t0, n0 = time.monotonic(), engine.telemetry().callbacks
+        time.sleep(2.0)
+        tel = engine.telemetry()
+        rate = (tel.callbacks - n0) / (time.monotonic() - t0)
+        assert rate == pytest.approx(RATE / 256, rel=0.15)  # 187.5 callbacks/s: real time, not faster or slower
+        assert _wait(lambda: engine.latest_estimate() is not None and engine.latest_estimate().seq >= 3)
+        est = engine.latest_estimate()
+        assert est.chain == ("Distortion",) and 5.0 <= est.params[0][1]["drive_db"] <= 40.0
+        assert est.latency_ms > 0 and tel.estimates_per_s > 0
+        assert engine.current_chain() == CHAIN  # frozen by set_chain: the estimate does not replace it
+    finally:
+        engine.stop()
+    frames = engine._rings["dry"].written
+    # everything since the start is in the rings: the matched signal is the offline chain of the dry signal
+    dry = engine.recent_audio("dry", frames)
+    primed = np.concatenate([np.zeros(256, np.float32), dry])
+    offline = pb.Pedalboard([getattr(pb, n)(**p) for n, p in CHAIN])(primed[None], RATE)[0][256:]
+    assert frames == engine._rings["matched"].written > 2 * RATE
+    np.testing.assert_array_equal(engine.recent_audio("matched", frames), offline)
+    assert tel.output_latency_s > 0 and tel.error is None
+
+
+def test_following_the_estimate_plays_its_chain(jack_server, tiny_model, signal_files):
+    engine = _engine(jack_server, tiny_model, signal_files)
+    with engine:
+        assert _wait(lambda: engine.current_chain() and engine.current_chain()[0][0] == "Distortion")
+        engine.set_chain(CHAIN)
+        assert engine.frozen and engine.current_chain() == CHAIN
+        engine.reset_to_estimate()
+        assert not engine.frozen and engine.current_chain()[0][0] == "Distortion"
+
+
+def test_ab_crossfade_on_the_stream_is_free_of_discontinuities(jack_server, tiny_model, signal_files):
+    engine = _engine(jack_server, tiny_model, signal_files, target_file=signal_files["sine220"],
+                     dry_file=signal_files["sine330"], loudness_match=False, crossfade_ms=30.0)
+    engine.set_chain(())
+    with engine:
+        time.sleep(0.5)
+        for pos in ("target", "dry", "matched", "target"):
+            engine.set_ab(pos)
+            time.sleep(0.3)
+        assert engine.ab_position == "target"
+        out = engine.recent_audio("output", int(1.6 * RATE))
+    natural = 0.4 * 2 * np.pi * 330 / RATE  # the steepest slope of the two sines
+    assert np.max(np.abs(np.diff(out))) <= 1.5 * natural  # a hard switch jumps by up to 0.8
+    assert np.max(np.abs(out)) > 0.3
+
+
+def test_injected_nan_trips_safety_and_the_stream_recovers(jack_server, tiny_model, signal_files):
+    engine = _engine(jack_server, tiny_model, signal_files)
+    engine.set_chain((("Reverb", {"room_size": 0.8, "damping": 0.5, "wet_level": 0.4, "dry_level": 0.8}),))
+    with engine:
+        time.sleep(0.3)
+        engine.inject_fault("nan")
+        assert _wait(lambda: engine.telemetry().safety_trips >= 1, 2.0)
+        time.sleep(0.5)
+        assert engine.running
+        out = engine.recent_audio("output", RATE // 2)
+        assert np.all(np.isfinite(out)) and np.max(np.abs(out)) > 0.01
+        assert np.all(np.isfinite(engine.recent_audio("matched", RATE)))
+        assert engine.telemetry().safety_trips == 1
+
+
+def test_levels_and_ab_distance_are_reported(jack_server, tiny_model, signal_files):
+    engine = _engine(jack_server, tiny_model, signal_files)
+    with engine:
+        time.sleep(2.2)
+        lv = engine.levels()
+        assert -40 < lv.dry_db < 0 and -40 < lv.target_db <= 0 and -40 < lv.output_db < 0
+        d = engine.ab_distance_db()
+        assert d is not None and 0 <= d < 60
+
+
+def test_stop_is_idempotent_and_quick(jack_server, tiny_model, signal_files):
+    engine = _engine(jack_server, tiny_model, signal_files)
+    engine.start()
+    time.sleep(0.2)
+    t = time.monotonic()
+    engine.stop()
+    engine.stop()
+    assert time.monotonic() - t < 3.0
+    assert not engine.running and engine.telemetry().error is None
+
+
+def test_capture_mode_opens_a_duplex_stream(jack_server, tiny_model):
+    engine = LiveEngine(EngineConfig(model_path=tiny_model, mode="capture", input_device=jack_server.device,
+                                     output_device=jack_server.device, providers="cpu"))
+    with engine:
+        time.sleep(0.5)
+        tel = engine.telemetry()
+        assert tel.callbacks > 50 and tel.input_latency_s >= 0 and tel.output_latency_s > 0
+        assert engine.latest_estimate() is None  # the dummy driver's inputs are silent: no estimate
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"input_device": "no such device", "dry_file": None}, "input device"),
+    ({"input_device": 99, "dry_file": None}, "input device"),
+    ({"output_device": "no such device", "dry_file": None}, "output device"),
+    ({"sample_rate": 44100}, "44100 Hz"),
+    ({"dry_file": None, "dry_channel": 5}, "channel 5"),
+])
+def test_bad_device_settings_raise_input_error(jack_server, tiny_model, signal_files, kw, match):
+    engine = _engine(jack_server, tiny_model, signal_files, **kw)
+    with pytest.raises(FxmatchInputError, match=match):
+        engine.start()
+    assert not engine.running
+
+
+_LOSS = """
+import json, os, sys, time
+from realtime.jack import JackDummyServer
+from realtime.engine import EngineConfig, LiveEngine
+server = JackDummyServer().start()
+e = LiveEngine(EngineConfig(model_path=sys.argv[1], target_file=sys.argv[2], dry_file=sys.argv[2],
+                            input_device=server.device, output_device=server.device, providers="cpu"))
+e.start(); time.sleep(0.5)
+server.process.kill(); server.process.wait()
+t = time.monotonic()
+while e.running and time.monotonic() - t < 10: time.sleep(0.05)
+detected = time.monotonic() - t
+t = time.monotonic(); e.stop(); stopped = time.monotonic() - t
+print(json.dumps({"running": e.running, "error": e.telemetry().error, "detected_s": detected, "stop_s": stopped}))
+sys.stdout.flush()
+os._exit(0)  # PortAudio's JACK host API asserts in Pa_Terminate once its server is gone: skip it
+"""
+
+
+def test_server_loss_stops_the_engine_with_a_message_and_no_hang(tiny_model, signal_files):
+    r = subprocess.run([sys.executable, "-c", _LOSS, str(tiny_model), str(signal_files["target"])],
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["running"] is False and "no audio callbacks" in res["error"]
+    assert res["detected_s"] < 4.0 and res["stop_s"] < 6.0
