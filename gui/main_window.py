@@ -468,11 +468,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.set_ab("dry")
 
     # ------------------------------------------------------------------------------------------------ refine
-    def _update_refine_enabled(self) -> None:
+    def _update_refine_enabled(self, note: bool = True) -> None:
         has_dry = self.running and self.setup.current_mode() in ("capture", "reference")
         busy = self.worker is not None
         self.refine_panel.button.setEnabled(has_dry and not busy)
-        if not busy:
+        if not busy and note:
             self.refine_panel.note.setText(
                 "fit the params to the last seconds of dry and target" if has_dry
                 else "needs a running engine with a dry signal (capture or reference mode)")
@@ -528,7 +528,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if worker is not None:
             worker.deleteLater()
         self.refine_panel.set_busy(False)
-        self._update_refine_enabled()
+        self._update_refine_enabled(note=False)  # keep the outcome on screen
 
     # ------------------------------------------------------------------------------------------------ presets
     def current_preset(self):

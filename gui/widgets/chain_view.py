@@ -149,7 +149,7 @@ class ChainView(QtWidgets.QWidget):
             item = self._row.takeAt(0)
             w = item.widget()
             if w is not None:
-                w.setParent(None)
+                w.hide()
                 w.deleteLater()
         self.cards = []
 

@@ -1,0 +1,224 @@
+"""The main window over the real LiveEngine on a JACK dummy server (offscreen Qt, tiny model, looped files)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PyQt6 import QtCore, QtWidgets
+
+from fxmatch.preset import read_preset
+
+pytestmark = pytest.mark.audio
+
+WAIT_MS = 15000
+
+
+@pytest.fixture
+def window(qtbot, settings, tiny_model, signal_files, jack_server, no_leftover_windows):
+    """A MainWindow set to reference mode on the JACK server, the dry signal looped from a file."""
+    from gui.main_window import MainWindow
+
+    w = MainWindow(settings, model_path=str(tiny_model), engine_options={"dry_file": str(signal_files["dry"])})
+    qtbot.addWidget(w)
+    p = w.setup
+    p.set_mode("reference")
+    assert p.select_device_index(p.input_device, jack_server.device)
+    assert p.select_device_index(p.output_device, jack_server.device)
+    p.target_file.setText(str(signal_files["target"]))
+    w.show()
+    yield w
+    w.close()
+
+
+def _start(qtbot, w) -> None:
+    assert w.start_engine(), w.setup.error.text()
+    qtbot.waitUntil(lambda: w.engine is not None and w.engine.latest_estimate() is not None
+                    and len(w.chain_view.cards) == 1, timeout=WAIT_MS)
+
+
+def test_start_shows_the_estimate_levels_and_status_then_stop_button_stops(qtbot, window):
+    _start(qtbot, window)
+    engine = window.engine
+    assert engine.running and window.setup.start.isChecked()
+    assert window.header.chain_label.text() == "Distortion"
+    assert window.chain_view.cards[0].effect == "Distortion"
+    qtbot.waitUntil(lambda: window.meters.target.level_db > -40, timeout=WAIT_MS)
+    window.update_status()
+    assert window.status_labels["state"].text().startswith("running · 48000 Hz")
+    assert "tiny" in window.status_labels["model"].text()
+    assert "xruns" in window.status_labels["xruns"].text()
+    assert window.spectrum.target_curve.getData()[0] is not None
+    assert not window.setup.mode.isEnabled()  # the set-up is locked while running
+    qtbot.mouseClick(window.setup.start, QtCore.Qt.MouseButton.LeftButton)
+    assert window.engine is None and not engine.running and not window.setup.start.isChecked()
+    assert window.setup.mode.isEnabled()
+
+
+def test_space_toggles_a_b_and_d_toggles_dry_on_the_engine(qtbot, window):
+    _start(qtbot, window)
+    engine = window.engine
+    assert engine.ab_position == "matched"
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_Space)
+    assert engine.ab_position == "target" and window.ab.buttons["target"].isChecked()
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_Space)
+    assert engine.ab_position == "matched"
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_D)
+    assert engine.ab_position == "dry" and window.ab.buttons["dry"].isChecked()
+    qtbot.keyClick(window, QtCore.Qt.Key.Key_D)
+    assert engine.ab_position == "matched"
+    qtbot.mouseClick(window.ab.buttons["target"], QtCore.Qt.MouseButton.LeftButton)
+    assert engine.ab_position == "target"
+    qtbot.waitUntil(lambda: "dB" in window.ab.distance.text(), timeout=WAIT_MS)
+
+
+def test_freeze_and_edit_play_live_and_reset_follows_the_estimate_again(qtbot, window):
+    _start(qtbot, window)
+    engine = window.engine
+    qtbot.mouseClick(window.header.freeze, QtCore.Qt.MouseButton.LeftButton)
+    assert engine.frozen
+    qtbot.mouseClick(window.header.freeze, QtCore.Qt.MouseButton.LeftButton)
+    assert not engine.frozen
+    knob = window.chain_view.cards[0].knobs["drive_db"]
+    before = knob.value()
+    qtbot.keyClick(knob, QtCore.Qt.Key.Key_Down if before > 20 else QtCore.Qt.Key.Key_Up)
+    edited = knob.value()
+    assert edited != pytest.approx(before)
+    assert window.header.freeze.isChecked()
+    qtbot.waitUntil(lambda: engine.frozen and engine.current_chain()[0][1]["drive_db"] == pytest.approx(edited),
+                    timeout=WAIT_MS)
+    seq = engine.latest_estimate().seq
+    qtbot.waitUntil(lambda: engine.latest_estimate().seq > seq + 1, timeout=WAIT_MS)
+    assert engine.current_chain()[0][1]["drive_db"] == pytest.approx(edited)  # frozen: estimates do not move it
+    assert knob.value() == pytest.approx(edited)
+    qtbot.mouseClick(window.header.reset, QtCore.Qt.MouseButton.LeftButton)
+    assert not engine.frozen and not window.header.freeze.isChecked()
+    est = engine.latest_estimate()
+    qtbot.waitUntil(lambda: knob.value() == pytest.approx(dict(engine.latest_estimate().params)["Distortion"]
+                                                          ["drive_db"]), timeout=WAIT_MS)
+    assert est is not None
+
+
+def test_alternative_chain_auditions_on_the_engine(qtbot, window):
+    _start(qtbot, window)
+    engine = window.engine
+    qtbot.waitUntil(lambda: window.header.alt_buttons[0].isVisible(), timeout=WAIT_MS)
+    assert "no effect" in window.header.alt_buttons[0].text()
+    qtbot.mouseClick(window.header.alt_buttons[0], QtCore.Qt.MouseButton.LeftButton)
+    assert engine.frozen and engine.current_chain() == ()
+    assert window.chain_view.cards == []
+
+
+def test_preset_export_and_load_round_trip_through_the_engine(qtbot, window, tmp_path):
+    _start(qtbot, window)
+    engine = window.engine
+    out = tmp_path / "mine.fxpreset.json"
+    assert window.export_preset(out)
+    preset = read_preset(out)
+    shown = window.chain_view.chain()
+    assert preset.effect_names == ["Distortion"]
+    assert preset.chain[0].params["drive_db"] == pytest.approx(shown[0][1]["drive_db"], abs=1e-5)
+    assert preset.estimate["model"] == "tiny-v0" and 0 <= preset.estimate["confidence"] <= 1
+    snippet = tmp_path / "mine.py"
+    assert window.export_python(snippet)
+    scope: dict = {}
+    exec(snippet.read_text(), scope)  # noqa: S102 - our own snippet: it must build the same pedalboard
+    assert scope["board"][0].drive_db == pytest.approx(preset.chain[0].params["drive_db"], abs=1e-4)
+    data = json.loads(out.read_text())
+    data["chain"][0]["params"]["drive_db"] = 7.5
+    other = tmp_path / "other.fxpreset.json"
+    other.write_text(json.dumps(data))
+    assert window.load_preset(other)
+    assert engine.frozen and engine.current_chain()[0][1]["drive_db"] == pytest.approx(7.5)
+    qtbot.waitUntil(lambda: window.chain_view.cards[0].knobs["drive_db"].value() == pytest.approx(7.5),
+                    timeout=WAIT_MS)
+    window.copy_preset_json()
+    assert json.loads(QtWidgets.QApplication.clipboard().text())["chain"][0]["params"]["drive_db"] == 7.5
+    window.copy_python()
+    assert "Distortion(drive_db=7.5)" in QtWidgets.QApplication.clipboard().text()
+
+
+@pytest.mark.parametrize(("content", "field"), [
+    ('{"format": "fxmatch-preset", "version": 1, "chain": [{"effect": "Flanger", "params": {}}]}', "chain[0].effect"),
+    ('{"format": "fxmatch-preset", "version": 1, "chain": [{"effect": "Distortion", "params": {"drive_db": 99}}]}',
+     "drive_db"),
+    ("not json", "not valid JSON"),
+])
+def test_a_bad_preset_shows_a_dialog_naming_the_field_and_changes_nothing(qtbot, window, tmp_path, content, field):
+    _start(qtbot, window)
+    before = window.engine.current_chain()
+    bad = tmp_path / "bad.fxpreset.json"
+    bad.write_text(content)
+    assert not window.load_preset(bad)
+    box = window.last_dialog
+    assert box is not None and box.isVisible() and field in box.text()
+    assert window.engine.current_chain() == before and not window.engine.frozen
+    box.close()
+    qtbot.waitUntil(lambda: window.last_dialog is None, timeout=2000)
+
+
+def test_start_errors_are_shown_in_the_window_not_raised(qtbot, window, tiny_model):
+    p = window.setup
+    p.output_device.addItem("gone", 9999)  # (the dry signal comes from a file: the output is what opens)
+    p.output_device.setCurrentIndex(p.output_device.count() - 1)
+    assert not window.start_engine()
+    assert window.engine is None and not p.start.isChecked()
+    assert p.error.isVisible() and "9999" in p.error.text()
+    p.refresh_devices()
+    assert p.select_device_index(p.output_device, window.setup.input_device.currentData())
+    p.sample_rate.addItem("12345 Hz", 12345)
+    p.sample_rate.setCurrentIndex(p.sample_rate.count() - 1)
+    qtbot.mouseClick(p.start, QtCore.Qt.MouseButton.LeftButton)  # the Start button path
+    assert window.engine is None and not p.start.isChecked() and "12345" in p.error.text()
+    assert "\n" not in p.error.text()
+    p.sample_rate.setCurrentIndex(0)
+    p.model.setText(str(tiny_model) + ".missing")
+    assert not window.start_engine() and "no such model file" in p.error.text()
+
+
+def test_a_stream_that_stops_underneath_is_reported_and_the_window_recovers(qtbot, window):
+    _start(qtbot, window)
+    window.engine.stop()  # as if the device went away
+    qtbot.waitUntil(lambda: window.engine is None, timeout=WAIT_MS)
+    assert window.setup.error.isVisible() and "stopped" in window.setup.error.text()
+    assert not window.setup.start.isChecked()
+    _start(qtbot, window)  # and it starts again
+    assert not window.setup.error.isVisible()
+
+
+def test_refine_runs_in_a_worker_with_progress_and_applies_or_keeps(qtbot, window):
+    _start(qtbot, window)
+    qtbot.waitUntil(lambda: window.refine_panel.button.isEnabled(), timeout=WAIT_MS)
+    steps: list[int] = []
+    assert window.start_refine(steps=4, seconds=1.0)
+    window.worker.progress.connect(lambda s, n, d: steps.append(s))
+    assert not window.refine_panel.button.isEnabled() and window.refine_panel.cancel.isVisible()
+    qtbot.waitUntil(lambda: window.worker is None, timeout=60000)
+    report = window.refine_report
+    assert report is not None and report["steps"] == 4, window.refine_panel.note.text()
+    assert report["distance_after"] <= report["distance_before"]
+    if report["kept"] == "refined":
+        assert window.engine.frozen and "applied" in window.refine_panel.note.text()
+    assert window.refine_panel.button.isEnabled()
+    # cancel
+    assert window.start_refine(steps=500, seconds=1.0)
+    window.cancel_refine()
+    qtbot.waitUntil(lambda: window.worker is None, timeout=60000)
+    assert "cancelled" in window.refine_panel.note.text()
+
+
+def test_closing_stops_the_engine_and_remembers_the_set_up(qtbot, settings, window, signal_files):
+    _start(qtbot, window)
+    engine = window.engine
+    window.setup.block.setCurrentIndex(window.setup.block.findData(256))
+    window.close()
+    assert not engine.running
+    from gui.main_window import MainWindow
+    from gui.settings import AppSettings
+
+    again = MainWindow(AppSettings(settings.path))
+    qtbot.addWidget(again)
+    v = again.setup.values()
+    assert v["mode"] == "reference" and v["target_file"] == str(signal_files["target"])
+    assert again.setup.device_name(again.setup.input_device) == window.setup.device_name(window.setup.input_device)
+    again.close()
