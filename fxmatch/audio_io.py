@@ -80,6 +80,12 @@ def iter_audio_blocks(
             yield np.ascontiguousarray(block.T)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write_fn, suffix: str = "") -> None:
     """Call `write_fn(tmp_path)` on a temp file in the target folder, then rename it onto `path`."""
     target = Path(path)
@@ -89,6 +95,7 @@ def atomic_write(path: str | os.PathLike, write_fn, suffix: str = "") -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or target.suffix, dir=folder)
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the result should have the usual mode
         write_fn(tmp)
         os.replace(tmp, target)
     except BaseException:

@@ -50,3 +50,21 @@ def test_console_script_usage_error_exits_2_without_traceback():
     proc = subprocess.run([sys.executable, "-m", "fxmatch.cli", "nonsense"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_building_the_parser_does_not_import_torch():
+    # `fxmatch estimate`, `live` and `app` must not pay for torch (hundreds of MB, seconds) just to parse options.
+    code = "import sys, fxmatch.cli as c; c.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path):
+    import os
+
+    from fxmatch.audio_io import write_text_atomic
+
+    write_text_atomic(tmp_path / "a.txt", "hello")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -10,8 +10,6 @@ import json
 import logging
 from pathlib import Path
 
-from training.config import load_config
-
 log = logging.getLogger(__name__)
 
 
@@ -23,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train; prints the summary as JSON on stdout (main process). Bad config: FxmatchInputError (exit 2)."""
+    from training.config import load_config  # torch comes with it: imported only when training
     from training.trainer import train
 
     config = load_config(args.config)
