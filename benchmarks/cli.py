@@ -16,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help=f"benchmark to run ({', '.join(BENCHMARKS)})")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run, noisier figures)")
     parser.add_argument("-o", "--output", help="also write the JSON to this file")
+    parser.add_argument("--seconds", type=float, help="length of each timed run, for benchmarks that take it")
     parser.add_argument("--model", help="ONNX model, for benchmarks that run one (encoder: default the shipped model)")
     parser.add_argument("--checkpoint", help="training checkpoint, for benchmarks that need the PyTorch model "
                                              "(encoder: the reference for latency and parity)")
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         if exc.name == f"benchmarks.bench_{args.name}":
             raise FxmatchInputError(f"benchmark {args.name!r} is not available in this version") from None
         raise
-    options = {k: getattr(args, k) for k in ("model", "checkpoint") if getattr(args, k, None) is not None}
+    options = {k: getattr(args, k) for k in ("model", "checkpoint", "seconds") if getattr(args, k, None) is not None}
     unsupported = [k for k in options if k not in inspect.signature(module.run).parameters]
     if unsupported:
         raise FxmatchInputError(f"benchmark {args.name!r} takes no --{unsupported[0]}")
