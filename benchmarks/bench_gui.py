@@ -100,7 +100,7 @@ def _with_gui(model: Path, device: int, seconds: float, folder: Path) -> dict[st
     from gui.main_window import MainWindow
     from gui.settings import AppSettings
 
-    make_app()
+    app = make_app()  # keep a reference: a collected QApplication takes Qt down
     cfg = _engine_config(model, device)
     window = MainWindow(AppSettings(folder / "settings.ini"), model_path=str(model),
                         engine_options={"dry_file": cfg["dry_file"]}, fps=60.0)
@@ -142,6 +142,7 @@ def _with_gui(model: Path, device: int, seconds: float, folder: Path) -> dict[st
     finally:
         window.close()
         window.deleteLater()
+        app.processEvents()
     return out
 
 

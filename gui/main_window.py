@@ -341,7 +341,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if column is None:
             column = analyser(engine.recent_audio(source, analyser.n_fft))
         self.spectrogram.advance(dt, column)
-        if self._tick_count % 8 == 0:
+        if self._tick_count % 15 == 0:  # the distance costs a few ms of FFTs: about 3 times a second
             self.ab.set_distance(engine.ab_distance_db())
 
     def chain_view_dragging(self) -> bool:

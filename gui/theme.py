@@ -81,4 +81,4 @@ def configure_pyqtgraph() -> None:
     """Dark pyqtgraph defaults (call before creating plots)."""
     import pyqtgraph as pg
 
-    pg.setConfigOptions(background=BG, foreground=DIM, antialias=True, imageAxisOrder="row-major")
+    pg.setConfigOptions(background=BG, foreground=DIM, antialias=False, imageAxisOrder="row-major")

@@ -217,9 +217,13 @@ class ChainHeader(QtWidgets.QWidget):
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
-        lay = QtWidgets.QHBoxLayout(self)
-        lay.setContentsMargins(2, 0, 2, 0)
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(2, 0, 2, 0)
+        outer.setSpacing(4)
+        lay = QtWidgets.QHBoxLayout()
         lay.setSpacing(8)
+        alt_row = QtWidgets.QHBoxLayout()
+        alt_row.setSpacing(6)
         col = QtWidgets.QVBoxLayout()
         col.setSpacing(0)
         caption = QtWidgets.QLabel("ESTIMATED CHAIN")
@@ -237,12 +241,11 @@ class ChainHeader(QtWidgets.QWidget):
         self.probability.setFixedWidth(120)
         self.probability.setToolTip("the model's probability of this chain")
         lay.addWidget(self.probability)
-        lay.addSpacing(8)
         self.alt_buttons: list[QtWidgets.QPushButton] = []
         self._alt_chains: list[tuple[str, ...]] = []
-        alt_caption = QtWidgets.QLabel("or:")
+        alt_caption = QtWidgets.QLabel("alternatives (click to audition):")
         alt_caption.setObjectName("dim")
-        lay.addWidget(alt_caption)
+        alt_row.addWidget(alt_caption)
         for i in range(self.N_ALTERNATIVES):
             b = QtWidgets.QPushButton("")
             b.setObjectName("alt")
@@ -251,7 +254,8 @@ class ChainHeader(QtWidgets.QWidget):
             b.clicked.connect(lambda _=False, i=i: self._choose(i))
             b.setVisible(False)
             self.alt_buttons.append(b)
-            lay.addWidget(b)
+            alt_row.addWidget(b)
+        alt_row.addStretch(1)
         lay.addStretch(1)
         self.freeze = QtWidgets.QPushButton("❄ Freeze")
         self.freeze.setCheckable(True)
@@ -264,6 +268,8 @@ class ChainHeader(QtWidgets.QWidget):
         self.reset.clicked.connect(self.resetRequested.emit)
         lay.addWidget(self.freeze)
         lay.addWidget(self.reset)
+        outer.addLayout(lay)
+        outer.addLayout(alt_row)
 
     def _choose(self, i: int) -> None:
         if i < len(self._alt_chains):
