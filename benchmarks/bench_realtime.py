@@ -106,16 +106,23 @@ class _BusyGui(threading.Thread):
             self.stop_event.wait(max(0.0, 0.016 - (time.perf_counter() - t0)))
 
 
-def _lag_blocks(engine, block: int) -> float:
-    """Lag (blocks) of the output behind the dry input, by cross-correlation, while A/B plays "dry"."""
-    n = RATE // 2
-    dry, out = engine.recent_audio("dry", n), engine.recent_audio("output", n)
-    if float(np.dot(dry, dry)) == 0.0:
-        return float("nan")
-    spec = np.fft.rfft(out, 2 * n) * np.conj(np.fft.rfft(dry, 2 * n))
-    xc = np.fft.irfft(spec, 2 * n)
-    lag = int(np.argmax(np.concatenate([xc[-n // 2 :], xc[: n // 2]]))) - n // 2
-    return lag / block
+def _lag_blocks(engine, block: int, max_blocks: int = 4) -> float:
+    """Lag (blocks) of the output behind the dry input while A/B plays "dry": the lag within +-max_blocks with
+    the highest normalised correlation over the last 2 s (NaN when the dry signal was silent)."""
+    n = 2 * RATE
+    dry, out = engine.recent_audio("dry", n).astype(np.float64), engine.recent_audio("output", n).astype(np.float64)
+    m = max_blocks * block
+    best, best_lag = -2.0, 0
+    for lag in range(-m, m + 1):
+        a = dry[m : n - m]
+        b = out[m + lag : n - m + lag]
+        den = math.sqrt(float(np.dot(a, a)) * float(np.dot(b, b)))
+        if den == 0.0:
+            continue
+        c = float(np.dot(a, b)) / den
+        if c > best:
+            best, best_lag = c, lag
+    return float("nan") if best == -2.0 else best_lag / block
 
 
 def _one(model: Path, dry: Path, target: Path, block: int, seconds: float) -> dict[str, Any]:

@@ -294,7 +294,10 @@ class LiveEngine:
             which = "input" if in_dev is None and n_in else "output"
             dev = c.input_device if which == "input" else c.output_device
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise FxmatchInputError(f"{which} device {dev if dev is not None else '(default)'}: {msg} "
+            if dev is None:
+                raise FxmatchInputError(f"no default {which} device ({msg}); pick one with --{which}-device "
+                                        f"(list them with `fxmatch live --list-devices`)") from None
+            raise FxmatchInputError(f"{which} device {dev}: {msg} "
                                     f"(list devices with `fxmatch live --list-devices`)") from None
         try:
             if n_in:
