@@ -57,6 +57,7 @@ class TrainConfig:
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     hidden: int = 512
     dropout: float = 0.1
+    param_sharing: str = "chain"  # chain (one param set per candidate chain) | effect (one per effect, shared)
     # winner-takes-all
     top_k: int = 4  # candidates from the classifier's top scores
     n_explore: int = 2  # extra random candidate chains per example
@@ -128,6 +129,7 @@ def validate(config: TrainConfig) -> None:
     from training.sources import SOURCE_KINDS
 
     need(config.mode in MODES, "mode", f"one of {', '.join(MODES)}")
+    need(config.param_sharing in ("chain", "effect"), "param_sharing", "chain or effect")
     need(config.source in SOURCE_KINDS, "source", f"one of {', '.join(SOURCE_KINDS)}")
     need(config.renderer in RENDERERS, "renderer", f"one of {', '.join(RENDERERS)}")
     unknown = [e for e in config.effects if e not in EFFECT_NAMES]

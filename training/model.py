@@ -87,6 +87,13 @@ class EncoderConfig:
     channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     hidden: int = 512
     dropout: float = 0.1
+    #: "chain": one parameter set per candidate chain; "effect": one set per effect, shared by every chain that
+    #: holds it (broadcast to `[batch, n_chains, n_params]`, so the outputs keep their shape). Sharing lets a win
+    #: of any chain train the parameters of its effects for all chains, a guard against hypothesis collapse.
+    param_sharing: str = "chain"
+
+
+PARAM_SHARING = ("chain", "effect")
 
 
 class Encoder(nn.Module):
@@ -97,6 +104,8 @@ class Encoder(nn.Module):
         self.vocab = vocab
         self.cfg = config or EncoderConfig()
         c = self.cfg
+        if c.param_sharing not in PARAM_SHARING:
+            raise ValueError(f"param_sharing must be one of {PARAM_SHARING}, got {c.param_sharing!r}")
         self.frontend = LogMel(c.sample_rate, c.n_fft, c.hop_length, c.n_mels, c.f_min, min(c.f_max, c.sample_rate / 2))
         self.input_norm = nn.BatchNorm2d(1)
         blocks: list[nn.Module] = []
@@ -115,7 +124,8 @@ class Encoder(nn.Module):
         )
         self.n_chains, self.n_params = vocab.n_chains, vocab.n_params
         self.chain_head = nn.Linear(c.hidden, self.n_chains)
-        self.param_head = nn.Linear(c.hidden, self.n_chains * max(1, self.n_params))
+        self.param_sets = self.n_chains if c.param_sharing == "chain" else 1
+        self.param_head = nn.Linear(c.hidden, self.param_sets * max(1, self.n_params))
 
     @property
     def config(self) -> dict[str, Any]:
@@ -139,7 +149,9 @@ class Encoder(nn.Module):
         """audio `[batch, samples]` at `sample_rate` -> chain_logits `[batch, n_chains]`, params in [0, 1]."""
         h = self.features(audio)
         logits = self.chain_head(h)
-        params = torch.sigmoid(self.param_head(h)).reshape(-1, self.n_chains, max(1, self.n_params))
+        params = torch.sigmoid(self.param_head(h)).reshape(-1, self.param_sets, max(1, self.n_params))
+        if self.param_sets != self.n_chains:
+            params = params.expand(-1, self.n_chains, -1)
         return logits, params[..., : self.n_params]
 
 

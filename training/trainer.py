@@ -98,7 +98,7 @@ def model_vocabulary(config: TrainConfig, vocab: ChainVocabulary) -> ChainVocabu
 def encoder_config(config: TrainConfig) -> EncoderConfig:
     return EncoderConfig(sample_rate=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
                          n_mels=config.n_mels, f_min=config.f_min, f_max=config.f_max, channels=list(config.channels),
-                         hidden=config.hidden, dropout=config.dropout)
+                         hidden=config.hidden, dropout=config.dropout, param_sharing=config.param_sharing)
 
 
 def build_dataset(config: TrainConfig, vocab: ChainVocabulary, split: str = "train", length: int | None = None,

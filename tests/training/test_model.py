@@ -61,9 +61,25 @@ def test_mel_filterbank_has_no_empty_filter():
     assert np.all(fb.sum(axis=1) > 0)
 
 
-def test_encoder_exports_to_onnx_with_dynamic_batch_and_length(tmp_path, tiny_vocab):
+def test_effect_shared_params_are_one_set_broadcast_to_every_chain(tiny_vocab):
+    shared = Encoder(tiny_vocab, EncoderConfig(**{**SMALL.__dict__, "param_sharing": "effect"})).eval()
+    per_chain = Encoder(tiny_vocab, SMALL)
+    _, params = shared(torch.randn(2, 4000) * 0.1)
+    assert params.shape == (2, tiny_vocab.n_chains, tiny_vocab.n_params)
+    assert torch.equal(params, params[:, :1].expand_as(params))
+    assert count_parameters(shared) < count_parameters(per_chain)
+    # a loss on one chain's params trains the shared set, i.e. the params every other chain reads
+    shared.train()
+    shared(torch.randn(2, 4000) * 0.1)[1][:, -1].sum().backward()
+    assert shared.param_head.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="param_sharing"):
+        Encoder(tiny_vocab, EncoderConfig(**{**SMALL.__dict__, "param_sharing": "both"}))
+
+
+@pytest.mark.parametrize("sharing", ["chain", "effect"])
+def test_encoder_exports_to_onnx_with_dynamic_batch_and_length(tmp_path, tiny_vocab, sharing):
     ort = pytest.importorskip("onnxruntime")
-    model = Encoder(tiny_vocab, SMALL).eval()
+    model = Encoder(tiny_vocab, EncoderConfig(**{**SMALL.__dict__, "param_sharing": sharing})).eval()
     path = tmp_path / "encoder.onnx"
     torch.onnx.export(model, (torch.randn(1, 8000),), str(path), input_names=["audio"],
                       output_names=["chain_logits", "params"], dynamic_axes={"audio": {0: "batch", 1: "samples"}},
