@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 
@@ -55,6 +55,7 @@ MAX_FRAMES = 8192
 WATCHDOG_S = 2.0
 _XRUN_FLAGS = 0x0F  # paInputUnderflow | paInputOverflow | paOutputUnderflow | paOutputOverflow
 _DURATIONS = 65536  # callback durations kept for the statistics (about 6 min at 256 frames / 48 kHz)
+_H_CALLBACKS, _H_FRAMES, _H_XRUNS, _H_TRIPS = 2, 3, 4, 5  # EngineBuffers header slots the callback stores
 
 
 @dataclass
@@ -136,6 +137,65 @@ class Levels:
     output_clip: bool
 
 
+RING_NAMES = ("dry", "target", "matched", "output")
+
+
+class EngineBuffers:
+    """What the callback writes and readers poll, on one flat buffer (this process's memory or shared memory).
+
+    Layout (native byte order, every field aligned to 8 bytes):
+    int64 header[16] | float64 durations[65536] | float32 rings[4][capacity] (dry, target, matched, output).
+    Header slots: 0 magic, 1 ring capacity, 2 callbacks, 3 frames, 4 xruns, 5 safety trips, 6-8 clip counts (dry,
+    target, output: blocks with a peak >= 0.999), 9-12 the rings' write counters. `durations[i % 65536]` is the
+    i-th callback's duration in seconds. The callback is the only writer; it stores each counter (one aligned
+    8-byte store) after the data it counts, so a reader that reads a counter first sees finished data (see
+    realtime.ringbuffer for the guarantee across processes). `writer=False` attaches to a block another process
+    writes (checks the magic and capacity, touches nothing).
+    """
+
+    MAGIC = 0x66786D6174636801
+    HEADER = 16
+    owner: object = None  # what keeps `buffer` mapped (realtime.remote's shared memory block)
+    CALLBACKS, FRAMES, XRUNS, TRIPS, CLIPS, RINGS = 2, 3, 4, 5, 6, 9
+
+    @classmethod
+    def nbytes(cls, capacity: int) -> int:
+        """Bytes needed for rings of `capacity` samples."""
+        return cls.HEADER * 8 + _DURATIONS * 8 + len(RING_NAMES) * int(capacity) * 4
+
+    def __init__(self, capacity: int, buffer=None, writer: bool = True) -> None:
+        capacity = int(capacity)
+        size = self.nbytes(capacity)
+        raw = np.empty(size, dtype=np.uint8) if buffer is None else np.frombuffer(buffer, dtype=np.uint8, count=size)
+        h = self.HEADER * 8
+        self.header = raw[:h].view(np.int64)
+        self.durations = raw[h : h + _DURATIONS * 8].view(np.float64)
+        if writer:
+            self.header.fill(0)
+            self.durations.fill(0.0)
+            self.header[1] = capacity
+        elif self.header[0] != self.MAGIC or self.header[1] != capacity:
+            raise ValueError(f"not an engine buffer of capacity {capacity} (magic {int(self.header[0]):#x}, "
+                             f"capacity {int(self.header[1])})")
+        off = h + _DURATIONS * 8
+        self.rings: dict[str, RingBuffer] = {}
+        for i, name in enumerate(RING_NAMES):
+            data = raw[off + i * capacity * 4 : off + (i + 1) * capacity * 4].view(np.float32)
+            counter = self.header[self.RINGS + i : self.RINGS + i + 1]
+            self.rings[name] = RingBuffer(capacity, data=data, counter=counter, prefault=writer)
+        self.clips = self.header[self.CLIPS : self.CLIPS + 3]
+        if writer:
+            self.header[0] = self.MAGIC  # last: a reader that sees the magic sees a zeroed block
+
+    def callback_stats(self) -> tuple[int, float, float, float]:
+        """(callbacks, mean, p99, max duration in ms) over the last 65536 callbacks."""
+        n = int(self.header[self.CALLBACKS])
+        if not n:
+            return 0, 0.0, 0.0, 0.0
+        d = self.durations[: min(n, _DURATIONS)] * 1e3
+        return n, float(d.mean()), float(np.percentile(d, 99)), float(d.max())
+
+
 def _load_loop(path: str | Path, rate: int, what: str) -> np.ndarray:
     """A file as mono float32 at `rate` (soxr), for looping in the callback."""
     from fxmatch.audio_io import read_audio
@@ -179,36 +239,118 @@ def _db(x: np.ndarray) -> float:
     return 10.0 * math.log10(ms) if ms > 0 and math.isfinite(ms) else float("-inf")
 
 
-class LiveEngine:
+def validate_config(config: EngineConfig) -> None:
+    """FxmatchInputError (one line) when an EngineConfig field is out of range or a file is missing."""
+    c = config
+    if c.mode not in MODES:
+        raise FxmatchInputError(f"mode must be one of {', '.join(MODES)}, got {c.mode!r}")
+    if not isinstance(c.block_frames, int) or not 16 <= c.block_frames <= MAX_FRAMES:
+        raise FxmatchInputError(f"block_frames must be an integer in [16, {MAX_FRAMES}], got {c.block_frames!r}")
+    if c.sample_rate is not None and (not isinstance(c.sample_rate, int) or not 8000 <= c.sample_rate <= 384000):
+        raise FxmatchInputError(f"sample_rate must be an integer in [8000, 384000] Hz, got {c.sample_rate!r}")
+    for name in ("dry_channel", "target_channel"):
+        v = getattr(c, name)
+        if not isinstance(v, int) or v < 0:
+            raise FxmatchInputError(f"{name} must be an integer >= 0, got {v!r}")
+    if c.mode == "capture" and c.dry_file is None and c.dry_channel == c.target_channel:
+        raise FxmatchInputError(f"capture mode needs two different input channels (dry and target are both "
+                                f"{c.dry_channel})")
+    if c.mode == "reference" and c.target_file is None:
+        raise FxmatchInputError("reference mode needs a target file (the target is looped from it)")
+    if not (math.isfinite(c.hop_seconds) and 0.02 <= c.hop_seconds <= 10):
+        raise FxmatchInputError(f"hop_seconds must be in [0.02, 10] s, got {c.hop_seconds!r}")
+    if not (math.isfinite(c.crossfade_ms) and 0 < c.crossfade_ms <= 2000):
+        raise FxmatchInputError(f"crossfade_ms must be in (0, 2000] ms, got {c.crossfade_ms!r}")
+    if c.providers not in ("auto", "cpu", "cuda"):
+        raise FxmatchInputError(f"providers must be auto, cpu or cuda, got {c.providers!r}")
+    for what, path in (("target file", c.target_file), ("dry file", c.dry_file)):
+        if path is not None and not Path(path).is_file():
+            raise FxmatchInputError(f"{what} {path}: no such file")
+
+
+def telemetry_from(buffers: EngineBuffers | None, status: Mapping[str, Any]) -> Telemetry:
+    """Telemetry from the callback's counters in `buffers` and the other fields in `status` (status_fields())."""
+    if buffers is None:
+        n, mean, p99, mx, xruns, trips = 0, 0.0, 0.0, 0.0, 0, 0
+    else:
+        n, mean, p99, mx = buffers.callback_stats()
+        xruns, trips = int(buffers.header[EngineBuffers.XRUNS]), int(buffers.header[EngineBuffers.TRIPS])
+    return Telemetry(xruns=xruns, callback_mean_ms=mean, callback_p99_ms=p99, callback_max_ms=mx,
+                     safety_trips=trips, callbacks=n, **status)
+
+
+class EngineReadings:
+    """The reads the GUI polls, over EngineBuffers (`_buffers`, None before start), `_sample_rate` and `config`.
+
+    Shared by LiveEngine (buffers in its own memory) and realtime.remote.RemoteEngine (buffers in shared memory
+    written by an engine process): the same code gives the same answers.
+    """
+
+    config: EngineConfig
+    _buffers: EngineBuffers | None = None
+    _sample_rate: int = 0
+    _clip_seen: np.ndarray | None = None
+
+    def recent_audio(self, which: str, n_samples: int) -> np.ndarray:
+        """The last `n_samples` (mono float32, device rate) of "dry" | "target" | "matched" | "output"."""
+        if which not in RING_NAMES:
+            raise FxmatchInputError(f"recent_audio: unknown signal {which!r} (dry, target, matched or output)")
+        buffers = self._buffers
+        n = max(0, int(n_samples))
+        if buffers is None:
+            return np.zeros(n, dtype=np.float32)
+        ring = buffers.rings[which]
+        if n > ring.capacity:
+            out = np.zeros(n, dtype=np.float32)
+            out[n - ring.capacity :] = ring.read_last(ring.capacity)
+            return out
+        return ring.read_last(n)
+
+    def levels(self) -> Levels:
+        """dBFS of the last ~100 ms of dry, target and output, and the clip flags latched since the last call."""
+        n = max(1, int(0.1 * self._sample_rate)) if self._sample_rate else 0
+        buffers = self._buffers
+        flags = (False, False, False)
+        if buffers is not None:
+            counts = buffers.clips.copy()
+            seen = self._clip_seen if self._clip_seen is not None else np.zeros(3, dtype=np.int64)
+            flags = tuple(bool(c > s) for c, s in zip(counts, seen, strict=True))
+            self._clip_seen = counts
+        return Levels(dry_db=_db(self.recent_audio("dry", n)), target_db=_db(self.recent_audio("target", n)),
+                      output_db=_db(self.recent_audio("output", n)),
+                      dry_clip=flags[0], target_clip=flags[1], output_clip=flags[2])
+
+    def ab_distance_db(self) -> float | None:
+        """Log-spectral distance (dB) between target and matched over the last ~2 s; None when either is silent."""
+        if not self._sample_rate or self.config.mode == "analyse":
+            return None
+        n = int(2.0 * self._sample_rate)
+        t, m = self.recent_audio("target", n), self.recent_audio("matched", n)
+        if _db(t) < -60 or _db(m) < -60:
+            return None
+        nfft = 2048
+        win = np.hanning(nfft).astype(np.float32)
+
+        def spectrum(x: np.ndarray) -> np.ndarray:
+            frames = np.lib.stride_tricks.sliding_window_view(x, nfft)[:: nfft // 2]
+            return np.mean(np.abs(np.fft.rfft(frames * win, axis=-1)) ** 2, axis=0) + 1e-12
+
+        st, sm = spectrum(t), spectrum(m)
+        f = np.fft.rfftfreq(nfft, 1.0 / self._sample_rate)
+        band = (f >= 50) & (f <= min(16000, self._sample_rate / 2))
+        lt, lm = 10 * np.log10(st[band]), 10 * np.log10(sm[band])
+        diff = lt - lm
+        diff -= 10 * np.log10(np.sum(st[band]) / np.sum(sm[band]))  # loudness-matched, as the A/B plays them
+        return float(np.sqrt(np.mean(diff**2)))
+
+
+class LiveEngine(EngineReadings):
     """The live engine (see the module docstring). All public methods are called from non-audio threads."""
 
     def __init__(self, config: EngineConfig) -> None:
         """Validate the config and load the model (FxmatchInputError on a bad config or model)."""
+        validate_config(config)
         c = config
-        if c.mode not in MODES:
-            raise FxmatchInputError(f"mode must be one of {', '.join(MODES)}, got {c.mode!r}")
-        if not isinstance(c.block_frames, int) or not 16 <= c.block_frames <= MAX_FRAMES:
-            raise FxmatchInputError(f"block_frames must be an integer in [16, {MAX_FRAMES}], got {c.block_frames!r}")
-        if c.sample_rate is not None and (not isinstance(c.sample_rate, int) or not 8000 <= c.sample_rate <= 384000):
-            raise FxmatchInputError(f"sample_rate must be an integer in [8000, 384000] Hz, got {c.sample_rate!r}")
-        for name in ("dry_channel", "target_channel"):
-            v = getattr(c, name)
-            if not isinstance(v, int) or v < 0:
-                raise FxmatchInputError(f"{name} must be an integer >= 0, got {v!r}")
-        if c.mode == "capture" and c.dry_file is None and c.dry_channel == c.target_channel:
-            raise FxmatchInputError(f"capture mode needs two different input channels (dry and target are both "
-                                    f"{c.dry_channel})")
-        if c.mode == "reference" and c.target_file is None:
-            raise FxmatchInputError("reference mode needs a target file (the target is looped from it)")
-        if not (math.isfinite(c.hop_seconds) and 0.02 <= c.hop_seconds <= 10):
-            raise FxmatchInputError(f"hop_seconds must be in [0.02, 10] s, got {c.hop_seconds!r}")
-        if not (math.isfinite(c.crossfade_ms) and 0 < c.crossfade_ms <= 2000):
-            raise FxmatchInputError(f"crossfade_ms must be in (0, 2000] ms, got {c.crossfade_ms!r}")
-        if c.providers not in ("auto", "cpu", "cuda"):
-            raise FxmatchInputError(f"providers must be auto, cpu or cuda, got {c.providers!r}")
-        for what, path in (("target file", c.target_file), ("dry file", c.dry_file)):
-            if path is not None and not Path(path).is_file():
-                raise FxmatchInputError(f"{what} {path}: no such file")
         self.config = c
         self.session = EstimatorSession(c.model_path, providers=c.providers, threads=c.analysis_threads,
                                         batch_size=1)
@@ -229,6 +371,7 @@ class LiveEngine:
         self._ab_position = "matched" if c.mode != "analyse" else "target"
         self._manual: tuple | None = None
         self._stopping = False
+        self._next_buffers: EngineBuffers | None = None
 
     # -- properties ------------------------------------------------------------------------------------------------
 
@@ -310,20 +453,31 @@ class LiveEngine:
                                     f"({msg})") from None
         return in_dev, out_dev, n_in, n_out, int(rate)
 
-    def _allocate(self, rate: int, n_out: int) -> None:
+    def ring_capacity(self, rate: int) -> int:
+        """Samples each ring holds at `rate` Hz (15 s, and at least 3 model windows and a block)."""
+        window_dev = math.ceil(self.info.window_samples * rate / self.info.sample_rate)
+        return max(int(15 * rate), 3 * window_dev + MAX_FRAMES)
+
+    def _allocate(self, rate: int, n_out: int, buffers: EngineBuffers | None = None) -> None:
         c = self.config
         self._sample_rate = rate
         self._n_out = n_out
-        window_dev = math.ceil(self.info.window_samples * rate / self.info.sample_rate)
-        cap = max(int(15 * rate), 3 * window_dev + MAX_FRAMES)
-        self._rings = {k: RingBuffer(cap) for k in ("dry", "target", "matched", "output")}
+        cap = self.ring_capacity(rate)
+        buffers = buffers or self._next_buffers
+        if buffers is not None and buffers.rings["dry"].capacity != cap:
+            raise ValueError(f"engine buffers hold {buffers.rings['dry'].capacity} samples per ring, need {cap}")
+        buffers, self._next_buffers = buffers or self._next_buffers, None
+        self._buffers = buffers if buffers is not None else EngineBuffers(cap)
+        self._clip_seen = np.zeros(3, dtype=np.int64)
+        self._rings = self._buffers.rings
+        self._stats = self._buffers.header
         self._dry_buf = np.zeros((1, MAX_FRAMES), dtype=np.float32)
         self._target_buf = np.zeros(MAX_FRAMES, dtype=np.float32)
         self._matched_buf = np.zeros(MAX_FRAMES, dtype=np.float32)
         self._out_buf = np.zeros(MAX_FRAMES, dtype=np.float32)
         self._scratch = np.zeros(MAX_FRAMES, dtype=np.float32)
         self._fade_in = np.linspace(0.0, 1.0, MAX_FRAMES, dtype=np.float32)
-        self._durations = np.zeros(_DURATIONS, dtype=np.float64)
+        self._durations = self._buffers.durations
         self._n_callbacks = 0
         self._frames_done = 0
         self._xruns = 0
@@ -331,7 +485,7 @@ class LiveEngine:
         self._inject = 0
         self._muted = False
         self._last_callback = time.monotonic()
-        self._clip = [False, False, False]
+        self._clip = self._buffers.clips  # blocks with a peak >= 0.999 (dry, target, output), counted
         self._onset_frame: int | None = None
         self._first_estimate_frame: int | None = None
         self._max_frames_seen = 0
@@ -343,6 +497,16 @@ class LiveEngine:
                               position=self._ab_position)
         self._limiter = Limiter(rate, max_frames=MAX_FRAMES)
         self._stabiliser = EstimateStabiliser(self.info, c.hysteresis_hops, c.smoothing)
+
+    def use_buffers(self, buffers: EngineBuffers) -> None:
+        """Put the next start()'s (or prepare_offline()'s) rings, counters and durations on `buffers` (e.g. shared
+        memory that realtime.remote's parent reads); their capacity must be ring_capacity(rate)."""
+        self._next_buffers = buffers
+
+    def resolve_devices(self) -> tuple[int, int]:
+        """(sample rate in Hz, output channels) that start() would open; FxmatchInputError on device problems."""
+        _, _, _, n_out, rate = self._resolve()
+        return rate, n_out
 
     def start(self) -> None:
         """Open and start the stream and the analysis worker (FxmatchInputError on device problems)."""
@@ -493,6 +657,7 @@ class LiveEngine:
         try:
             if status and status._flags & _XRUN_FLAGS:  # under/overflows; not "priming output"
                 self._xruns += 1
+                self._stats[_H_XRUNS] = self._xruns
             if frames > MAX_FRAMES:
                 if outdata is not None:
                     outdata.fill(0.0)
@@ -506,9 +671,14 @@ class LiveEngine:
             raise sd.CallbackAbort from None
         finally:
             d = time.perf_counter() - t0
-            self._durations[self._n_callbacks % _DURATIONS] = d
-            self._n_callbacks += 1
+            n = self._n_callbacks
+            self._durations[n % _DURATIONS] = d
+            self._n_callbacks = n + 1
             self._frames_done += frames
+            st = self._stats  # published for readers (maybe in another process) after what they count
+            st[_H_TRIPS] = self._trips
+            st[_H_FRAMES] = self._frames_done
+            st[_H_CALLBACKS] = n + 1
             self._last_callback = time.monotonic()
 
     def _block(self, indata: np.ndarray | None, outdata: np.ndarray | None, frames: int) -> None:
@@ -522,7 +692,7 @@ class LiveEngine:
             target[:] = indata[:, c.target_channel]
         peak_t = max(float(target.max()), -float(target.min()))
         if peak_t >= 0.999:
-            self._clip[1] = True
+            self._clip[1] += 1
         if self._onset_frame is None and peak_t > 1e-3:
             self._onset_frame = self._frames_done
         rings["target"].write(target)
@@ -535,7 +705,7 @@ class LiveEngine:
         else:
             dry[:] = indata[:, c.dry_channel]
         if max(float(dry.max()), -float(dry.min())) >= 0.999:
-            self._clip[0] = True
+            self._clip[0] += 1
         if self._inject:
             dry[frames // 2] = np.nan if self._inject == 1 else 1e6
             self._inject = 0
@@ -564,7 +734,7 @@ class LiveEngine:
             self._muted = False
         peak = self._limiter.process(out)
         if peak > 1.0:
-            self._clip[2] = True
+            self._clip[2] += 1
         rings["output"].write(out)
         outdata[:] = out[:, None]
 
@@ -655,42 +825,10 @@ class LiveEngine:
             return playing.target_spec()
         return tuple((n, dict(p)) for n, p in (getattr(self, "_manual", None) or ()))
 
-    # -- readings (any non-audio thread) ---------------------------------------------------------------------------
+    # -- readings (any non-audio thread; recent_audio, levels, ab_distance_db from EngineReadings) -------------------
 
-    def recent_audio(self, which: str, n_samples: int) -> np.ndarray:
-        """The last `n_samples` (mono float32, device rate) of "dry" | "target" | "matched" | "output"."""
-        if which not in ("dry", "target", "matched", "output"):
-            raise FxmatchInputError(f"recent_audio: unknown signal {which!r} (dry, target, matched or output)")
-        rings = getattr(self, "_rings", None)
-        n = max(0, int(n_samples))
-        if rings is None:
-            return np.zeros(n, dtype=np.float32)
-        ring = rings[which]
-        if n > ring.capacity:
-            out = np.zeros(n, dtype=np.float32)
-            out[n - ring.capacity :] = ring.read_last(ring.capacity)
-            return out
-        return ring.read_last(n)
-
-    def levels(self) -> Levels:
-        """dBFS of the last ~100 ms of dry, target and output, and the clip flags latched since the last call."""
-        n = max(1, int(0.1 * self._sample_rate)) if self._sample_rate else 0
-        clip = getattr(self, "_clip", [False, False, False])
-        flags = tuple(clip)
-        if hasattr(self, "_clip"):
-            self._clip = [False, False, False]
-        return Levels(dry_db=_db(self.recent_audio("dry", n)), target_db=_db(self.recent_audio("target", n)),
-                      output_db=_db(self.recent_audio("output", n)),
-                      dry_clip=flags[0], target_clip=flags[1], output_clip=flags[2])
-
-    def telemetry(self) -> Telemetry:
-        """A snapshot of xruns, callback durations, load, estimate rate and latency, stream latencies, errors."""
-        n = getattr(self, "_n_callbacks", 0)
-        if n:
-            d = self._durations[: min(n, _DURATIONS)] * 1e3
-            mean, p99, mx = float(d.mean()), float(np.percentile(d, 99)), float(d.max())
-        else:
-            mean = p99 = mx = 0.0
+    def status_fields(self) -> dict[str, Any]:
+        """Telemetry's fields that do not come from EngineBuffers (cheap: no statistics over the durations)."""
         stream = self._stream
         cpu = 0.0
         if stream is not None:
@@ -704,37 +842,17 @@ class LiveEngine:
         onset, first_frame = getattr(self, "_onset_frame", None), getattr(self, "_first_estimate_frame", None)
         if onset is not None and first_frame is not None and self._sample_rate:
             first = max(0.0, (first_frame - onset) / self._sample_rate)
-        return Telemetry(
-            running=self._running, xruns=getattr(self, "_xruns", 0), callback_mean_ms=mean, callback_p99_ms=p99,
-            callback_max_ms=mx, cpu_load=cpu, estimates_per_s=worker.rate() if worker is not None else 0.0,
-            estimate_latency_ms=float(np.mean(lat[-8:])) if lat else 0.0,
-            input_latency_s=self._latency[0], output_latency_s=self._latency[1],
-            block_frames=self.config.block_frames, sample_rate=self._sample_rate, provider=self.session.provider,
-            model_name=self.info.label, safety_trips=getattr(self, "_trips", 0), error=self._error,
-            callbacks=n, first_estimate_s=first, analysis_errors=worker.errors if worker is not None else 0)
+        return {"running": self._running, "cpu_load": cpu,
+                "estimates_per_s": worker.rate() if worker is not None else 0.0,
+                "estimate_latency_ms": float(np.mean(lat[-8:])) if lat else 0.0,
+                "input_latency_s": self._latency[0], "output_latency_s": self._latency[1],
+                "block_frames": self.config.block_frames, "sample_rate": self._sample_rate,
+                "provider": self.session.provider, "model_name": self.info.label, "error": self._error,
+                "first_estimate_s": first, "analysis_errors": worker.errors if worker is not None else 0}
 
-    def ab_distance_db(self) -> float | None:
-        """Log-spectral distance (dB) between target and matched over the last ~2 s; None when either is silent."""
-        if not self._sample_rate or self.config.mode == "analyse":
-            return None
-        n = int(2.0 * self._sample_rate)
-        t, m = self.recent_audio("target", n), self.recent_audio("matched", n)
-        if _db(t) < -60 or _db(m) < -60:
-            return None
-        nfft = 2048
-        win = np.hanning(nfft).astype(np.float32)
-
-        def spectrum(x: np.ndarray) -> np.ndarray:
-            frames = np.lib.stride_tricks.sliding_window_view(x, nfft)[:: nfft // 2]
-            return np.mean(np.abs(np.fft.rfft(frames * win, axis=-1)) ** 2, axis=0) + 1e-12
-
-        st, sm = spectrum(t), spectrum(m)
-        f = np.fft.rfftfreq(nfft, 1.0 / self._sample_rate)
-        band = (f >= 50) & (f <= min(16000, self._sample_rate / 2))
-        lt, lm = 10 * np.log10(st[band]), 10 * np.log10(sm[band])
-        diff = lt - lm
-        diff -= 10 * np.log10(np.sum(st[band]) / np.sum(sm[band]))  # loudness-matched, as the A/B plays them
-        return float(np.sqrt(np.mean(diff**2)))
+    def telemetry(self) -> Telemetry:
+        """A snapshot of xruns, callback durations, load, estimate rate and latency, stream latencies, errors."""
+        return telemetry_from(getattr(self, "_buffers", None), self.status_fields())
 
     def add_listener(self, fn: Callable[[], None]) -> None:
         """Call `fn()` (from the analysis thread, never the audio thread) after each estimate and on stop/error."""
