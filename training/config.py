@@ -61,6 +61,7 @@ class TrainConfig:
     # winner-takes-all
     top_k: int = 4  # candidates from the classifier's top scores
     n_explore: int = 2  # extra random candidate chains per example
+    explore_steps: int = 0  # for the first steps, all top_k + n_explore candidates are random (classifier warm-up)
     temperature_start: float = 1.0  # softmin temperature of annealed MCL (loss units)
     temperature_end: float = 0.01  # reached after anneal_steps, then the hard min (0)
     anneal_steps: int = 2000
@@ -139,7 +140,7 @@ def validate(config: TrainConfig) -> None:
     for key in ("sample_rate", "n_fft", "hop_length", "n_mels", "hidden", "steps", "batch_size", "top_k",
                 "log_every", "checkpoint_every"):
         need(getattr(config, key) >= 1, key, "at least 1")
-    for key in ("n_explore", "anneal_steps", "warmup_steps", "train_examples", "num_workers"):
+    for key in ("n_explore", "explore_steps", "anneal_steps", "warmup_steps", "train_examples", "num_workers"):
         need(getattr(config, key) >= 0, key, "at least 0")
     for key in ("temperature_start", "temperature_end", "ce_weight", "weight_decay", "grad_clip"):
         need(getattr(config, key) >= 0, key, "a number >= 0")

@@ -118,6 +118,20 @@ def step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
+def candidate_counts(config: TrainConfig, step: int, n_chains: int) -> tuple[int, int]:
+    """(top-k, random exploration) candidates per example at `step`.
+
+    WTA warm-up (`explore_steps`): random candidates only, so the params of every chain's effects and the classifier
+    see fair contests before the classifier's own top-k takes over (it otherwise locks onto its early favourites).
+    Naive: every chain; full chain: its single candidate.
+    """
+    if config.mode != "wta":
+        return n_chains, 0
+    if step < config.explore_steps:
+        return 0, config.top_k + config.n_explore
+    return config.top_k, config.n_explore
+
+
 def learning_rate(config: TrainConfig, step: int) -> float:
     """Linear warm-up to `lr`, then cosine decay to `lr * lr_min_ratio` at the last step."""
     if step < config.warmup_steps:
@@ -238,10 +252,7 @@ class Trainer:
             return supervised_step(self.net, y, batch["chain"].to(self.device), batch["params"].to(self.device),
                                    batch["param_mask"].to(self.device), c.ce_weight)
         generator = torch.Generator().manual_seed(step_seed(c.seed, step, self.info.rank) + 1)
-        if c.mode == "wta":
-            top_k, n_explore = c.top_k, c.n_explore
-        else:  # naive: every chain; full_chain: the single candidate
-            top_k, n_explore = self.model_vocab.n_chains, 0
+        top_k, n_explore = candidate_counts(c, step, self.model_vocab.n_chains)
         temperature = temperature_at(step, c.temperature_start, c.temperature_end, c.anneal_steps)
         return wta_step(self.net, self.renderer, x, y, self.loss_fn, top_k, n_explore, temperature, c.ce_weight,
                         generator)

@@ -9,7 +9,7 @@ from fxmatch.errors import FxmatchInputError
 from training import trainer as trainer_mod
 from training.config import TrainConfig, config_from_dict, load_config
 from training.model import Encoder
-from training.trainer import DistInfo, StepBatches, Trainer, learning_rate, load_checkpoint
+from training.trainer import DistInfo, StepBatches, Trainer, candidate_counts, learning_rate, load_checkpoint
 from training.wta import candidate_losses
 
 TINY = {
@@ -149,3 +149,13 @@ def test_learning_rate_warms_up_then_decays():
 def test_step_seed_differs_per_rank_and_step():
     seeds = {trainer_mod.step_seed(0, s, r) for s in range(3) for r in range(2)}
     assert len(seeds) == 6
+
+
+def test_wta_warm_up_draws_only_random_candidates_then_the_classifier_top_k():
+    config = tiny(explore_steps=5, top_k=2, n_explore=1)
+    assert candidate_counts(config, 0, 4) == (0, 3)
+    assert candidate_counts(config, 4, 4) == (0, 3)
+    assert candidate_counts(config, 5, 4) == (2, 1)
+    assert candidate_counts(tiny(mode="naive"), 0, 4) == (4, 0)
+    with pytest.raises(FxmatchInputError, match="explore_steps"):
+        tiny(explore_steps=-1)
