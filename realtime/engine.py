@@ -144,9 +144,9 @@ class EngineBuffers:
     """What the callback writes and readers poll, on one flat buffer (this process's memory or shared memory).
 
     Layout (native byte order, every field aligned to 8 bytes):
-    int64 header[16] | float64 durations[65536] | float32 rings[4][capacity] (dry, target, matched, output).
+    int64 header[24] | float64 durations[65536] | float32 rings[4][capacity] (dry, target, matched, output).
     Header slots: 0 magic, 1 ring capacity, 2 callbacks, 3 frames, 4 xruns, 5 safety trips, 6-8 clip counts (dry,
-    target, output: blocks with a peak >= 0.999), 9-12 the rings' write counters. `durations[i % 65536]` is the
+    target, output: blocks with a peak >= 0.999), 9-16 the rings' counters (written, reserved) in ring order. `durations[i % 65536]` is the
     i-th callback's duration in seconds. The callback is the only writer; it stores each counter (one aligned
     8-byte store) after the data it counts, so a reader that reads a counter first sees finished data (see
     realtime.ringbuffer for the guarantee across processes). `writer=False` attaches to a block another process
@@ -154,7 +154,7 @@ class EngineBuffers:
     """
 
     MAGIC = 0x66786D6174636801
-    HEADER = 16
+    HEADER = 24
     owner: object = None  # what keeps `buffer` mapped (realtime.remote's shared memory block)
     CALLBACKS, FRAMES, XRUNS, TRIPS, CLIPS, RINGS = 2, 3, 4, 5, 6, 9
 
@@ -181,7 +181,7 @@ class EngineBuffers:
         self.rings: dict[str, RingBuffer] = {}
         for i, name in enumerate(RING_NAMES):
             data = raw[off + i * capacity * 4 : off + (i + 1) * capacity * 4].view(np.float32)
-            counter = self.header[self.RINGS + i : self.RINGS + i + 1]
+            counter = self.header[self.RINGS + 2 * i : self.RINGS + 2 * i + 2]
             self.rings[name] = RingBuffer(capacity, data=data, counter=counter, prefault=writer)
         self.clips = self.header[self.CLIPS : self.CLIPS + 3]
         if writer:

@@ -350,8 +350,10 @@ class RemoteEngine(EngineReadings):
         if child is self._child:
             self._notify()
 
-    def _call(self, op: str, *args: Any, timeout: float = CALL_TIMEOUT_S, child: _Child | None = None) -> Any:
-        """Send `op` to the child and wait for its reply; _Gone when it is dead or does not answer in time."""
+    def _call(self, op: str, *args: Any, timeout: float | None = None, child: _Child | None = None) -> Any:
+        """Send `op` to the child and wait for its reply (`timeout` s, default CALL_TIMEOUT_S); _Gone when it is
+        dead or does not answer in time."""
+        timeout = CALL_TIMEOUT_S if timeout is None else timeout
         child = child or self._child
         if child is None or not child.alive:
             raise _Gone("no engine process")

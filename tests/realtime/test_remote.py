@@ -1,0 +1,298 @@
+"""RemoteEngine: LiveEngine's behaviour with the engine in its own process (real PortAudio on a JACK dummy server)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pedalboard as pb
+import pytest
+
+from fxmatch.errors import FxmatchInputError
+from realtime import remote
+from realtime.engine import EngineConfig, LiveEngine, LiveEstimate, Telemetry
+from realtime.remote import RemoteEngine
+from realtime.ringbuffer import RingBuffer
+
+RATE = 48000
+CHAIN = (("Compressor", {"threshold_db": -25.0, "ratio": 4.0, "attack_ms": 5.0, "release_ms": 100.0}),
+         ("Delay", {"delay_seconds": 0.1, "feedback": 0.3, "mix": 0.3}))
+ENGINES = {"live": LiveEngine, "remote": RemoteEngine}
+
+
+def _config(jack_server, tiny_model, signal_files, **kw) -> EngineConfig:
+    cfg = {"model_path": tiny_model, "mode": "reference", "input_device": jack_server.device,
+           "output_device": jack_server.device, "target_file": signal_files["target"],
+           "dry_file": signal_files["dry"], "providers": "cpu", "hop_seconds": 0.1}
+    cfg.update(kw)
+    return EngineConfig(**cfg)
+
+
+def _wait(cond, timeout=5.0):
+    t = time.monotonic()
+    while not cond() and time.monotonic() - t < timeout:
+        time.sleep(0.02)
+    return cond()
+
+
+# -- the shared ring ----------------------------------------------------------------------------------------------
+
+_MOD = 1 << 20  # sample values count modulo this (exact in float32)
+
+
+def _write_counting(name: str, capacity: int, seconds: float) -> None:
+    """Child: write blocks of 256 consecutive counts (mod 2^20) into a ring on shared memory as fast as it can."""
+    from multiprocessing import shared_memory
+
+    shm = shared_memory.SharedMemory(name=name)
+    counter = np.frombuffer(shm.buf, dtype=np.int64, count=2)
+    data = np.frombuffer(shm.buf, dtype=np.float32, count=capacity, offset=16)
+    ring = RingBuffer(capacity, data=data, counter=counter, prefault=False)  # the reader zeroed it
+    block = np.empty(256, dtype=np.float32)
+    base = np.arange(256, dtype=np.int64)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        w = ring.written
+        block[:] = (base + w + 1) % _MOD
+        ring.write(block)
+    del ring, counter, data
+    shm.close()
+
+
+@pytest.mark.audio
+def test_shared_ring_read_from_another_process_is_never_torn():
+    from multiprocessing import shared_memory
+
+    capacity = 1024
+    shm = shared_memory.SharedMemory(create=True, size=16 + 4 * capacity)
+    try:
+        counter = np.frombuffer(shm.buf, dtype=np.int64, count=2)
+        data = np.frombuffer(shm.buf, dtype=np.float32, count=capacity, offset=16)
+        reader = RingBuffer(capacity, data=data, counter=counter)  # zeroes the block before the writer starts
+        proc = mp.get_context("spawn").Process(target=_write_counting, args=(shm.name, capacity, 1.5))
+        proc.start()
+        reads = 0
+        t = time.monotonic()
+        while proc.is_alive() and time.monotonic() - t < 30:
+            x = reader.read_last(1000)  # close to the capacity: the writer laps the reader often
+            nz = np.flatnonzero(x)
+            if nz.size == 0:
+                continue
+            head = int(nz[0])
+            assert np.all(x[:head] == 0.0)
+            # every sample that came back is in writing order: consecutive counts, never old and new mixed
+            steps = np.diff(x[head:].astype(np.int64)) % _MOD
+            assert np.all(steps == 1), f"torn read: steps {np.unique(steps)}"
+            reads += 1
+        proc.join(10)
+        assert proc.exitcode == 0 and reads > 100
+        assert reader.written > 100 * capacity  # the writer really lapped the ring many times meanwhile
+    finally:
+        shm.unlink()
+        del reader, counter, data
+        try:
+            shm.close()
+        except BufferError:  # a view is still alive (a failed assertion's traceback): unmapped with it
+            shm._buf = shm._mmap = None
+
+
+# -- the same behaviour through both engines --------------------------------------------------------------------
+
+
+@pytest.mark.audio
+def test_remote_engine_streams_plays_the_chain_sample_exact_and_publishes_estimates(jack_server, tiny_model,
+                                                                                     signal_files):
+    engine = RemoteEngine(_config(jack_server, tiny_model, signal_files))
+    engine.set_chain(CHAIN)
+    engine.start()
+    try:
+        assert engine.running and engine.sample_rate == RATE and engine.pid not in (None, os.getpid())
+        assert _wait(lambda: engine.latest_estimate() is not None and engine.latest_estimate().seq >= 3)
+        est = engine.latest_estimate()
+        assert isinstance(est, LiveEstimate) and est.chain == ("Distortion",)
+        assert 5.0 <= est.params[0][1]["drive_db"] <= 40.0
+        assert engine.frozen and engine.current_chain() == CHAIN  # frozen by set_chain before start
+        time.sleep(1.0)
+        tel = engine.telemetry()
+        assert isinstance(tel, Telemetry) and tel.running and tel.error is None
+        assert tel.callbacks > 100 and tel.estimates_per_s > 0 and tel.model_name == "tiny-v0"
+        assert 0 < tel.callback_mean_ms <= tel.callback_p99_ms <= tel.callback_max_ms
+    finally:
+        engine.stop()
+    assert not engine.running and engine.pid is None and engine.telemetry().error is None
+    # the rings stay readable after stop; the matched signal is the offline chain of the dry signal, read across
+    # the process boundary
+    frames = engine._buffers.rings["dry"].written
+    assert frames == engine._buffers.rings["matched"].written > RATE
+    dry = engine.recent_audio("dry", frames)
+    primed = np.concatenate([np.zeros(256, np.float32), dry])
+    offline = pb.Pedalboard([getattr(pb, n)(**p) for n, p in CHAIN])(primed[None], RATE)[0][256:]
+    np.testing.assert_array_equal(engine.recent_audio("matched", frames), offline)
+    # the shared block's name was unlinked as soon as the engine process had attached it: nothing lingers
+    assert not Path("/dev/shm", engine._buffers.owner.name.lstrip("/")).exists()
+
+
+@pytest.mark.audio
+@pytest.mark.parametrize("kind", ENGINES)
+def test_following_the_estimate_freezing_and_resetting(kind, jack_server, tiny_model, signal_files):
+    engine = ENGINES[kind](_config(jack_server, tiny_model, signal_files))
+    with engine:
+        assert _wait(lambda: engine.current_chain() and engine.current_chain()[0][0] == "Distortion")
+        assert not engine.frozen
+        engine.set_chain(CHAIN)
+        assert engine.frozen and engine.current_chain() == CHAIN
+        engine.set_frozen(False)
+        assert not engine.frozen
+        engine.reset_to_estimate()
+        assert not engine.frozen and engine.current_chain()[0][0] == "Distortion"
+        with pytest.raises(FxmatchInputError, match="Flanger"):
+            engine.set_chain((("Flanger", {}),))
+        with pytest.raises(FxmatchInputError, match="A/B position"):
+            engine.set_ab("louder")
+
+
+@pytest.mark.audio
+@pytest.mark.parametrize("kind", ENGINES)
+def test_ab_recent_audio_levels_and_distance(kind, jack_server, tiny_model, signal_files):
+    engine = ENGINES[kind](_config(jack_server, tiny_model, signal_files, target_file=signal_files["sine220"],
+                                   dry_file=signal_files["sine330"], loudness_match=False))
+    engine.set_chain(())
+    with engine:
+        time.sleep(0.6)
+        engine.set_ab("target")
+        assert engine.ab_position == "target"
+        time.sleep(0.3)
+        out = engine.recent_audio("output", RATE // 10)
+        # the output is the 220 Hz target now: its spectrum peaks at 220 Hz
+        spec = np.abs(np.fft.rfft(out * np.hanning(out.size)))
+        assert abs(np.argmax(spec) * RATE / out.size - 220) < 15
+        engine.set_ab("dry")
+        time.sleep(0.3)
+        out = engine.recent_audio("output", RATE // 10)
+        spec = np.abs(np.fft.rfft(out * np.hanning(out.size)))
+        assert abs(np.argmax(spec) * RATE / out.size - 330) < 15
+        lv = engine.levels()
+        assert -20 < lv.dry_db < 0 and -20 < lv.target_db < 0 and -20 < lv.output_db < 0
+        assert not (lv.dry_clip or lv.target_clip)
+        d = engine.ab_distance_db()
+        assert d is not None and d > 1.0  # two different sines
+        assert engine.recent_audio("target", 20 * RATE).shape == (20 * RATE,)  # longer than the 15 s ring
+        with pytest.raises(FxmatchInputError, match="unknown signal"):
+            engine.recent_audio("bass", 10)
+
+
+@pytest.mark.audio
+def test_safety_trip_is_counted_across_the_process_boundary(jack_server, tiny_model, signal_files):
+    engine = RemoteEngine(_config(jack_server, tiny_model, signal_files))
+    engine.set_chain((("Reverb", {"room_size": 0.8, "damping": 0.5, "wet_level": 0.4, "dry_level": 0.8}),))
+    with engine:
+        time.sleep(0.3)
+        engine.inject_fault("nan")
+        assert _wait(lambda: engine.telemetry().safety_trips >= 1, 3.0)
+        time.sleep(0.3)
+        assert engine.running and np.all(np.isfinite(engine.recent_audio("output", RATE // 2)))
+
+
+@pytest.mark.audio
+def test_bad_devices_raise_the_same_input_errors_as_the_live_engine(jack_server, tiny_model, signal_files):
+    for kw in ({"output_device": "no such device"}, {"sample_rate": 44100}):
+        cfg = _config(jack_server, tiny_model, signal_files, **kw)
+        with pytest.raises(FxmatchInputError) as live:
+            LiveEngine(cfg).start()
+        engine = RemoteEngine(cfg)
+        try:
+            with pytest.raises(FxmatchInputError) as far:
+                engine.start()
+            assert str(far.value) == str(live.value) and "\n" not in str(far.value)
+            assert not engine.running
+        finally:
+            engine.stop()
+    # bad config: raised before any process is started, same message
+    bad = _config(jack_server, tiny_model, signal_files, mode="karaoke")
+    with pytest.raises(FxmatchInputError) as live:
+        LiveEngine(bad)
+    with pytest.raises(FxmatchInputError) as far:
+        RemoteEngine(bad)
+    assert str(far.value) == str(live.value)
+
+
+def test_a_bad_model_raises_an_input_error_from_the_engine_process(tmp_path, signal_files):
+    model = tmp_path / "broken.onnx"
+    model.write_bytes(b"not an onnx model")
+    cfg = EngineConfig(model_path=model, target_file=signal_files["target"], providers="cpu")
+    with pytest.raises(FxmatchInputError) as live:
+        LiveEngine(cfg)
+    with pytest.raises(FxmatchInputError) as far:
+        RemoteEngine(cfg)
+    assert str(far.value) == str(live.value)
+
+
+@pytest.mark.audio
+def test_a_killed_engine_process_becomes_an_error_without_a_hang(jack_server, tiny_model, signal_files):
+    engine = RemoteEngine(_config(jack_server, tiny_model, signal_files))
+    engine.start()
+    try:
+        assert _wait(lambda: engine.latest_estimate() is not None)
+        os.kill(engine.pid, signal.SIGKILL)
+        assert _wait(lambda: not engine.running, 3.0)
+        tel = engine.telemetry()
+        assert not tel.running and "ended unexpectedly" in tel.error and "-9" in tel.error
+        t = time.monotonic()
+        engine.set_ab("target")  # a control call on a dead engine changes state only, like a stopped LiveEngine
+        engine.set_chain(CHAIN)
+        assert engine.ab_position == "target" and engine.current_chain() == CHAIN
+        assert engine.recent_audio("output", 1024).shape == (1024,)  # the last audio is still readable
+        engine.stop()
+        assert time.monotonic() - t < 2.0
+        # and it starts again (a new process) with the state set meanwhile
+        engine.start()
+        assert engine.running and engine.telemetry().error is None
+        assert engine.ab_position == "target" and engine.frozen and engine.current_chain() == CHAIN
+    finally:
+        engine.stop()
+
+
+@pytest.mark.audio
+def test_a_hung_engine_process_is_detected_and_killed(jack_server, tiny_model, signal_files, monkeypatch):
+    monkeypatch.setattr(remote, "STALE_S", 1.0)
+    monkeypatch.setattr(remote, "CALL_TIMEOUT_S", 1.0)
+    engine = RemoteEngine(_config(jack_server, tiny_model, signal_files))
+    engine.start()
+    pid = engine.pid
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        t = time.monotonic()
+        assert _wait(lambda: not engine.running, 4.0)
+        assert "stopped answering" in engine.telemetry().error
+        engine.set_ab("dry")  # no answer expected, no hang
+        engine.stop()
+        assert time.monotonic() - t < 6.0
+        assert _wait(lambda: not Path(f"/proc/{pid}").exists(), 3.0)  # killed and reaped
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        engine.stop()
+
+
+def test_offline_blocks_run_in_the_engine_process(tiny_model):
+    engine = RemoteEngine(EngineConfig(model_path=tiny_model, mode="capture", providers="cpu",
+                                       loudness_match=False))
+    try:
+        engine.set_chain(CHAIN)
+        engine.prepare_offline(RATE)
+        x = (0.3 * np.sin(2 * np.pi * 220 * np.arange(2048) / RATE)).astype(np.float32)
+        block = np.stack([x, x], axis=1)
+        out = np.concatenate([engine.process_block(block[i : i + 256]) for i in range(0, 2048, 256)])
+        primed = np.concatenate([np.zeros(256, np.float32), x])
+        offline = pb.Pedalboard([getattr(pb, n)(**p) for n, p in CHAIN])(primed[None], RATE)[0][256:]
+        np.testing.assert_array_equal(out[:, 0], offline)
+        np.testing.assert_array_equal(engine.recent_audio("matched", 2048), offline)
+        assert engine.telemetry().callbacks == 8
+    finally:
+        engine.stop()
