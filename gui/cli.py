@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", metavar="FILE", help="settings file (INI; default: the user's fxmatch settings)")
     parser.add_argument("--start", action="store_true", help="start the engine right away")
     parser.add_argument("--fps", type=float, default=40.0, help="display update rate (default: 40 frames/s)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run the audio engine in the app's process (by default it runs in its own process, "
+                             "so that drawing the window cannot delay the audio callback)")
     eng = parser.add_argument_group("engine (override the remembered set-up)")
     eng.add_argument("--mode", choices=MODES, help="capture: dry + target inputs; reference: target file + dry input; "
                      "analyse: target input only")
@@ -158,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = AppSettings(args.settings)
     window = MainWindow(settings, model_path=args.model or default_model(settings),
-                        engine_options=engine_options(args), fps=args.fps)
+                        engine_options=engine_options(args), fps=args.fps, in_process=args.in_process)
     try:
         apply_args(window.setup, args)
     except FxmatchInputError:

@@ -1,7 +1,10 @@
-"""The main window: set-up, the chain, displays, A/B, refine, presets and status over a realtime.LiveEngine.
+"""The main window: set-up, the chain, displays, A/B, refine, presets and status over the live engine.
 
-The window polls the engine on QTimers (frames at `fps`, status at 4 Hz) and updates existing widgets; nothing is
-pushed to it from the audio thread. Every engine error is shown in the window (banner or dialog), never raised.
+The engine runs in its own process (realtime.remote.RemoteEngine) so that painting, pyqtgraph and the spectra's
+FFTs never hold the audio callback's GIL; `in_process=True` (`fxmatch app --in-process`) uses a
+realtime.engine.LiveEngine in this process instead (same API). The window polls the engine on QTimers (frames at
+`fps`, status at 4 Hz) and updates existing widgets; the audio and the callback counters it reads come from shared
+memory. Every engine error is shown in the window (banner or dialog), never raised.
 """
 
 from __future__ import annotations
@@ -45,13 +48,15 @@ def _chain_key(chain: Sequence[tuple[str, Mapping[str, float]]]) -> tuple:
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    """fxmatch's desktop app window. `engine_options` are extra EngineConfig fields (hop_seconds, providers, ...)."""
+    """fxmatch's desktop app window. `engine_options` are extra EngineConfig fields (hop_seconds, providers, ...);
+    `in_process` runs the engine in this process (LiveEngine) instead of its own (RemoteEngine)."""
 
     def __init__(self, settings: AppSettings | None = None, model_path: str | None = None,
                  engine_options: Mapping[str, Any] | None = None, fps: float = 40.0,
-                 parent: QtWidgets.QWidget | None = None):
+                 parent: QtWidgets.QWidget | None = None, in_process: bool = False):
         super().__init__(parent)
         self.settings = settings or AppSettings()
+        self.in_process = bool(in_process)
         self.engine_options = dict(engine_options or {})
         self.engine = None
         self.worker: RefineWorker | None = None
@@ -225,7 +230,8 @@ class MainWindow(QtWidgets.QMainWindow):
         return values
 
     def start_engine(self) -> bool:
-        """Create and start a LiveEngine from the set-up; errors go to the panel's banner. True when running."""
+        """Create and start the engine from the set-up (its own process unless `in_process`); errors go to the
+        panel's banner. True when running."""
         self.stop_engine()
         self.setup.show_error(None)
         try:
@@ -238,9 +244,10 @@ class MainWindow(QtWidgets.QMainWindow):
                 raise FxmatchInputError("reference mode needs a target file: drop one on the Target field")
             try:
                 from realtime.engine import EngineConfig, LiveEngine
+                from realtime.remote import RemoteEngine
             except ImportError as exc:
                 raise FxmatchInputError(f"the real-time engine is not available ({exc})") from None
-            engine = LiveEngine(EngineConfig(**values))
+            engine = (LiveEngine if self.in_process else RemoteEngine)(EngineConfig(**values))
             try:
                 engine.start()
             except BaseException:

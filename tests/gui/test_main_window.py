@@ -1,8 +1,13 @@
-"""The main window over the real LiveEngine on a JACK dummy server (offscreen Qt, tiny model, looped files)."""
+"""The main window over the real engine on a JACK dummy server (offscreen Qt, tiny model, looped files).
+
+The window runs its engine in a process of its own (realtime.remote.RemoteEngine) unless told `in_process`.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 from PyQt6 import QtCore, QtWidgets
@@ -14,12 +19,11 @@ pytestmark = pytest.mark.audio
 WAIT_MS = 15000
 
 
-@pytest.fixture
-def window(qtbot, settings, tiny_model, signal_files, jack_server, no_leftover_windows):
-    """A MainWindow set to reference mode on the JACK server, the dry signal looped from a file."""
+def _window(qtbot, settings, tiny_model, signal_files, jack_server, in_process: bool = False):
     from gui.main_window import MainWindow
 
-    w = MainWindow(settings, model_path=str(tiny_model), engine_options={"dry_file": str(signal_files["dry"])})
+    w = MainWindow(settings, model_path=str(tiny_model), engine_options={"dry_file": str(signal_files["dry"])},
+                   in_process=in_process)
     qtbot.addWidget(w)
     p = w.setup
     p.set_mode("reference")
@@ -27,6 +31,13 @@ def window(qtbot, settings, tiny_model, signal_files, jack_server, no_leftover_w
     assert p.select_device_index(p.output_device, jack_server.device)
     p.target_file.setText(str(signal_files["target"]))
     w.show()
+    return w
+
+
+@pytest.fixture
+def window(qtbot, settings, tiny_model, signal_files, jack_server, no_leftover_windows):
+    """A MainWindow set to reference mode on the JACK server, the dry signal looped from a file (engine process)."""
+    w = _window(qtbot, settings, tiny_model, signal_files, jack_server)
     yield w
     w.close()
 
@@ -222,3 +233,30 @@ def test_closing_stops_the_engine_and_remembers_the_set_up(qtbot, settings, wind
     assert v["mode"] == "reference" and v["target_file"] == str(signal_files["target"])
     assert again.setup.device_name(again.setup.input_device) == window.setup.device_name(window.setup.input_device)
     again.close()
+
+
+def test_the_engine_runs_in_its_own_process_and_its_death_is_shown(qtbot, window):
+    from realtime.remote import RemoteEngine
+
+    _start(qtbot, window)
+    engine = window.engine
+    assert isinstance(engine, RemoteEngine) and engine.pid not in (None, os.getpid())
+    os.kill(engine.pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: window.engine is None, timeout=5000)
+    assert window.setup.error.isVisible() and "ended unexpectedly" in window.setup.error.text()
+    assert not window.setup.start.isChecked() and "\n" not in window.setup.error.text()
+    _start(qtbot, window)  # a new engine process
+    assert window.engine.pid not in (None, engine.pid) and not window.setup.error.isVisible()
+
+
+def test_in_process_engine_option_runs_the_live_engine_here(qtbot, settings, tiny_model, signal_files, jack_server,
+                                                           no_leftover_windows):
+    from realtime.engine import LiveEngine
+
+    w = _window(qtbot, settings, tiny_model, signal_files, jack_server, in_process=True)
+    try:
+        _start(qtbot, w)
+        assert type(w.engine) is LiveEngine and w.header.chain_label.text() == "Distortion"
+        qtbot.waitUntil(lambda: w.meters.target.level_db > -40, timeout=WAIT_MS)
+    finally:
+        w.close()
