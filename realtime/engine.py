@@ -21,7 +21,11 @@ callback, and watches the stream); the caller's thread (the GUI's), which only r
 
 Python's GIL is shared by all of them: a busy thread can delay the callback by up to the interpreter's switch
 interval (5 ms by default, about one 256-frame block at 48 kHz). `gil_switch_interval_s` (default 0.5 ms) is set
-while the engine runs and restored by `stop()`.
+while the engine runs and restored by `stop()`. That is a partial remedy only: a GUI in the same process still
+delays the callback (Qt painting and numpy hold the GIL for whole calls), which is why the desktop app runs the
+engine in its own process (realtime.remote.RemoteEngine, the same API). What the callback writes and readers poll
+(rings, callback durations, counters) lives in one `EngineBuffers` block, in this process's memory or in shared
+memory; `EngineReadings` holds the reads both engines share.
 """
 
 from __future__ import annotations

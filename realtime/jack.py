@@ -15,6 +15,13 @@ GUI tests use it the same way: start the server in a fixture, then point the app
 `server.device`. Each server gets a fresh name, so parallel runs do not collide; the dummy driver runs its
 clients at real-time pace with silent capture ports. Do not re-initialise PortAudio (this helper does it on
 start/stop) while a stream of another server is open.
+
+Engine processes (realtime.remote.RemoteEngine) work with it unchanged: a process spawned after `start()`
+inherits `JACK_DEFAULT_SERVER` and initialises PortAudio when it imports sounddevice, so it sees this server and
+lists the devices in the same order (the same `server.device` index). Stop engines before the server: an engine
+process closes PortAudio (Pa_Terminate) only while its stream is healthy and otherwise ends with os._exit, so a
+server that died under it cannot abort it on the way out; the parent process never opened a stream, but its own
+PortAudio still listed the server's devices, hence `stop()`'s shutdown order above.
 """
 
 from __future__ import annotations

@@ -296,3 +296,43 @@ def test_offline_blocks_run_in_the_engine_process(tiny_model):
         assert engine.telemetry().callbacks == 8
     finally:
         engine.stop()
+
+
+_LOSS = """
+import json, os, sys, time
+from realtime.jack import JackDummyServer
+from realtime.engine import EngineConfig
+from realtime.remote import RemoteEngine
+if __name__ == "__main__":
+    server = JackDummyServer().start()
+    e = RemoteEngine(EngineConfig(model_path=sys.argv[1], target_file=sys.argv[2], dry_file=sys.argv[2],
+                                  input_device=server.device, output_device=server.device, providers="cpu"))
+    e.start(); time.sleep(0.5)
+    pid = e.pid
+    server.process.kill(); server.process.wait()
+    t = time.monotonic()
+    while e.running and time.monotonic() - t < 10: time.sleep(0.05)
+    detected = time.monotonic() - t
+    t = time.monotonic(); e.stop(); stopped = time.monotonic() - t
+    print(json.dumps({"running": e.running, "error": e.telemetry().error, "detected_s": detected,
+                      "stop_s": stopped, "child_gone": not os.path.exists(f"/proc/{pid}")}))
+    sys.stdout.flush()
+    os._exit(0)  # this process's PortAudio listed the dead server's devices: skip its Pa_Terminate
+"""
+
+
+@pytest.mark.audio
+def test_server_loss_is_reported_by_the_engine_process_and_stop_does_not_hang(tiny_model, signal_files, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "loss.py"  # a file, not -c: the engine process re-imports the main module by path
+    script.write_text(_LOSS)
+    r = subprocess.run([sys.executable, str(script), str(tiny_model), str(signal_files["target"])],
+                       capture_output=True, text=True, timeout=60, check=False,
+                       cwd=Path(__file__).resolve().parents[2])
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["running"] is False and "no audio callbacks" in res["error"]
+    assert res["detected_s"] < 4.0 and res["stop_s"] < 3.0 and res["child_gone"]
