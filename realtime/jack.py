@@ -47,6 +47,66 @@ class JackUnavailable(FxmatchInputError):
     """jackd is missing or the server did not start."""
 
 
+REGISTRY = Path("/dev/shm/jack-shm-registry")
+_REGISTRY_MAGIC = 0x4A41434B  # "JACK"
+_MAX_SERVERS = 8
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def reap_stale_servers(registry: Path = REGISTRY) -> list[str]:
+    """Free the JACK shm registry's server slots of servers whose process is gone; returns their names.
+
+    JACK2 keeps at most 8 servers in /dev/shm/jack-shm-registry and frees a slot only when its server shuts down
+    cleanly: every jackd killed with SIGKILL (the server-loss tests do that; so does an OOM kill or an aborted CI
+    job) leaks one, and after 8 no server starts ("Too many servers already active"). Layout (JACK 1.9.x, POSIX
+    shm): header uint32 magic, uint16 protocol (+2 pad), int32 type, uint32 size, uint32 hdr_len, uint32
+    entry_len, then 8 server slots of (hdr_len - 24) / 8 bytes: int32 pid, char name[] ("jack-UID:NAME:"). A slot
+    is zeroed (what jackd does on a clean exit) only when its pid no longer exists; the leftover /dev/shm files of
+    that server are removed too. Unknown layouts are left alone.
+    """
+    import struct
+
+    try:
+        with open(registry, "r+b") as f:
+            head = f.read(24)
+            if len(head) < 24:
+                return []
+            magic, _proto, _type, _size, hdr_len, _entry = struct.unpack("<IHxxiIII", head)
+            slot = (hdr_len - 24) // _MAX_SERVERS
+            if magic != _REGISTRY_MAGIC or slot < 8 or 24 + slot * _MAX_SERVERS != hdr_len:
+                return []
+            f.seek(24)
+            table = f.read(slot * _MAX_SERVERS)
+            reaped = []
+            for i in range(_MAX_SERVERS):
+                entry = table[i * slot : (i + 1) * slot]
+                pid = struct.unpack_from("<i", entry)[0]
+                if pid <= 0 or _pid_alive(pid):
+                    continue
+                label = entry[4:].split(b"\0")[0].decode(errors="replace")
+                f.seek(24 + i * slot)
+                f.write(b"\0" * slot)
+                reaped.append(label.split(":")[1] if label.count(":") >= 2 else label)
+    except OSError:
+        return []
+    for name in reaped:
+        if not name:
+            continue
+        for leftover in registry.parent.glob(f"jack_*{name}_*"):  # jack_NAME_0_0, jack_sem.0_NAME_client
+            leftover.unlink(missing_ok=True)
+        log.info("freed the JACK registry slot of dead server %r", name)
+    return reaped
+
+
 def reinitialise_portaudio() -> None:
     """Re-initialise PortAudio so that its device list reflects the JACK servers reachable now (no stream open)."""
     import sounddevice as sd
@@ -105,6 +165,7 @@ class JackDummyServer:
         if self.process is not None:
             return self
         jackd = self.jackd_path()
+        reap_stale_servers()
         self._log = tempfile.NamedTemporaryFile(prefix="jackd-", suffix=".log", delete=False)  # noqa: SIM115 - lives as long as the server
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1", JACK_NO_START_SERVER="1")
         cmd = [jackd, "--no-realtime", "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period),

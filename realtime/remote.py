@@ -224,6 +224,7 @@ class _Child:
         self.alive = True
         self.exiting = False  # an expected end (stop): not an error
         self.last_snapshot = time.monotonic()
+        self.finalizer: weakref.finalize | None = None
 
     def kill(self) -> None:
         """SIGKILL the process (no-op when it already ended) and reap it (bounded)."""
@@ -302,7 +303,7 @@ class RemoteEngine(EngineReadings):
         proc.start()
         child_conn.close()  # only the child holds its end: its death closes the pipe here
         child = _Child(proc, parent_conn)
-        weakref.finalize(self, child.kill)  # a dropped engine takes its process with it
+        child.finalizer = weakref.finalize(self, child.kill)  # a dropped engine takes its process with it
         try:
             if not parent_conn.poll(SPAWN_TIMEOUT_S):
                 raise _Gone(f"did not report ready within {SPAWN_TIMEOUT_S:.0f} s")
@@ -469,13 +470,15 @@ class RemoteEngine(EngineReadings):
 
     def stop(self) -> None:
         """Stop the stream and end the engine process; idempotent, bounded (the process is killed after
-        STOP_TIMEOUT_S + 2 s)."""
+        STOP_TIMEOUT_S + 2 s, or at once when its stream already failed)."""
         with self._op_lock:
             child, self._child = self._child, None
             if child is None:
                 return
             was_running = child.alive and bool(self._snap.get("status", {}).get("running"))
-            if child.alive:
+            if child.alive and self._snap.get("status", {}).get("error") is None:
+                # a healthy engine stops its stream and closes PortAudio; one whose stream failed is killed at
+                # once (closing a stream whose server died can take seconds, and nothing is lost by killing it)
                 child.exiting = True
                 try:
                     self._call("exit", timeout=STOP_TIMEOUT_S, child=child)
@@ -485,6 +488,8 @@ class RemoteEngine(EngineReadings):
             child.proc.join(2.0)
             child.kill()
             child.alive = False
+            if child.finalizer is not None:
+                child.finalizer.detach()
             try:
                 child.conn.close()
             except OSError:

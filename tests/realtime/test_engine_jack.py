@@ -178,3 +178,28 @@ def test_server_loss_stops_the_engine_with_a_message_and_no_hang(tiny_model, sig
     res = json.loads(r.stdout.strip().splitlines()[-1])
     assert res["running"] is False and "no audio callbacks" in res["error"]
     assert res["detected_s"] < 4.0 and res["stop_s"] < 6.0
+
+
+def test_a_killed_servers_registry_slot_is_freed_for_the_next_server(tmp_path):
+    """jackd killed with SIGKILL keeps its slot in JACK's 8-server registry; the next JackDummyServer frees it."""
+    import os
+    import signal
+    import uuid
+
+    from realtime.jack import REGISTRY, JackDummyServer, reap_stale_servers
+
+    name = f"fxmatch-reap-{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen([JackDummyServer.jackd_path(), "--no-realtime", "-n", name, "-d", "dummy"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        t = time.monotonic()
+        while (not REGISTRY.exists() or name.encode() not in REGISTRY.read_bytes()) and time.monotonic() - t < 10:
+            time.sleep(0.05)
+        assert name.encode() in REGISTRY.read_bytes()
+        assert name not in reap_stale_servers()  # alive: left alone
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert name.encode() in REGISTRY.read_bytes()  # leaked by the kill
+    assert name in reap_stale_servers()
+    assert name.encode() not in REGISTRY.read_bytes() and not list(REGISTRY.parent.glob(f"jack_*{name}_*"))
