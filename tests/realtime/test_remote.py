@@ -280,9 +280,10 @@ def test_a_hung_engine_process_is_detected_and_killed(jack_server, tiny_model, s
         engine.stop()
 
 
-def test_offline_blocks_run_in_the_engine_process(tiny_model):
-    engine = RemoteEngine(EngineConfig(model_path=tiny_model, mode="capture", providers="cpu",
-                                       loudness_match=False))
+@pytest.mark.parametrize("kind", ENGINES)
+def test_offline_blocks_and_clip_flags_latch_until_read(kind, tiny_model):
+    engine = ENGINES[kind](EngineConfig(model_path=tiny_model, mode="capture", providers="cpu",
+                                        loudness_match=False))
     try:
         engine.set_chain(CHAIN)
         engine.prepare_offline(RATE)
@@ -294,8 +295,17 @@ def test_offline_blocks_run_in_the_engine_process(tiny_model):
         np.testing.assert_array_equal(out[:, 0], offline)
         np.testing.assert_array_equal(engine.recent_audio("matched", 2048), offline)
         assert engine.telemetry().callbacks == 8
+        assert not engine.levels().target_clip
+        loud = block[:256].copy()
+        loud[10, 1] = 1.0  # one full-scale target sample
+        engine.process_block(loud)
+        engine.process_block(block[:256])
+        lv = engine.levels()
+        assert lv.target_clip and not lv.dry_clip  # latched until read...
+        assert not engine.levels().target_clip  # ...and cleared by the read
     finally:
-        engine.stop()
+        if kind == "remote":
+            engine.stop()
 
 
 _LOSS = """
