@@ -159,3 +159,23 @@ def test_wta_warm_up_draws_only_random_candidates_then_the_classifier_top_k():
     assert candidate_counts(tiny(mode="naive"), 0, 4) == (4, 0)
     with pytest.raises(FxmatchInputError, match="explore_steps"):
         tiny(explore_steps=-1)
+
+
+def test_two_process_ddp_run_on_gloo_trains_and_checkpoints(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({**TINY, "device": "cpu"}))
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "fxmatch.cli", "train", str(tmp_path / "tiny.yaml"), "--out", str(tmp_path / "run")]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == TINY["steps"]
+    # every step saw batch_size examples on each of the 2 processes
+    assert sum(summary["wins"].values()) == TINY["steps"] * TINY["batch_size"] * 2
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert ckpt["step"] == TINY["steps"]
