@@ -96,7 +96,7 @@ def speed(batch: int, seconds: float, naive_slice: int, repeats: int) -> dict[st
                 sl = slice(off, off + e.spec.n_params)
             off += e.spec.n_params
 
-        def one() -> None:
+        def one(sl: slice = sl, single: Chain = single) -> None:
             u = unit[:, sl].clone().requires_grad_(True)
             single.process_normalised(x[:, None, :], u, SAMPLE_RATE).square().mean().backward()
 

@@ -35,35 +35,15 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.models import benchmark_model
+
 log = logging.getLogger("fxmatch.bench.gui")
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = ROOT / "models" / "fxmatch-default.onnx"
 EXAMPLE = ROOT / "examples" / "bass_compressor_chorus_reverb"
 RATE = 48000
 BLOCK = 256
 WARMUP_S = 2.0
-
-
-def _model(folder: Path, model: str | None) -> tuple[Path, str]:
-    """The given model, else the shipped one, else an untrained default-vocabulary encoder exported into `folder`."""
-    if model:
-        return Path(model), Path(model).name
-    if DEFAULT_MODEL.exists():
-        return DEFAULT_MODEL, f"shipped ({DEFAULT_MODEL.name})"
-    import torch
-
-    from export.onnx_export import build_metadata, export_encoder
-    from fxmatch.vocabulary import ChainVocabulary
-    from training.model import Encoder, EncoderConfig
-
-    torch.manual_seed(0)
-    encoder = Encoder(ChainVocabulary.default(), EncoderConfig()).eval()
-    meta = build_metadata(encoder, {"data": {"description": "untrained (benchmark stand-in)"}},
-                          name="untrained-default", version="0", window_seconds=2.0)
-    out = folder / "untrained.onnx"
-    export_encoder(encoder, out, meta)
-    return out, "untrained encoder of the default vocabulary and size (models/fxmatch-default.onnx absent)"
 
 
 def _engine_config(model: Path, device: int) -> dict[str, Any]:
@@ -201,7 +181,7 @@ def run(quick: bool = False, model: str | None = None, seconds: float | None = N
     results: dict[str, dict[str, Any]] = {k: {} for k in kinds}
     with tempfile.TemporaryDirectory(prefix="fxmatch-bench-gui-") as tmp:
         folder = Path(tmp)
-        model_path, model_note = _model(folder, model)
+        model_path, model_note = benchmark_model(folder, model)
         with JackDummyServer(rate=RATE, period=BLOCK) as server:
             for kind in kinds:
                 log.info("%s engine alone, %.0f s", kind, seconds)

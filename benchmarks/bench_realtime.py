@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.models import benchmark_model
+
 log = logging.getLogger("fxmatch.bench.realtime")
 
 RATE = 48000
@@ -42,27 +44,6 @@ FULL_CHAIN = (
 TARGET_CHAIN = (("Compressor", {"threshold_db": -24.0, "ratio": 6.0, "attack_ms": 3.0, "release_ms": 80.0}),
                 ("Chorus", {"rate_hz": 0.8, "depth": 0.4, "centre_delay_ms": 8.0, "feedback": 0.1, "mix": 0.5}),
                 ("Reverb", {"room_size": 0.6, "damping": 0.4, "wet_level": 0.3, "dry_level": 0.8}))
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "fxmatch-default.onnx"
-
-
-def _model(folder: Path) -> tuple[Path, str]:
-    """The shipped model, else an untrained default-vocabulary encoder exported into `folder`."""
-    if DEFAULT_MODEL.exists():
-        return DEFAULT_MODEL, f"shipped ({DEFAULT_MODEL.name})"
-    import torch
-
-    from export.onnx_export import build_metadata, export_encoder
-    from fxmatch.vocabulary import ChainVocabulary
-    from training.model import Encoder, EncoderConfig
-
-    torch.manual_seed(0)
-    encoder = Encoder(ChainVocabulary.default(), EncoderConfig()).eval()
-    meta = build_metadata(encoder, {"data": {"description": "untrained (benchmark stand-in)"}},
-                          name="untrained-default", version="0", window_seconds=2.0)
-    out = folder / "untrained-default.onnx"
-    export_encoder(encoder, out, meta)
-    return out, ("untrained encoder of the default vocabulary and size (models/fxmatch-default.onnx absent); "
-                 "timings are representative, estimates are not")
 
 
 def _signals(folder: Path) -> tuple[Path, Path]:
@@ -185,7 +166,7 @@ def run(quick: bool = False, seconds: float | None = None, model: str | None = N
         if model is not None:
             model_path, model_note = Path(model), f"given ({Path(model).name})"
         else:
-            model_path, model_note = _model(folder)
+            model_path, model_note = benchmark_model(folder)
         session = EstimatorSession(model_path, providers="auto", threads=1)
         dry, target = _signals(folder)
         result = _one(model_path, dry, target, 256, seconds)
