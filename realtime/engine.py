@@ -294,6 +294,23 @@ class EngineReadings:
     _buffers: EngineBuffers | None = None
     _sample_rate: int = 0
     _clip_seen: np.ndarray | None = None
+    _ab_position: str = "matched"
+    _frozen: bool = False
+
+    @property
+    def sample_rate(self) -> int:
+        """The device rate in use (Hz; 0 before start)."""
+        return self._sample_rate
+
+    @property
+    def ab_position(self) -> str:
+        """"target", "matched" or "dry": what the output plays (or fades to)."""
+        return self._ab_position
+
+    @property
+    def frozen(self) -> bool:
+        """Whether estimates are kept from changing the playing chain."""
+        return self._frozen
 
     def recent_audio(self, which: str, n_samples: int) -> np.ndarray:
         """The last `n_samples` (mono float32, device rate) of "dry" | "target" | "matched" | "output"."""
@@ -383,21 +400,6 @@ class LiveEngine(EngineReadings):
     def running(self) -> bool:
         """Whether the stream runs (False after stop() or after a stream error)."""
         return self._running
-
-    @property
-    def sample_rate(self) -> int:
-        """The device rate in use (Hz; 0 before start)."""
-        return self._sample_rate
-
-    @property
-    def ab_position(self) -> str:
-        """"target", "matched" or "dry": what the output plays (or fades to)."""
-        return self._ab_position
-
-    @property
-    def frozen(self) -> bool:
-        """Whether estimates are kept from changing the playing chain."""
-        return self._frozen
 
     # -- start / stop ----------------------------------------------------------------------------------------------
 

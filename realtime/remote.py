@@ -398,21 +398,6 @@ class RemoteEngine(EngineReadings):
         child = self._child
         return child is not None and child.alive and bool(self._snap.get("status", {}).get("running"))
 
-    @property
-    def sample_rate(self) -> int:
-        """The device rate in use (Hz; 0 before start)."""
-        return self._sample_rate
-
-    @property
-    def ab_position(self) -> str:
-        """"target", "matched" or "dry": what the output plays (or fades to)."""
-        return self._ab_position
-
-    @property
-    def frozen(self) -> bool:
-        """Whether estimates are kept from changing the playing chain."""
-        return self._frozen
-
     # -- start / stop ----------------------------------------------------------------------------------------------
 
     def _new_block(self, prep: dict[str, Any]) -> _SharedBlock:
