@@ -23,6 +23,7 @@ from collections.abc import Mapping
 import numba
 import numpy as np
 import torch
+from scipy.fft import next_fast_len
 
 from fxmatch.effects.spec import EffectSpec, ParamSpec, as_batch_param
 
@@ -69,22 +70,6 @@ def _tail_length(a: torch.Tensor) -> int:
     # A near-double pole decays like n * r**n: double the single-pole length and add a margin.
     length = 2.0 * math.log(_TAIL_DECAY) / math.log(radius) + 64.0
     return int(min(length, _MAX_TAIL))
-
-
-def _next_fast_length(n: int) -> int:
-    """Smallest 2**i * 3**j * 5**k that is >= n (an efficient FFT size)."""
-    best = 1 << max(0, (n - 1).bit_length())
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            size = p35
-            while size < n:
-                size *= 2
-            best = min(best, size)
-            p35 *= 3
-        p5 *= 5
-    return best
 
 
 class _SpectralFilter(torch.autograd.Function):
@@ -239,7 +224,7 @@ def _filter_recursive(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor) -> torc
 
 def _filter_spectral(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """Biquads `b`, `a` `[batch, 3]` applied by frequency sampling (any device) to `x` `[batch, channels, samples]`."""
-    n_fft = _next_fast_length(x.shape[-1] + _tail_length(a))
+    n_fft = next_fast_len(x.shape[-1] + _tail_length(a), real=True)
     response = _frequency_response(b, a, n_fft)  # [batch, bins]
     y, _ = _SpectralFilter.apply(x.contiguous(), response, n_fft)
     return y
