@@ -18,14 +18,14 @@ def test_phaser_twin_matches_pedalboard_within_60db(make_signal, sample_rate, ki
     assert result["snr_db"] >= 60.0, (params, result)
 
 
-def test_phaser_median_snr_over_random_draws_meets_aim(make_signal):
+def test_phaser_snr_over_random_draws_meets_the_per_case_bar(make_signal):
     rng = np.random.default_rng(1234)
     snrs = []
     for i in range(16):
         sample_rate = (44100, 48000)[i % 2]
         x = make_signal(("pluck", "chord")[i // 2 % 2], sample_rate, seconds=0.4, seed=i, channels=1 + i // 4 % 2)
         snrs.append(compare(["Phaser"], [phaser.SPEC.sample(rng)], x, sample_rate)["snr_db"])
-    assert np.median(snrs) >= 20.0, snrs
+    assert np.median(snrs) >= 60.0 and np.min(snrs) >= 60.0, snrs
 
 
 def test_phaser_extreme_params_match_pedalboard(make_signal):
