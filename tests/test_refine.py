@@ -25,8 +25,9 @@ def test_refine_arrays_moves_towards_the_truth_and_reports_progress():
     chain, report = refine_arrays(("Distortion",), [("Distortion", {"drive_db": 35.0})], dry, wet, RATE, steps=8,
                                   seconds=0.5, progress=lambda s, n, d: seen.append((s, n, d)))
     assert [s for s, _, _ in seen] == list(range(9)) and all(n == 8 for _, n, _ in seen)
-    assert report["kept"] == "refined" and report["distance_after"] < report["distance_before"]
-    assert abs(chain[0][1]["drive_db"] - 20.0) < 15.0
+    assert report["kept"] == "refined" and report["distance_after"] < 0.85 * report["distance_before"], report
+    assert [d for _, _, d in seen][-1] < seen[0][2] and report["distance_before"] == pytest.approx(seen[0][2])
+    assert 20.0 - 2.0 < chain[0][1]["drive_db"] < 33.0  # at least 2 dB of the 15 dB error corrected
 
 
 def test_refine_arrays_can_be_cancelled_between_steps():
