@@ -126,18 +126,26 @@ def test_demo_writes_the_report_image_and_markdown(demo_run, examples):
     assert leftovers == []  # atomic writes leave no temporary files
 
 
-def test_demo_refine_reports_the_twin_distance(model, tmp_path, capsys):
+def test_demo_refine_improves_a_wrong_estimate_and_reports_the_twin_distance(model, tmp_path, capsys):
+    """The tiny model's drive is off by a few dB on guitar_distortion: 2 steps move it towards the truth."""
     src = demo_cmd.DEFAULT_EXAMPLES
     index = json.loads((src / "examples.json").read_text())
     entry = next(e for e in index["examples"] if e["name"] == "guitar_distortion")
     for key in ("dry", "target"):
         shutil.copy(src / entry[key], tmp_path / entry[key])
     (tmp_path / "examples.json").write_text(json.dumps({**index, "examples": [entry]}))
-    out = tmp_path / "out"
-    assert main(["demo", "--model", str(model), "--examples", str(tmp_path), "-o", str(out), "--refine", "2"]) == 0
+    truth = entry["chain"][0]["params"]["drive_db"]
+    drives = {}
+    for steps in ("0", "2"):
+        out = tmp_path / f"out{steps}"
+        assert main(["demo", "--model", str(model), "--examples", str(tmp_path), "-o", str(out), "--refine", steps]) == 0
+        drives[steps] = read_preset(out / "guitar_distortion.fxpreset.json").chain[0].params["drive_db"]
     assert "refine     2 steps" in capsys.readouterr().out
-    refine = read_preset(out / "guitar_distortion.fxpreset.json").estimate["refine"]
-    assert refine["steps"] == 2 and refine["distance_after"] <= refine["distance_before"]
+    refine = read_preset(tmp_path / "out2" / "guitar_distortion.fxpreset.json").estimate["refine"]
+    assert refine["steps"] == 2 and refine["kept"] == "refined", refine
+    assert refine["distance_after"] < 0.8 * refine["distance_before"], refine
+    assert abs(drives["0"] - truth) > 2.0  # the case needs a wrong start
+    assert abs(drives["2"] - truth) < abs(drives["0"] - truth) - 1.0, drives
 
 
 def test_demo_without_the_shipped_model_says_so_and_writes_nothing(tmp_path, capsys, monkeypatch):
