@@ -197,8 +197,15 @@ def test_a_stream_that_stops_underneath_is_reported_and_the_window_recovers(qtbo
     assert not window.setup.error.isVisible()
 
 
-def test_refine_runs_in_a_worker_with_progress_and_applies_or_keeps(qtbot, window):
+def _drive(chain) -> float:
+    return dict(chain)["Distortion"]["drive_db"]
+
+
+def test_refine_runs_in_a_worker_with_progress_and_applies_the_better_params(qtbot, window):
+    """Target rendered at 25 dB, playing a deliberately wrong 35 dB: refine lowers the distance and applies it."""
     _start(qtbot, window)
+    window.apply_chain([("Distortion", {"drive_db": 35.0})], animate=False)
+    qtbot.waitUntil(lambda: _drive(window.engine.current_chain()) == pytest.approx(35.0), timeout=WAIT_MS)
     qtbot.waitUntil(lambda: window.refine_panel.button.isEnabled(), timeout=WAIT_MS)
     steps: list[int] = []
     assert window.start_refine(steps=4, seconds=1.0)
@@ -207,9 +214,12 @@ def test_refine_runs_in_a_worker_with_progress_and_applies_or_keeps(qtbot, windo
     qtbot.waitUntil(lambda: window.worker is None, timeout=60000)
     report = window.refine_report
     assert report is not None and report["steps"] == 4, window.refine_panel.note.text()
-    assert report["distance_after"] <= report["distance_before"]
-    if report["kept"] == "refined":
-        assert window.engine.frozen and "applied" in window.refine_panel.note.text()
+    assert steps and steps[-1] == 4, steps
+    assert report["kept"] == "refined", report
+    assert report["distance_after"] < 0.95 * report["distance_before"], report
+    assert "applied" in window.refine_panel.note.text() and window.engine.frozen
+    qtbot.waitUntil(lambda: _drive(window.engine.current_chain()) < 34.0, timeout=WAIT_MS)
+    assert _drive(window.engine.current_chain()) > 25.0 - 2.0
     assert window.refine_panel.button.isEnabled()
     # cancel
     assert window.start_refine(steps=500, seconds=1.0)
