@@ -28,10 +28,22 @@ def supervised_step(
     params: torch.Tensor,
     param_mask: torch.Tensor,
     ce_weight: float = 1.0,
+    presence_weight: float = 0.0,
+    membership: torch.Tensor | None = None,
 ) -> StepResult:
-    """Supervised loss: masked MSE of the true chain's params `[batch, n_params]` + CE to the true chain `[batch]`."""
+    """Supervised loss: masked MSE of the true chain's params `[batch, n_params]` + CE to the true chain `[batch]`.
+
+    With `presence_weight` > 0 and `membership` `[n_chains, n_effects]`, plus the binary cross-entropy of each
+    effect's presence probability (the chain probabilities summed over the chains that hold it) against the truth.
+    """
     logits, predicted = model(y)
     mine = predicted[torch.arange(predicted.shape[0], device=predicted.device), chain]  # [batch, n_params]
     mse = ((mine - params) ** 2 * param_mask).sum() / param_mask.sum().clamp_min(1.0)
     ce = F.cross_entropy(logits, chain)
-    return StepResult(mse + ce_weight * ce + anchor(logits, predicted), mse, ce, chain, 0)
+    loss = mse + ce_weight * ce
+    if presence_weight > 0 and membership is not None:
+        marginals = torch.softmax(logits, dim=1) @ membership  # [batch, n_effects]
+        present = membership[chain]
+        bce = F.binary_cross_entropy(marginals.clamp(1e-6, 1 - 1e-6), present)
+        loss = loss + presence_weight * bce
+    return StepResult(loss + anchor(logits, predicted), mse, ce, chain, 0)

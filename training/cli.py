@@ -17,6 +17,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML config file (see configs/tiny.yaml, configs/default.yaml)")
     parser.add_argument("--out", metavar="DIR", help="output folder (default: runs/<config name>)")
     parser.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config knob (YAML value), e.g. --set steps=40; repeatable")
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """`["steps=40", "lr=1e-3"]` -> {"steps": 40, "lr": 0.001}; FxmatchInputError for an item without '='."""
+    import yaml
+
+    from fxmatch.errors import FxmatchInputError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise FxmatchInputError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise FxmatchInputError(f"--set {key.strip()}: {value!r} is not a YAML value") from None
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from training.config import load_config  # torch comes with it: imported only when training
     from training.trainer import train
 
-    config = load_config(args.config)
+    config = load_config(args.config, parse_overrides(args.set))
     out = Path(args.out) if args.out else Path("runs") / config.name
     summary = train(config, out, resume=args.resume)
     if summary.get("world_size", 1) == 1 or _is_main():

@@ -32,13 +32,19 @@ class TrainConfig:
     seed: int = 0
     mode: str = "wta"  # wta | naive (all chains every step) | supervised (baseline i) | full_chain (baseline ii)
     device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun, auto picks cuda:LOCAL_RANK)
+    torch_threads: int = 0  # intra-op threads of the training process (0: PyTorch's default)
     # vocabulary
     effects: list[str] = field(default_factory=lambda: list(EFFECT_NAMES))
     max_length: int = 3
     allow_permutations: bool = False
     # data
-    source: str = "synth"  # synth | folder | midi
-    source_path: str | None = None  # folder of WAV/FLAC (folder), or a soundfont (midi)
+    source: str = "synth"  # synth | folder | midi | mix
+    source_path: str | None = None  # folder of WAV/FLAC (folder), or a soundfont (midi, when soundfont is unset)
+    source_mix: dict[str, float] | None = None  # mix: source kind -> weight, e.g. {synth: 0.4, midi: 0.6}
+    soundfont: str | None = None  # General MIDI soundfont of the midi source (None: the system's)
+    midi_pool: int = 0  # midi: phrases rendered once and reused with fresh chains (0: render every clip)
+    pool_cache_dir: str | None = None  # where the midi pool is cached (None: not cached)
+    level_jitter_db: float = 0.0  # dry level varied uniformly within ± this many dB per example
     instruments: list[str] | None = None  # synth instruments (None: all)
     sample_rate: int = 44100
     clip_seconds: float = 2.0
@@ -58,6 +64,10 @@ class TrainConfig:
     hidden: int = 512
     dropout: float = 0.1
     param_sharing: str = "chain"  # chain (one param set per candidate chain) | effect (one per effect, shared)
+    time_pools: list[int] | None = None  # time pooling per 2-D block (None: 2 each)
+    tcn_dilations: list[int] = field(default_factory=list)  # dilated 1-D convolutions over frames (empty: none)
+    tcn_channels: int = 192
+    chain_scoring: str = "chain"  # chain (a logit per chain) | presence (chain scores from per-effect presence)
     # winner-takes-all
     top_k: int = 4  # candidates from the classifier's top scores
     n_explore: int = 2  # extra random candidate chains per example
@@ -66,6 +76,7 @@ class TrainConfig:
     temperature_end: float = 0.01  # reached after anneal_steps, then the hard min (0)
     anneal_steps: int = 2000
     ce_weight: float = 1.0  # weight of the chain classifier's cross-entropy
+    presence_weight: float = 0.0  # supervised: weight of the BCE of per-effect presence (chain marginals)
     fft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512, 256])
     # optimisation
     steps: int = 10000
@@ -131,6 +142,15 @@ def validate(config: TrainConfig) -> None:
 
     need(config.mode in MODES, "mode", f"one of {', '.join(MODES)}")
     need(config.param_sharing in ("chain", "effect"), "param_sharing", "chain or effect")
+    need(config.chain_scoring in ("chain", "presence"), "chain_scoring", "chain or presence")
+    need(config.time_pools is None or (len(config.time_pools) == len(config.channels)
+                                       and all(p >= 1 for p in config.time_pools)),
+         "time_pools", "one factor >= 1 per entry of channels")
+    need(all(d >= 1 for d in config.tcn_dilations), "tcn_dilations", "a list of ints >= 1")
+    need(config.tcn_channels >= 1, "tcn_channels", "at least 1")
+    need(config.midi_pool >= 0, "midi_pool", "at least 0")
+    need(0 <= config.level_jitter_db <= 40, "level_jitter_db", "between 0 and 40")
+    need(config.source != "mix" or bool(config.source_mix), "source_mix", "a mapping of source kind to weight")
     need(config.source in SOURCE_KINDS, "source", f"one of {', '.join(SOURCE_KINDS)}")
     need(config.renderer in RENDERERS, "renderer", f"one of {', '.join(RENDERERS)}")
     unknown = [e for e in config.effects if e not in EFFECT_NAMES]
@@ -140,9 +160,9 @@ def validate(config: TrainConfig) -> None:
     for key in ("sample_rate", "n_fft", "hop_length", "n_mels", "hidden", "steps", "batch_size", "top_k",
                 "log_every", "checkpoint_every"):
         need(getattr(config, key) >= 1, key, "at least 1")
-    for key in ("n_explore", "explore_steps", "anneal_steps", "warmup_steps", "train_examples", "num_workers"):
+    for key in ("torch_threads", "n_explore", "explore_steps", "anneal_steps", "warmup_steps", "train_examples", "num_workers"):
         need(getattr(config, key) >= 0, key, "at least 0")
-    for key in ("temperature_start", "temperature_end", "ce_weight", "weight_decay", "grad_clip"):
+    for key in ("temperature_start", "temperature_end", "ce_weight", "presence_weight", "weight_decay", "grad_clip"):
         need(getattr(config, key) >= 0, key, "a number >= 0")
     need(config.clip_seconds > 0, "clip_seconds", "positive")
     need(config.lr > 0, "lr", "positive")

@@ -106,11 +106,13 @@ class TargetDataset(torch.utils.data.Dataset):
         length: int = 1_000_000,
         renderer: str = "pedalboard",
         chain_weights: Mapping[str, float] | None = None,
+        level_jitter_db: float = 0.0,
     ):
         if renderer not in RENDERERS:
             raise FxmatchInputError(f"unknown renderer {renderer!r}; known: {', '.join(RENDERERS)}")
         self.source, self.vocab, self.seed, self.length, self.renderer = source, vocab, int(seed), int(length), renderer
         self.chain_weights = dict(chain_weights or {})
+        self.level_jitter_db = float(level_jitter_db)
         self.probabilities = chain_probabilities(vocab, chain_weights)
 
     @property
@@ -126,11 +128,25 @@ class TargetDataset(torch.utils.data.Dataset):
         k = int(rng.choice(self.vocab.n_chains, p=self.probabilities))
         return k, [self.vocab.effect(name).sample(rng) for name in self.vocab.chains[k]]
 
+    def level_gain(self, index: int) -> np.float32:
+        """Linear gain of example `index`'s dry clip: uniform in ±`level_jitter_db` dB (1 when no jitter).
+
+        A compressor's or a distortion's sound depends on the input level, so the data varies it around the
+        sources' reference loudness; the peak stays below 0 dBFS.
+        """
+        if self.level_jitter_db <= 0:
+            return np.float32(1.0)
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x1E7E1, int(index)]))
+        return np.float32(10.0 ** (rng.uniform(-self.level_jitter_db, self.level_jitter_db) / 20.0))
+
     def example(self, index: int) -> dict[str, Any]:
         """Example `index` as numpy arrays plus its chain names and params in units."""
         if not 0 <= index < self.length:
             raise IndexError(f"example {index} outside [0, {self.length})")
-        x = self.source.clip(index)
+        x = self.source.clip(index) * self.level_gain(index)
+        peak = float(np.max(np.abs(x))) if x.size else 0.0
+        if peak > 0.99:
+            x = x * np.float32(0.99 / peak)
         k, params = self.draw(index)
         names = self.vocab.chains[k]
         if self.renderer == "pedalboard":
@@ -148,7 +164,7 @@ class TargetDataset(torch.utils.data.Dataset):
     def describe(self) -> dict[str, Any]:
         """JSON-ready description of the data (goes into checkpoints and model cards)."""
         return {"source": self.source.describe(), "seed": self.seed, "renderer": self.renderer,
-                "chain_weights": self.chain_weights, "length": self.length}
+                "chain_weights": self.chain_weights, "length": self.length, "level_jitter_db": self.level_jitter_db}
 
 
 def to_tensors(example: Mapping[str, Any]) -> dict[str, torch.Tensor]:

@@ -67,7 +67,8 @@ LOGMEL = {"n_fft": 2048, "hop_length": 512, "n_mels": 64, "f_min": 20.0, "eps": 
 NO_EFFECT, MEAN_PRESET, ORACLE = "no effect", "mean preset", "oracle (twins)"
 #: TrainConfig keys that describe the data (the rest of a training config does not change the held-out set)
 DATA_KEYS = ("seed", "effects", "max_length", "allow_permutations", "source", "source_path", "instruments",
-             "sample_rate", "clip_seconds", "rms_dbfs", "heldout_fraction", "chain_weights")
+             "sample_rate", "clip_seconds", "rms_dbfs", "heldout_fraction", "chain_weights", "source_mix", "soundfont",
+             "midi_pool", "pool_cache_dir", "level_jitter_db")
 
 Preset = list[tuple[str, dict[str, float]]]
 
@@ -132,7 +133,8 @@ def heldout_config(info: ModelInfo, seed: int | None = None):
         values["max_length"] = max((len(c) for c in info.chains), default=0)
     if "source" not in values:
         kind = str(source.get("kind", "SynthSource"))
-        values["source"] = {"SynthSource": "synth", "FolderSource": "folder", "MidiSource": "midi"}.get(kind, "synth")
+        values["source"] = {"SynthSource": "synth", "FolderSource": "folder", "MidiSource": "midi",
+                            "PooledSource": "midi", "MixedSource": "mix"}.get(kind, "synth")
     if seed is not None:
         values["seed"] = int(seed)
     values["renderer"] = "pedalboard"  # the hidden generator, whatever the model trained on

@@ -1,7 +1,15 @@
 """The encoder f_θ: raw audio -> log-mel (inside the model, ONNX-exportable) -> CNN -> chain logits and params.
 
-Every op exports to ONNX with dynamic batch and length: the STFT is a strided `conv1d` with a fixed Hann-windowed
-DFT basis (no `torch.stft`), the mel filterbank a matrix product with a buffer, pooling over time a mean and a max.
+Every op exports to ONNX with dynamic batch and length: while exporting, the STFT is a strided `conv1d` with a
+fixed Hann-windowed DFT basis (no `torch.stft`); in training and PyTorch inference the same spectrogram comes from
+`torch.stft` (about 9x cheaper on a CPU, equal to float tolerance: tests/training/test_model.py). The mel filterbank
+is a matrix product with a buffer; time structure (echoes, modulation) is read by an optional stack of dilated 1-D
+convolutions over frames before pooling over time (mean, max and standard deviation).
+
+Chain scoring: "chain" gives one free logit per candidate chain; "presence" scores chain k from per-effect presence
+logits l_e as sum_e [e in k] log σ(l_e) + [e not in k] log σ(-l_e), so a chain's probability is the product of
+its effects' presence probabilities (renormalised over the candidates), and a win teaches every chain that shares
+its effects.
 Outputs follow DESIGN.md's model contract: `chain_logits` `[batch, n_chains]`, `params` `[batch, n_chains,
 n_params]` in [0, 1] (the vocabulary's shared layout: effect e's values of candidate k in `params[:, k, slice_e]`).
 """
@@ -46,7 +54,9 @@ def mel_filterbank(n_fft: int, sample_rate: float, n_mels: int, f_min: float, f_
 class LogMel(nn.Module):
     """Log-mel spectrogram of `[batch, samples]` audio -> `[batch, n_mels, frames]` (natural log of power + 1e-8).
 
-    Frames are `1 + samples // hop_length` (zero padding of n_fft // 2 on both sides, as a centred STFT).
+    Frames are `1 + samples // hop_length` (zero padding of n_fft // 2 on both sides, as a centred STFT). The power
+    spectrum comes from `torch.stft` unless an ONNX export is running (or `use_fft` is False): then from the
+    equivalent conv1d DFT, which every ONNX runtime supports.
     """
 
     def __init__(self, sample_rate: int, n_fft: int, hop_length: int, n_mels: int, f_min: float, f_max: float):
@@ -62,15 +72,28 @@ class LogMel(nn.Module):
         sin = -np.sin(2.0 * np.pi * k * n / n_fft) * window * scale
         basis = np.concatenate([cos, sin], axis=0)[:, None, :]
         self.register_buffer("basis", torch.from_numpy(basis.astype(np.float32)), persistent=False)
+        self.register_buffer("window", torch.from_numpy((window * scale).astype(np.float32)), persistent=False)
         self.register_buffer("mel", torch.from_numpy(fb[:, :n_bins]), persistent=False)
         self.n_bins = n_bins
+        self.use_fft = True
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        """`[batch, samples]` -> `[batch, n_mels, frames]`."""
+    def power_dft(self, audio: torch.Tensor) -> torch.Tensor:
+        """Power spectrum `[batch, n_bins, frames]` by the conv1d DFT (the exported form)."""
         pad = self.n_fft // 2
         frames = F.conv1d(F.pad(audio.unsqueeze(1), (pad, pad)), self.basis, stride=self.hop_length)
         re, im = frames[:, : self.n_bins], frames[:, self.n_bins :]
-        power = re * re + im * im
+        return re * re + im * im
+
+    def power_fft(self, audio: torch.Tensor) -> torch.Tensor:
+        """Power spectrum `[batch, n_bins, frames]` by `torch.stft` (same window, scale, padding and frames)."""
+        spec = torch.stft(audio, self.n_fft, self.hop_length, window=self.window, center=True, pad_mode="constant",
+                          return_complex=True)[:, : self.n_bins]
+        return spec.real.square() + spec.imag.square()
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        """`[batch, samples]` -> `[batch, n_mels, frames]`."""
+        fft = self.use_fft and not torch.onnx.is_in_onnx_export() and audio.shape[-1] > self.n_fft // 2
+        power = self.power_fft(audio) if fft else self.power_dft(audio)
         return torch.log(torch.matmul(self.mel, power) + 1e-8)
 
 
@@ -91,9 +114,41 @@ class EncoderConfig:
     #: holds it (broadcast to `[batch, n_chains, n_params]`, so the outputs keep their shape). Sharing lets a win
     #: of any chain train the parameters of its effects for all chains, a guard against hypothesis collapse.
     param_sharing: str = "chain"
+    #: time pooling factor after each 2-D block (None: 2 after every block); frequency always pools by 2
+    time_pools: list[int] | None = None
+    #: dilations of the residual 1-D convolutions over frames after the 2-D blocks (empty: none)
+    tcn_dilations: list[int] = field(default_factory=list)
+    tcn_channels: int = 192
+    #: "chain": a free logit per candidate chain; "presence": chain logits from per-effect presence logits
+    chain_scoring: str = "chain"
 
 
 PARAM_SHARING = ("chain", "effect")
+CHAIN_SCORING = ("chain", "presence")
+
+
+class DilatedResidual(nn.Module):
+    """`x + conv1x1(relu(bn(dilated conv(x))))` over frames: `[batch, channels, frames]` in and out."""
+
+    def __init__(self, channels: int, dilation: int):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False)
+        self.norm = nn.BatchNorm1d(channels)
+        self.mix = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mix(F.relu(self.norm(self.conv(x))))
+
+
+def chain_membership(vocab: ChainVocabulary) -> np.ndarray:
+    """`[n_chains, n_effects]` float32: 1 where effect e is in chain k."""
+    names = vocab.effect_names
+    return np.array([[float(n in chain) for n in names] for chain in vocab.chains], dtype=np.float32)
+
+
+def presence_to_chain_logits(presence_logits: torch.Tensor, membership: torch.Tensor) -> torch.Tensor:
+    """Chain logits `[batch, n_chains]` from presence logits `[batch, n_effects]` and membership `[n_chains, n_effects]`."""
+    return F.logsigmoid(presence_logits) @ membership.T + F.logsigmoid(-presence_logits) @ (1.0 - membership).T
 
 
 class Encoder(nn.Module):
@@ -106,24 +161,42 @@ class Encoder(nn.Module):
         c = self.cfg
         if c.param_sharing not in PARAM_SHARING:
             raise ValueError(f"param_sharing must be one of {PARAM_SHARING}, got {c.param_sharing!r}")
+        if c.chain_scoring not in CHAIN_SCORING:
+            raise ValueError(f"chain_scoring must be one of {CHAIN_SCORING}, got {c.chain_scoring!r}")
+        time_pools = list(c.time_pools) if c.time_pools is not None else [2] * len(c.channels)
+        if len(time_pools) != len(c.channels) or any(p < 1 for p in time_pools):
+            raise ValueError(f"time_pools needs one factor >= 1 per 2-D block ({len(c.channels)}), got {time_pools}")
         self.frontend = LogMel(c.sample_rate, c.n_fft, c.hop_length, c.n_mels, c.f_min, min(c.f_max, c.sample_rate / 2))
         self.input_norm = nn.BatchNorm2d(1)
         blocks: list[nn.Module] = []
         in_ch = 1
-        for out_ch in c.channels:
+        for out_ch, time_pool in zip(c.channels, time_pools):
             blocks += [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(),
-                       nn.MaxPool2d(2, ceil_mode=True)]
+                       nn.MaxPool2d((2, time_pool), ceil_mode=True)]
             in_ch = out_ch
         self.cnn = nn.Sequential(*blocks)
         freq = c.n_mels
         for _ in c.channels:
             freq = math.ceil(freq / 2)
+        width = in_ch * freq
+        if c.tcn_dilations:
+            self.tcn: nn.Module = nn.Sequential(nn.Conv1d(width, c.tcn_channels, 1),
+                                                *[DilatedResidual(c.tcn_channels, d) for d in c.tcn_dilations])
+            width = c.tcn_channels
+            pooled = 3 * width  # mean, max and standard deviation over frames
+        else:
+            self.tcn = nn.Identity()
+            pooled = 2 * width  # mean and max over frames (the v1/v2 encoder)
         self.trunk = nn.Sequential(
-            nn.Linear(2 * in_ch * freq, c.hidden), nn.ReLU(), nn.Dropout(c.dropout),
+            nn.Linear(pooled, c.hidden), nn.ReLU(), nn.Dropout(c.dropout),
             nn.Linear(c.hidden, c.hidden), nn.ReLU(),
         )
         self.n_chains, self.n_params = vocab.n_chains, vocab.n_params
-        self.chain_head = nn.Linear(c.hidden, self.n_chains)
+        if c.chain_scoring == "presence":
+            self.chain_head = nn.Linear(c.hidden, len(vocab.effects))
+            self.register_buffer("membership", torch.from_numpy(chain_membership(vocab)), persistent=False)
+        else:
+            self.chain_head = nn.Linear(c.hidden, self.n_chains)
         self.param_sets = self.n_chains if c.param_sharing == "chain" else 1
         self.param_head = nn.Linear(c.hidden, self.param_sets * max(1, self.n_params))
 
@@ -142,13 +215,21 @@ class Encoder(nn.Module):
         mel = self.frontend(audio).unsqueeze(1)  # [batch, 1, n_mels, frames]
         h = self.cnn(self.input_norm(mel))  # [batch, C, F, T]
         h = h.flatten(1, 2)  # [batch, C * F, T]
-        pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1)
+        if self.cfg.tcn_dilations:
+            h = self.tcn(h)  # [batch, tcn_channels, T]
+            mean = h.mean(dim=-1)
+            std = (h - mean.unsqueeze(-1)).square().mean(dim=-1).add(1e-6).sqrt()
+            pooled = torch.cat([mean, h.amax(dim=-1), std], dim=1)
+        else:
+            pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1)
         return self.trunk(pooled)
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """audio `[batch, samples]` at `sample_rate` -> chain_logits `[batch, n_chains]`, params in [0, 1]."""
         h = self.features(audio)
         logits = self.chain_head(h)
+        if self.cfg.chain_scoring == "presence":
+            logits = presence_to_chain_logits(logits, self.membership)
         params = torch.sigmoid(self.param_head(h)).reshape(-1, self.param_sets, max(1, self.n_params))
         if self.param_sets != self.n_chains:
             params = params.expand(-1, self.n_chains, -1)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import shutil
 import struct
 import subprocess
 import tempfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -453,15 +454,19 @@ def _var_len(value: int) -> bytes:
     return bytes(reversed(out))
 
 
-def midi_file_bytes(program: int, notes: Sequence[tuple[float, float, int, int]], bpm: float = 120.0) -> bytes:
-    """A one-track Standard MIDI File: `notes` are (onset_s, duration_s, pitch, velocity) on channel 0."""
+def midi_file_bytes(program: int, notes: Sequence[tuple[float, float, int, int]], bpm: float = 120.0,
+                    programs: Sequence[tuple[float, int]] = ()) -> bytes:
+    """A one-track Standard MIDI File: `notes` are (onset_s, duration_s, pitch, velocity) on channel 0.
+
+    `programs` are (time_s, program) changes after the first `program` (phrases of several instruments in one file).
+    """
     ticks_per_beat = 480
     to_ticks = lambda s: round(s * bpm / 60.0 * ticks_per_beat)
-    events = [(0, bytes([0xC0, program]))]
+    events = [(0, bytes([0xC0, program]))] + [(to_ticks(t), bytes([0xC0, p])) for t, p in programs if t > 0]
     for onset, duration, pitch, velocity in notes:
         events.append((to_ticks(onset), bytes([0x90, pitch, velocity])))
         events.append((to_ticks(onset + duration), bytes([0x80, pitch, 0])))
-    events.sort(key=lambda e: (e[0], e[1][0] == 0x90))
+    events.sort(key=lambda e: (e[0], e[1][0] == 0x90))  # note-offs and program changes first
     track, now = bytearray(), 0
     tempo = round(60_000_000 / bpm)
     track += b"\x00\xff\x51\x03" + tempo.to_bytes(3, "big")
@@ -511,27 +516,154 @@ class MidiSource(DrySource):
                  for o, e in zip(onsets, ends)]
         return program, notes
 
-    def clip(self, index: int) -> np.ndarray:
-        """Clip `index` rendered by FluidSynth, float32 `[clip_samples]`."""
-        program, notes = self.phrase(index)
+    def _render(self, phrases: Sequence[tuple[int, list[tuple[float, float, int, int]]]], slot_s: float) -> np.ndarray:
+        """Phrases placed `slot_s` apart in one MIDI file, rendered by one FluidSynth call: mono `[samples]`.
+
+        FluidSynth's own reverb and chorus are off: the clips must be dry, or the data would hold effects that no
+        label names.
+        """
+        events: list[tuple[float, float, int, int]] = []
+        programs: list[tuple[float, int]] = []
+        for i, (program, notes) in enumerate(phrases):
+            programs.append((i * slot_s, program))
+            events += [(i * slot_s + o, d, p, v) for o, d, p, v in notes]
         with tempfile.TemporaryDirectory(prefix="fxmatch-midi-") as tmp:
             mid, wav = Path(tmp) / "clip.mid", Path(tmp) / "clip.wav"
-            mid.write_bytes(midi_file_bytes(program, notes))
-            cmd = [self.binary, "-ni", "-g", "1.0", "-r", str(self.sample_rate), "-F", str(wav), str(self.soundfont),
-                   str(mid)]
-            subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+            mid.write_bytes(midi_file_bytes(programs[0][1], events, programs=programs))
+            cmd = [self.binary, "-ni", "-R", "0", "-C", "0", "-g", "1.0", "-r", str(self.sample_rate), "-F",
+                   str(wav), str(self.soundfont), str(mid)]
+            subprocess.run(cmd, check=True, capture_output=True, timeout=60 + 2 * slot_s * len(phrases))
             data, rate = soundfile.read(str(wav), dtype="float32", always_2d=True)
         mono = data.mean(axis=1)
         if rate != self.sample_rate:
             mono = soxr.resample(mono, rate, self.sample_rate)
-        mono = np.pad(mono[: self.clip_samples], (0, max(0, self.clip_samples - mono.size)))
-        return normalise_loudness(mono, self.rms_dbfs)
+        return mono
+
+    def clips(self, indices: Sequence[int]) -> list[np.ndarray]:
+        """Clips `indices` rendered together by one FluidSynth call (loading the soundfont once), as `clip` gives."""
+        slot_s = self.clip_seconds + 1.0
+        mono = self._render([self.phrase(i) for i in indices], slot_s)
+        out = []
+        for j in range(len(indices)):
+            start = round(j * slot_s * self.sample_rate)
+            piece = mono[start: start + self.clip_samples]
+            out.append(normalise_loudness(np.pad(piece, (0, max(0, self.clip_samples - piece.size))), self.rms_dbfs))
+        return out
+
+    def clip(self, index: int) -> np.ndarray:
+        """Clip `index` rendered by FluidSynth, float32 `[clip_samples]`."""
+        return self.clips([index])[0]
 
     def describe(self) -> dict:
         return {**super().describe(), "seed": self.seed, "soundfont": str(self.soundfont), "rms_dbfs": self.rms_dbfs}
 
 
-SOURCE_KINDS: tuple[str, ...] = ("synth", "folder", "midi")
+class PooledSource(DrySource):
+    """A fixed pool of `pool_size` clips of an expensive source, rendered once (and cached on disk), reused forever.
+
+    Clip `index` is a random `clip_seconds` window of pool clip `index % pool_size` (the inner source's clips are
+    longer), re-normalised; with fresh chains and parameters per example, a few thousand dry clips serve hundreds of
+    thousands of examples. The cache is `cache_dir/pool-<digest>.npy` (int16), keyed by the inner source's
+    description and the pool size; it is written atomically.
+    """
+
+    def __init__(self, inner: DrySource, pool_size: int, clip_seconds: float, rms_dbfs: float = -20.0,
+                 cache_dir: str | Path | None = None, batch: int = 64):
+        if pool_size < 1:
+            raise FxmatchInputError(f"pool size must be at least 1, got {pool_size}")
+        if inner.clip_seconds < clip_seconds:
+            raise FxmatchInputError("a pooled source's inner clips must be at least as long as its clips")
+        self.inner, self.pool_size, self.batch = inner, int(pool_size), int(batch)
+        self.sample_rate, self.clip_seconds, self.split = inner.sample_rate, float(clip_seconds), inner.split
+        self.rms_dbfs = float(rms_dbfs)
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.n_clips = None
+        self._pool: np.ndarray | None = None
+
+    def cache_path(self) -> Path | None:
+        """Where the pool is cached (None: not cached)."""
+        if self.cache_dir is None:
+            return None
+        import hashlib
+        import json
+
+        key = json.dumps({"inner": self.inner.describe(), "pool_size": self.pool_size}, sort_keys=True)
+        return self.cache_dir / f"pool-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npy"
+
+    def _render_pool(self) -> np.ndarray:
+        pool = np.zeros((self.pool_size, self.inner.clip_samples), dtype=np.int16)
+        many = getattr(self.inner, "clips", None)
+        for start in range(0, self.pool_size, self.batch):
+            indices = list(range(start, min(self.pool_size, start + self.batch)))
+            clips = many(indices) if many else [self.inner.clip(i) for i in indices]
+            for i, c in zip(indices, clips):
+                pool[i] = np.round(np.clip(c, -1.0, 1.0) * 32767.0).astype(np.int16)
+            log.info("dry pool: %d / %d clips", indices[-1] + 1, self.pool_size)
+        return pool
+
+    @property
+    def pool(self) -> np.ndarray:
+        """The pool `[pool_size, inner clip samples]` int16 (rendered or read from the cache on first use)."""
+        if self._pool is None:
+            path = self.cache_path()
+            if path is not None and path.is_file():
+                self._pool = np.load(path, mmap_mode="r")
+            else:
+                self._pool = self._render_pool()
+                if path is not None:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                    with open(tmp, "wb") as fh:
+                        np.save(fh, self._pool)
+                    os.replace(tmp, path)
+        return self._pool
+
+    def clip(self, index: int) -> np.ndarray:
+        """A `clip_seconds` window of pool clip `index % pool_size`, float32 `[clip_samples]`, RMS at `rms_dbfs`."""
+        if index < 0:
+            raise IndexError(f"clip index must be >= 0, got {index}")
+        source = self.pool[index % self.pool_size]
+        rng = np.random.default_rng(np.random.SeedSequence([self.pool_size, _split_id(self.split), int(index), 11]))
+        start = int(rng.integers(0, source.size - self.clip_samples + 1))
+        window = source[start: start + self.clip_samples].astype(np.float32) / 32767.0
+        if float(np.sqrt(np.mean(window.astype(np.float64) ** 2))) < 1e-4:  # a silent stretch: take the start
+            window = source[: self.clip_samples].astype(np.float32) / 32767.0
+        return normalise_loudness(window, self.rms_dbfs)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "pool_size": self.pool_size, "inner": self.inner.describe()}
+
+
+class MixedSource(DrySource):
+    """Clip `index` comes from one of several sources, picked by weight from the seed stream (seed, split, index)."""
+
+    def __init__(self, sources: Mapping[str, DrySource], weights: Mapping[str, float], seed: int = 0):
+        if not sources or set(sources) != set(weights):
+            raise FxmatchInputError("a mixed source needs one weight per source")
+        total = float(sum(weights.values()))
+        if total <= 0 or any(w < 0 for w in weights.values()):
+            raise FxmatchInputError("source weights must be >= 0 and sum to a positive number")
+        first = next(iter(sources.values()))
+        self.sources, self.names = dict(sources), list(sources)
+        self.weights = np.array([weights[n] / total for n in self.names])
+        self.seed, self.split = int(seed), first.split
+        self.sample_rate, self.clip_seconds = first.sample_rate, first.clip_seconds
+
+    def source_of(self, index: int) -> str:
+        """The name of the source clip `index` comes from."""
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, _split_id(self.split), int(index), 13]))
+        return self.names[int(rng.choice(len(self.names), p=self.weights))]
+
+    def clip(self, index: int) -> np.ndarray:
+        return self.sources[self.source_of(index)].clip(index)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "seed": self.seed,
+                "sources": {n: {"weight": float(w), **self.sources[n].describe()}
+                            for n, w in zip(self.names, self.weights)}}
+
+
+SOURCE_KINDS: tuple[str, ...] = ("synth", "folder", "midi", "mix")
 
 
 def make_source(
@@ -544,8 +676,26 @@ def make_source(
     path: str | None = None,
     heldout_fraction: float = 0.1,
     instruments: Sequence[str] | dict[str, float] | None = None,
+    mix: Mapping[str, float] | None = None,
+    midi_pool: int = 0,
+    soundfont: str | None = None,
+    cache_dir: str | Path | None = None,
 ) -> DrySource:
-    """The source of `kind` ('synth', 'folder' with `path`, or 'midi' with an optional soundfont `path`)."""
+    """The source of `kind`: 'synth', 'folder' (files under `path`), 'midi' (FluidSynth with `soundfont`, or `path`
+    for older configs) or 'mix' (`mix` maps those kinds to weights).
+
+    With `midi_pool` > 0, MIDI clips come from a pool of that many phrases twice the clip length, rendered once and
+    cached in `cache_dir` (the held-out split's pool is an eighth of it, at least 64 phrases).
+    """
+    if kind == "mix":
+        if not mix:
+            raise FxmatchInputError("the 'mix' source needs source_mix (kind: weight, e.g. {synth: 0.5, midi: 0.5})")
+        unknown = [k for k in mix if k not in SOURCE_KINDS or k == "mix"]
+        if unknown:
+            raise FxmatchInputError(f"source_mix: unknown source kind {unknown[0]!r}; known: synth, folder, midi")
+        parts = {k: make_source(k, split, seed, sample_rate, clip_seconds, rms_dbfs, path, heldout_fraction,
+                                instruments, None, midi_pool, soundfont, cache_dir) for k in mix}
+        return MixedSource(parts, mix, seed)
     if kind == "synth":
         return SynthSource(seed, split, sample_rate, clip_seconds, rms_dbfs, instruments)
     if kind == "folder":
@@ -553,5 +703,10 @@ def make_source(
             raise FxmatchInputError("the 'folder' source needs a path (source_path in the config)")
         return FolderSource(path, split, sample_rate, clip_seconds, rms_dbfs, heldout_fraction)
     if kind == "midi":
-        return MidiSource(seed, split, sample_rate, clip_seconds, rms_dbfs, path)
+        font = soundfont or path
+        if midi_pool > 0:
+            size = midi_pool if split == "train" else max(64, midi_pool // 8)
+            inner = MidiSource(seed, split, sample_rate, 2 * clip_seconds, rms_dbfs, font)
+            return PooledSource(inner, size, clip_seconds, rms_dbfs, cache_dir)
+        return MidiSource(seed, split, sample_rate, clip_seconds, rms_dbfs, font)
     raise FxmatchInputError(f"unknown source kind {kind!r}; known: {', '.join(SOURCE_KINDS)}")

@@ -34,7 +34,7 @@ from fxmatch.vocabulary import ChainVocabulary
 from training.baselines import full_chain_vocabulary, supervised_step
 from training.config import TrainConfig
 from training.data import TargetDataset, chain_key
-from training.model import Encoder, EncoderConfig, count_parameters
+from training.model import Encoder, EncoderConfig, chain_membership, count_parameters
 from training.sources import make_source
 from training.wta import ChainRenderer, StepResult, make_audio_loss, temperature_at, wta_step
 
@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "fxmatch-checkpoint"
 #: knobs that may change between a run and its resumption
-RESUMABLE_CHANGES = frozenset({"steps", "log_every", "checkpoint_every", "progress", "num_workers", "device"})
+RESUMABLE_CHANGES = frozenset({"steps", "log_every", "checkpoint_every", "progress", "num_workers", "device",
+                               "torch_threads", "pool_cache_dir"})
 UNBOUNDED_EXAMPLES = 1 << 40
 LOG_COLUMNS = ("step", "loss", "fit", "ce", "temperature", "lr", "examples_per_s", "elapsed_s",
                "candidates_per_example", "chains_won")
@@ -98,7 +99,10 @@ def model_vocabulary(config: TrainConfig, vocab: ChainVocabulary) -> ChainVocabu
 def encoder_config(config: TrainConfig) -> EncoderConfig:
     return EncoderConfig(sample_rate=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
                          n_mels=config.n_mels, f_min=config.f_min, f_max=config.f_max, channels=list(config.channels),
-                         hidden=config.hidden, dropout=config.dropout, param_sharing=config.param_sharing)
+                         hidden=config.hidden, dropout=config.dropout, param_sharing=config.param_sharing,
+                         time_pools=None if config.time_pools is None else list(config.time_pools),
+                         tcn_dilations=list(config.tcn_dilations), tcn_channels=config.tcn_channels,
+                         chain_scoring=config.chain_scoring)
 
 
 def build_dataset(config: TrainConfig, vocab: ChainVocabulary, split: str = "train", length: int | None = None,
@@ -106,11 +110,13 @@ def build_dataset(config: TrainConfig, vocab: ChainVocabulary, split: str = "tra
     """The data set of `split` (held-out: disjoint dry clips, fresh params from a different seed)."""
     seed = config.seed + seed_offset
     source = make_source(config.source, split, seed, config.sample_rate, config.clip_seconds, config.rms_dbfs,
-                         config.source_path, config.heldout_fraction, config.instruments)
+                         config.source_path, config.heldout_fraction, config.instruments, config.source_mix,
+                         config.midi_pool, config.soundfont, config.pool_cache_dir)
     if length is None:
         length = config.train_examples or UNBOUNDED_EXAMPLES
     return TargetDataset(source, vocab, seed=seed if split == "train" else seed + 1_000_003, length=length,
-                         renderer=config.renderer, chain_weights=config.chain_weights)
+                         renderer=config.renderer, chain_weights=config.chain_weights,
+                         level_jitter_db=config.level_jitter_db)
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:
@@ -191,6 +197,8 @@ class Trainer:
         # IIR twins and reverb tails decay into float32 denormals, which x86 CPUs process ~100x slower: flush them
         # to zero (sets FTZ/DAZ for this thread, which also covers the numba kernels of the twins it calls).
         torch.set_flush_denormal(True)
+        if config.torch_threads:
+            torch.set_num_threads(config.torch_threads)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.vocab = build_vocabulary(config)
@@ -204,6 +212,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.dataset = build_dataset(config, self.vocab)
         self.renderer = None if config.mode == "supervised" else ChainRenderer(self.model_vocab, config.sample_rate)
+        self.membership = torch.from_numpy(chain_membership(self.model_vocab)).to(self.device)
         self.loss_fn = make_audio_loss(config.fft_sizes)
         self.win_counts = torch.zeros(self.model_vocab.n_chains, dtype=torch.long)
         self.step, self.elapsed_s = 0, 0.0
@@ -253,7 +262,8 @@ class Trainer:
         x, y = batch["x"].to(self.device), batch["y"].to(self.device)
         if c.mode == "supervised":
             return supervised_step(self.net, y, batch["chain"].to(self.device), batch["params"].to(self.device),
-                                   batch["param_mask"].to(self.device), c.ce_weight)
+                                   batch["param_mask"].to(self.device), c.ce_weight, c.presence_weight,
+                                   self.membership)
         generator = torch.Generator().manual_seed(step_seed(c.seed, step, self.info.rank) + 1)
         top_k, n_explore = candidate_counts(c, step, self.model_vocab.n_chains)
         temperature = temperature_at(step, c.temperature_start, c.temperature_end, c.anneal_steps)
