@@ -54,12 +54,9 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.threads is not None and args.threads < 1:
         raise FxmatchInputError(f"estimate: --threads must be >= 1, got {args.threads}")
     if args.output:
-        out = Path(args.output)
-        if out.is_dir():
-            raise FxmatchInputError(f"{out}: is a folder; give the preset file's path")
-        folder = out.parent if str(out.parent) else Path(".")
-        if not folder.is_dir():
-            raise FxmatchInputError(f"{out}: folder {folder} does not exist")
+        from fxmatch.audio_io import check_output
+
+        check_output(args.output, [args.target, args.dry, args.model or DEFAULT_MODEL])
 
 
 def model_path(arg: str | None) -> Path:

@@ -202,3 +202,45 @@ def test_bad_options_exit_2(model, tmp_path, capsys, extra):
     target = _write(tmp_path / "t.wav", wet, 44100, "PCM_16")
     assert main(["estimate", str(target), "--model", str(model), *extra]) == 2
     _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("which", ["target", "target_symlink", "target_hardlink", "dry", "model"])
+def test_output_onto_an_input_exits_2_and_leaves_it_untouched(model, tmp_path, capsys, which):
+    import os
+
+    dry, wet = _render(44100, 1)
+    target = _write(tmp_path / "t.wav", wet, 44100, "PCM_16")
+    dry_path = _write(tmp_path / "d.wav", dry, 44100, "PCM_16")
+    out = {"target": target, "dry": dry_path, "model": model, "target_symlink": tmp_path / "link.fxpreset.json",
+           "target_hardlink": tmp_path / "hard.fxpreset.json"}[which]
+    if which == "target_symlink":
+        out.symlink_to(target)
+    if which == "target_hardlink":
+        os.link(target, out)
+    before = {p: p.read_bytes() for p in (target, dry_path, model)}
+    assert main(["estimate", str(target), "--model", str(model), "--dry", str(dry_path), "-o", str(out)]) == 2
+    line = _one_error_line(capsys)
+    assert f"{out}: is the input file" in line
+    assert {p: p.read_bytes() for p in before} == before
+
+
+@pytest.mark.parametrize(("out", "reason"), [("/proc/version", r"cannot (create a file in /proc|write) \(.+\)"),
+                                           ("/dev/full", r"cannot write \(No space left on device\)")])
+def test_output_onto_proc_or_a_full_device_exits_2(model, tmp_path, capsys, out, reason):
+    import re
+
+    _, wet = _render(44100, 1)
+    target = _write(tmp_path / "t.wav", wet, 44100, "PCM_16")
+    assert main(["estimate", str(target), "--model", str(model), "-o", out]) == 2
+    line = _one_error_line(capsys)
+    assert re.fullmatch(f"fxmatch: error: {out}: {reason}", line), line
+
+
+def test_output_to_dev_null_works_and_to_a_folder_exits_2(model, tmp_path, capsys):
+    _, wet = _render(44100, 1)
+    target = _write(tmp_path / "t.wav", wet, 44100, "PCM_16")
+    assert main(["estimate", str(target), "--model", str(model), "-o", "/dev/null"]) == 0
+    capsys.readouterr()
+    (tmp_path / "p.fxpreset.json").mkdir()
+    assert main(["estimate", str(target), "--model", str(model), "-o", str(tmp_path / "p.fxpreset.json")]) == 2
+    assert f"{tmp_path / 'p.fxpreset.json'}: is a folder" in _one_error_line(capsys)
