@@ -4,6 +4,7 @@ import torch
 
 from fxmatch.errors import FxmatchInputError
 from training import data
+from training.data import TargetDataset
 
 
 def test_dataset_is_reproducible_from_its_seed(tiny_source, tiny_vocab):
@@ -66,3 +67,18 @@ def test_dataset_round_trips_through_disk(tmp_path, tiny_source, tiny_vocab):
 def test_disk_dataset_rejects_a_folder_without_labels(tmp_path):
     with pytest.raises(FxmatchInputError, match="labels.json"):
         data.DiskDataset(tmp_path)
+
+
+def test_level_jitter_varies_the_dry_level_within_its_range_reproducibly(tiny_source, tiny_vocab):
+    plain = TargetDataset(tiny_source, tiny_vocab, seed=2, length=40)
+    jittered = TargetDataset(tiny_source, tiny_vocab, seed=2, length=40, level_jitter_db=12.0)
+    gains_db = []
+    for i in range(40):
+        x0, x1 = plain.example(i)["x"], jittered.example(i)["x"]
+        ratio = float(np.sqrt(np.mean(x1.astype(np.float64) ** 2) / np.mean(x0.astype(np.float64) ** 2)))
+        gains_db.append(20 * np.log10(ratio))
+        assert np.max(np.abs(x1)) <= 0.99 + 1e-6
+    assert min(gains_db) >= -12.0 - 1e-3 and max(gains_db) <= 12.0 + 1e-3
+    assert max(gains_db) - min(gains_db) > 8.0
+    assert np.array_equal(jittered.example(5)["x"], jittered.example(5)["x"])
+    assert jittered.describe()["level_jitter_db"] == 12.0

@@ -18,6 +18,9 @@ def design_sized_vocab() -> ChainVocabulary:
 
 
 SMALL = EncoderConfig(sample_rate=16000, n_fft=512, hop_length=128, n_mels=32, channels=[8, 16], hidden=32)
+TCN_PRESENCE = EncoderConfig(sample_rate=16000, n_fft=512, hop_length=128, n_mels=32, channels=[8, 16],
+                             time_pools=[2, 1], tcn_dilations=[1, 2, 4], tcn_channels=24, hidden=32,
+                             param_sharing="effect", chain_scoring="presence")
 
 
 def test_encoder_outputs_have_the_contract_shapes_for_any_length(tiny_vocab):
@@ -76,10 +79,12 @@ def test_effect_shared_params_are_one_set_broadcast_to_every_chain(tiny_vocab):
         Encoder(tiny_vocab, EncoderConfig(**{**SMALL.__dict__, "param_sharing": "both"}))
 
 
-@pytest.mark.parametrize("sharing", ["chain", "effect"])
+@pytest.mark.parametrize("sharing", ["chain", "effect", "tcn-presence"])
 def test_encoder_exports_to_onnx_with_dynamic_batch_and_length(tmp_path, tiny_vocab, sharing):
+    """The ONNX graph (conv-DFT front-end) matches PyTorch (torch.stft front-end) for every architecture."""
     ort = pytest.importorskip("onnxruntime")
-    model = Encoder(tiny_vocab, EncoderConfig(**{**SMALL.__dict__, "param_sharing": sharing})).eval()
+    config = TCN_PRESENCE if sharing == "tcn-presence" else EncoderConfig(**{**SMALL.__dict__, "param_sharing": sharing})
+    model = Encoder(tiny_vocab, config).eval()
     path = tmp_path / "encoder.onnx"
     torch.onnx.export(model, (torch.randn(1, 8000),), str(path), input_names=["audio"],
                       output_names=["chain_logits", "params"], dynamic_axes={"audio": {0: "batch", 1: "samples"}},
@@ -91,3 +96,54 @@ def test_encoder_exports_to_onnx_with_dynamic_batch_and_length(tmp_path, tiny_vo
         ref_logits, ref_params = model(torch.from_numpy(audio))
     assert np.allclose(logits, ref_logits.numpy(), atol=1e-4)
     assert np.allclose(params, ref_params.numpy(), atol=1e-4)
+
+
+
+@pytest.mark.parametrize("samples", [300, 4000, 44100])
+def test_training_front_end_stft_equals_the_exported_conv_dft(samples):
+    frontend = LogMel(44100, 2048, 512, 64, 20.0, 20000.0)
+    audio = torch.randn(3, samples, generator=torch.Generator().manual_seed(samples)) * 0.2
+    with torch.no_grad():
+        fft = frontend.power_fft(audio) if samples > 1024 else frontend.power_dft(audio)
+        dft = frontend.power_dft(audio)
+    assert fft.shape == dft.shape
+    assert torch.allclose(fft, dft, rtol=1e-4, atol=1e-6 * float(dft.max()))
+    frontend.use_fft = False
+    conv = frontend(audio)
+    frontend.use_fft = True
+    assert torch.allclose(frontend(audio), conv, atol=1e-3)
+
+
+def test_presence_scoring_makes_chain_probabilities_a_product_of_effect_presences():
+    vocab = design_sized_vocab()
+    model = Encoder(vocab, EncoderConfig(**{**TCN_PRESENCE.__dict__, "sample_rate": 16000})).eval()
+    presence = torch.tensor([[2.0, -1.0, 0.5, -3.0, 0.0, 1.0, -0.5]])
+    from training.model import chain_membership, presence_to_chain_logits
+
+    logits = presence_to_chain_logits(presence, torch.from_numpy(chain_membership(vocab)))
+    p = torch.sigmoid(presence)[0]
+    for k in (0, 5, 20, 63):
+        members = [vocab.effect_names.index(n) for n in vocab.chains[k]]
+        expected = torch.prod(torch.where(torch.isin(torch.arange(7), torch.tensor(members, dtype=torch.long)),
+                                          p, 1 - p))
+        assert float(logits[0, k].exp()) == pytest.approx(float(expected), rel=1e-5)
+    # the encoder's outputs keep the contract shapes
+    out_logits, params = model(torch.randn(2, 8000) * 0.1)
+    assert out_logits.shape == (2, 64) and params.shape == (2, 64, 25)
+    assert torch.all(out_logits <= 0)  # log-probabilities of independent presences
+
+
+def test_tcn_encoder_sees_time_structure_and_rebuilds_from_config(tiny_vocab):
+    model = Encoder(tiny_vocab, TCN_PRESENCE).eval()
+    clone = Encoder.from_config(model.config).eval()
+    clone.load_state_dict(model.state_dict())
+    x = torch.randn(2, 6000) * 0.1
+    assert torch.equal(model(x)[0], clone(x)[0])
+    assert any(isinstance(m, torch.nn.Conv1d) and m.dilation == (4,) for m in model.modules())
+
+
+def test_bad_time_pools_and_chain_scoring_are_refused(tiny_vocab):
+    with pytest.raises(ValueError, match="time_pools"):
+        Encoder(tiny_vocab, EncoderConfig(**{**SMALL.__dict__, "time_pools": [2]}))
+    with pytest.raises(ValueError, match="chain_scoring"):
+        Encoder(tiny_vocab, EncoderConfig(**{**SMALL.__dict__, "chain_scoring": "votes"}))

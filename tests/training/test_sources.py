@@ -86,3 +86,60 @@ def test_midi_file_bytes_is_a_standard_midi_file():
 def test_make_source_rejects_unknown_kind():
     with pytest.raises(FxmatchInputError, match="unknown source kind"):
         sources.make_source("tape")
+
+
+def test_pooled_source_renders_once_caches_and_crops_reproducibly(tmp_path):
+    inner = sources.SynthSource(seed=4, sample_rate=8000, clip_seconds=1.0)
+    pooled = sources.PooledSource(inner, pool_size=5, clip_seconds=0.5, cache_dir=tmp_path)
+    clips = [pooled.clip(i) for i in range(12)]
+    assert all(c.shape == (4000,) and c.dtype == np.float32 for c in clips)
+    assert sources.level_dbfs(clips[3]) == pytest.approx(-20.0, abs=0.1)
+    cached = list(tmp_path.glob("pool-*.npy"))
+    assert len(cached) == 1 and np.load(cached[0]).shape == (5, 8000)
+    again = sources.PooledSource(sources.SynthSource(seed=4, sample_rate=8000, clip_seconds=1.0), 5, 0.5,
+                                 cache_dir=tmp_path)
+    assert np.array_equal(again.clip(7), clips[7])
+    # clip 7 is pool clip 2 again, but another window of it
+    assert not np.array_equal(clips[2], clips[7])
+    other = sources.PooledSource(sources.SynthSource(seed=5, sample_rate=8000, clip_seconds=1.0), 5, 0.5,
+                                 cache_dir=tmp_path)
+    assert other.cache_path() != again.cache_path()
+
+
+def test_mixed_source_picks_sources_by_weight_reproducibly():
+    a = sources.SynthSource(seed=1, sample_rate=8000, clip_seconds=0.25, instruments=["bass"])
+    b = sources.SynthSource(seed=2, sample_rate=8000, clip_seconds=0.25, instruments=["drums"])
+    mixed = sources.MixedSource({"a": a, "b": b}, {"a": 0.25, "b": 0.75}, seed=3)
+    picks = [mixed.source_of(i) for i in range(400)]
+    assert 0.18 < picks.count("a") / 400 < 0.32
+    assert picks == [mixed.source_of(i) for i in range(400)]
+    i = picks.index("a")
+    assert np.array_equal(mixed.clip(i), a.clip(i))
+    with pytest.raises(FxmatchInputError, match="source_mix"):
+        sources.make_source("mix")
+    with pytest.raises(FxmatchInputError, match="unknown source kind"):
+        sources.make_source("mix", mix={"synth": 1.0, "tape": 1.0})
+
+
+needs_fluidsynth = pytest.mark.skipif(
+    sources.shutil.which("fluidsynth") is None or sources.find_soundfont() is None,
+    reason="needs the fluidsynth binary and a General MIDI soundfont (scripts/install.sh installs them)")
+
+
+@needs_fluidsynth
+def test_midi_clips_rendered_together_are_dry_distinct_phrases():
+    midi = sources.MidiSource(seed=0, sample_rate=22050, clip_seconds=1.0)
+    together = midi.clips([0, 1, 2])
+    assert all(c.shape == (22050,) for c in together)
+    assert all(sources.level_dbfs(c) == pytest.approx(-20.0, abs=0.2) for c in together)
+    assert all(np.array_equal(a, b) for a, b in zip(together, midi.clips([0, 1, 2])))  # reproducible
+    assert not np.allclose(together[0], together[1])
+
+
+@needs_fluidsynth
+def test_midi_pool_through_make_source(tmp_path):
+    pooled = sources.make_source("midi", sample_rate=22050, clip_seconds=0.5, midi_pool=3, cache_dir=tmp_path)
+    assert isinstance(pooled, sources.PooledSource)
+    assert pooled.clip(4).shape == (11025,)
+    held = sources.make_source("midi", split="heldout", sample_rate=22050, clip_seconds=0.5, midi_pool=3)
+    assert held.pool_size == 64
