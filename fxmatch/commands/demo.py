@@ -137,6 +137,21 @@ def prepare_output(folder: str | os.PathLike) -> Path:
     return out
 
 
+def example_files(ex: Example) -> list[str]:
+    """The names of the files the demo writes for one example: preset, A (target) and B (estimate) WAVs."""
+    return [f"{ex.name}.fxpreset.json", f"{ex.name}_A_target.wav", f"{ex.name}_B_estimate.wav"]
+
+
+def check_outputs(out: Path, examples: list[Example], inputs: list[Path]) -> None:
+    """Refuse (FxmatchInputError) before any work when a file the demo would write cannot be written or is one of
+    its inputs (an example's audio, the examples index, the model)."""
+    from fxmatch.audio_io import check_output
+
+    sources = [*inputs, *(p for ex in examples for p in (ex.dry, ex.target))]
+    for name in [*(f for ex in examples for f in example_files(ex)), "report.png", "report.md"]:
+        check_output(out / name, sources)
+
+
 def mrstft(estimates: np.ndarray, target: np.ndarray) -> np.ndarray:
     """fxmatch.metrics.mrstft_distance of each of `[n, channels, samples]` estimates to `[channels, samples]`
     target (trimmed to their common length): `[n]`."""
@@ -174,7 +189,7 @@ def run_example(session, ex: Example, out: Path, refine_steps: int = 0) -> Examp
     preset.estimate["example"] = ex.name
     preset.estimate["mrstft_to_target"] = round(distance, 4)
     preset.estimate["mrstft_no_effect"] = round(distance_dry, 4)
-    files = [f"{ex.name}.fxpreset.json", f"{ex.name}_A_target.wav", f"{ex.name}_B_estimate.wav"]
+    files = example_files(ex)
     write_preset(out / files[0], preset)
     write_audio(out / files[1], target, rate)
     write_audio(out / files[2], rendered, rate)
@@ -192,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
     model = estimate_cmd.model_path(args.model)
     session = EstimatorSession(model, providers=args.provider)
     out = prepare_output(args.output)
+    index = (Path(args.examples) if args.examples else DEFAULT_EXAMPLES) / EXAMPLES_INDEX
+    check_outputs(out, examples, [index, model])
     print(f"fxmatch demo: {len(examples)} examples, model {session.info.label} ({model.name}) on {session.provider}"
           + (f", refine {args.refine} steps" if args.refine else ""))
     results = []

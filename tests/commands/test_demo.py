@@ -211,3 +211,22 @@ def test_demo_missing_or_bad_examples_exit_2(model, tmp_path, capsys):
 def test_demo_negative_refine_exits_2(model, capsys):
     assert main(["demo", "--model", str(model), "--refine", "-1"]) == 2
     assert "--refine" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("role", ["target", "dry"])
+def test_demo_output_onto_an_example_file_exits_2_before_any_work(model, tmp_path, capsys, role):
+    """An examples folder used as OUT_DIR whose audio has the name of a file the demo writes: refused, untouched."""
+    src = demo_cmd.DEFAULT_EXAMPLES
+    index = json.loads((src / "examples.json").read_text())
+    entry = next(e for e in index["examples"] if e["name"] == "guitar_distortion")
+    clash = {"target": "guitar_distortion_A_target.wav", "dry": "guitar_distortion_B_estimate.wav"}[role]
+    other = "dry" if role == "target" else "target"
+    x, rate = read_audio(src / entry[role])
+    sf.write(tmp_path / clash, x.T, rate, subtype="PCM_16")
+    shutil.copy(src / entry[other], tmp_path / entry[other])
+    (tmp_path / "examples.json").write_text(json.dumps({**index, "examples": [{**entry, role: clash}]}))
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert main(["demo", "--model", str(model), "--examples", str(tmp_path), "-o", str(tmp_path)]) == 2
+    line = _one_error_line(capsys)
+    assert f"{tmp_path / clash}: is the input file" in line
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
