@@ -1,12 +1,10 @@
 """fxmatch.audio_io writers: atomic replace of regular files, symlinks followed, FIFOs and devices written through,
 other special files refused, and every write failure one FxmatchInputError naming the user's path."""
 
-import contextlib
 import io
 import os
 import socket
 import stat
-import subprocess
 import threading
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from fxmatch.audio_io import (
     write_text_atomic,
 )
 from fxmatch.errors import FxmatchInputError
+from tests.fs_helpers import tiny_tmpfs
 
 RATE = 48000
 
@@ -47,20 +46,6 @@ class _FifoReader(threading.Thread):
     def run(self) -> None:
         with open(self.path, "rb") as fh:
             self.data = fh.read()
-
-
-@contextlib.contextmanager
-def tiny_tmpfs(folder, size: str = "64k"):
-    """A real, nearly full file system: a `size` tmpfs mounted on `folder` (skips where mounting is not allowed)."""
-    folder.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                          check=False, capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
-        yield folder
-    finally:
-        subprocess.run(["umount", str(folder)], check=True)
 
 
 def test_write_audio_replaces_a_regular_file_and_leaves_no_temp_file(tmp_path):
@@ -133,7 +118,7 @@ def test_dev_full_reports_no_space_naming_the_device():
 
 def test_process_output_links_are_written_through():
     assert output_target("/dev/stdout")[1] is True
-    assert output_target(f"/proc/self/fd/{1}")[1] is True
+    assert output_target("/proc/self/fd/1")[1] is True
 
 
 @pytest.mark.parametrize("name", ["out.wav", "out.wav/"])

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from fxmatch.cli import main
-from tests.test_audio_io import tiny_tmpfs
+from tests.fs_helpers import tiny_tmpfs
 
 RATE = 48000
 PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 24, 1, 2
@@ -52,8 +52,10 @@ def _hidden(folder) -> list[str]:
 
 
 def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    """The console script in its own process: `python -m fxmatch.cli ARGS`."""
-    return subprocess.run([sys.executable, "-m", "fxmatch.cli", *args], capture_output=True, check=False, **kwargs)
+    """The console script in its own process: `python -m fxmatch.cli ARGS` (stdout and stderr captured)."""
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    return subprocess.run([sys.executable, "-m", "fxmatch.cli", *args], stderr=subprocess.PIPE, check=False,
+                          **kwargs)
 
 
 def _drop_root_file_powers() -> None:
@@ -186,6 +188,17 @@ def test_dev_stdout_output_is_the_wav_on_stdout(files, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert main(["apply", str(preset), str(take), str(tmp_path / "file.wav")]) == 0
     assert proc.stdout == (tmp_path / "file.wav").read_bytes()
+
+
+def test_dev_stdout_redirected_to_a_file_writes_that_file(files, tmp_path):
+    preset, take = files
+    with open(tmp_path / "redirected.wav", "wb") as fh:
+        proc = _cli("apply", str(preset), str(take), "/dev/stdout", stdout=fh)
+    assert proc.returncode == 0, proc.stderr
+    y, rate = sf.read(tmp_path / "redirected.wav", dtype="float32", always_2d=True)
+    assert rate == RATE
+    np.testing.assert_allclose(y.T, _expected(take), atol=1e-6)
+    assert _hidden(tmp_path) == []
 
 
 def test_dev_full_output_exits_2_with_no_space(files, capsys):
