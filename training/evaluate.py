@@ -3,7 +3,11 @@
 An estimator hears only the target y and names a chain with params in units (a preset). On every example of a set
 (dry x, target y, true chain and params) we score, for each estimator:
 
-- exact chain accuracy (the estimated chain, as an ordered tuple of effect names, equals the true one);
+- exact chain accuracy (the estimated chain, as an ordered tuple of effect names, equals the true one), strict and
+  *audible*: a true effect is inaudible when removing it from the chain changes y by less than
+  `INAUDIBLE_SNR_DB` (the difference is that far below y, e.g. a compressor whose threshold sits above the
+  signal, or a PeakFilter at 0.3 dB); an estimate is audibly right when it holds every audible true effect and no
+  effect outside the true chain (an inaudible one may be named or not). Audible presence F1 counts the same way;
 - per-effect presence precision / recall / F1 (macro: mean over effects; micro: pooled counts);
 - parameter MAE on effects correctly present (true and estimated), normalised to [0, 1] by the set's ranges
   and scales, per effect and per parameter;
@@ -71,6 +75,8 @@ DATA_KEYS = ("seed", "effects", "max_length", "allow_permutations", "source", "s
              "midi_pool", "pool_cache_dir", "level_jitter_db")
 
 Preset = list[tuple[str, dict[str, float]]]
+#: an effect whose removal changes the target by less than this (difference below y, dB) counts as inaudible
+INAUDIBLE_SNR_DB = 30.0
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -85,10 +91,31 @@ class EvalExample:
     x: np.ndarray
     y: np.ndarray
     preset: Preset
+    #: the true effects whose removal is audible (None: not computed, every true effect counts)
+    audible: tuple[str, ...] | None = None
 
     @property
     def chain(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.preset)
+
+
+def audible_effects(preset: Preset, x: np.ndarray, y: np.ndarray, sample_rate: int,
+                    threshold_db: float = INAUDIBLE_SNR_DB) -> tuple[str, ...]:
+    """The effects of `preset` whose removal changes `y` (pedalboard render of x) by more than `threshold_db` below y."""
+    energy = float(np.sum(np.asarray(y, dtype=np.float64) ** 2))
+    out = []
+    for i, (name, _) in enumerate(preset):
+        without = render_preset(preset[:i] + preset[i + 1:], x, sample_rate)
+        diff = float(np.sum((without.astype(np.float64) - y) ** 2))
+        if energy <= 0 or diff <= 0 or 10.0 * math.log10(energy / diff) < threshold_db:
+            if diff > 0:
+                out.append(name)
+    return tuple(out)
+
+
+def with_audibility(examples: list[EvalExample], sample_rate: int) -> list[EvalExample]:
+    """`examples` with their audible true effects computed (pedalboard renders of each chain minus one effect)."""
+    return [dataclasses.replace(ex, audible=audible_effects(ex.preset, ex.x, ex.y, sample_rate)) for ex in examples]
 
 
 @dataclass
@@ -176,6 +203,7 @@ def load_set(spec: str, info: ModelInfo | None = None, n: int | None = None, pro
         for i in tqdm(range(count), desc="held-out set", disable=not progress, file=sys.stderr, dynamic_ncols=True):
             ex = dataset.example(i)
             examples.append(EvalExample(i, ex["x"], ex["y"], list(zip(ex["chain"], ex["units"]))))
+        examples = with_audibility(examples, dataset.sample_rate)
         desc = {"kind": "heldout", "spec": spec, "n": count, "data": dataset.describe(),
                 "sample_rate": dataset.sample_rate, "clip_seconds": dataset.source.clip_seconds,
                 "from_model": info.label}
@@ -204,6 +232,7 @@ def load_set(spec: str, info: ModelInfo | None = None, n: int | None = None, pro
         if ex["x"].ndim != 1 or ex["y"].ndim != 1 or ex["x"].size == 0 or ex["x"].shape != ex["y"].shape:
             raise FxmatchInputError(f"{spec}: example {i}: x and y must be mono and of equal, non-zero length")
         examples.append(EvalExample(i, ex["x"], ex["y"], list(zip(ex["chain"], ex["units"]))))
+    examples = with_audibility(examples, disk.sample_rate)
     desc = {"kind": "folder", "spec": str(path), "n": count, "of": len(disk), "data": disk.labels.get("data"),
             "sample_rate": disk.sample_rate, "clip_seconds": examples[0].x.size / disk.sample_rate}
     return EvalSet(examples, disk.sample_rate, disk.vocab, desc)
@@ -292,6 +321,28 @@ def normalised(spec: EffectSpec, params: Mapping[str, float]) -> np.ndarray:
 
 def _ratio(num: float, den: float) -> float | None:
     return num / den if den > 0 else None
+
+
+def audible_scores(truth: Sequence[Preset], estimates: Sequence[Preset], audible: Sequence[Sequence[str]],
+                   effects: Sequence[str]) -> dict[str, Any]:
+    """Audible chain accuracy and presence F1: inaudible true effects may be named or not (module docstring)."""
+    correct = 0
+    counts = {e: {"tp": 0, "fp": 0, "fn": 0} for e in effects}
+    for t, p, heard in zip(truth, estimates, audible):
+        true_set, est_set, heard_set = {e for e, _ in t}, {e for e, _ in p}, set(heard)
+        correct += heard_set <= est_set <= true_set
+        for e in effects:
+            if e in heard_set:
+                counts[e]["tp" if e in est_set else "fn"] += 1
+            elif e in est_set and e not in true_set:
+                counts[e]["fp"] += 1
+    f1 = {e: (2 * c["tp"] / (2 * c["tp"] + c["fp"] + c["fn"]) if c["tp"] + c["fp"] + c["fn"] else None)
+          for e, c in counts.items()}
+    defined = [v for v in f1.values() if v is not None]
+    n = len(truth)
+    return {"chain_accuracy": correct / n if n else None, "macro_f1": float(np.mean(defined)) if defined else None,
+            "per_effect_f1": f1, "inaudible_true_effects": int(sum(len(t) - len(h) for t, h in zip(truth, audible))),
+            "threshold_db": INAUDIBLE_SNR_DB}
 
 
 def score_presets(truth: Sequence[Preset], estimates: Sequence[Preset], effects: Sequence[str],
@@ -495,6 +546,8 @@ def summarise(run: EstimatorRun, eval_set: EvalSet, effects: Sequence[str]) -> d
     """All figures of one estimator (JSON-ready), relative figures added later by `add_relative`."""
     truth = [ex.preset for ex in eval_set.examples]
     out: dict[str, Any] = {"role": run.role, **score_presets(truth, run.presets, effects, eval_set.vocab)}
+    if all(ex.audible is not None for ex in eval_set.examples):
+        out["audible"] = audible_scores(truth, run.presets, [ex.audible or () for ex in eval_set.examples], effects)
     out["mrstft"] = _stats(run.mrstft)
     out["logmel"] = _stats(run.logmel)
     out["seconds"] = run.seconds
@@ -593,20 +646,24 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     s = report["set"]
     lines = [(f"Evaluation on {s.get('spec')} ({s.get('kind')}, {s.get('n')} examples, {s.get('sample_rate')} Hz, "
              f"{_fmt(s.get('clip_seconds'), 2)} s clips, {s.get('n_chains_present')} distinct chains)."), "",
-             ("| estimator | chain acc. | presence F1 (macro) | param MAE | MR-STFT | vs no effect | vs oracle "
-             "| log-mel | log-mel vs no effect |"),
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             ("| estimator | chain acc. | audible acc. | presence F1 (macro) | audible F1 | param MAE | MR-STFT "
+              "| vs no effect | vs oracle | log-mel | log-mel vs no effect |"),
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label in report["order"]:
         r = report["estimators"][label]
         rel = r.get("relative", {})
         lines.append(
-            f"| {label} | {_fmt(r['chain_accuracy'], pct=True)} | {_fmt(r['presence']['macro_f1'])} "
+            f"| {label} | {_fmt(r['chain_accuracy'], pct=True)} "
+            f"| {_fmt(r.get('audible', {}).get('chain_accuracy'), pct=True)} | {_fmt(r['presence']['macro_f1'])} "
+            f"| {_fmt(r.get('audible', {}).get('macro_f1'))} "
             f"| {_fmt(r['param_mae']['mean'])} | {_fmt(r['mrstft']['mean'])} "
             f"| {_fmt(rel.get('mrstft_vs_no_effect'), pct=True)} | {_times(rel.get('mrstft_vs_oracle'))} "
             f"| {_fmt(r['logmel']['mean'])} | {_fmt(rel.get('logmel_vs_no_effect'), pct=True)} |")
     lines += ["", ("Distances are means over examples of pedalboard(estimated preset)(x) vs y; \"vs no effect\" is "
               "the ratio to the no-effect reference's mean (lower is better), \"vs oracle\" the ratio to the true "
-              "preset through the twins. Param MAE is normalised to [0, 1], on effects correctly present.")]
+              "preset through the twins. Param MAE is normalised to [0, 1], on effects correctly present. "
+              f"\"Audible\": a true effect whose removal changes y by less than {INAUDIBLE_SNR_DB:.0f} dB below y may be "
+              "named or not.")]
     for label in report["order"]:
         r = report["estimators"][label]
         if r["role"] != "model":

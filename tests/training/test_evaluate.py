@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from fxmatch import cli
+from fxmatch import cli, testsignals
 from fxmatch.vocabulary import ChainVocabulary
 from tests.export.helpers import SAMPLE_RATE, WINDOW_SECONDS, tiny_checkpoint, tiny_encoder, tiny_onnx, tiny_vocab
+from training import evaluate as evaluate_mod
 from training import make_set
 from training.data import TargetDataset, write_dataset
 from training.evaluate import (
@@ -266,3 +267,25 @@ def test_full_chain_baseline_is_evaluated_like_any_model(tmp_path, capsys):
         per = row["presence"]["per_effect"][effect]
         assert per["estimated"] == 8 and (per["recall"] in (None, 1.0))
     assert report["models"][0]["mode"] == "full_chain"
+
+
+def test_an_effect_that_does_not_change_the_target_is_inaudible():
+    sr = 16000
+    x = testsignals.make("pluck", sr, 1.0, seed=3)[0] * 0.3
+    loud = [("Distortion", {"drive_db": 20.0})]
+    idle_compressor = [("Compressor", {"threshold_db": 0.0, "ratio": 4.0, "attack_ms": 5.0, "release_ms": 100.0})]
+    chain = idle_compressor + loud
+    y = evaluate_mod.render_preset(chain, x, sr)
+    assert evaluate_mod.audible_effects(chain, x, y, sr) == ("Distortion",)
+    assert evaluate_mod.audible_effects([], x, x, sr) == ()
+
+
+def test_audible_scores_let_inaudible_true_effects_be_named_or_not():
+    truth = [[("Compressor", {}), ("Reverb", {})]] * 3
+    estimates = [[("Reverb", {})], [("Compressor", {}), ("Reverb", {})], [("Delay", {}), ("Reverb", {})]]
+    scores = evaluate_mod.audible_scores(truth, estimates, [("Reverb",)] * 3, ["Compressor", "Delay", "Reverb"])
+    assert scores["chain_accuracy"] == pytest.approx(2 / 3)  # the third names Delay, which is not there
+    assert scores["per_effect_f1"]["Reverb"] == 1.0 and scores["per_effect_f1"]["Compressor"] is None
+    assert scores["per_effect_f1"]["Delay"] == 0.0
+    assert scores["inaudible_true_effects"] == 3
+    assert sum(tuple(e for e, _ in t) == tuple(e for e, _ in p) for t, p in zip(truth, estimates)) == 1  # strict
