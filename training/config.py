@@ -33,6 +33,7 @@ class TrainConfig:
     mode: str = "wta"  # wta | naive (all chains every step) | supervised (baseline i) | full_chain (baseline ii)
     device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun, auto picks cuda:LOCAL_RANK)
     torch_threads: int = 0  # intra-op threads of the training process (0: PyTorch's default)
+    init_from: str | None = None  # a checkpoint whose encoder weights start this run (e.g. simulation -> WTA)
     # vocabulary
     effects: list[str] = field(default_factory=lambda: list(EFFECT_NAMES))
     max_length: int = 3

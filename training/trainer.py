@@ -205,6 +205,8 @@ class Trainer:
         self.model_vocab = model_vocabulary(config, self.vocab)
         torch.manual_seed(config.seed)  # identical initial weights on every process
         self.model = Encoder(self.model_vocab, encoder_config(config)).to(self.device)
+        if config.init_from and not resume:
+            self._initialise_from(Path(config.init_from))
         self.net: torch.nn.Module = self.model
         if self.info.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -225,6 +227,14 @@ class Trainer:
                 f"{self.out_dir} already holds a checkpoint; pass --resume to continue it or choose another --out")
 
     # ------------------------------------------------------------------------------------------------ checkpoints
+    def _initialise_from(self, path: Path) -> None:
+        """Start from another run's encoder weights (same architecture and vocabulary), e.g. a pre-trained one."""
+        ckpt = load_checkpoint(path)
+        if ckpt.get("model_config") != self.model.config:
+            raise FxmatchInputError(f"init_from {path}: its encoder or vocabulary differs from this config's")
+        self.model.load_state_dict(ckpt["model"])
+        log.info("initialised from %s (step %s of %s)", path, ckpt.get("step"), ckpt.get("mode"))
+
     def _restore(self) -> None:
         ckpt = load_checkpoint(self.checkpoint_path)
         stored = ckpt["train_config"]
@@ -237,7 +247,22 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.step, self.elapsed_s = int(ckpt["step"]), float(ckpt["elapsed_s"])
         self.win_counts = torch.tensor(ckpt["win_counts"], dtype=torch.long)
+        self._trim_log()
         log.info("resumed %s at step %d", self.checkpoint_path, self.step)
+
+    def _trim_log(self) -> None:
+        """Drop log.csv rows past the checkpoint (logged before a stop; the resumed run logs them again)."""
+        path = self.out_dir / "log.csv"
+        if not self.info.is_main or not path.is_file():
+            return
+        lines = path.read_text().splitlines(keepends=True)
+        keep = lines[:1] + [line for line in lines[1:]
+                            if line.endswith("\n") and line.split(",", 1)[0].isdigit()
+                            and int(line.split(",", 1)[0]) <= self.step]
+        if len(keep) < len(lines):
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text("".join(keep))
+            os.replace(tmp, path)
 
     def checkpoint_payload(self) -> dict[str, Any]:
         """What `checkpoint.pt` holds (tensors, dicts and plain values only)."""

@@ -213,3 +213,13 @@ def test_presence_weight_adds_the_presence_bce_to_the_supervised_loss():
     plain = supervised_step(*args, presence_weight=0.0, membership=membership)
     with_bce = supervised_step(*args, presence_weight=1.0, membership=membership)
     assert float(with_bce.loss) > float(plain.loss) + 1e-3
+
+
+def test_init_from_starts_a_run_from_another_runs_weights(tmp_path):
+    first = Trainer(tiny(mode="supervised", steps=2), tmp_path / "a")
+    first.train()
+    second = Trainer(tiny(steps=2, init_from=str(tmp_path / "a" / "checkpoint.pt")), tmp_path / "b")
+    for name, value in first.model.state_dict().items():
+        assert torch.equal(value, second.model.state_dict()[name]), name
+    with pytest.raises(FxmatchInputError, match="differs"):
+        Trainer(tiny(hidden=24, init_from=str(tmp_path / "a" / "checkpoint.pt")), tmp_path / "c")
