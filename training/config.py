@@ -77,6 +77,7 @@ class TrainConfig:
     temperature_end: float = 0.01  # reached after anneal_steps, then the hard min (0)
     anneal_steps: int = 2000
     ce_weight: float = 1.0  # weight of the chain classifier's cross-entropy
+    parsimony: float = 0.0  # wta: the winner is the smallest chain within this relative tolerance of the best loss
     presence_weight: float = 0.0  # supervised: weight of the BCE of per-effect presence (chain marginals)
     fft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512, 256])
     # optimisation
@@ -163,7 +164,8 @@ def validate(config: TrainConfig) -> None:
         need(getattr(config, key) >= 1, key, "at least 1")
     for key in ("torch_threads", "n_explore", "explore_steps", "anneal_steps", "warmup_steps", "train_examples", "num_workers"):
         need(getattr(config, key) >= 0, key, "at least 0")
-    for key in ("temperature_start", "temperature_end", "ce_weight", "presence_weight", "weight_decay", "grad_clip"):
+    for key in ("temperature_start", "temperature_end", "ce_weight", "presence_weight", "parsimony", "weight_decay",
+                "grad_clip"):
         need(getattr(config, key) >= 0, key, "a number >= 0")
     need(config.clip_seconds > 0, "clip_seconds", "positive")
     need(config.lr > 0, "lr", "positive")

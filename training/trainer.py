@@ -293,7 +293,7 @@ class Trainer:
         top_k, n_explore = candidate_counts(c, step, self.model_vocab.n_chains)
         temperature = temperature_at(step, c.temperature_start, c.temperature_end, c.anneal_steps)
         return wta_step(self.net, self.renderer, x, y, self.loss_fn, top_k, n_explore, temperature, c.ce_weight,
-                        generator)
+                        generator, c.parsimony)
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> StepResult:
         """Forward, backward and optimiser update for step `step`."""
@@ -336,7 +336,10 @@ class Trainer:
                 writer.writeheader()
             writer.writerow({k: row[k] for k in LOG_COLUMNS})
         wins = {chain_key(c): int(n) for c, n in zip(self.model_vocab.chains, counts.tolist())}
-        (self.out_dir / "wins.json").write_text(json.dumps({"step": int(row["step"]), "wins": wins}, indent=1))
+        wins_path = self.out_dir / "wins.json"  # replaced atomically: a kill never leaves half a file
+        tmp = wins_path.with_name(f".{wins_path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"step": int(row["step"]), "wins": wins}, indent=1))
+        os.replace(tmp, wins_path)
 
     def loader(self) -> torch.utils.data.DataLoader:
         sampler = StepBatches(self.step, self.config.steps, self.config.batch_size, self.info, len(self.dataset))

@@ -51,6 +51,7 @@ class ChainRenderer:
 
         self.vocab, self.sample_rate = vocab, int(sample_rate)
         self.chains = [Chain(names) for names in vocab.chains]
+        self.chain_sizes = torch.tensor([len(names) for names in vocab.chains], dtype=torch.long)
         self.param_index = [
             torch.tensor([i for n in names for i in range(*vocab.param_slice(n).indices(vocab.n_params))],
                          dtype=torch.long)
@@ -126,13 +127,39 @@ def softmin_weights(losses: torch.Tensor, temperature: float) -> torch.Tensor:
     return torch.softmax(-losses / temperature, dim=1)
 
 
+def parsimonious_winners(losses: torch.Tensor, sizes: torch.Tensor | None, tolerance: float) -> torch.Tensor:
+    """Column of each row's winner `[batch]`: the fewest effects among candidates within `tolerance` of the best.
+
+    losses `[batch, C]`; sizes `[batch, C]` (effects per candidate). A chain that explains y no better than one of
+    its sub-chains (within a relative `tolerance`: loss <= (1 + tolerance) * best) does not win; ties in size go to
+    the lower loss. `tolerance` 0 or no sizes: the plain argmin.
+    """
+    losses = losses.detach()
+    if tolerance <= 0 or sizes is None:
+        return losses.argmin(dim=1)
+    best = losses.min(dim=1, keepdim=True).values
+    eligible = losses <= best * (1.0 + tolerance) + 1e-12
+    span = (losses.max() - losses.min()).abs() + 1.0
+    score = sizes.to(losses.dtype) * span * 4.0 + losses  # size first, then loss
+    return torch.where(eligible, score, torch.full_like(score, float("inf"))).argmin(dim=1)
+
+
 def wta_loss(
-    losses: torch.Tensor, candidates: torch.Tensor, logits: torch.Tensor, temperature: float, ce_weight: float
+    losses: torch.Tensor, candidates: torch.Tensor, logits: torch.Tensor, temperature: float, ce_weight: float,
+    sizes: torch.Tensor | None = None, parsimony: float = 0.0,
 ) -> StepResult:
-    """Annealed winner-takes-all loss from candidate losses `[batch, C]` and the classifier's logits."""
-    weights = softmin_weights(losses, temperature)
+    """Annealed winner-takes-all loss from candidate losses `[batch, C]` and the classifier's logits.
+
+    With `parsimony` > 0 and `sizes` `[batch, C]`, the winner (the classifier's target, and the hard-min fit at
+    temperature 0) is the smallest chain within that relative tolerance of the best (`parsimonious_winners`).
+    """
+    column = parsimonious_winners(losses, sizes, parsimony)
+    if temperature <= 0:
+        weights = F.one_hot(column, losses.shape[1]).to(losses.dtype)
+    else:
+        weights = softmin_weights(losses, temperature)
     fit = (weights * losses).sum(dim=1).mean()
-    winners = candidates.gather(1, losses.detach().argmin(dim=1, keepdim=True)).squeeze(1)
+    winners = candidates.gather(1, column.unsqueeze(1)).squeeze(1)
     ce = F.cross_entropy(logits, winners)
     return StepResult(fit + ce_weight * ce, fit, ce, winners, int(candidates.numel()))
 
@@ -148,12 +175,14 @@ def wta_step(
     temperature: float,
     ce_weight: float = 1.0,
     generator: torch.Generator | None = None,
+    parsimony: float = 0.0,
 ) -> StepResult:
     """One WTA forward: encode y, pick candidates, render them from x, annealed-MCL loss (naive: all chains)."""
     logits, params = model(y)
     candidates = select_candidates(logits, top_k, n_explore, generator)
     losses = candidate_losses(renderer, x, y, params, candidates, loss_fn)
-    result = wta_loss(losses, candidates, logits, temperature, ce_weight)
+    sizes = renderer.chain_sizes.to(candidates.device)[candidates] if parsimony > 0 else None
+    result = wta_loss(losses, candidates, logits, temperature, ce_weight, sizes, parsimony)
     result.loss = result.loss + anchor(logits, params)
     return result
 

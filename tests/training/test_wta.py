@@ -99,3 +99,16 @@ def test_supervised_step_is_zero_for_perfect_predictions(tiny_vocab):
     result = supervised_step(FixedModel(logits, params), torch.zeros(2, 10), chain, target,
                              torch.ones(2, tiny_vocab.n_params))
     assert result.loss.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_parsimony_gives_the_win_to_the_smallest_chain_within_tolerance():
+    losses = torch.tensor([[0.100, 0.104, 0.300], [0.100, 0.150, 0.300]])
+    sizes = torch.tensor([[3, 1, 0], [3, 1, 0]])
+    assert wta.parsimonious_winners(losses, sizes, 0.0).tolist() == [0, 0]
+    # within 5 %: the 1-effect chain explains row 0 as well as the 3-effect one; row 1's sub-chain is 50 % worse
+    assert wta.parsimonious_winners(losses, sizes, 0.05).tolist() == [1, 0]
+    candidates = torch.tensor([[7, 2, 0], [7, 2, 0]])
+    logits = torch.zeros(2, 8)
+    hard = wta.wta_loss(losses, candidates, logits, 0.0, 1.0, sizes, 0.05)
+    assert hard.winners.tolist() == [2, 7]
+    assert float(hard.fit) == pytest.approx((0.104 + 0.100) / 2)
