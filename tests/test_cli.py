@@ -47,7 +47,8 @@ def test_apply_nan_audio_exits_2(tmp_path, capsys):
 
 
 def test_console_script_usage_error_exits_2_without_traceback():
-    proc = subprocess.run([sys.executable, "-m", "fxmatch.cli", "nonsense"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "fxmatch.cli", "nonsense"], check=False, capture_output=True,
+                          text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
@@ -68,3 +69,18 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_help_works_without_the_editable_install_hooks():
+    # A non-editable `pip install .` has no .pth import hook that happens to load importlib.util; `python -S`
+    # skips every .pth, and the repository and site-packages go on sys.path by hand.
+    import sysconfig
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parents[1])
+    code = (f"import sys; sys.path[:0] = [{repo!r}, {sysconfig.get_paths()['purelib']!r}]; "
+            "assert 'importlib.util' not in sys.modules; from fxmatch.cli import main; sys.exit(main(['--help']))")
+    proc = subprocess.run([sys.executable, "-S", "-c", code], check=False, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "apply" in proc.stdout and "unexpected failure" not in proc.stderr
