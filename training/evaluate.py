@@ -251,7 +251,7 @@ class CheckpointEstimator(EstimatorSession):
 
         self.path = Path(path)
         self.batch_size = max(1, int(batch_size))
-        ckpt = load_checkpoint(self.path)
+        ckpt = _read_checkpoint(self.path, load_checkpoint)
         try:
             self.model = Encoder.from_config(ckpt["model_config"])
             self.model.load_state_dict(ckpt["model"])
@@ -286,6 +286,25 @@ class CheckpointEstimator(EstimatorSession):
         return logits.numpy(), params.numpy()
 
 
+def _read_checkpoint(path: Path, load: Any) -> dict[str, Any]:
+    """`load(path)` with torch's warnings silenced and its multi-line `weights_only` text cut to one line."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before failing
+            warnings.simplefilter("ignore")
+            return load(path)
+    except FxmatchInputError as exc:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+        if "Unsupported global" in text:
+            reason = "it holds Python objects, not only tensors and plain values"
+        elif "weights_only" in text or "Weights only" in text or "\n" in text.strip():
+            reason = "not a PyTorch checkpoint of tensors and plain values"
+        else:
+            raise
+        raise FxmatchInputError(f"{path}: not a readable checkpoint ({reason})") from None
+
+
 def load_estimator(path: str | Path, threads: int | None = None) -> EstimatorSession:
     """An exported ONNX model (onnxruntime, CPU or CUDA) or a trainer checkpoint (.pt, torch on CPU)."""
     p = Path(path)
@@ -301,7 +320,8 @@ def model_description(est: EstimatorSession) -> dict[str, Any]:
     return {"path": str(est.path), "name": est.info.name, "version": est.info.version, "label": est.info.label,
             "kind": "checkpoint" if isinstance(est, CheckpointEstimator) else "onnx", "provider": est.provider,
             "mode": ckpt.get("mode"), "step": ckpt.get("step"), "sample_rate": est.info.sample_rate,
-            "window_seconds": est.info.window_seconds, "n_chains": est.info.n_chains}
+            "window_seconds": est.info.window_seconds, "n_chains": est.info.n_chains,
+            "chain_temperature": est.info.chain_temperature, "calibrated": est.info.calibrated}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -561,6 +581,8 @@ def summarise(run: EstimatorRun, eval_set: EvalSet, effects: Sequence[str]) -> d
                                           run.logmel)]
         out["confusion"] = confusion([ex.chain for ex in eval_set.examples], [tuple(n for n, _ in p)
                                      for p in run.presets], eval_set.vocab.chains)
+        out["calibration"] = calibration_summary(run.probabilities or [], [
+            ex.chain == tuple(n for n, _ in p) for ex, p in zip(eval_set.examples, run.presets)])
     if run.label == MEAN_PRESET:
         out["preset"] = [{"effect": n, "params": p} for n, p in (run.presets[0] if run.presets else [])]
     return out
@@ -664,6 +686,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
               "preset through the twins. Param MAE is normalised to [0, 1], on effects correctly present. "
               f"\"Audible\": a true effect whose removal changes y by less than {INAUDIBLE_SNR_DB:.0f} dB below y may be "
               "named or not.")]
+    lines += render_calibration(report)
     for label in report["order"]:
         r = report["estimators"][label]
         if r["role"] != "model":
@@ -740,6 +763,116 @@ def plot_param_error(report: Mapping[str, Any], path: Path) -> None:
     _save_figure(fig, path)
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# calibration: how far the top chain probability is from how often that chain is right
+
+#: equal-width confidence bins of the reliability diagram and the expected calibration error
+CALIBRATION_BINS = 15
+
+
+def reliability_bins(confidence: Sequence[float], correct: Sequence[bool],
+                     n_bins: int = CALIBRATION_BINS) -> list[dict[str, Any]]:
+    """Equal-width bins of top-1 confidence in [0, 1]: {lower, upper, count, confidence, accuracy} (means; None
+    in an empty bin). A confidence of exactly 1 falls in the last bin."""
+    p = np.clip(np.asarray(confidence, dtype=np.float64).reshape(-1), 0.0, 1.0)
+    ok = np.asarray(correct, dtype=np.float64).reshape(-1)
+    if p.shape != ok.shape:
+        raise ValueError(f"{p.size} confidences but {ok.size} correctness flags")
+    index = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    bins = []
+    for b in range(n_bins):
+        mask = index == b
+        count = int(mask.sum())
+        bins.append({"lower": b / n_bins, "upper": (b + 1) / n_bins, "count": count,
+                     "confidence": float(p[mask].mean()) if count else None,
+                     "accuracy": float(ok[mask].mean()) if count else None})
+    return bins
+
+
+def expected_calibration_error(confidence: Sequence[float], correct: Sequence[bool],
+                               n_bins: int = CALIBRATION_BINS) -> float | None:
+    """ECE: sum over confidence bins of (bin share of examples) * |accuracy - mean confidence| (0 = calibrated)."""
+    bins = reliability_bins(confidence, correct, n_bins)
+    n = sum(b["count"] for b in bins)
+    if n == 0:
+        return None
+    return float(sum(b["count"] / n * abs(b["accuracy"] - b["confidence"]) for b in bins if b["count"]))
+
+
+def calibration_summary(confidence: Sequence[float], correct: Sequence[bool],
+                        n_bins: int = CALIBRATION_BINS) -> dict[str, Any]:
+    """ECE, mean confidence, accuracy and the reliability bins of a model's top chain probabilities (JSON-ready)."""
+    n = len(confidence)
+    return {"ece": expected_calibration_error(confidence, correct, n_bins), "n_bins": n_bins, "n": n,
+            "mean_confidence": float(np.mean(confidence)) if n else None,
+            "accuracy": float(np.mean(np.asarray(correct, dtype=np.float64))) if n else None,
+            "correct": "exact chain", "bins": reliability_bins(confidence, correct, n_bins)}
+
+
+def render_calibration(report: Mapping[str, Any]) -> list[str]:
+    """Markdown lines: each model's ECE, mean top probability vs accuracy, and its chain temperature."""
+    rows = []
+    for label in report["order"]:
+        r = report["estimators"][label]
+        cal = r.get("calibration")
+        if r["role"] != "model" or not cal:
+            continue
+        model = r.get("model") or {}
+        temp = (f"T = {model['chain_temperature']:.3g}" if model.get("calibrated")
+                else "not calibrated (no chain temperature)")
+        rows.append(f"| {label} | {_fmt(cal['ece'])} | {_fmt(cal['mean_confidence'])} | {_fmt(cal['accuracy'])} "
+                    f"| {temp} |")
+    if not rows:
+        return []
+    return ["", (f"Calibration: does a top chain probability p come true about p of the time? ECE is the mean gap "
+                 f"between confidence and exact-chain accuracy over {CALIBRATION_BINS} confidence bins (0 is "
+                 "perfect); the reliability diagrams are reliability*.png."), "",
+            "| model | ECE | mean top probability | chain accuracy | temperature |", "|---|---:|---:|---:|---|", *rows]
+
+
+def plot_reliability(cal: Mapping[str, Any], title: str, path: Path) -> None:
+    """Reliability diagram as a PNG: accuracy per confidence bin against the diagonal, with the bin counts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = cal["bins"]
+    width = 1.0 / max(1, len(bins))
+    fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(5.2, 6.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    filled = [b for b in bins if b["count"]]
+    ax.bar([b["lower"] for b in filled], [b["accuracy"] for b in filled], width=width, align="edge",
+           color="tab:blue", edgecolor="white", label="accuracy in the bin")
+    ax.bar([b["lower"] for b in filled], [b["confidence"] - b["accuracy"] for b in filled], width=width,
+           bottom=[b["accuracy"] for b in filled], align="edge", color="tab:red", alpha=0.25, edgecolor="tab:red",
+           label="gap to mean confidence")
+    ax.plot([0, 1], [0, 1], color="0.3", linestyle="--", linewidth=1, label="perfectly calibrated")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("exact chain accuracy")
+    ece = cal.get("ece")
+    ax.set_title(f"{title}\nECE {ece:.3f}" if ece is not None else title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(alpha=0.3)
+    ax_n.bar([b["lower"] for b in bins], [b["count"] for b in bins], width=width, align="edge", color="0.5")
+    ax_n.set_xlabel("top chain probability (confidence)")
+    ax_n.set_ylabel("examples")
+    _save_figure(fig, path)
+
+
+def write_reliability(report: Mapping[str, Any], out: Path, models: Sequence[str]) -> dict[str, str]:
+    """reliability.png for the first model, reliability-<label>.png for the others; {key: path}."""
+    files = {}
+    for i, label in enumerate(models):
+        cal = report["estimators"][label].get("calibration")
+        if not cal:
+            continue
+        name = "reliability.png" if i == 0 else f"reliability-{_slug(label)}.png"
+        plot_reliability(cal, f"Reliability: {label}", out / name)
+        files[f"reliability:{label}"] = str(out / name)
+    return files
+
+
 def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "model"
 
@@ -757,6 +890,7 @@ def write_outputs(report: dict[str, Any], out_dir: str | Path) -> dict[str, str]
         name = "confusion.png" if i == 0 else f"confusion-{_slug(label)}.png"
         plot_confusion(report["estimators"][label]["confusion"], f"Chain confusion: {label}", out / name)
         files[f"confusion:{label}"] = str(out / name)
+    files.update(write_reliability(report, out, models))
     plot_param_error(report, out / "param_error.png")
     files["param_error"] = str(out / "param_error.png")
     report["files"] = files
