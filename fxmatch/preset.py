@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import jsonschema
 
@@ -17,6 +18,54 @@ from fxmatch.errors import FxmatchInputError
 
 FORMAT = "fxmatch-preset"
 VERSION = 1
+
+#: a preset file larger than this is refused (real presets are a few hundred bytes)
+MAX_PRESET_BYTES = 1_000_000
+
+log = logging.getLogger("fxmatch")
+
+class Limit(NamedTuple):
+    """The values a preset may give one parameter, both ends included, and who sets each end."""
+
+    low: float
+    high: float
+    low_by: str = "pedalboard"
+    high_by: str = "pedalboard"
+
+
+#: What each parameter may hold in a preset. Who sets an end: "pedalboard" raises ValueError beyond it; "JUCE" is
+#: the range the JUCE processor behind the pedalboard class documents (asserted in JUCE debug builds, passed through
+#: by pedalboard); "fxmatch" where neither sets one: beyond any musical setting, with pedalboard's output still
+#: finite (JUCE takes -100 dB and below as silence, and a PeakFilter gain there gives NaN; pedalboard refuses a
+#: cutoff or Q <= 0 and clamps the cutoff to >= 0.01 Hz; times below 0 act as 0). Values outside the training
+#: ranges (the effect specs' minimum..maximum) are accepted with a note: the model never estimates them.
+PEDALBOARD_LIMITS: dict[str, dict[str, Limit]] = {
+    "Compressor": {"threshold_db": Limit(-100.0, 24.0, "fxmatch", "fxmatch"),
+                   "ratio": Limit(1.0, 1000.0, "pedalboard", "fxmatch"),
+                   "attack_ms": Limit(0.0, 10_000.0, "fxmatch", "fxmatch"),
+                   "release_ms": Limit(0.0, 10_000.0, "fxmatch", "fxmatch")},
+    "Distortion": {"drive_db": Limit(-100.0, 100.0, "fxmatch", "fxmatch")},
+    "PeakFilter": {"cutoff_frequency_hz": Limit(0.01, 96_000.0, "fxmatch", "fxmatch"),
+                   "gain_db": Limit(-99.0, 99.0, "fxmatch", "fxmatch"),
+                   "q": Limit(0.001, 1000.0, "fxmatch", "fxmatch")},
+    "Chorus": {"rate_hz": Limit(0.0, 100.0), "depth": Limit(0.0, 1.0, "JUCE", "JUCE"),
+               "centre_delay_ms": Limit(0.0, 100.0, "JUCE", "JUCE"), "feedback": Limit(-1.0, 1.0, "JUCE", "JUCE"),
+               "mix": Limit(0.0, 1.0)},
+    "Phaser": {"rate_hz": Limit(0.0, 100.0, "JUCE", "JUCE"), "depth": Limit(0.0, 1.0, "JUCE", "JUCE"),
+               "centre_frequency_hz": Limit(0.0, 20_000.0, "JUCE", "JUCE"),
+               "feedback": Limit(-1.0, 1.0, "JUCE", "JUCE"), "mix": Limit(0.0, 1.0, "JUCE", "JUCE")},
+    "Delay": {"delay_seconds": Limit(0.0, 30.0), "feedback": Limit(0.0, 1.0), "mix": Limit(0.0, 1.0)},
+    "Reverb": {"room_size": Limit(0.0, 1.0), "damping": Limit(0.0, 1.0), "wet_level": Limit(0.0, 1.0),
+               "dry_level": Limit(0.0, 1.0)},
+}
+
+
+def preset_range(effect: str, param: str) -> tuple[float, float]:
+    """The values a preset may give `effect`.`param` (pedalboard's limits; the training range when unknown)."""
+    known = PEDALBOARD_LIMITS.get(effect, {}).get(param)
+    if known is not None:
+        return known.low, known.high
+    return get_spec(effect).param(param).valid_range
 
 #: JSON schema of the preset file (structure only; ranges are checked against the effect specs).
 PRESET_SCHEMA: dict[str, Any] = {
@@ -88,6 +137,19 @@ class Preset:
     @property
     def effect_names(self) -> list[str]:
         return [e.effect for e in self.chain]
+
+    def training_range_notes(self) -> list[str]:
+        """One line per value outside the range the estimator was trained on (pedalboard plays it all the same)."""
+        notes = []
+        for i, e in enumerate(self.chain):
+            for p in get_spec(e.effect).params:
+                v = e.params.get(p.name)
+                if v is not None and not p.minimum <= v <= p.maximum:
+                    unit = f" {p.unit}" if p.unit else ""
+                    notes.append(f"chain[{i}].params.{p.name} = {v:g}{unit} is outside the model's training range "
+                                 f"[{p.minimum:g}, {p.maximum:g}]{unit}: pedalboard plays it, but estimates "
+                                 f"never return it")
+        return notes
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -163,10 +225,12 @@ def validate_preset_dict(data: Any, source: str = "preset") -> None:
             v = params[p.name]
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise FxmatchInputError(f"{source}: {where}.params.{p.name}: must be a finite number, got {v!r}")
-            lo, hi = p.valid_range
+            lo, hi = preset_range(name, p.name)
             if not lo <= v <= hi:
+                unit = f" {p.unit}" if p.unit else ""
                 raise FxmatchInputError(
-                    f"{source}: {where}.params.{p.name}: {v} is outside the allowed range [{lo}, {hi}] {p.unit}"
+                    f"{source}: {where}.params.{p.name}: {v:g} is outside what pedalboard's {name} accepts "
+                    f"[{lo:g}, {hi:g}]{unit}"
                 )
 
 
@@ -177,11 +241,26 @@ def preset_from_dict(data: Any, source: str = "preset") -> Preset:
     return Preset(chain=chain, estimate=data.get("estimate"))
 
 
+def _too_big(path: str | os.PathLike, size: str) -> FxmatchInputError:
+    return FxmatchInputError(f"{path}: {size}; a preset file is at most {MAX_PRESET_BYTES // 1_000_000} MB "
+                             f"({MAX_PRESET_BYTES} bytes): is this the right file?")
+
+
 def read_preset(path: str | os.PathLike) -> Preset:
-    """Read and validate a `.fxpreset.json` file (FxmatchInputError with the field on any problem)."""
+    """Read and validate a `.fxpreset.json` file (FxmatchInputError with the field on any problem).
+
+    Files over MAX_PRESET_BYTES are refused before they are read; each value outside the model's training range
+    is logged as a note (logger "fxmatch", warning level) and listed by `Preset.training_range_notes()`.
+    """
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > MAX_PRESET_BYTES:
+                raise _too_big(path, f"{size} bytes")
+            raw = fh.read(MAX_PRESET_BYTES + 1)  # a FIFO or a device has no size: read one byte past the cap
+        if len(raw) > MAX_PRESET_BYTES:
+            raise _too_big(path, f"more than {MAX_PRESET_BYTES} bytes")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise FxmatchInputError(f"{path}: no such preset file") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -190,7 +269,10 @@ def read_preset(path: str | os.PathLike) -> Preset:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise FxmatchInputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    return preset_from_dict(data, str(path))
+    preset = preset_from_dict(data, str(path))
+    for note in preset.training_range_notes():
+        log.warning("note: %s: %s", path, note)
+    return preset
 
 
 def write_preset(path: str | os.PathLike, preset: Preset) -> None:
