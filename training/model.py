@@ -148,7 +148,12 @@ def chain_membership(vocab: ChainVocabulary) -> np.ndarray:
 
 def presence_to_chain_logits(presence_logits: torch.Tensor, membership: torch.Tensor) -> torch.Tensor:
     """Chain logits `[batch, n_chains]` from presence logits `[batch, n_effects]` and membership `[n_chains, n_effects]`."""
-    return F.logsigmoid(presence_logits) @ membership.T + F.logsigmoid(-presence_logits) @ (1.0 - membership).T
+    return log_sigmoid(presence_logits) @ membership.T + log_sigmoid(-presence_logits) @ (1.0 - membership).T
+
+
+def log_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """log σ(x) as min(x, 0) - log(1 + exp(-|x|)): finite for any x, also in the exported graph (no log(0))."""
+    return torch.clamp(x, max=0.0) - torch.log(1.0 + torch.exp(-x.abs()))
 
 
 class Encoder(nn.Module):

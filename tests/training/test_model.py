@@ -147,3 +147,11 @@ def test_bad_time_pools_and_chain_scoring_are_refused(tiny_vocab):
         Encoder(tiny_vocab, EncoderConfig(**{**SMALL.__dict__, "time_pools": [2]}))
     with pytest.raises(ValueError, match="chain_scoring"):
         Encoder(tiny_vocab, EncoderConfig(**{**SMALL.__dict__, "chain_scoring": "votes"}))
+
+
+def test_log_sigmoid_is_finite_and_exact_far_from_zero():
+    from training.model import log_sigmoid
+
+    x = torch.tensor([-200.0, -30.0, -1.0, 0.0, 1.0, 30.0, 200.0])
+    assert torch.all(torch.isfinite(log_sigmoid(x)))
+    assert torch.allclose(log_sigmoid(x), torch.nn.functional.logsigmoid(x), atol=1e-6)
