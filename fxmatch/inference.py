@@ -6,12 +6,19 @@ contract"): sample rate, analysis window, the chain vocabulary with parameter na
 
     session = EstimatorSession("models/fxmatch-default.onnx")      # CUDA when it really works, else CPU
     result = session.estimate_file("target.wav")                    # any rate, mono or stereo, any length
-    result.best.chain, result.best.params, result.best.probability, result.consistency
+    result.best.chain, result.best.params, result.best.probability, result.n_agree, result.n_windows
+    describe_confidence(result).text                                # "fairly sure (p = 0.82)", ...
 
 A long file is cut into analysis windows (hop = half a window unless the model says otherwise), silent windows are
 skipped, the chain probabilities are averaged over windows, the params of each chain are averaged over windows
 weighted by that chain's probability, and `consistency` is the fraction of windows whose own top chain is the
-aggregate's top chain. Files are streamed in blocks (bounded memory whatever their length).
+aggregate's top chain ("windows agreeing: n_agree of n_windows"). Files are streamed in blocks (bounded memory
+whatever their length).
+
+Chain probabilities are softmax(chain_logits / T) with the model's `chain_temperature` T (metadata, fitted on
+held-out examples by `fxmatch export --calibrate`; 1.0 when absent), so that "p = 0.8" is right about 8 times in
+10. Inputs shorter than `MIN_INPUT_SECONDS` are refused; shorter than the analysis window, or a WAV whose data is
+shorter than its header says, are estimated with a warning in `Estimate.warnings`.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import json
 import logging
 import math
 import os
+import struct
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -42,6 +50,9 @@ META_WINDOW = "analysis_window"
 META_VOCABULARY = "vocabulary"
 META_MODEL = "model"
 META_TRAINING_DATA = "training_data"
+#: optional: the temperature T of the chain logits (probabilities = softmax(logits / T)), and how it was fitted
+META_TEMPERATURE = "chain_temperature"
+META_CALIBRATION = "calibration"
 MODEL_FORMAT = "fxmatch-onnx-model"
 MODEL_FORMAT_VERSION = 1
 REQUIRED_METADATA = (META_FORMAT, META_SAMPLE_RATE, META_WINDOW, META_VOCABULARY, META_MODEL)
@@ -51,6 +62,12 @@ OUTPUT_NAMES = ("chain_logits", "params")
 
 #: windows whose RMS is below this level (dBFS) are skipped as silent.
 SILENCE_DBFS = -70.0
+#: recordings shorter than this (s) are refused as too short to analyse
+MIN_INPUT_SECONDS = 0.25
+#: how sure an estimate is, from its top chain probability p: "sure" at p >= SURE_P, "fairly sure" at
+#: p >= FAIRLY_SURE_P, "not very sure" at p >= UNSURE_P when the runner-up is at least CLOSE_MARGIN below, else
+#: "unsure" (and a warning)
+SURE_P, FAIRLY_SURE_P, UNSURE_P, CLOSE_MARGIN = 0.9, 0.7, 0.5, 0.2
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -113,6 +130,13 @@ class ModelInfo:
     n_params: int
     training_data: Any = None
     metadata: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: chain logits are divided by this before the softmax (1.0: the model is not calibrated)
+    chain_temperature: float = 1.0
+
+    @property
+    def calibrated(self) -> bool:
+        """True when the metadata holds a fitted chain temperature."""
+        return META_TEMPERATURE in self.metadata
 
     @property
     def n_chains(self) -> int:
@@ -183,9 +207,15 @@ class ModelInfo:
             raise FxmatchInputError(f"{source}: malformed fxmatch metadata ({type(exc).__name__}: {exc})") from None
         if sample_rate <= 0 or window_samples <= 0 or hop_samples <= 0:
             raise FxmatchInputError(f"{source}: metadata has a non-positive sample rate, window or hop")
+        temperature = parsed.get(META_TEMPERATURE, 1.0)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+                math.isfinite(temperature) and temperature > 0):
+            raise FxmatchInputError(f"{source}: metadata '{META_TEMPERATURE}' must be a positive number, "
+                                    f"got {temperature!r}")
         return cls(name=name, version=version, sample_rate=sample_rate, window_samples=window_samples,
                    hop_samples=hop_samples, effects=effects, chains=chains, n_params=n_params,
-                   training_data=parsed.get(META_TRAINING_DATA), metadata=parsed)
+                   training_data=parsed.get(META_TRAINING_DATA), metadata=parsed,
+                   chain_temperature=float(temperature))
 
 
 def _parse_vocabulary(vocab: Mapping[str, Any]) -> tuple[tuple[EffectInfo, ...], tuple[tuple[str, ...], ...], int]:
@@ -227,7 +257,12 @@ class ChainEstimate:
 
     @property
     def label(self) -> str:
-        return " -> ".join(self.chain) if self.chain else "(no effect)"
+        return " -> ".join(self.chain) if self.chain else "no effect"
+
+    @property
+    def no_effect(self) -> bool:
+        """True for the empty chain (nothing audible was added)."""
+        return not self.chain
 
 
 @dataclass
@@ -243,6 +278,13 @@ class Estimate:
     duration_s: float = 0.0
     sample_rate: int = 0
     channels: int = 0
+    #: windows whose own top chain is the aggregate's top chain (`consistency` = n_agree / n_windows)
+    n_agree: int = 0
+    #: the temperature the chain probabilities were scaled with (1.0: uncalibrated model)
+    chain_temperature: float = 1.0
+    calibrated: bool = False
+    #: what the user should know about the input (too short, truncated file), one sentence each
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def best(self) -> ChainEstimate:
@@ -251,6 +293,51 @@ class Estimate:
     @property
     def alternatives(self) -> list[ChainEstimate]:
         return self.ranked[1:]
+
+
+@dataclass(frozen=True)
+class Confidence:
+    """How sure an estimate is, in words a musician reads: level, top probability, margin, text and warning."""
+
+    level: str  # "sure" | "fairly sure" | "not very sure" | "unsure"
+    probability: float  # the top chain's probability
+    margin: float  # top probability minus the runner-up's
+    text: str  # "sure (p = 0.95)", "fairly sure (p = 0.82)", "unsure: alternatives are close (p = 0.41, next 0.33)"
+    close: tuple[ChainEstimate, ...] = ()  # the alternatives within CLOSE_MARGIN of the top chain
+    warning: str | None = None  # a plain sentence when the estimate is unsure
+    calibrated: bool = True  # False: the model has no fitted temperature; p tends to be over-confident
+
+    @property
+    def unsure(self) -> bool:
+        """True when the estimate should not be trusted without listening."""
+        return self.level == "unsure"
+
+
+def describe_confidence(estimate: Estimate) -> Confidence:
+    """Put the estimate's top probability and its margin to the alternatives into words (see SURE_P etc.)."""
+    p = float(estimate.best.probability)
+    alts = estimate.alternatives
+    margin = p - (float(alts[0].probability) if alts else 0.0)
+    close = tuple(a for a in alts if p - a.probability < CLOSE_MARGIN)
+    if p >= SURE_P:
+        level = "sure"
+    elif p >= FAIRLY_SURE_P:
+        level = "fairly sure"
+    elif p >= UNSURE_P and margin >= CLOSE_MARGIN:
+        level = "not very sure"
+    else:
+        level = "unsure"
+    warning = None
+    if level != "unsure":
+        text = f"{level} (p = {p:.2f})"
+    elif close:
+        text = f"unsure: alternatives are close (p = {p:.2f}, next {close[0].probability:.2f})"
+        warning = (f"unsure estimate (p = {p:.2f}): {', '.join(a.label for a in close[:3])} "
+                   f"{'is' if len(close) == 1 else 'are'} nearly as likely; listen before you use it")
+    else:
+        text = f"unsure (p = {p:.2f}: more likely wrong than right)"
+        warning = f"unsure estimate (p = {p:.2f}): more likely wrong than right; listen before you use it"
+    return Confidence(level, p, margin, text, close, warning, estimate.calibrated)
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -522,6 +609,33 @@ class EstimatorSession:
         missing = [n for n in OUTPUT_NAMES if n not in outputs]
         if missing:
             raise FxmatchInputError(f"{self.path}: the model has no output {', '.join(missing)} (has {outputs})")
+        declared = {o.name: o.shape for o in self.session.get_outputs()}
+        for name, want in zip(OUTPUT_NAMES, self._expected_shapes()):
+            shape = declared.get(name)
+            if shape is None:  # rank unknown: checked on the first run
+                continue
+            fixed = [d if isinstance(d, int) and d > 0 else None for d in shape]
+            if len(fixed) != len(want) or any(f is not None and w is not None and f != w
+                                              for f, w in zip(fixed, want)):
+                self._shape_error(name, [d if d is not None else "?" for d in fixed])
+
+    def _expected_shapes(self) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
+        """The outputs' shapes the metadata implies: ([batch, n_chains], [batch, n_chains, n_params])."""
+        return (None, self.info.n_chains), (None, self.info.n_chains, self.info.n_params)
+
+    def _shape_error(self, name: str, shape: Sequence[Any]) -> None:
+        want = {"chain_logits": "[batch, n_chains]", "params": "[batch, n_chains, n_params]"}[name]
+        raise FxmatchInputError(
+            f"{self.path}: output {name} has shape [{', '.join(map(str, shape))}] but its metadata needs {want} = "
+            f"[batch, {self.info.n_chains}{f', {self.info.n_params}' if name == 'params' else ''}] "
+            "(model and metadata do not match; export it again with `fxmatch export`)"
+        )
+
+    def _check_outputs(self, n: int, logits: np.ndarray, params: np.ndarray) -> None:
+        """FxmatchInputError when a run's outputs do not have the shapes the metadata implies."""
+        for name, got, want in zip(OUTPUT_NAMES, (logits, params), self._expected_shapes()):
+            if got.shape != (n, *want[1:]):
+                self._shape_error(name, ["batch" if i == 0 and d == n else d for i, d in enumerate(got.shape)])
 
     # -- inference -------------------------------------------------------------------------------------------------
 
@@ -543,10 +657,16 @@ class EstimatorSession:
             a = a[None]
         probs, params = [], []
         for i in range(0, a.shape[0], self.batch_size):
-            logits, p = self.run(a[i : i + self.batch_size])
-            probs.append(softmax(logits, axis=-1))
+            batch = a[i : i + self.batch_size]
+            logits, p = self.run(batch)
+            self._check_outputs(batch.shape[0], np.asarray(logits), np.asarray(p))
+            probs.append(self.probabilities(logits))
             params.append(p)
         return np.concatenate(probs), np.concatenate(params)
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated chain probabilities: softmax(logits / chain_temperature) over the last axis (float64)."""
+        return softmax(np.asarray(logits, dtype=np.float64) / self.info.chain_temperature, axis=-1)
 
     def decode(self, probs: np.ndarray, params: np.ndarray, top: int | None = None) -> list[ChainEstimate]:
         """Rank one window's (or an aggregate's) chains: probs `[n_chains]`, params `[n_chains, n_params]`."""
@@ -562,9 +682,11 @@ class EstimatorSession:
             raise FxmatchInputError(f"{source}: contains NaN or infinite samples")
         channels = 1 if a.ndim == 1 else a.shape[0]
         mono = to_mono(a)
+        warns = self._length_warnings(source, mono.size / sample_rate)
         resample = _Resampler(sample_rate, self.info.sample_rate)
         blocks = [resample(mono, last=True)]
-        return self._estimate_stream(blocks, top, hop_samples, source, mono.size / sample_rate, sample_rate, channels)
+        return self._estimate_stream(blocks, top, hop_samples, source, mono.size / sample_rate, sample_rate, channels,
+                                     warns)
 
     def estimate_file(self, path: str | os.PathLike, top: int | None = 5, hop_samples: int | None = None,
                       block_seconds: float = 4.0) -> Estimate:
@@ -572,18 +694,47 @@ class EstimatorSession:
         from fxmatch.audio_io import audio_info, iter_audio_blocks
 
         rate, channels, frames = audio_info(path)
+        warns = self._length_warnings(str(path), frames / rate)
+        cut = truncated_wav(path)
+        if cut is not None:
+            have = frames / rate
+            warns.append(f"{path}: the WAV header announces {have * cut[0] / max(1, cut[1]):.2f} s of audio but the "
+                         f"file holds only {have:.2f} s (cut short, e.g. by an interrupted copy or recording); "
+                         "analysing what is there")
         block = max(1024, int(block_seconds * rate))
         resample = _Resampler(rate, self.info.sample_rate)
+        read = 0
 
         def blocks() -> Iterator[np.ndarray]:
+            nonlocal read
             for b in iter_audio_blocks(path, block):
+                read += b.shape[-1]
                 yield resample(to_mono(b))
             yield resample(np.zeros(0, dtype=np.float32), last=True)
 
-        return self._estimate_stream(blocks(), top, hop_samples, str(path), frames / rate, rate, channels)
+        result = self._estimate_stream(blocks(), top, hop_samples, str(path), frames / rate, rate, channels, warns)
+        if read < frames and cut is None:
+            result.warnings.append(f"{path}: the file ends after {read / rate:.2f} s, before the "
+                                   f"{frames / rate:.2f} s its header announces; analysed what is there")
+        return result
+
+    def _length_warnings(self, source: str, seconds: float) -> list[str]:
+        """FxmatchInputError below MIN_INPUT_SECONDS; a warning when shorter than the analysis window."""
+        if seconds <= 0:
+            raise FxmatchInputError(f"{source}: holds no audio samples")
+        if seconds < MIN_INPUT_SECONDS:
+            raise FxmatchInputError(
+                f"{source}: too short to analyse ({_seconds(seconds)}; the minimum is {MIN_INPUT_SECONDS:g} s, and "
+                f"estimates are reliable from {self.info.window_seconds:g} s, the model's analysis window)"
+            )
+        if seconds < self.info.window_seconds:
+            return [(f"{source}: only {_seconds(seconds)} of audio, shorter than the model's "
+                     f"{self.info.window_seconds:g} s analysis window (padded with silence); the estimate is less "
+                     "reliable")]
+        return []
 
     def _estimate_stream(self, blocks: Iterable[np.ndarray], top: int | None, hop_samples: int | None, source: str,
-                         duration_s: float, rate: int, channels: int) -> Estimate:
+                         duration_s: float, rate: int, channels: int, warns: list[str] | None = None) -> Estimate:
         window = self.info.window_samples
         hop = int(hop_samples or self.info.hop_samples)
         agg = WindowAggregator(self.info.n_chains, self.info.n_params)
@@ -612,6 +763,42 @@ class EstimatorSession:
             )
         probs, params, votes = agg.result()
         ranked = self.decode(probs, params, top)
-        return Estimate(ranked=ranked, consistency=float(votes[ranked[0].chain_index]), n_windows=agg.n,
+        best = ranked[0].chain_index
+        return Estimate(ranked=ranked, consistency=float(votes[best]), n_windows=agg.n,
                         n_silent=n_silent, model=self.info.label, provider=self.provider,
-                        duration_s=float(duration_s), sample_rate=int(rate), channels=int(channels))
+                        duration_s=float(duration_s), sample_rate=int(rate), channels=int(channels),
+                        n_agree=int(agg.votes[best]), chain_temperature=self.info.chain_temperature,
+                        calibrated=self.info.calibrated, warnings=list(warns or []))
+
+
+def _seconds(s: float) -> str:
+    """A short duration for messages: '1 sample'-scale values in ms, the rest in s."""
+    return f"{1000 * s:.1f} ms" if s < 0.1 else f"{s:.2f} s"
+
+
+def truncated_wav(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(data bytes a RIFF/WAVE header announces, data bytes the file holds) when the file is cut short, else None.
+
+    None for other formats, unreadable headers and sizes left open by streaming writers (0 or 0xFFFFFFFF, RF64).
+    """
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                return None
+            order = "<" if head[:4] == b"RIFF" else ">"
+            pos = 12
+            while pos + 8 <= size:
+                fh.seek(pos)
+                chunk = fh.read(8)
+                if len(chunk) < 8:
+                    return None
+                (n,) = struct.unpack(order + "I", chunk[4:])
+                if chunk[:4] == b"data":
+                    have = size - pos - 8
+                    return (n, have) if 0 < n != 0xFFFFFFFF and have < n else None
+                pos += 8 + n + (n & 1)
+    except OSError:
+        return None
+    return None

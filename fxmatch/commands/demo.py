@@ -4,7 +4,8 @@ For each example of `examples/examples.json` (a dry clip and its target, rendere
 chain): estimate the target's chain and params with the model (the shipped one by default), render the dry clip
 through the estimated preset with pedalboard, and measure the multi-resolution STFT distance of that rendering to
 the target (and, for reference, of the dry clip to the target: the "no effect" distance). Prints a table of true
-vs estimated chains and params, and writes to OUT_DIR: one `<name>.fxpreset.json` per example, A/B WAV files
+vs estimated chains and params, how sure each estimate is (`inference.describe_confidence`; "no effect detected" is
+an answer like any chain), and writes to OUT_DIR: one `<name>.fxpreset.json` per example, A/B WAV files
 (`<name>_A_target.wav`, `<name>_B_estimate.wav`), `report.png` (spectrograms of target and estimate side by side,
 chains with params) and `report.md`. Needs no GPU, no sound card and no display.
 """
@@ -117,6 +118,9 @@ class ExampleResult:
     rendered: np.ndarray = field(repr=False)  # [channels, samples]
     sample_rate: int = 44100
     files: list[str] = field(default_factory=list)
+    confidence: str = ""  # how sure, in words: "fairly sure (p = 0.82)", "unsure: alternatives are close ..."
+    unsure: bool = False
+    windows: str = ""  # "2 of 2" windows agreeing on the chain
 
     @property
     def chain_correct(self) -> bool:
@@ -169,10 +173,11 @@ def mrstft(estimates: np.ndarray, target: np.ndarray) -> np.ndarray:
 def run_example(session, ex: Example, out: Path, refine_steps: int = 0) -> ExampleResult:
     """Estimate one example, write its preset and A/B WAVs into `out`, and measure the distances."""
     from fxmatch.audio_io import read_audio, write_audio
+    from fxmatch.inference import describe_confidence
     from fxmatch.preset import write_preset
 
     t0 = time.perf_counter()
-    result = session.estimate_file(ex.target, top=4)
+    result = session.estimate_file(ex.target, top=estimate_cmd.CONFIDENCE_ALTERNATIVES + 1)
     chain, refine_info = result.best.params, None
     if refine_steps:
         chain, refine_info = estimate_cmd.refine(result.best.chain, chain, str(ex.dry), str(ex.target),
@@ -193,8 +198,9 @@ def run_example(session, ex: Example, out: Path, refine_steps: int = 0) -> Examp
     write_preset(out / files[0], preset)
     write_audio(out / files[1], target, rate)
     write_audio(out / files[2], rendered, rate)
+    conf = describe_confidence(result)
     return ExampleResult(ex, preset, result.best.probability, distance, distance_dry, seconds, target, rendered,
-                         rate, files)
+                         rate, files, conf.text, conf.unsure, f"{result.n_agree} of {result.n_windows}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -219,6 +225,9 @@ def run(args: argparse.Namespace) -> int:
         print(format_example(r, i, len(examples)))
     print()
     print(format_summary(results))
+    if not session.info.calibrated:
+        print(f"note: {session.info.label} is not calibrated (no chain temperature): its probabilities tend to run "
+              "high")
     write_report_png(out / "report.png", results, session.info.label)
     write_text_report(out / "report.md", results, session.info.label, session.provider, args.refine)
     elapsed = time.perf_counter() - t_start
@@ -238,7 +247,7 @@ def _fmt(v: float | None) -> str:
 
 
 def _chain_label(preset) -> str:
-    return " > ".join(preset.effect_names) or "(no effect)"
+    return " > ".join(preset.effect_names) or "no effect"
 
 
 def param_rows(true, estimate) -> list[tuple[str, str, float | None, float | None, str]]:
@@ -260,10 +269,13 @@ def format_example(r: ExampleResult, i: int, n: int) -> str:
     """The block of one example: true and estimated chains, probability, distances, params side by side."""
     ex = r.example
     mark = "correct chain" if r.chain_correct else "chain differs"
+    estimated = _chain_label(r.preset) if r.preset.chain else "no effect detected"
     lines = [
         f"[{i}/{n}] {ex.name}" + (f" ({ex.instrument})" if ex.instrument else ""),
         f"  true       {_chain_label(ex.true)}",
-        f"  estimated  {_chain_label(r.preset)}   p = {r.probability:.3f}   ({mark})",
+        f"  estimated  {estimated}   ({mark})",
+        f"  how sure   {r.confidence or f'p = {r.probability:.2f}'}"
+        + (f"; windows agreeing: {r.windows}" if r.windows else ""),
         f"  MR-STFT to target: estimate {r.distance:.3f}, no effect {r.distance_dry:.3f}",
     ]
     refine = (r.preset.estimate or {}).get("refine")
@@ -292,11 +304,14 @@ def format_summary(results: list[ExampleResult]) -> str:
     lines.append("-" * len(lines[0]))
     for r in results:
         lines.append(f"{r.example.name:<{wn}}  {_chain_label(r.example.true):<{wt}}  {_chain_label(r.preset):<{we}}  "
-                     f"{r.probability:>5.2f}  {r.distance:>7.3f}  {r.distance_dry:>9.3f}")
+                     f"{r.probability:>5.2f}  {r.distance:>7.3f}  {r.distance_dry:>9.3f}"
+                     + ("  unsure" if r.unsure else ""))
     correct = sum(r.chain_correct for r in results)
     closer = sum(r.distance < r.distance_dry for r in results)
+    unsure = sum(r.unsure for r in results)
     lines.append(f"chain correct for {correct} of {len(results)}; the estimate is closer to the target than no "
-                 f"effect for {closer} of {len(results)} (MR-STFT, lower is closer)")
+                 f"effect for {closer} of {len(results)} (MR-STFT, lower is closer)"
+                 + (f"; {unsure} of {len(results)} estimates are unsure (listen before using them)" if unsure else ""))
     return "\n".join(lines)
 
 
@@ -315,12 +330,12 @@ def write_text_report(path: Path, results: list[ExampleResult], model: str, prov
         "MR-STFT: multi-resolution STFT distance to the target (lower is closer) of the dry clip rendered through "
         "the estimate (pedalboard), and of the dry clip itself (no effect).", "",
         "![spectrograms of target and estimate](report.png)", "",
-        "| example | true chain | estimated chain | probability | MR-STFT estimate | MR-STFT no effect |",
-        "|---|---|---|---:|---:|---:|",
+        "| example | true chain | estimated chain | how sure | MR-STFT estimate | MR-STFT no effect |",
+        "|---|---|---|---|---:|---:|",
     ]
     for r in results:
         lines.append(f"| {r.example.name} | {_chain_label(r.example.true)} | {_chain_label(r.preset)} | "
-                     f"{r.probability:.3f} | {r.distance:.3f} | {r.distance_dry:.3f} |")
+                     f"{r.confidence or f'p = {r.probability:.3f}'} | {r.distance:.3f} | {r.distance_dry:.3f} |")
     for r in results:
         lines += ["", f"## {r.example.name}", "",
                   (f"A: [{r.files[1]}]({r.files[1]}), B: [{r.files[2]}]({r.files[2]}), "
@@ -383,7 +398,8 @@ def write_report_png(path: Path, results: list[ExampleResult], model: str) -> No
         row[1].set_xlabel("s", fontsize=8)
         row[2].axis("off")
         text = "\n".join([f"true: {_chain_label(r.example.true)}", *_chain_lines(r.example.true), "",
-                          f"estimate (p = {r.probability:.2f}): {_chain_label(r.preset)}", *_chain_lines(r.preset),
+                          f"estimate ({r.confidence or f'p = {r.probability:.2f}'}): {_chain_label(r.preset)}",
+                          *_chain_lines(r.preset),
                           "", f"MR-STFT to target: estimate {r.distance:.3f}, no effect {r.distance_dry:.3f}"])
         row[2].text(0.0, 1.0, _wrap(text, 70), va="top", ha="left", fontsize=8, family="monospace",
                     transform=row[2].transAxes)

@@ -1,7 +1,9 @@
 """`fxmatch estimate TARGET [--dry DRY] [--model M.onnx] [--refine STEPS] [-o OUT.fxpreset.json] [--json]`.
 
 Estimates the effect chain and parameters of a processed recording (any rate, mono or stereo, any length) with an
-exported model: the estimate aggregates over analysis windows and says how consistent they were. With `--dry` (the
+exported model: the estimate aggregates over analysis windows, says how sure it is in words ("fairly sure (p =
+0.82)", "unsure: alternatives are close" with a warning on stderr) and how many windows agree on the chain; "no
+effect detected" is an answer like any chain (an empty chain in the preset). With `--dry` (the
 same recording before processing, time-aligned) `--refine STEPS` runs a few Adam steps on the chosen chain's
 normalised params through the differentiable twins, minimising the multi-resolution STFT distance between
 twin(dry) and the target, and keeps whichever params are closer.
@@ -82,14 +84,15 @@ def run(args: argparse.Namespace) -> int:
         audio_info(args.dry)
     session = EstimatorSession(model_path(args.model), providers=args.provider, threads=args.threads)
     t0 = time.perf_counter()
-    result = session.estimate_file(args.target, top=args.top + 1)
+    # at least CONFIDENCE_ALTERNATIVES runners-up: "how sure" compares the best chain with them whatever --top says
+    result = session.estimate_file(args.target, top=max(args.top, CONFIDENCE_ALTERNATIVES) + 1)
     seconds = time.perf_counter() - t0
     chain = result.best.params
     refine_info: dict[str, Any] | None = None
     if args.refine:
         chain, refine_info = refine(result.best.chain, chain, args.dry, args.target, args.refine,
                                     args.refine_seconds)
-    preset = preset_from_estimate(result, chain, refine_info)
+    preset = preset_from_estimate(result, chain, refine_info, top=args.top)
     if args.output:
         write_preset(args.output, preset)
     if args.json:
@@ -98,28 +101,68 @@ def run(args: argparse.Namespace) -> int:
         print_json(preset.to_dict())
     else:
         print(format_table(args.target, result, preset, refine_info, seconds))
+    for line in preset.estimate["warnings"]:
+        print(f"fxmatch: warning: {line}", file=sys.stderr)
     if args.output:
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 
-def preset_from_estimate(result, chain=None, refine_info: dict[str, Any] | None = None):
+#: runners-up always computed, so that "how sure" can name the close ones
+CONFIDENCE_ALTERNATIVES = 3
+
+
+def preset_from_estimate(result, chain=None, refine_info: dict[str, Any] | None = None, top: int | None = None):
     """The preset of an `inference.Estimate`: its best chain's params (or `chain`, e.g. refined ones), rounded to
-    6 decimals, with the estimate metadata (model, confidence, consistency, windows, alternatives, refine)."""
+    6 decimals, with the estimate metadata: model, confidence (the best chain's probability), confidence_level and
+    unsure (`inference.describe_confidence`), no_effect, windows and windows_agreeing (consistency = their ratio),
+    calibrated and chain_temperature, the first `top` alternatives (all when None), warnings, refine.
+
+    "No effect" is a preset with an empty chain and this metadata.
+    """
+    from fxmatch.inference import describe_confidence
     from fxmatch.preset import Preset
 
+    conf = describe_confidence(result)
+    alternatives = result.alternatives if top is None else result.alternatives[:max(0, top)]
+    warnings = [*result.warnings, *([conf.warning] if conf.warning else [])]
     estimate: dict[str, Any] = {
         "model": result.model,
         "confidence": round(result.best.probability, 4),
+        "confidence_level": conf.level,
+        "confidence_text": conf.text,
+        "unsure": conf.unsure,
+        "no_effect": result.best.no_effect,
         "consistency": round(result.consistency, 4),
         "windows": result.n_windows,
-        "alternatives": [{"chain": list(a.chain), "probability": round(a.probability, 4)}
-                         for a in result.alternatives],
+        "windows_agreeing": result.n_agree,
+        "calibrated": result.calibrated,
+        "chain_temperature": round(result.chain_temperature, 4),
+        "alternatives": [{"chain": list(a.chain), "probability": round(a.probability, 4)} for a in alternatives],
+        "warnings": warnings,
     }
     if refine_info is not None:
         estimate["refine"] = refine_info
     chain = result.best.params if chain is None else chain
     return Preset.from_chain([(name, {k: round(v, 6) for k, v in p.items()}) for name, p in chain], estimate)
+
+
+def chain_text(names) -> str:
+    """Effect names as a chain for people: "A -> B", or "no effect detected" for the empty chain."""
+    return " -> ".join(names) if names else "no effect detected"
+
+
+def confidence_lines(result) -> list[str]:
+    """The "confidence" and "windows" lines of the report (labels padded to 13 characters)."""
+    from fxmatch.inference import describe_confidence
+
+    conf = describe_confidence(result)
+    lines = [f"{'confidence':<13}{conf.text}"]
+    if not conf.calibrated:
+        lines.append(f"{'':<13}(uncalibrated model: its probabilities tend to run high)")
+    lines.append(f"{'windows':<13}{result.n_agree} of {result.n_windows} agree on this chain "
+                 "(each analysis window's own best guess)")
+    return lines
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -138,19 +181,19 @@ def _fmt(v: float) -> str:
 
 
 def format_table(target: str, result, preset, refine_info: dict[str, Any] | None, seconds: float) -> str:
-    """The readable report of an estimate: chain, params with units, probability, consistency, alternatives."""
+    """The readable report of an estimate: chain (or "no effect detected"), how sure, windows agreeing, params with
+    units, alternatives (those of the preset's metadata)."""
     from fxmatch.effects import get_spec
 
     ch = {1: "mono", 2: "stereo"}.get(result.channels, f"{result.channels} ch")
+    n = result.n_windows
     lines = [
         f"{target}: {result.duration_s:.2f} s, {result.sample_rate} Hz, {ch}",
-        f"model {result.model} on {result.provider}: {result.n_windows} windows analysed"
+        f"model {result.model} on {result.provider}: {n} window{'s' if n != 1 else ''} analysed"
         + (f", {result.n_silent} silent skipped" if result.n_silent else "") + f" in {seconds:.2f} s",
         "",
-        f"chain        {' -> '.join(preset.effect_names) or '(no effect)'}",
-        f"probability  {result.best.probability:.3f}",
-        (f"consistency  {result.consistency:.2f} ({round(result.consistency * result.n_windows)} of "
-         f"{result.n_windows} windows agree)"),
+        f"{'chain':<13}{chain_text(preset.effect_names)}",
+        *confidence_lines(result),
     ]
     if preset.chain:
         lines.append("params")
@@ -161,10 +204,11 @@ def format_table(target: str, result, preset, refine_info: dict[str, Any] | None
                 unit = spec.param(name).unit if name in spec.param_names else ""
                 head = f"  {e.effect:<12}" if i == 0 else " " * 14
                 lines.append(f"{head} {name:<{width}}  {_fmt(value):>8} {unit}".rstrip())
-    if result.alternatives:
+    alternatives = (preset.estimate or {}).get("alternatives", [])
+    if alternatives:
         lines.append("alternatives")
-        for a in result.alternatives:
-            lines.append(f"  {a.probability:.3f}  {a.label}")
+        for a in alternatives:
+            lines.append(f"  p = {a['probability']:.2f}  {' -> '.join(a['chain']) or 'no effect'}")
     if refine_info is not None:
         lines.append(
             f"refine       {refine_info['steps']} steps on {refine_info['seconds']:.2f} s: MRSTFT distance "

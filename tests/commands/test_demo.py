@@ -71,7 +71,7 @@ def test_demo_prints_the_table_and_names_the_folder(demo_run, examples):
         assert word in out, word
     for ex in examples:
         assert ex.name in out
-    assert "Compressor > Chorus > Reverb" in out and "(no effect)" in out
+    assert "Compressor > Chorus > Reverb" in out and "no effect" in out
     assert out.rstrip().splitlines()[-1].strip() == str(folder.resolve())
 
 

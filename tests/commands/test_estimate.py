@@ -56,8 +56,9 @@ def test_estimate_prints_a_table_for_any_rate_and_format(model, tmp_path, capsys
     assert main(["estimate", str(target), "--model", str(model)]) == 0
     out = capsys.readouterr().out
     assert f"{rate} Hz" in out and ("stereo" if channels == 2 else "mono") in out
-    for word in ("chain", "Distortion", "drive_db", "dB", "probability", "consistency", "alternatives",
-                 "(no effect)", "tiny-v0", "CPUExecutionProvider"):
+    for word in ("chain", "Distortion", "drive_db", "dB", "confidence   sure (p = 1.00)", "alternatives",
+                 "no effect", "windows      4 of 4 agree on this chain", "uncalibrated model", "tiny-v0",
+                 "CPUExecutionProvider"):
         assert word in out, word
 
 
