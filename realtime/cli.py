@@ -1,7 +1,7 @@
 """`fxmatch live`: the real-time engine without a window; prints estimates, xruns and load once per second.
 
     fxmatch live --mode reference --target song.wav             # default devices, until Ctrl-C
-    fxmatch live --mode capture --dry-channel 0 --target-channel 1 --seconds 30
+    fxmatch live --mode capture --dry-channel 1 --target-channel 2 --seconds 30   # input channels count from 1
     fxmatch live --jack-dummy --mode reference --target song.wav --dry-file guitar.wav --seconds 10
     fxmatch live --list-devices
 """
@@ -27,10 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-device", help="input device id or name (default: the system's)")
     parser.add_argument("--output-device", help="output device id or name (default: the system's)")
     parser.add_argument("--list-devices", action="store_true", help="list the audio devices and exit")
-    parser.add_argument("--rate", type=int, help="sample rate in Hz (default: the device's)")
-    parser.add_argument("--block", type=int, default=256, help="frames per block (default: 256)")
-    parser.add_argument("--dry-channel", type=int, default=0, help="input channel of the dry signal (from 0)")
-    parser.add_argument("--target-channel", type=int, default=1, help="input channel of the target (from 0)")
+    parser.add_argument("--rate", type=int, help="sample rate in Hz, 8000 to 384000 (default: the device's)")
+    parser.add_argument("--block", type=int, default=256, help="frames per block, 16 to 8192 (default: 256)")
+    parser.add_argument("--dry-channel", type=int, default=1,
+                        help="input channel of the dry signal, counting from 1 (default: 1)")
+    parser.add_argument("--target-channel", type=int, default=2,
+                        help="input channel of the target, counting from 1 (default: 2)")
     parser.add_argument("--seconds", type=float, help="run this many seconds, then exit (default: until Ctrl-C)")
     parser.add_argument("--dry-file", metavar="FILE", help="loop the dry signal from this file instead of the input")
     parser.add_argument("--hop", type=float, default=0.25, help="analysis hop in seconds (default: 0.25)")
@@ -40,6 +42,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="what the output plays (default: matched)")
     parser.add_argument("--jack-dummy", action="store_true",
                         help="start a JACK dummy server (48 kHz unless --rate) and stream through it")
+
+
+#: what `--list-devices` says when PortAudio lists no device
+NO_DEVICES = ("no audio devices found: connect an audio interface (and close programs that hold it), or add "
+              "--jack-dummy to stream through a JACK dummy server (package jackd2, see scripts/install.sh)")
+
+
+def device_listing(devices: object) -> str:
+    """sounddevice's device table, or what to do when there is no device."""
+    return str(devices) if len(devices) else NO_DEVICES  # type: ignore[arg-type]
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Refuse (FxmatchInputError, exit 2) out-of-range options before any device or server is touched."""
+    from realtime.engine import MAX_FRAMES, MAX_RATE, MIN_FRAMES, MIN_RATE
+
+    if args.rate is not None and not MIN_RATE <= args.rate <= MAX_RATE:
+        raise FxmatchInputError(f"live: --rate must be {MIN_RATE} to {MAX_RATE} Hz, got {args.rate}")
+    if not MIN_FRAMES <= args.block <= MAX_FRAMES:
+        raise FxmatchInputError(f"live: --block must be {MIN_FRAMES} to {MAX_FRAMES} frames, got {args.block}")
+    for name in ("dry_channel", "target_channel"):
+        v = getattr(args, name)
+        if v < 1:
+            raise FxmatchInputError(f"live: --{name.replace('_', '-')} counts from 1, got {v}")
+    if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
+        raise FxmatchInputError(f"live: --seconds must be > 0, got {args.seconds}")
 
 
 def _device(value: str | None) -> int | str | None:
@@ -83,8 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from realtime.engine import EngineConfig, LiveEngine
     from realtime.jack import JackDummyServer
 
-    if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
-        raise FxmatchInputError(f"live: --seconds must be > 0, got {args.seconds}")
+    check_args(args)
     with contextlib.ExitStack() as stack:
         in_dev, out_dev = _device(args.input_device), _device(args.output_device)
         if args.jack_dummy:
@@ -92,14 +119,14 @@ def run(args: argparse.Namespace) -> int:
             in_dev = server.device if in_dev is None else in_dev
             out_dev = server.device if out_dev is None else out_dev
         if args.list_devices:
-            print(sd.query_devices())
+            print(device_listing(sd.query_devices()))
             return 0
         model = args.model or DEFAULT_MODEL
         if args.model is None and not DEFAULT_MODEL.exists():
             raise FxmatchInputError(f"the shipped model {DEFAULT_MODEL} is not there; pass --model M.onnx")
         config = EngineConfig(model_path=model, mode=args.mode, input_device=in_dev, output_device=out_dev,
-                              sample_rate=args.rate, block_frames=args.block, dry_channel=args.dry_channel,
-                              target_channel=args.target_channel, target_file=args.target, hop_seconds=args.hop,
+                              sample_rate=args.rate, block_frames=args.block, dry_channel=args.dry_channel - 1,
+                              target_channel=args.target_channel - 1, target_file=args.target, hop_seconds=args.hop,
                               providers=args.provider, dry_file=args.dry_file)
         engine = LiveEngine(config)
         if args.mode != "analyse":

@@ -53,8 +53,14 @@ from realtime.streaming_chain import ChainPlayer, StreamingChain, validate_chain
 log = logging.getLogger("fxmatch.realtime")
 
 MODES = ("capture", "reference", "analyse")
+#: who reads the engine's device errors: `fxmatch live` (they name its options) or the app (its controls)
+UIS = ("cli", "app")
 #: the callback's buffers hold this many frames; larger device blocks are refused at start
 MAX_FRAMES = 8192
+#: the smallest block (frames) a config may ask for
+MIN_FRAMES = 16
+#: sample rates (Hz) a config may ask for
+MIN_RATE, MAX_RATE = 8000, 384000
 #: a stream with no callback for this long (s) is declared lost
 WATCHDOG_S = 2.0
 _XRUN_FLAGS = 0x0F  # paInputUnderflow | paInputOverflow | paOutputUnderflow | paOutputOverflow
@@ -88,6 +94,7 @@ class EngineConfig:
     output_channels: int = 2               # at most; the mono output is copied to each
     gil_switch_interval_s: float | None = 0.0005  # sys.setswitchinterval while running (None: leave it)
     latency: str | float = "low"           # sounddevice latency hint
+    ui: str = "cli"                        # who reads the device errors: "cli" (names options) or "app" (controls)
 
 
 @dataclass(frozen=True)
@@ -243,28 +250,45 @@ def _db(x: np.ndarray) -> float:
     return 10.0 * math.log10(ms) if ms > 0 and math.isfinite(ms) else float("-inf")
 
 
+def device_error(which: str, device: int | str | None, reason: str, ui: str = "cli") -> str:
+    """The one-line error for an unusable `which` ("input"/"output") device, telling `ui`'s user what to do."""
+    if ui == "app":
+        todo = f"choose one in the set-up panel's {which.capitalize()} list (↻ lists the devices again)"
+    else:
+        todo = (f"pick one with --{which}-device (list them with `fxmatch live --list-devices`; --jack-dummy "
+                f"streams through a JACK dummy server)")
+    if device is None:
+        return f"no default {which} device ({reason}); {todo}"
+    return f"{which} device {device}: {reason}; {todo}"
+
+
 def validate_config(config: EngineConfig) -> None:
     """FxmatchInputError (one line) when an EngineConfig field is out of range or a file is missing."""
     c = config
     if c.mode not in MODES:
         raise FxmatchInputError(f"mode must be one of {', '.join(MODES)}, got {c.mode!r}")
-    if not isinstance(c.block_frames, int) or not 16 <= c.block_frames <= MAX_FRAMES:
-        raise FxmatchInputError(f"block_frames must be an integer in [16, {MAX_FRAMES}], got {c.block_frames!r}")
-    if c.sample_rate is not None and (not isinstance(c.sample_rate, int) or not 8000 <= c.sample_rate <= 384000):
-        raise FxmatchInputError(f"sample_rate must be an integer in [8000, 384000] Hz, got {c.sample_rate!r}")
+    if not isinstance(c.block_frames, int) or not MIN_FRAMES <= c.block_frames <= MAX_FRAMES:
+        raise FxmatchInputError(f"block_frames must be an integer in [{MIN_FRAMES}, {MAX_FRAMES}], "
+                                f"got {c.block_frames!r}")
+    if c.sample_rate is not None and (not isinstance(c.sample_rate, int)
+                                      or not MIN_RATE <= c.sample_rate <= MAX_RATE):
+        raise FxmatchInputError(f"sample_rate must be an integer in [{MIN_RATE}, {MAX_RATE}] Hz, "
+                                f"got {c.sample_rate!r}")
     for name in ("dry_channel", "target_channel"):
         v = getattr(c, name)
         if not isinstance(v, int) or v < 0:
             raise FxmatchInputError(f"{name} must be an integer >= 0, got {v!r}")
     if c.mode == "capture" and c.dry_file is None and c.dry_channel == c.target_channel:
         raise FxmatchInputError(f"capture mode needs two different input channels (dry and target are both "
-                                f"{c.dry_channel})")
+                                f"channel {c.dry_channel + 1}, counting from 1)")
     if c.mode == "reference" and c.target_file is None:
         raise FxmatchInputError("reference mode needs a target file (the target is looped from it)")
     if not (math.isfinite(c.hop_seconds) and 0.02 <= c.hop_seconds <= 10):
         raise FxmatchInputError(f"hop_seconds must be in [0.02, 10] s, got {c.hop_seconds!r}")
     if not (math.isfinite(c.crossfade_ms) and 0 < c.crossfade_ms <= 2000):
         raise FxmatchInputError(f"crossfade_ms must be in (0, 2000] ms, got {c.crossfade_ms!r}")
+    if c.ui not in UIS:
+        raise FxmatchInputError(f"ui must be one of {', '.join(UIS)}, got {c.ui!r}")
     if c.providers not in ("auto", "cpu", "cuda"):
         raise FxmatchInputError(f"providers must be auto, cpu or cuda, got {c.providers!r}")
     for what, path in (("target file", c.target_file), ("dry file", c.dry_file)):
@@ -430,7 +454,7 @@ class LiveEngine(EngineReadings):
                 if info["max_input_channels"] < n_in:
                     raise FxmatchInputError(
                         f"input device {info['name']!r} has {info['max_input_channels']} input channel(s); "
-                        f"{c.mode} mode needs channel {n_in - 1} (channels count from 0)")
+                        f"{c.mode} mode needs channel {n_in} (channels count from 1)")
                 rate = rate or int(info["default_samplerate"])
             if want_out:
                 info = sd.query_devices(c.output_device, "output")
@@ -443,11 +467,7 @@ class LiveEngine(EngineReadings):
             which = "input" if in_dev is None and n_in else "output"
             dev = c.input_device if which == "input" else c.output_device
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if dev is None:
-                raise FxmatchInputError(f"no default {which} device ({msg}); pick one with --{which}-device "
-                                        f"(list them with `fxmatch live --list-devices`)") from None
-            raise FxmatchInputError(f"{which} device {dev}: {msg} "
-                                    f"(list devices with `fxmatch live --list-devices`)") from None
+            raise FxmatchInputError(device_error(which, dev, msg, c.ui)) from None
         try:
             if n_in:
                 sd.check_input_settings(in_dev, channels=n_in, dtype="float32", samplerate=rate)

@@ -6,10 +6,13 @@
         ...
 
 The server runs `jackd --no-realtime -n NAME -d dummy -r RATE -p PERIOD` (Debian package `jackd2`, installed by
-scripts/install.sh). Entering the context sets `JACK_DEFAULT_SERVER=NAME` in this process's environment (and
-restores it on exit) so that PortAudio's JACK host API connects to this server, and re-initialises PortAudio so
-that the JACK host API appears among sounddevice's devices (PortAudio lists it only when a server was reachable at
-initialisation). `server.device` is the index of the JACK device ("system", 2 in / 2 out).
+scripts/install.sh); rate and period are checked first (the engine's ranges: a 1 Hz server never answers). No
+server is left behind: a failed or interrupted start stops it, `stop()` escalates SIGTERM to SIGKILL and waits,
+and, through util-linux's `setpriv --pdeathsig KILL`, Linux kills it when the thread that started it ends (so
+start it from a thread that outlives it, normally the main thread). Entering the context sets
+`JACK_DEFAULT_SERVER=NAME` in this process's environment (and restores it on exit) so that PortAudio's JACK host
+API connects to this server, and re-initialises PortAudio so that the JACK host API appears among sounddevice's
+devices (PortAudio lists it only when a server was reachable at initialisation). `server.device` is the index of the JACK device ("system", 2 in / 2 out).
 
 GUI tests use it the same way: start the server in a fixture, then point the app's EngineConfig at
 `server.device`. Each server gets a fresh name, so parallel runs do not collide; the dummy driver runs its
@@ -29,6 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -128,13 +132,47 @@ def jack_device(kind: str | None = None) -> int | None:
     return None
 
 
+#: seconds a stopping server gets between SIGTERM and SIGKILL
+TERM_GRACE_S = 3.0
+
+
+def _die_with_parent() -> list[str]:
+    """A command prefix that makes Linux SIGKILL the server when the thread that started it ends (util-linux's
+    setpriv --pdeathsig; kept across exec); [] where setpriv is missing (then stop() is the only guard)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+
+
+def end_process(proc: subprocess.Popen, grace_s: float = TERM_GRACE_S) -> None:
+    """SIGTERM `proc`, SIGKILL its process group when it is still there after `grace_s`, and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            log.info("jackd (pid %d) ignored SIGTERM for %.0f s: killing it", proc.pid, grace_s)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session (start_new_session): only jackd and its kin
+            except (ProcessLookupError, PermissionError):
+                proc.kill()
+    proc.wait()
+
+
 class JackDummyServer:
     """A `jackd` dummy-driver server (context manager): `rate` Hz, `period` frames, unique `name`."""
 
     def __init__(self, rate: int = 48000, period: int = 256, name: str | None = None, channels: int = 2,
                  timeout_s: float = 10.0):
-        self.rate = int(rate)
-        self.period = int(period)
+        from realtime.engine import MAX_FRAMES, MAX_RATE, MIN_FRAMES, MIN_RATE
+
+        if isinstance(rate, bool) or not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE:
+            raise FxmatchInputError(f"JACK dummy server: the rate must be an integer in [{MIN_RATE}, {MAX_RATE}] Hz, "
+                                    f"got {rate!r}")
+        if isinstance(period, bool) or not isinstance(period, int) or not MIN_FRAMES <= period <= MAX_FRAMES:
+            raise FxmatchInputError(f"JACK dummy server: the period must be an integer in [{MIN_FRAMES}, "
+                                    f"{MAX_FRAMES}] frames, got {period!r}")
+        self.rate = rate
+        self.period = period
         self.name = name or f"fxmatch-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.channels = int(channels)
         self.timeout_s = float(timeout_s)
@@ -151,47 +189,66 @@ class JackDummyServer:
             raise JackUnavailable("jackd is not installed (Debian/Ubuntu: apt-get install jackd2, or scripts/install.sh)")
         return path
 
-    def _server_up(self) -> bool:
+    def _server_up(self, timeout_s: float = 5.0) -> bool:
         env = dict(os.environ, JACK_DEFAULT_SERVER=self.name, JACK_NO_START_SERVER="1")
         lsp = shutil.which("jack_lsp")
         if lsp:
-            r = subprocess.run([lsp], check=False, env=env, capture_output=True, text=True, timeout=5)
+            try:
+                r = subprocess.run([lsp], check=False, env=env, capture_output=True, text=True,
+                                   timeout=max(0.2, timeout_s))
+            except subprocess.TimeoutExpired:  # a server that does not answer (e.g. stuck in its first cycle)
+                return False
             return r.returncode == 0 and "system:playback_1" in r.stdout
         # without jack_lsp: the server's socket appears under /dev/shm or the tmp dir
         return any(Path(d).glob(f"jack_{self.name}*") for d in ("/dev/shm", tempfile.gettempdir()))
 
     def start(self) -> JackDummyServer:
-        """Start the server and wait until clients can connect; JackUnavailable with its log when it fails."""
+        """Start the server and wait until clients can connect; JackUnavailable with its log when it fails.
+
+        A server that fails to come up (or any error or interrupt while waiting) is stopped before this returns:
+        no jackd is left behind. The server also gets SIGKILL if this process dies without stopping it (Linux).
+        """
         if self.process is not None:
             return self
         jackd = self.jackd_path()
         reap_stale_servers()
+        try:
+            self._start(jackd)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, jackd: str) -> None:
         self._log = tempfile.NamedTemporaryFile(prefix="jackd-", suffix=".log", delete=False)  # noqa: SIM115 - lives as long as the server
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1", JACK_NO_START_SERVER="1")
-        cmd = [jackd, "--no-realtime", "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period),
+        cmd = [*_die_with_parent(), jackd, "--no-realtime", "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period),
                "-C", str(self.channels), "-P", str(self.channels)]
         log.info("starting %s", " ".join(cmd))
         self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         env=env, start_new_session=True)
         deadline = time.monotonic() + self.timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+        up = False
+        while not up and self.process.poll() is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 break
-            if self._server_up():
-                break
-            time.sleep(0.05)
-        if self.process.poll() is not None or not self._server_up():
-            said = self._read_log()
-            self.stop()
-            raise JackUnavailable(f"jackd dummy server {self.name!r} did not start: {said[-300:] or 'no output'}")
+            up = self._server_up(min(5.0, left))
+            if not up:
+                time.sleep(0.05)
+        if not up:
+            lines = [line.strip() for line in self._read_log().splitlines() if line.strip()]
+            said = " / ".join(lines[-3:])
+            why = f"exited with code {self.process.returncode}" if self.process.poll() is not None else \
+                f"did not answer within {self.timeout_s:g} s"
+            raise JackUnavailable(f"jackd dummy server {self.name!r} ({self.rate} Hz, {self.period} frames) {why}: "
+                                  f"{said[-300:] or 'no output'}")
         self._saved_env = os.environ.get("JACK_DEFAULT_SERVER")
         os.environ["JACK_DEFAULT_SERVER"] = self.name
         reinitialise_portaudio()
         self.device = jack_device()
         if self.device is None:
-            self.stop()
             raise JackUnavailable("PortAudio does not list the JACK host API (libportaudio2 built without JACK?)")
-        return self
 
     def _read_log(self) -> str:
         if self._log is None:
@@ -202,40 +259,39 @@ class JackDummyServer:
             return ""
 
     def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after 5 s) and restore the environment; idempotent.
+        """Stop the server and restore the environment; idempotent. The server is gone when this returns.
 
-        PortAudio is shut down while the server still runs (its JACK host API aborts the process when it closes
-        its client after the server died) and initialised again afterwards.
+        SIGTERM, then SIGKILL to its process group after `TERM_GRACE_S` (a server stuck in a cycle ignores
+        SIGTERM), then wait for it. PortAudio is shut down while the server still runs (its JACK host API aborts the
+        process when it closes its client after the server died) and initialised again afterwards.
         """
-        import sounddevice as sd
-
         proc, self.process = self.process, None
         if proc is not None:
             terminated = False
             if self.device is not None:
                 try:
+                    import sounddevice as sd
+
                     sd._terminate()
                     terminated = True
                 except Exception:  # best effort
                     log.debug("PortAudio shutdown before jackd stop failed", exc_info=True)
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
-            if self._saved_env is None:
-                os.environ.pop("JACK_DEFAULT_SERVER", None)
-            else:
-                os.environ["JACK_DEFAULT_SERVER"] = self._saved_env
+            end_process(proc, TERM_GRACE_S)
+            if "JACK_DEFAULT_SERVER" in os.environ and os.environ["JACK_DEFAULT_SERVER"] == self.name:
+                if self._saved_env is None:
+                    os.environ.pop("JACK_DEFAULT_SERVER", None)
+                else:
+                    os.environ["JACK_DEFAULT_SERVER"] = self._saved_env
             if terminated:
+                import sounddevice as sd
+
                 sd._initialize()
         if self._log is not None:
             self._log.close()
             Path(self._log.name).unlink(missing_ok=True)
             self._log = None
         self.device = None
+        self._saved_env = None
 
     def __enter__(self) -> Self:
         return self.start()

@@ -143,7 +143,7 @@ def test_capture_mode_opens_a_duplex_stream(jack_server, tiny_model):
     ({"input_device": 99, "dry_file": None}, "input device"),
     ({"output_device": "no such device", "dry_file": None}, "output device"),
     ({"sample_rate": 44100}, "44100 Hz"),
-    ({"dry_file": None, "dry_channel": 5}, "channel 5"),
+    ({"dry_file": None, "dry_channel": 5}, r"channel 6 \(channels count from 1\)"),
 ])
 def test_bad_device_settings_raise_input_error(jack_server, tiny_model, signal_files, kw, match):
     engine = _engine(jack_server, tiny_model, signal_files, **kw)

@@ -1,0 +1,141 @@
+"""realtime.jack: bad rates and periods are refused before jackd runs, and no jackd outlives a failed start."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fxmatch.errors import FxmatchInputError
+from realtime import jack
+from realtime.jack import JackDummyServer, JackUnavailable
+
+
+def _stat(pid: int) -> tuple[str, str, int] | None:
+    """(comm, state, ppid) of a process, None when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    comm = text[text.index("(") + 1 : text.rindex(")")]
+    state, ppid = text[text.rindex(")") + 2 :].split()[:2]
+    return comm, state, int(ppid)
+
+
+def jackd_children(parent: int) -> list[int]:
+    """Every jackd whose parent is `parent`, zombies included (a zombie is a server nobody waited for)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            st = _stat(int(entry.name))
+            if st is not None and st[0] == "jackd" and st[2] == parent:
+                out.append(int(entry.name))
+    return out
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` exists and is not a zombie."""
+    st = _stat(pid)
+    return st is not None and st[1] != "Z"
+
+
+@pytest.mark.parametrize(("kw", "said"), [
+    ({"rate": 1}, r"rate must be an integer in \[8000, 384000\] Hz, got 1"),
+    ({"rate": 500_000}, "got 500000"),
+    ({"period": 0}, r"period must be an integer in \[16, 8192\] frames, got 0"),
+    ({"period": 10_000}, "got 10000"),
+    ({"rate": 48000.5}, "got 48000.5"),
+])
+def test_bad_rate_or_period_is_refused_before_jackd_starts(kw, said):
+    with pytest.raises(FxmatchInputError, match=said):
+        JackDummyServer(**kw)
+    assert jackd_children(os.getpid()) == []
+
+
+def test_a_start_that_times_out_leaves_no_jackd():
+    server = JackDummyServer(timeout_s=0.0)  # gives up before the server can answer
+    with pytest.raises(JackUnavailable, match="did not answer within 0 s"):
+        server.start()
+    assert server.process is None and server.device is None
+    assert jackd_children(os.getpid()) == []
+    assert os.environ.get("JACK_DEFAULT_SERVER") != server.name
+
+
+@pytest.mark.audio
+def test_a_stuck_server_ignoring_sigterm_is_killed_and_reaped(monkeypatch, caplog):
+    """A 1 Hz server (what `fxmatch live --jack-dummy --rate 1` used to start) never answers and ignores SIGTERM."""
+    monkeypatch.setattr(jack, "TERM_GRACE_S", 1.0)
+    server = JackDummyServer(timeout_s=1.5)
+    server.rate = 1  # past the check on purpose: a real stuck jackd
+    t0 = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="fxmatch.realtime.jack"), pytest.raises(JackUnavailable) as info:
+        server.start()
+    took = time.monotonic() - t0
+    message = str(info.value)
+    assert "(1 Hz, 256 frames) did not answer within 1.5 s" in message and "\n" not in message
+    assert any("ignored SIGTERM" in r.getMessage() for r in caplog.records)  # the escalation to SIGKILL happened
+    assert 2.5 <= took < 15
+    assert jackd_children(os.getpid()) == []
+
+
+@pytest.mark.audio
+def test_an_interrupted_start_leaves_no_jackd(monkeypatch):
+    monkeypatch.setattr(jack, "TERM_GRACE_S", 1.0)
+    server = JackDummyServer(timeout_s=30)
+    server.rate = 1  # never comes up: the wait is long enough to be interrupted
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            server.start()
+    finally:
+        timer.cancel()
+    assert server.process is None
+    assert jackd_children(os.getpid()) == []
+
+
+_ORPHAN = """
+from realtime.jack import JackDummyServer
+server = JackDummyServer().start()
+print(server.process.pid, flush=True)
+import time
+time.sleep(600)
+"""
+
+
+@pytest.mark.audio
+def test_jackd_dies_with_the_process_that_started_it():
+    proc = subprocess.Popen([sys.executable, "-c", _ORPHAN], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    try:
+        pid = int(proc.stdout.readline())
+        assert running(pid) and _stat(pid)[0] == "jackd"
+        proc.kill()  # no stop(), no atexit: only the kernel can clean up
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not running(pid)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
+@pytest.mark.audio
+def test_a_good_server_stops_cleanly_and_restores_the_environment():
+    before = os.environ.get("JACK_DEFAULT_SERVER")
+    with JackDummyServer(rate=44100, period=128) as server:
+        pid = server.process.pid
+        assert os.environ["JACK_DEFAULT_SERVER"] == server.name
+        assert server.device is not None and running(pid)
+    assert not running(pid)
+    assert os.environ.get("JACK_DEFAULT_SERVER") == before
+    assert jackd_children(os.getpid()) == []
