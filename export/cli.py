@@ -1,4 +1,5 @@
-"""`fxmatch export CKPT OUT.onnx`: a training checkpoint -> a checked, self-describing ONNX model."""
+"""`fxmatch export CKPT OUT.onnx [--calibrate SET]`: a training checkpoint -> a checked, self-describing ONNX model
+(with `--calibrate`, its chain probabilities temperature-scaled on held-out examples)."""
 
 from __future__ import annotations
 
@@ -16,28 +17,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window-seconds", type=float, help="analysis window (default: the training clip length "
                                                              "recorded in the checkpoint, else 2 s)")
     parser.add_argument("--hop-seconds", type=float, help="hop between analysis windows (default: half a window)")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 13 to 20 (default: 17)")
     parser.add_argument("--tolerance", type=float, default=1e-4,
-                        help="parity limit, relative to each output's scale (default: 1e-4)")
+                        help="parity limit, relative to each output's scale, > 0 and <= 1 (default: 1e-4)")
+    parser.add_argument("--calibrate", metavar="SET",
+                        help="fit the chain temperature (calibrated probabilities) on SET: heldout[:N][@SEED] (N "
+                             "examples of the checkpoint's held-out split, default 200; without @SEED the training "
+                             "seed + 1, so `fxmatch evaluate heldout` examples stay unseen) or a data set folder "
+                             "(default: not calibrated, T = 1)")
     parser.add_argument("--json", action="store_true", help="print the export report as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.onnx_export import ParityError, export_checkpoint
+    from export.onnx_export import ExportError, check_options, export_checkpoint
     from fxmatch.cli import print_json
 
+    check_options(args.opset, args.tolerance, args.window_seconds, args.hop_seconds)
     try:
         report = export_checkpoint(args.checkpoint, args.output, name=args.name, version=args.model_version,
                                    window_seconds=args.window_seconds, hop_seconds=args.hop_seconds,
-                                   opset=args.opset, rtol=args.tolerance)
-    except ParityError as exc:
+                                   opset=args.opset, rtol=args.tolerance, calibrate=args.calibrate,
+                                   progress=bool(args.calibrate) and sys.stderr.isatty())
+    except ExportError as exc:
         print(f"fxmatch: export failed, nothing written: {exc}", file=sys.stderr)
         return 1
-    meta, parity = report.metadata, report.parity
+    meta, parity, cal = report.metadata, report.parity, report.calibration
     if args.json:
         print_json({"path": str(report.path), "size_bytes": report.size_bytes, "model": meta["model"],
                     "sample_rate": meta["sample_rate"], "analysis_window": meta["analysis_window"],
-                    "n_chains": len(meta["vocabulary"]["chains"]), "parity": parity})
+                    "n_chains": len(meta["vocabulary"]["chains"]), "parity": parity,
+                    "chain_temperature": meta.get("chain_temperature"), "calibration": cal})
         return 0
     vocab, window = meta["vocabulary"], meta["analysis_window"]
     n_params = sum(len(e["params"]) for e in vocab["effects"])
@@ -50,4 +59,12 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"onnx checker: ok; onnxruntime vs PyTorch on {len(parity['cases'])} inputs: max abs diff {per_output} "
           f"(relative {parity['relative']:.2g}, limit {parity['limit_relative']:g})")
+    if cal:
+        print(f"calibrated on {cal['set']['spec']} ({cal['n_examples']} examples, {cal['n_windows']} windows): "
+              f"chain temperature {cal['temperature']:.3g}; NLL {cal['nll_before']:.3f} -> {cal['nll_after']:.3f}, "
+              f"ECE {cal['ece_before']:.3f} -> {cal['ece_after']:.3f}, mean top probability "
+              f"{cal['mean_confidence_before']:.2f} -> {cal['mean_confidence_after']:.2f} "
+              f"(chain accuracy {cal['accuracy']:.2f})")
+    else:
+        print("not calibrated (probabilities as the network gives them; see --calibrate)")
     return 0

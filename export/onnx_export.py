@@ -7,10 +7,13 @@ the model's rate, dynamic batch and length), outputs `chain_logits` `[batch, n_c
 
 The file is written atomically: exported to a temporary file next to the target, checked with onnx's checker,
 compared with PyTorch in onnxruntime, and only then renamed onto the target. A failed check leaves nothing behind.
+With `calibrate=SET` the chain temperature is fitted on held-out examples first (`export.calibrate`) and stored in
+the metadata (`chain_temperature`, `calibration`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import io
@@ -18,8 +21,10 @@ import json
 import logging
 import math
 import os
+import sys
+import tempfile
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +54,8 @@ from training.model import Encoder
 log = logging.getLogger("fxmatch.export")
 
 DEFAULT_OPSET = 17
+#: the ONNX opsets the exported graph is built and tested with
+MIN_OPSET, MAX_OPSET = 13, 20
 DEFAULT_WINDOW_SECONDS = 2.0
 #: parity limit: max |onnx - torch| <= PARITY_RTOL * max(1, max |torch|) for each output
 PARITY_RTOL = 1e-4
@@ -60,8 +67,56 @@ CHECKPOINT_FORMAT = "fxmatch-checkpoint"
 _DATA_KEYS = ("training_data", "data", "data_description")
 
 
-class ParityError(RuntimeError):
+class ExportError(RuntimeError):
+    """The exporter or a check failed on a valid checkpoint (exit code 1: a bug, not bad input)."""
+
+
+class ParityError(ExportError):
     """The exported model disagrees with PyTorch beyond the tolerance (exit code 1: a bug, not bad input)."""
+
+
+def check_options(opset: int = DEFAULT_OPSET, rtol: float = PARITY_RTOL, window_seconds: float | None = None,
+                  hop_seconds: float | None = None) -> None:
+    """FxmatchInputError (one line) for an opset outside MIN_OPSET..MAX_OPSET, a parity tolerance not in (0, 1],
+    or a window / hop that is not a positive number of seconds."""
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise FxmatchInputError(f"export: --opset must be {MIN_OPSET} to {MAX_OPSET}, got {opset}")
+    if not (isinstance(rtol, (int, float)) and math.isfinite(rtol) and 0 < rtol <= 1):
+        raise FxmatchInputError(f"export: --tolerance must be a relative limit > 0 and <= 1, got {rtol}")
+    for flag, value in (("--window-seconds", window_seconds), ("--hop-seconds", hop_seconds)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise FxmatchInputError(f"export: {flag} must be a positive number of seconds, got {value}")
+
+
+@contextlib.contextmanager
+def _captured_output() -> Iterator[io.StringIO]:
+    """Send stdout and stderr, Python's and file descriptors 1 and 2 (torch's native messages and graph dumps), to a
+    buffer for the duration."""
+    said = io.StringIO()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    try:
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:
+        yield said
+        return
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+                yield said
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            sink.seek(0)
+            said.write(sink.read().decode("utf-8", "replace"))
 
 
 @dataclass
@@ -72,6 +127,11 @@ class ExportReport:
     size_bytes: int
     metadata: dict[str, Any]
     parity: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def calibration(self) -> dict[str, Any] | None:
+        """The calibration figures (`export.calibrate`), None when the model was not calibrated."""
+        return self.metadata.get("calibration")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -274,15 +334,21 @@ def to_onnx_model(encoder: Encoder, metadata: Mapping[str, Any], opset: int = DE
     example = torch.zeros(2, window)
     example[:, ::97] = 0.1  # not all zeros; the trace does not depend on values
     buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            encoder, (example,), buf,
-            input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-            dynamic_axes={INPUT_NAME: {0: "batch", 1: "samples"}, OUTPUT_NAMES[0]: {0: "batch"},
-                          OUTPUT_NAMES[1]: {0: "batch"}},
-            opset_version=int(opset), do_constant_folding=True, dynamo=False,
-        )
+    try:
+        with warnings.catch_warnings(), torch.no_grad(), _captured_output() as said:
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                encoder, (example,), buf,
+                input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                dynamic_axes={INPUT_NAME: {0: "batch", 1: "samples"}, OUTPUT_NAMES[0]: {0: "batch"},
+                              OUTPUT_NAMES[1]: {0: "batch"}},
+                opset_version=int(opset), do_constant_folding=True, dynamo=False,
+            )
+    except Exception as exc:  # noqa: BLE001 - the exporter raises many types, with pages of graph text
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        raise ExportError(f"torch.onnx could not export the model at opset {opset} ({first[:200]})") from None
+    if said.getvalue().strip():
+        log.debug("torch.onnx said: %s", said.getvalue()[-4000:])
     model = onnx.load_from_string(buf.getvalue())
     model.producer_name = "fxmatch"
     model.producer_version = fxmatch_version
@@ -386,15 +452,28 @@ def export_encoder(encoder: Encoder, out_path: str | os.PathLike, metadata: Mapp
 def export_checkpoint(ckpt_path: str | os.PathLike, out_path: str | os.PathLike, name: str | None = None,
                       version: str | None = None, window_seconds: float | None = None,
                       hop_seconds: float | None = None, opset: int = DEFAULT_OPSET,
-                      rtol: float = PARITY_RTOL) -> ExportReport:
-    """`fxmatch export`: checkpoint -> checked ONNX file with metadata."""
+                      rtol: float = PARITY_RTOL, calibrate: str | None = None,
+                      progress: bool = False) -> ExportReport:
+    """`fxmatch export`: checkpoint -> checked ONNX file with metadata; `calibrate` (heldout[:N][@SEED] or a data set
+    folder) fits and stores the chain temperature (`export.calibrate`)."""
+    check_options(opset, rtol, window_seconds, hop_seconds)
+    if calibrate is not None:
+        from export.calibrate import check_spec
+
+        check_spec(calibrate)
     out = Path(out_path)
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
         raise FxmatchInputError(f"{out}: folder {folder} does not exist")
+    if out.is_dir():
+        raise FxmatchInputError(f"{out}: is a folder; give the ONNX file's path")
     encoder, ckpt = load_checkpoint(ckpt_path)
     default_name = out.name.removesuffix(".onnx") or "fxmatch"
     metadata = build_metadata(encoder, ckpt, name=name or ckpt.get("model_name") or default_name, version=version,
                               window_seconds=window_seconds, hop_seconds=hop_seconds, checkpoint_path=ckpt_path,
                               opset=opset)
+    if calibrate is not None:
+        from export.calibrate import calibrate as fit
+
+        metadata.update(fit(encoder, metadata, calibrate, progress))
     return export_encoder(encoder, out, metadata, opset=opset, rtol=rtol)
