@@ -617,7 +617,8 @@ class EstimatorSession:
             fixed = [d if isinstance(d, int) and d > 0 else None for d in shape]
             if len(fixed) != len(want) or any(f is not None and w is not None and f != w
                                               for f, w in zip(fixed, want)):
-                self._shape_error(name, [d if d is not None else "?" for d in fixed])
+                self._shape_error(name, [d if d is not None else "batch" if i == 0 else "?"
+                                         for i, d in enumerate(fixed)])
 
     def _expected_shapes(self) -> tuple[tuple[int | None, ...], tuple[int | None, ...]]:
         """The outputs' shapes the metadata implies: ([batch, n_chains], [batch, n_chains, n_params])."""

@@ -256,3 +256,146 @@ def test_bad_model_files_are_input_errors_with_one_line(model, tmp_path):
             EstimatorSession(tmp_path / name)
         text = str(info.value)
         assert message in text and "\n" not in text, (name, text)
+
+
+# ------------------------------------------------------------------------------------ output shapes vs metadata
+
+
+def _wrong_shape_onnx(path, metadata, n_chains=3, n_params=1):
+    """A model with the right input and output names whose outputs have `n_chains` chains and `n_params` params."""
+    nodes = [
+        helper.make_node("ReduceMean", ["audio"], ["m"], axes=[1], keepdims=1),  # [batch, 1]
+        helper.make_node("Constant", [], ["shape"], value=helper.make_tensor("s", TensorProto.INT64, [2],
+                                                                             [1, n_chains])),
+        helper.make_node("Expand", ["m", "shape"], ["chain_logits"]),  # [batch, n_chains]
+        helper.make_node("Constant", [], ["axes"], value=helper.make_tensor("a", TensorProto.INT64, [1], [2])),
+        helper.make_node("Unsqueeze", ["chain_logits", "axes"], ["u"]),  # [batch, n_chains, 1]
+        helper.make_node("Constant", [], ["pshape"], value=helper.make_tensor("p", TensorProto.INT64, [3],
+                                                                              [1, 1, n_params])),
+        helper.make_node("Expand", ["u", "pshape"], ["params"]),  # [batch, n_chains, n_params]
+    ]
+    dims = (["batch", "c"], ["batch", "c", "p"])  # symbolic: onnxruntime infers the real ones
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["batch", "samples"])],
+        [helper.make_tensor_value_info("chain_logits", TensorProto.FLOAT, dims[0]),
+         helper.make_tensor_value_info("params", TensorProto.FLOAT, dims[1])])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    for k, v in metadata.items():
+        e = m.metadata_props.add()
+        e.key, e.value = k, v
+    onnx.save(m, str(path))
+    return path
+
+
+def test_a_model_whose_output_shapes_do_not_fit_its_metadata_is_refused_at_load(model, tmp_path):
+    meta = _model_metadata(model)  # 2 chains, 1 param
+    for n_chains, n_params, name in ((3, 1, "chain_logits"), (2, 4, "params")):
+        bad = _wrong_shape_onnx(tmp_path / f"bad{n_chains}{n_params}.onnx", meta, n_chains, n_params)
+        with pytest.raises(FxmatchInputError) as info:
+            EstimatorSession(bad)
+        text = str(info.value)
+        assert f"output {name} has shape [batch, {n_chains}" in text and "do not match" in text, text
+        assert "\n" not in text
+    fits = _wrong_shape_onnx(tmp_path / "fits.onnx", meta, 2, 1)
+    probs, params = EstimatorSession(fits).estimate_windows(np.ones((3, 800), np.float32))
+    assert probs.shape == (3, 2) and params.shape == (3, 2, 1)
+
+
+def test_output_shapes_are_checked_on_every_run_too(model, monkeypatch):
+    """A graph whose declared shapes say nothing (or lie) is caught by its first outputs."""
+    session = EstimatorSession(model)
+    monkeypatch.setattr(session, "run", lambda a: (np.zeros((a.shape[0], 3), np.float32),
+                                                    np.zeros((a.shape[0], 3, 1), np.float32)))
+    with pytest.raises(FxmatchInputError, match=r"output chain_logits has shape \[batch, 3\] but its metadata needs "
+                                                r"\[batch, n_chains\] = \[batch, 2\]"):
+        session.estimate_array(testsignals.make("pluck", SAMPLE_RATE, 1.0), SAMPLE_RATE)
+
+
+# ---------------------------------------------------------------------------------------- short and cut inputs
+
+
+@pytest.mark.parametrize("samples", [1, 160, int(0.24 * SAMPLE_RATE)])  # one sample, 10 ms, just under 0.25 s
+def test_input_below_the_minimum_is_too_short_to_analyse(model, tmp_path, samples):
+    session = EstimatorSession(model)
+    x = testsignals.make("noise", SAMPLE_RATE, 1.0)[0][:samples]
+    with pytest.raises(FxmatchInputError, match=r"too short to analyse \(.*; the minimum is 0.25 s"):
+        session.estimate_array(x, SAMPLE_RATE)
+    sf.write(tmp_path / "short.wav", x, SAMPLE_RATE)
+    with pytest.raises(FxmatchInputError, match="too short to analyse"):
+        session.estimate_file(tmp_path / "short.wav")
+
+
+def test_input_shorter_than_a_window_is_estimated_with_a_warning(model):
+    session = EstimatorSession(model)
+    short = session.estimate_array(testsignals.make("pluck", SAMPLE_RATE, 0.3), SAMPLE_RATE, source="s.wav")
+    assert short.n_windows == 1 and len(short.warnings) == 1
+    assert "s.wav: only 0.30 s of audio, shorter than the model's 0.5 s analysis window" in short.warnings[0]
+    assert session.estimate_array(testsignals.make("pluck", SAMPLE_RATE, 0.5), SAMPLE_RATE).warnings == []
+
+
+def test_a_wav_cut_short_is_read_with_a_warning(model, tmp_path):
+    x = testsignals.make("chord", SAMPLE_RATE, 2.0)[0]
+    sf.write(tmp_path / "full.wav", x, SAMPLE_RATE, subtype="PCM_16")
+    data = (tmp_path / "full.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: 44 + 2 * SAMPLE_RATE])  # the header still announces 2 s
+    assert inference.truncated_wav(tmp_path / "full.wav") is None
+    assert inference.truncated_wav(tmp_path / "cut.wav") == (4 * SAMPLE_RATE, 2 * SAMPLE_RATE)
+    session = EstimatorSession(model)
+    assert session.estimate_file(tmp_path / "full.wav").warnings == []
+    cut = session.estimate_file(tmp_path / "cut.wav")
+    assert cut.duration_s == pytest.approx(1.0) and len(cut.warnings) == 1
+    assert "header announces 2.00 s of audio but the file holds only 1.00 s" in cut.warnings[0]
+
+
+def test_wav_sizes_left_open_by_streaming_writers_are_not_called_cut(tmp_path):
+    x = (np.random.default_rng(0).standard_normal(1000) * 0.1).astype(np.float32)
+    sf.write(tmp_path / "s.wav", x, SAMPLE_RATE, subtype="PCM_16")
+    data = bytearray((tmp_path / "s.wav").read_bytes())
+    at = data.index(b"data") + 4
+    data[at : at + 4] = b"\xff\xff\xff\xff"
+    (tmp_path / "open.wav").write_bytes(bytes(data))
+    assert inference.truncated_wav(tmp_path / "open.wav") is None
+    (tmp_path / "t.flac").write_bytes(b"fLaC" + bytes(100))
+    assert inference.truncated_wav(tmp_path / "t.flac") is None
+
+
+# ------------------------------------------------------------------------------------------- how sure, in words
+
+
+def _estimate(*probs, chains=None, calibrated=True):
+    _, info = _two_effect_info()
+    p = np.zeros(info.n_chains)
+    p[: len(probs)] = probs
+    ranked = rank_chains(info, p, np.full((info.n_chains, info.n_params), 0.5))
+    return inference.Estimate(ranked=ranked, consistency=1.0, n_windows=4, n_silent=0, model="m-v2", provider="cpu",
+                              n_agree=4, calibrated=calibrated)
+
+
+@pytest.mark.parametrize(("probs", "level", "text"), [
+    ((0.05, 0.95), "sure", "sure (p = 0.95)"),
+    ((0.82, 0.1, 0.08), "fairly sure", "fairly sure (p = 0.82)"),
+    ((0.6, 0.25, 0.15), "not very sure", "not very sure (p = 0.60)"),
+    ((0.55, 0.41, 0.04), "unsure", "unsure: alternatives are close (p = 0.55, next 0.41)"),
+    ((0.34, 0.3, 0.2, 0.16), "unsure", "unsure: alternatives are close (p = 0.34, next 0.30)"),
+    ((0.45, 0.2, 0.2, 0.15), "unsure", "unsure (p = 0.45: more likely wrong than right)"),
+])
+def test_confidence_is_put_in_words(probs, level, text):
+    conf = inference.describe_confidence(_estimate(*probs))
+    assert (conf.level, conf.text) == (level, text)
+    assert conf.unsure == (level == "unsure")
+    assert (conf.warning is not None) == conf.unsure
+    assert conf.probability == pytest.approx(max(probs))
+
+
+def test_an_unsure_warning_names_the_close_alternatives():
+    conf = inference.describe_confidence(_estimate(0.34, 0.3, 0.2, 0.16))
+    assert [c.probability for c in conf.close] == [0.3, 0.2, 0.16]
+    assert conf.warning == ("unsure estimate (p = 0.34): Distortion, PeakFilter, Distortion -> PeakFilter are nearly "
+                            "as likely; listen before you use it")
+
+
+def test_no_effect_is_a_chain_like_any_other():
+    est = _estimate(0.9, 0.1)
+    assert est.best.chain == () and est.best.no_effect and est.best.label == "no effect"
+    assert not est.alternatives[0].no_effect
