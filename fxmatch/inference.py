@@ -773,8 +773,8 @@ class EstimatorSession:
 
 
 def _seconds(s: float) -> str:
-    """A short duration for messages: '1 sample'-scale values in ms, the rest in s."""
-    return f"{1000 * s:.1f} ms" if s < 0.1 else f"{s:.2f} s"
+    """A duration for messages: under 0.1 s in ms (3 significant digits), else in s."""
+    return f"{1000 * s:.3g} ms" if s < 0.1 else f"{s:.2f} s"
 
 
 def truncated_wav(path: str | os.PathLike) -> tuple[int, int] | None:

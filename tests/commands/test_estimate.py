@@ -245,3 +245,96 @@ def test_output_to_dev_null_works_and_to_a_folder_exits_2(model, tmp_path, capsy
     (tmp_path / "p.fxpreset.json").mkdir()
     assert main(["estimate", str(target), "--model", str(model), "-o", str(tmp_path / "p.fxpreset.json")]) == 2
     assert f"{tmp_path / 'p.fxpreset.json'}: is a folder" in _one_error_line(capsys)
+
+
+# ------------------------------------------------------------------------------- how sure, no effect, short input
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Tiny models that say: no effect (clearly), Distortion (barely: p ~ 0.55), Distortion (calibrated)."""
+    folder = tmp_path_factory.mktemp("models")
+    return {"dry": tiny_onnx(folder, favour=0, name="dry.onnx"),
+            "barely": tiny_onnx(folder, favour=1, margin=0.2, name="barely.onnx"),
+            "calibrated": tiny_onnx(folder, favour=1, name="cal.onnx", calibrate="heldout:24@3")}
+
+
+def test_no_effect_is_printed_as_an_answer_and_written_as_an_empty_chain(models, tmp_path, capsys):
+    _, wet = _render(44100, 1)
+    target = _write(tmp_path / "t.wav", wet, 44100, "PCM_16")
+    assert main(["estimate", str(target), "--model", str(models["dry"])]) == 0
+    out = capsys.readouterr().out
+    assert "chain        no effect detected\nconfidence   sure (p = 1.00)" in out
+    assert "params" not in out and "  p = 0.00  Distortion" in out
+    out_file = tmp_path / "p.fxpreset.json"
+    assert main(["estimate", str(target), "--model", str(models["dry"]), "--json", "-o", str(out_file)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["chain"] == [] and data["estimate"]["no_effect"] is True
+    assert data["estimate"]["confidence_level"] == "sure" and data["estimate"]["warnings"] == []
+    preset = read_preset(out_file)  # valid against the preset schema
+    assert preset.chain == [] and preset.estimate["no_effect"] is True
+
+
+def test_an_unsure_estimate_says_so_names_the_alternatives_and_warns(models, tmp_path, capsys):
+    _, wet = _render(44100, 1)
+    target = _write(tmp_path / "t.wav", wet, 44100, "PCM_16")
+    assert main(["estimate", str(target), "--model", str(models["barely"])]) == 0
+    captured = capsys.readouterr()
+    assert "chain        Distortion\nconfidence   unsure: alternatives are close (p = 0.5" in captured.out
+    assert "alternatives\n  p = 0.4" in captured.out and "no effect" in captured.out
+    warnings = [ln for ln in captured.err.splitlines() if ln.startswith("fxmatch: warning:")]
+    assert len(warnings) == 1 and "unsure estimate (p = 0.5" in warnings[0]
+    assert "no effect is nearly as likely; listen before you use it" in warnings[0]
+    assert main(["estimate", str(target), "--model", str(models["barely"]), "--json", "--top", "0"]) == 0
+    captured = capsys.readouterr()
+    est = json.loads(captured.out)["estimate"]  # stdout stays JSON, the warning goes to stderr
+    assert est["unsure"] is True and est["confidence_level"] == "unsure" and est["alternatives"] == []
+    assert 0.5 < est["confidence"] < 0.6 and est["confidence_text"].startswith("unsure: alternatives are close")
+    assert est["windows_agreeing"] == est["windows"] == 4 and est["consistency"] == 1.0
+    assert est["calibrated"] is False and est["chain_temperature"] == 1.0
+    assert "fxmatch: warning: unsure estimate" in captured.err
+
+
+def test_a_calibrated_model_reports_its_temperature_and_no_uncalibrated_note(models, tmp_path, capsys):
+    _, wet = _render(44100, 1)
+    target = _write(tmp_path / "t.wav", wet, 44100, "PCM_16")
+    assert main(["estimate", str(target), "--model", str(models["calibrated"]), "--json"]) == 0
+    est = json.loads(capsys.readouterr().out)["estimate"]
+    assert est["calibrated"] is True and est["chain_temperature"] > 2.0 and est["confidence"] < 0.95
+    assert main(["estimate", str(target), "--model", str(models["calibrated"])]) == 0
+    assert "uncalibrated" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("seconds", "shown"), [(1 / 44100, "0.0227 ms"), (0.01, "10 ms"), (0.2, "0.20 s")])
+def test_too_short_input_exits_2_naming_the_minimum(model, tmp_path, capsys, seconds, shown):
+    _, wet = _render(44100, 1)
+    target = _write(tmp_path / "t.wav", wet[:, : max(1, round(seconds * 44100))], 44100, "PCM_16")
+    out = tmp_path / "o.fxpreset.json"
+    assert main(["estimate", str(target), "--model", str(model), "-o", str(out)]) == 2
+    line = _one_error_line(capsys)
+    assert f"t.wav: too short to analyse ({shown}; the minimum is 0.25 s" in line, line
+    assert not out.exists()
+
+
+def test_input_shorter_than_a_window_and_a_cut_wav_are_estimated_with_warnings(model, tmp_path, capsys):
+    _, wet = _render(44100, 1, seconds=2.0)
+    short = _write(tmp_path / "short.wav", wet[:, : int(0.3 * 44100)], 44100, "PCM_16")
+    assert main(["estimate", str(short), "--model", str(model)]) == 0
+    err = capsys.readouterr().err
+    assert f"fxmatch: warning: {short}: only 0.30 s of audio, shorter than the model's 0.5 s analysis window" in err
+    full = _write(tmp_path / "full.wav", wet, 44100, "PCM_16")
+    (tmp_path / "cut.wav").write_bytes(full.read_bytes()[: 44 + 2 * 44100])
+    assert main(["estimate", str(tmp_path / "cut.wav"), "--model", str(model), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "the WAV header announces 2.00 s of audio but the file holds only 1.00 s" in captured.err
+    assert json.loads(captured.out)["estimate"]["warnings"][0].endswith("analysing what is there")
+
+
+def test_a_model_with_wrong_output_shapes_exits_2_with_one_line(model, tmp_path, capsys):
+    from tests.test_inference import _model_metadata, _wrong_shape_onnx
+
+    bad = _wrong_shape_onnx(tmp_path / "bad.onnx", _model_metadata(model), 3, 1)
+    _, wet = _render(44100, 1)
+    target = _write(tmp_path / "t.wav", wet, 44100, "PCM_16")
+    assert main(["estimate", str(target), "--model", str(bad)]) == 2
+    assert "output chain_logits has shape [batch, 3] but its metadata needs" in _one_error_line(capsys)
