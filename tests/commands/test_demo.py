@@ -72,7 +72,31 @@ def test_demo_prints_the_table_and_names_the_folder(demo_run, examples):
     for ex in examples:
         assert ex.name in out
     assert "Compressor > Chorus > Reverb" in out and "no effect" in out
+    assert out.count("  how sure   sure (p = 1.00); windows agreeing: 11 of 11") == len(examples)
+    assert "note: tiny-v0 is not calibrated" in out and "unsure" not in out
     assert out.rstrip().splitlines()[-1].strip() == str(folder.resolve())
+
+
+def test_demo_says_no_effect_detected_and_flags_unsure_estimates(tmp_path, examples):
+    """A model that always hears no effect, and one that barely prefers Distortion (p ~ 0.55)."""
+    dry_model = tiny_onnx(tmp_path, favour=0, name="dry.onnx")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["demo", "--model", str(dry_model), "-o", str(tmp_path / "dry")]) == 0
+    out = buf.getvalue()
+    assert out.count("  estimated  no effect detected") == len(examples)
+    assert "chain correct for 1 of 6" in out  # keys_clean: no effect is the right answer
+    preset = read_preset(tmp_path / "dry" / "keys_clean.fxpreset.json")
+    assert preset.chain == [] and preset.estimate["no_effect"] is True
+    barely = tiny_onnx(tmp_path, favour=1, margin=0.2, name="barely.onnx")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["demo", "--model", str(barely), "-o", str(tmp_path / "barely")]) == 0
+    out = buf.getvalue()
+    assert out.count("  how sure   unsure: alternatives are close (p = 0.5") == len(examples)
+    assert "6 of 6 estimates are unsure (listen before using them)" in out
+    md = (tmp_path / "barely" / "report.md").read_text()
+    assert "| how sure |" in md and "unsure: alternatives are close" in md
 
 
 def test_demo_writes_a_valid_preset_per_example(demo_run, examples):
