@@ -238,8 +238,9 @@ class Trainer:
     def _restore(self) -> None:
         ckpt = load_checkpoint(self.checkpoint_path)
         stored = ckpt["train_config"]
+        defaults = TrainConfig().to_dict()  # a knob newer than the checkpoint ran with its default
         changed = sorted(k for k, v in self.config.to_dict().items()
-                         if k not in RESUMABLE_CHANGES and stored.get(k) != v)
+                         if k not in RESUMABLE_CHANGES and stored.get(k, defaults[k]) != v)
         if changed:
             raise FxmatchInputError(f"cannot resume {self.checkpoint_path}: the config changed {', '.join(changed)} "
                                     f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change)")

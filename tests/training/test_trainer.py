@@ -223,3 +223,14 @@ def test_init_from_starts_a_run_from_another_runs_weights(tmp_path):
         assert torch.equal(value, second.model.state_dict()[name]), name
     with pytest.raises(FxmatchInputError, match="differs"):
         Trainer(tiny(hidden=24, init_from=str(tmp_path / "a" / "checkpoint.pt")), tmp_path / "c")
+
+
+def test_a_checkpoint_without_a_newer_knob_resumes_when_the_knob_keeps_its_default(tmp_path):
+    run = Trainer(tiny(steps=2), tmp_path)
+    run.train()
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    del ckpt["train_config"]["parsimony"]  # as written before the knob existed
+    torch.save(ckpt, tmp_path / "checkpoint.pt")
+    assert Trainer(tiny(steps=4), tmp_path, resume=True).step == 2
+    with pytest.raises(FxmatchInputError, match="parsimony"):
+        Trainer(tiny(steps=4, parsimony=0.1), tmp_path, resume=True)
