@@ -8,14 +8,26 @@ batch of 2 s clips at 44.1 kHz from the default vocabulary (64 chains), measured
 - `full_chain`: the fixed 7-effect chain of Peladeau & Peeters (one candidate),
 plus the data cost (one dry clip rendered by pedalboard through a random chain). Median over repeats; the
 ratio `naive_over_wta_step` is what the candidate selection saves. Timings are measured, never asserted.
+
+`profile` (per mode): where a step's time goes, from wall-clock timers around its parts in separate, instrumented
+steps (median over repeats; seconds per step). The forward is split into the front-end (`torch.stft` as trained;
+its input needs no gradient, so it has no backward), the rest of the encoder, each effect's twin forward and the
+MR-STFT loss; the backward into the part before the encoder's outputs get their gradient (loss and twins) and the
+encoder's own. Each effect's twin backward is measured by replaying the step's twin calls (same shapes and
+params) on their own. `frontend` compares `torch.stft` with the exported conv1d DFT on the same batch.
+`--quick`: batch 4 x 1 s, one repeat.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -25,9 +37,13 @@ from training.baselines import full_chain_vocabulary, supervised_step
 from training.data import TargetDataset
 from training.model import Encoder, EncoderConfig, count_parameters
 from training.sources import SynthSource
-from training.wta import ChainRenderer, make_audio_loss, wta_step
+from training.wta import ChainRenderer, LossFn, make_audio_loss, wta_step
 
 SAMPLE_RATE = 44100
+FFT_SIZES = (2048, 1024, 512, 256)
+
+#: a mode's step: (model, renderer or None, loss function) -> loss tensor
+StepFn = Callable[[torch.nn.Module, ChainRenderer | None, LossFn], torch.Tensor]
 
 
 def _median_time(fn: Callable[[], None], repeats: int) -> float:
@@ -41,11 +57,208 @@ def _median_time(fn: Callable[[], None], repeats: int) -> float:
     return statistics.median(times)
 
 
-def run(quick: bool = False) -> dict:
-    """Measure step costs; returns the JSON-ready result."""
-    batch, seconds, repeats = (4, 1.0, 1) if quick else (8, 2.0, 3)
-    vocab = ChainVocabulary(effects=tuple(get_spec(n) for n in EFFECT_NAMES), max_length=3)
-    data = TargetDataset(SynthSource(seed=0, sample_rate=SAMPLE_RATE, clip_seconds=seconds), vocab, seed=0)
+@dataclasses.dataclass
+class TwinCall:
+    """One twin call of a step: its inputs (detached) and which of them needed a gradient."""
+
+    name: str
+    process: Callable
+    x: torch.Tensor
+    x_grad: bool
+    params: dict[str, Any]
+    params_grad: dict[str, bool]
+    sample_rate: float
+
+
+class StepTimers:
+    """Wall-clock seconds accumulated per label, and the twin calls of a step (for the backward replay)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: list[TwinCall] = []
+        self.grad_marks: list[float] = []
+
+    def add(self, label: str, seconds: float) -> None:
+        self.seconds[label] += seconds
+
+
+def _timed_effect(effect: Any, timers: StepTimers) -> Any:
+    """A copy of twin `effect` whose `process` adds its forward time to `timers` and records the call."""
+    process = effect.process
+
+    def run(x: torch.Tensor, params: dict[str, Any], sample_rate: float) -> torch.Tensor:
+        start = time.perf_counter()
+        y = process(x, params, sample_rate)
+        timers.add(f"twin:{effect.name}", time.perf_counter() - start)
+        timers.calls.append(TwinCall(
+            effect.name, process, x.detach(), x.requires_grad,
+            {k: v.detach() if torch.is_tensor(v) else v for k, v in params.items()},
+            {k: torch.is_tensor(v) and v.requires_grad for k, v in params.items()}, sample_rate))
+        return y
+
+    return dataclasses.replace(effect, process=run)
+
+
+def timed_renderer(vocab: ChainVocabulary, sample_rate: int, timers: StepTimers) -> ChainRenderer:
+    """A renderer of `vocab` whose twins report their forward time to `timers`."""
+    renderer = ChainRenderer(vocab, sample_rate)
+    for chain in renderer.chains:
+        chain.effects = [_timed_effect(e, timers) for e in chain.effects]
+    return renderer
+
+
+def timed_loss(loss_fn: LossFn, timers: StepTimers) -> LossFn:
+    """`loss_fn` adding its forward time to `timers` under 'loss'."""
+
+    def run(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        start = time.perf_counter()
+        out = loss_fn(estimate, target)
+        timers.add("loss", time.perf_counter() - start)
+        return out
+
+    return run
+
+
+def _hook_model(model: Encoder, timers: StepTimers) -> list[Any]:
+    """Timers on the encoder's forward and its front-end; marks the time its outputs receive their gradient."""
+    starts: dict[str, float] = {}
+
+    def pre(label: str) -> Callable:
+        return lambda module, args: starts.__setitem__(label, time.perf_counter())
+
+    def post(label: str) -> Callable:
+        return lambda module, args, out: timers.add(label, time.perf_counter() - starts[label])
+
+    def mark(module: torch.nn.Module, args: Any, outputs: tuple[torch.Tensor, ...]) -> None:
+        timers.add("encoder", time.perf_counter() - starts["encoder"])
+        for out in outputs:
+            if out.requires_grad:
+                out.register_hook(lambda grad: timers.grad_marks.append(time.perf_counter()))
+
+    return [model.frontend.register_forward_pre_hook(pre("frontend")),
+            model.frontend.register_forward_hook(post("frontend")),
+            model.register_forward_pre_hook(pre("encoder")), model.register_forward_hook(mark)]
+
+
+def replay_twin_backward(calls: Sequence[TwinCall]) -> dict[str, float]:
+    """Seconds of each effect's twin backward: the recorded calls re-run on their own, timing `backward` only."""
+    seconds: dict[str, float] = defaultdict(float)
+    for call in calls:
+        x = call.x.clone().requires_grad_(call.x_grad)
+        params = {k: v.clone().requires_grad_(call.params_grad[k]) if torch.is_tensor(v) else v
+                  for k, v in call.params.items()}
+        y = call.process(x, params, call.sample_rate)
+        if not y.requires_grad:
+            continue
+        grad = torch.randn_like(y)
+        start = time.perf_counter()
+        torch.autograd.backward(y, grad)
+        seconds[call.name] += time.perf_counter() - start
+    return dict(seconds)
+
+
+def profile_step(model: Encoder, optimizer: torch.optim.Optimizer, step: StepFn, renderer_vocab: ChainVocabulary | None,
+                 loss_fn: LossFn, sample_rate: int) -> dict[str, Any]:
+    """One instrumented optimiser step: seconds per part (see the module docstring)."""
+    timers = StepTimers()
+    renderer = timed_renderer(renderer_vocab, sample_rate, timers) if renderer_vocab is not None else None
+    hooks = _hook_model(model, timers)
+    try:
+        t0 = time.perf_counter()
+        loss = step(model, renderer, timed_loss(loss_fn, timers))
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        t3 = time.perf_counter()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    s = timers.seconds
+    effects = sorted({c.name for c in timers.calls})
+    twins_forward = sum(s[f"twin:{n}"] for n in effects)
+    forward, backward = t1 - t0, t2 - t1
+    # the loss of the supervised step (MSE, CE, BCE) is all the forward that is not the encoder
+    loss_s = s["loss"] if renderer is not None else forward - s["encoder"]
+    outputs_grad = max(timers.grad_marks) if timers.grad_marks else t1
+    replayed = replay_twin_backward(timers.calls)
+    examples: dict[str, int] = defaultdict(int)
+    for call in timers.calls:
+        examples[call.name] += call.x.shape[0]
+    return {
+        "step_s": t3 - t0,
+        "forward_s": forward,
+        "frontend_s": s["frontend"],
+        "encoder_rest_s": s["encoder"] - s["frontend"],
+        "twins_forward_s": twins_forward,
+        "loss_s": loss_s,
+        "forward_other_s": forward - s["encoder"] - twins_forward - loss_s,
+        "backward_s": backward,
+        "backward_loss_and_twins_s": outputs_grad - t1,
+        "backward_encoder_s": t2 - outputs_grad,
+        "twins_backward_replayed_s": sum(replayed.values()),
+        "optimizer_s": t3 - t2,
+        "twins": {n: {"calls": sum(1 for c in timers.calls if c.name == n), "examples": examples[n],
+                      "forward_s": s[f"twin:{n}"], "backward_s": replayed.get(n, 0.0)} for n in effects},
+    }
+
+
+def _median_profile(profiles: list[dict[str, Any]]) -> dict[str, Any]:
+    """Key-wise median of profiles (nested dicts too)."""
+    first = profiles[0]
+    out: dict[str, Any] = {}
+    for key, value in first.items():
+        if isinstance(value, dict):
+            out[key] = _median_profile([p[key] for p in profiles])
+        elif isinstance(value, int) and not isinstance(value, bool):
+            out[key] = value
+        else:
+            out[key] = statistics.median(p[key] for p in profiles)
+    return out
+
+
+def frontend_costs(encoder_config: EncoderConfig, vocab: ChainVocabulary, y: torch.Tensor, repeats: int
+                   ) -> dict[str, float]:
+    """Forward seconds of the log-mel front-end on batch `y`: `torch.stft` (trained) vs the conv1d DFT (exported)."""
+    frontend = Encoder(vocab, encoder_config).frontend
+    out: dict[str, float] = {}
+    with torch.no_grad():
+        for key, use_fft in (("stft_s", True), ("conv_dft_s", False)):
+            frontend.use_fft = use_fft
+            out[key] = _median_time(lambda: frontend(y), max(repeats, 5))
+    out["conv_dft_over_stft"] = out["conv_dft_s"] / out["stft_s"]
+    return out
+
+
+def run(quick: bool = False, *, batch: int | None = None, clip_seconds: float | None = None,
+        effects: Sequence[str] = EFFECT_NAMES, max_length: int = 3, sample_rate: int = SAMPLE_RATE,
+        fft_sizes: Sequence[int] = FFT_SIZES, repeats: int | None = None) -> dict:
+    """Measure step costs and their profile; returns the JSON-ready result (keywords: smaller runs for tests).
+
+    Float32 denormals are flushed to zero while it runs, as the trainer does.
+    """
+    load_before = os.getloadavg()[0]
+    torch.set_flush_denormal(True)
+    try:
+        result = _run(quick, batch, clip_seconds, effects, max_length, sample_rate, fft_sizes, repeats)
+    finally:
+        torch.set_flush_denormal(False)
+    # other jobs on the machine slow every figure: the 1-minute load average before and after, for the reader
+    result["load_average"] = [load_before, os.getloadavg()[0]]
+    return result
+
+
+def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Sequence[str], max_length: int,
+         sample_rate: int, fft_sizes: Sequence[int], repeats: int | None) -> dict:
+    """`run` with denormals flushed."""
+    batch_q, seconds_q, repeats_q = (4, 1.0, 1) if quick else (8, 2.0, 3)
+    batch = batch or batch_q
+    seconds = clip_seconds or seconds_q
+    repeats = repeats or repeats_q
+    vocab = ChainVocabulary(effects=tuple(get_spec(n) for n in effects), max_length=max_length)
+    encoder_config = EncoderConfig(sample_rate=sample_rate)
+    data = TargetDataset(SynthSource(seed=0, sample_rate=sample_rate, clip_seconds=seconds), vocab, seed=0)
     t0 = time.perf_counter()
     examples = [data[i] for i in range(batch)]
     data_s = (time.perf_counter() - t0) / batch
@@ -55,48 +268,55 @@ def run(quick: bool = False) -> dict:
     params = torch.stack([e["params"] for e in examples])
     mask = torch.stack([e["param_mask"] for e in examples])
 
-    loss_fn = make_audio_loss((2048, 1024, 512, 256))
+    loss_fn = make_audio_loss(fft_sizes)
+    frontend = frontend_costs(encoder_config, vocab, y, repeats)
     results: dict[str, dict] = {}
+    profiles: dict[str, dict] = {}
 
-    def measure(name: str, model_vocab: ChainVocabulary, step: Callable[[torch.nn.Module], torch.Tensor]) -> None:
+    def measure(name: str, model_vocab: ChainVocabulary, step: StepFn, renders: bool = True) -> None:
         torch.manual_seed(0)
-        model = Encoder(model_vocab, EncoderConfig(sample_rate=SAMPLE_RATE))
+        model = Encoder(model_vocab, encoder_config)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+        renderer = ChainRenderer(model_vocab, sample_rate) if renders else None
 
         def one() -> None:
             optimizer.zero_grad(set_to_none=True)
-            step(model).backward()
+            step(model, renderer, loss_fn).backward()
             optimizer.step()
 
         seconds_per_step = _median_time(one, repeats)
         results[name] = {"step_s": seconds_per_step, "examples_per_s": batch / seconds_per_step}
+        runs = [profile_step(model, optimizer, step, model_vocab if renders else None, loss_fn, sample_rate)
+                for _ in range(repeats)]
+        profiles[name] = {"data_s": data_s * batch, **_median_profile(runs),
+                          "frontend_conv_dft_s": frontend["conv_dft_s"]}
 
-    renderer = ChainRenderer(vocab, SAMPLE_RATE)
     generator = torch.Generator().manual_seed(0)
 
-    def wta(top_k: int, n_explore: int) -> Callable[[torch.nn.Module], torch.Tensor]:
-        return lambda m: wta_step(m, renderer, x, y, loss_fn, top_k, n_explore, 0.1, 1.0, generator).loss
+    def wta(top_k: int, n_explore: int, temperature: float = 0.1) -> StepFn:
+        return lambda m, r, lf: wta_step(m, r, x, y, lf, top_k, n_explore, temperature, 1.0, generator).loss
 
     measure("wta", vocab, wta(4, 2))
     measure("naive", vocab, wta(vocab.n_chains, 0))
-    measure("supervised", vocab, lambda m: supervised_step(m, y, chain, params, mask).loss)
-    full = full_chain_vocabulary(vocab)
-    full_renderer = ChainRenderer(full, SAMPLE_RATE)
-    measure("full_chain", full,
-            lambda m: wta_step(m, full_renderer, x, y, loss_fn, 1, 0, 0.0, 1.0, generator).loss)
+    measure("supervised", vocab, lambda m, r, lf: supervised_step(m, y, chain, params, mask).loss, renders=False)
+    measure("full_chain", full_chain_vocabulary(vocab), wta(1, 0, 0.0))
 
     return {
         "benchmark": "training",
         "batch": batch,
         "clip_seconds": seconds,
-        "sample_rate": SAMPLE_RATE,
+        "sample_rate": sample_rate,
         "n_chains": vocab.n_chains,
-        "wta_candidates_per_example": 6,
-        "encoder_parameters": count_parameters(Encoder(vocab, EncoderConfig(sample_rate=SAMPLE_RATE))),
+        "wta_candidates_per_example": min(6, vocab.n_chains),
+        "encoder_parameters": count_parameters(Encoder(vocab, encoder_config)),
         "steps": results,
         "naive_over_wta_step": results["naive"]["step_s"] / results["wta"]["step_s"],
         "data_render_s_per_example": data_s,
+        "frontend": frontend,
+        "profile": profiles,
         "repeats": repeats,
+        "quick": quick,
+        "flush_denormal": True,
         "device": f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
         "torch": torch.__version__,
     }
