@@ -303,7 +303,7 @@ class Confidence:
     probability: float  # the top chain's probability
     margin: float  # top probability minus the runner-up's
     text: str  # "sure (p = 0.95)", "fairly sure (p = 0.82)", "unsure: alternatives are close (p = 0.41, next 0.33)"
-    close: tuple[ChainEstimate, ...] = ()  # the alternatives within CLOSE_MARGIN of the top chain
+    close: tuple[tuple[str, float], ...] = ()  # (label, probability) of the alternatives within CLOSE_MARGIN
     warning: str | None = None  # a plain sentence when the estimate is unsure
     calibrated: bool = True  # False: the model has no fitted temperature; p tends to be over-confident
 
@@ -314,11 +314,23 @@ class Confidence:
 
 
 def describe_confidence(estimate: Estimate) -> Confidence:
-    """Put the estimate's top probability and its margin to the alternatives into words (see SURE_P etc.)."""
-    p = float(estimate.best.probability)
-    alts = estimate.alternatives
-    margin = p - (float(alts[0].probability) if alts else 0.0)
-    close = tuple(a for a in alts if p - a.probability < CLOSE_MARGIN)
+    """Put an estimate's top probability and its margin to the alternatives into words (see `describe`)."""
+    return describe(estimate.best.probability, [(a.label, a.probability) for a in estimate.alternatives],
+                    estimate.calibrated)
+
+
+def describe(probability: float, alternatives: Sequence[tuple[str, float]] = (),
+             calibrated: bool = True) -> Confidence:
+    """How sure: the top chain's `probability` and the (label, probability) of the others, best first.
+
+    "sure" at p >= SURE_P, "fairly sure" at p >= FAIRLY_SURE_P, "not very sure" at p >= UNSURE_P with the runner-up
+    at least CLOSE_MARGIN below, else "unsure" with a warning naming the alternatives within CLOSE_MARGIN (for the
+    real-time engine and the app as much as for the command line: no torch needed).
+    """
+    p = float(probability)
+    alts = [(str(label), float(q)) for label, q in alternatives]
+    margin = p - (alts[0][1] if alts else 0.0)
+    close = tuple((label, q) for label, q in alts if p - q < CLOSE_MARGIN)
     if p >= SURE_P:
         level = "sure"
     elif p >= FAIRLY_SURE_P:
@@ -331,13 +343,13 @@ def describe_confidence(estimate: Estimate) -> Confidence:
     if level != "unsure":
         text = f"{level} (p = {p:.2f})"
     elif close:
-        text = f"unsure: alternatives are close (p = {p:.2f}, next {close[0].probability:.2f})"
-        warning = (f"unsure estimate (p = {p:.2f}): {', '.join(a.label for a in close[:3])} "
+        text = f"unsure: alternatives are close (p = {p:.2f}, next {close[0][1]:.2f})"
+        warning = (f"unsure estimate (p = {p:.2f}): {', '.join(label for label, _ in close[:3])} "
                    f"{'is' if len(close) == 1 else 'are'} nearly as likely; listen before you use it")
     else:
         text = f"unsure (p = {p:.2f}: more likely wrong than right)"
         warning = f"unsure estimate (p = {p:.2f}): more likely wrong than right; listen before you use it"
-    return Confidence(level, p, margin, text, close, warning, estimate.calibrated)
+    return Confidence(level, p, margin, text, close, warning, bool(calibrated))
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -390,9 +390,17 @@ def test_confidence_is_put_in_words(probs, level, text):
 
 def test_an_unsure_warning_names_the_close_alternatives():
     conf = inference.describe_confidence(_estimate(0.34, 0.3, 0.2, 0.16))
-    assert [c.probability for c in conf.close] == [0.3, 0.2, 0.16]
+    assert conf.close == (("Distortion", 0.3), ("PeakFilter", 0.2), ("Distortion -> PeakFilter", 0.16))
     assert conf.warning == ("unsure estimate (p = 0.34): Distortion, PeakFilter, Distortion -> PeakFilter are nearly "
                             "as likely; listen before you use it")
+
+
+def test_confidence_words_need_no_estimate_object():
+    """The real-time engine and the app describe their own aggregates with the same words."""
+    conf = inference.describe(0.62, [("Reverb", 0.5), ("no effect", 0.1)], calibrated=False)
+    assert conf.unsure and not conf.calibrated and conf.margin == pytest.approx(0.12)
+    assert conf.warning == "unsure estimate (p = 0.62): Reverb is nearly as likely; listen before you use it"
+    assert inference.describe(0.93).text == "sure (p = 0.93)"
 
 
 def test_no_effect_is_a_chain_like_any_other():
