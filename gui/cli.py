@@ -1,7 +1,9 @@
-"""`fxmatch app [--model M.onnx] [--screenshot DIR] [engine options]`: the desktop app.
+"""`fxmatch app [--model M.onnx] [--screenshot DIR] [--jack-dummy] [engine options]`: the desktop app.
 
 `--screenshot DIR` renders the main states offscreen into PNGs (idle, running or start-error, frozen with an edit)
-and exits; it starts the engine with the given options like the Start button would.
+and exits; it starts the engine with the given options like the Start button would, and never writes the
+settings. `--jack-dummy` starts a JACK dummy server for the app's lifetime and selects it as input and output
+(as `fxmatch live --jack-dummy`). Input channels count from 1, as in `fxmatch live`.
 """
 
 from __future__ import annotations
@@ -43,10 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "analyse: target input only")
     eng.add_argument("--input-device", type=_device, metavar="ID|NAME", help="sounddevice input device")
     eng.add_argument("--output-device", type=_device, metavar="ID|NAME", help="sounddevice output device")
-    eng.add_argument("--rate", type=int, metavar="HZ", help="sample rate (default: the device's)")
-    eng.add_argument("--block", type=int, metavar="FRAMES", help="block size in frames")
-    eng.add_argument("--dry-channel", type=int, metavar="N", help="input channel of the dry signal (1-based)")
-    eng.add_argument("--target-channel", type=int, metavar="N", help="input channel of the target (1-based)")
+    eng.add_argument("--rate", type=int, metavar="HZ", help="sample rate, 8000 to 384000 (default: the device's)")
+    eng.add_argument("--block", type=int, metavar="FRAMES", help="block size in frames, 16 to 8192")
+    eng.add_argument("--dry-channel", type=int, metavar="N", help="input channel of the dry signal, counting from 1")
+    eng.add_argument("--target-channel", type=int, metavar="N", help="input channel of the target, counting from 1")
+    eng.add_argument("--jack-dummy", action="store_true",
+                     help="start a JACK dummy server (48 kHz unless --rate) for the app's lifetime and use it as "
+                          "input and output (no sound hardware needed)")
     eng.add_argument("--target", metavar="FILE", help="reference mode: the target recording, played in a loop")
     eng.add_argument("--dry-file", metavar="FILE",
                      help="loop the dry signal from this file instead of the input (demos, no instrument needed)")
@@ -64,10 +69,16 @@ def _check_args(args: argparse.Namespace) -> None:
             raise FxmatchInputError(f"app: --{opt} {v}: no such file")
     if args.screenshot and Path(args.screenshot).exists() and not Path(args.screenshot).is_dir():
         raise FxmatchInputError(f"{args.screenshot}: exists and is not a folder")
-    for name in ("rate", "block", "dry_channel", "target_channel"):
+    from realtime.engine import MAX_FRAMES, MAX_RATE, MIN_FRAMES, MIN_RATE
+
+    for name in ("dry_channel", "target_channel"):
         v = getattr(args, name)
         if v is not None and v < 1:
-            raise FxmatchInputError(f"app: --{name.replace('_', '-')} must be >= 1, got {v}")
+            raise FxmatchInputError(f"app: --{name.replace('_', '-')} counts from 1, got {v}")
+    if args.rate is not None and not MIN_RATE <= args.rate <= MAX_RATE:
+        raise FxmatchInputError(f"app: --rate must be {MIN_RATE} to {MAX_RATE} Hz, got {args.rate}")
+    if args.block is not None and not MIN_FRAMES <= args.block <= MAX_FRAMES:
+        raise FxmatchInputError(f"app: --block must be {MIN_FRAMES} to {MAX_FRAMES} frames, got {args.block}")
     for name in ("hop", "crossfade_ms", "fps", "screenshot_seconds"):
         v = getattr(args, name)
         if v is not None and not (math.isfinite(v) and v > 0):
@@ -123,19 +134,9 @@ def apply_args(panel, args: argparse.Namespace) -> None:
         panel.target_file.setText(str(Path(args.target).resolve()))
 
 
-def default_model(settings) -> str:
-    """The remembered model when it still exists, else the shipped one when present, else ''."""
-    from fxmatch.commands.estimate import DEFAULT_MODEL
-
-    remembered = settings.get_str("model_path", "")
-    if remembered and Path(remembered).is_file():
-        return remembered
-    return str(DEFAULT_MODEL) if DEFAULT_MODEL.is_file() else ""
-
-
 def make_app():
     """The QApplication with the app's theme (created once per process)."""
-    from PyQt6 import QtGui, QtWidgets
+    from PyQt6 import QtCore, QtGui, QtWidgets
 
     from gui import theme
 
@@ -148,20 +149,46 @@ def make_app():
     font = QtGui.QFont("DejaVu Sans", 10)
     app.setFont(font)
     theme.configure_pyqtgraph()
+    QtCore.qInstallMessageHandler(_qt_message)
     return app
 
 
+#: Qt messages that say nothing to a user (the offscreen platform's on every window shown)
+_QUIET_QT = ("This plugin does not support propagateSizeHints()",)
+
+
+def _qt_message(kind, context, message: str) -> None:
+    """Qt's messages on stderr as usual, less the ones in _QUIET_QT."""
+    if message not in _QUIET_QT:
+        print(message, file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
+    import contextlib
+
     _check_args(args)
     if args.screenshot and not os.environ.get("QT_QPA_PLATFORM"):
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    with contextlib.ExitStack() as stack:
+        if args.jack_dummy:
+            from realtime.jack import JackDummyServer
+
+            server = stack.enter_context(JackDummyServer(rate=args.rate or 48000, period=args.block or 256))
+            args.input_device = server.device if args.input_device is None else args.input_device
+            args.output_device = server.device if args.output_device is None else args.output_device
+        return _run_app(args)
+
+
+def _run_app(args: argparse.Namespace) -> int:
+    """The window over `args` (a JACK dummy server, if asked for, already runs); the Qt event loop's exit code."""
     app = make_app()
     from gui.main_window import MainWindow
     from gui.settings import AppSettings
+    from gui.widgets.setup_panel import absolute
 
-    settings = AppSettings(args.settings)
-    window = MainWindow(settings, model_path=args.model or default_model(settings),
-                        engine_options=engine_options(args), fps=args.fps, in_process=args.in_process)
+    settings = AppSettings(args.settings, read_only=bool(args.screenshot))
+    window = MainWindow(settings, model_path=absolute(args.model) or None, engine_options=engine_options(args),
+                        fps=args.fps, in_process=args.in_process)
     try:
         apply_args(window.setup, args)
     except FxmatchInputError:

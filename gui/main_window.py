@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,9 +25,9 @@ from fxmatch.errors import FxmatchInputError
 from gui import theme
 from gui.settings import AppSettings
 from gui.widgets.ab_panel import ABPanel, RefinePanel
-from gui.widgets.chain_view import ChainData, ChainHeader, ChainView, chain_label
+from gui.widgets.chain_view import PRESS_START, ChainData, ChainHeader, ChainView, chain_label
 from gui.widgets.meters import MetersPanel
-from gui.widgets.setup_panel import SetupPanel
+from gui.widgets.setup_panel import SetupPanel, absolute
 from gui.widgets.spectrum import BandAnalyser, SpectrogramView, SpectrumView
 from gui.workers import RefineWorker
 
@@ -37,6 +38,23 @@ SPECTROGRAM_SOURCES = ("target", "matched", "dry", "output")
 REFINE_SECONDS = 3.0
 REFINE_STEPS = 40
 EDIT_COALESCE_MS = 40
+#: seconds of target the chain area looks at to say that the target is silent
+SILENT_LOOK_S = 1.0
+
+
+def model_problem(path: str) -> str | None:
+    """Why `path` cannot serve as the app's model (None when it loads: an fxmatch ONNX model with its metadata)."""
+    if not os.path.isabs(path):
+        return f"{path}: a relative path (it depends on the folder the app starts from)"
+    try:
+        from fxmatch.inference import EstimatorSession
+
+        EstimatorSession(path, providers="cpu", threads=1)
+    except FxmatchInputError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - whatever onnxruntime raises: the model is not usable
+        return f"{path}: {type(exc).__name__}: {exc}".splitlines()[0]
+    return None
 
 
 def _round_chain(chain: Sequence[tuple[str, Mapping[str, float]]]) -> ChainData:
@@ -49,7 +67,11 @@ def _chain_key(chain: Sequence[tuple[str, Mapping[str, float]]]) -> tuple:
 
 class MainWindow(QtWidgets.QMainWindow):
     """fxmatch's desktop app window. `engine_options` are extra EngineConfig fields (hop_seconds, providers, ...);
-    `in_process` runs the engine in this process (LiveEngine) instead of its own (RemoteEngine)."""
+    `in_process` runs the engine in this process (LiveEngine) instead of its own (RemoteEngine).
+
+    `model_path` (made absolute) is the model to use; without it the remembered one when it still loads (else it
+    is dropped from the settings with a message in the set-up panel), else the shipped model.
+    """
 
     def __init__(self, settings: AppSettings | None = None, model_path: str | None = None,
                  engine_options: Mapping[str, Any] | None = None, fps: float = 40.0,
@@ -78,8 +100,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setAcceptDrops(True)
         self._build()
         self.setup.restore(self.settings)
+        self.model_note: str | None = None
         if model_path:
-            self.setup.model.setText(str(model_path))
+            self.setup.model.setText(absolute(str(model_path)))
+        else:
+            self._choose_model()
         geometry = self.settings.get_bytes("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -199,7 +224,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         sb = self.statusBar()
         self.status_labels: dict[str, QtWidgets.QLabel] = {}
-        for key in ("state", "provider", "model", "latency", "cpu", "xruns", "rate"):
+        for key in ("state", "model", "latency", "cpu", "xruns", "rate"):
             label = QtWidgets.QLabel("")
             self.status_labels[key] = label
             sb.addPermanentWidget(label) if key != "state" else sb.addWidget(label, 1)
@@ -211,6 +236,23 @@ class MainWindow(QtWidgets.QMainWindow):
             sc.setContext(QtCore.Qt.ShortcutContext.WindowShortcut)
             sc.activated.connect(fn)
         self._update_refine_enabled()
+
+    def _choose_model(self) -> None:
+        """Keep the remembered model when it loads, else drop it (saying so) and take the shipped one."""
+        from fxmatch.commands.estimate import DEFAULT_MODEL
+
+        shipped = str(DEFAULT_MODEL) if DEFAULT_MODEL.is_file() else ""
+        remembered = self.setup.model.text()
+        if remembered:
+            why = model_problem(remembered)
+            if why is None:
+                return
+            self.settings.set("model_path", "")
+            then = "using the shipped model" if shipped else "choose a model (.onnx) in the Model field"
+            self.model_note = f"the remembered model was dropped ({why}); {then}"
+            log.warning("%s", self.model_note)
+            self.setup.show_error(self.model_note)
+        self.setup.model.setText(shipped)
 
     # ------------------------------------------------------------------------------------------------ engine
     @property
@@ -226,6 +268,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def engine_config_values(self) -> dict[str, Any]:
         """EngineConfig keyword arguments from the set-up panel and the command line's engine options."""
         values = self.setup.values()
+        values["ui"] = "app"  # device errors name this window's controls, not fxmatch live's options
         values.update(self.engine_options)
         return values
 
@@ -294,6 +337,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 engine.stop()
             except Exception:
                 log.exception("engine stop failed")
+        self.chain_view.show_message(PRESS_START)
         self.setup.set_running(False)
         self._update_refine_enabled()
         self.update_status()
@@ -335,6 +379,8 @@ class MainWindow(QtWidgets.QMainWindow):
             if key != self._shown_key and (frozen or est is not None):
                 self._shown_key = key
                 self.chain_view.show_chain(chain, animate=True)
+        if est is None and self.chain_view.names() is None and self._tick_count % 8 == 0:
+            self.chain_view.show_message(self._waiting_message(engine))
         self.ab.set_position(engine.ab_position)
         self.meters.set_levels(engine.levels())
         analyser = self._analyser
@@ -350,6 +396,22 @@ class MainWindow(QtWidgets.QMainWindow):
         self.spectrogram.advance(dt, column)
         if self._tick_count % 15 == 0:  # the distance costs a few ms of FFTs: about 3 times a second
             self.ab.set_distance(engine.ab_distance_db())
+
+    def _waiting_message(self, engine) -> str:
+        """What the chain area says while the engine runs without an estimate: listening, or the target is silent."""
+        from fxmatch.inference import SILENCE_DBFS, rms_dbfs
+
+        rate = int(engine.sample_rate)
+        target = engine.recent_audio("target", int(SILENT_LOOK_S * rate))
+        if target.size < int(SILENT_LOOK_S * rate) or rms_dbfs(target) >= SILENCE_DBFS:
+            return "Listening to the target: the estimated chain appears here after its first analysis window."
+        if self.setup.current_mode() == "reference":
+            what = "The Target file plays in a loop and is silent here: choose another one."
+        else:
+            what = (f"Nothing arrives on input channel {self.setup.target_channel.value()}: check the target's "
+                    "connection and the Channels setting.")
+        return f"The target is silent (below {SILENCE_DBFS:.0f} dBFS for the last {SILENT_LOOK_S:g} s): nothing " \
+               f"to estimate. {what}"
 
     def chain_view_dragging(self) -> bool:
         return any(k._drag is not None for c in self.chain_view.cards for k in c.knobs.values())
@@ -367,7 +429,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if engine is None:
             lab["state"].setText("stopped" + (f" · {chain_label(self.chain_view.names())}"
                                                if self.chain_view.names() is not None else ""))
-            for k in ("provider", "latency", "cpu", "xruns", "rate"):
+            for k in ("latency", "cpu", "xruns", "rate"):
                 lab[k].setText("")
             model = Path(self.setup.model.text()).stem if self.setup.model.text() else "no model"
             lab["model"].setText(f"model {model}")
@@ -380,14 +442,14 @@ class MainWindow(QtWidgets.QMainWindow):
         frozen = " · frozen" if engine.frozen else ""
         lab["state"].setText(f"running · {t.sample_rate} Hz · {t.block_frames} frames{frozen}")
         provider = t.provider.removesuffix("ExecutionProvider") or t.provider
-        lab["provider"].setText(f"<b>{provider}</b>")
-        lab["provider"].setToolTip(f"onnxruntime provider: {t.provider}")
-        lab["model"].setText(f"model {t.model_name}")
+        lab["model"].setText(f"model {t.model_name} on <b>{provider}</b>")
+        lab["model"].setToolTip(f"the model runs in onnxruntime on {t.provider}")
         io_ms = (t.input_latency_s + t.output_latency_s) * 1000.0
         lab["latency"].setText(f"latency {io_ms:.1f} ms · estimate {t.estimate_latency_ms:.0f} ms")
         cpu = t.cpu_load * 100.0
         colour = theme.OK if cpu < 50 else theme.WARN if cpu < 80 else theme.BAD
-        lab["cpu"].setText(f"CPU <span style='color:{colour}'>{cpu:.0f}%</span>")
+        lab["cpu"].setText(f"audio load <span style='color:{colour}'>{cpu:.0f}%</span>")
+        lab["cpu"].setToolTip("share of the audio callback's time budget in use (PortAudio's CPU load)")
         xcol = theme.OK if t.xruns == 0 else theme.BAD
         lab["xruns"].setText(f"xruns <span style='color:{xcol}'>{t.xruns}</span>")
         lab["rate"].setText(f"{t.estimates_per_s:.1f} est/s")
@@ -588,8 +650,13 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         self.apply_chain([(e.effect, e.params) for e in preset.chain])
         self.header.chain_label.setText(chain_label(preset.effect_names) + "  (preset)")
-        self.settings.set("last_preset_dir", str(Path(path).parent))
-        self.statusBar().showMessage(f"loaded {path}", 4000)
+        self.settings.set("last_preset_dir", os.path.dirname(absolute(str(path))))
+        notes = preset.training_range_notes()
+        if notes:
+            more = f" (and {len(notes) - 1} more)" if len(notes) > 1 else ""
+            self.statusBar().showMessage(f"loaded {path}: note: {notes[0]}{more}", 15000)
+        else:
+            self.statusBar().showMessage(f"loaded {path}", 4000)
         return True
 
     def copy_preset_json(self) -> None:
@@ -624,7 +691,7 @@ class MainWindow(QtWidgets.QMainWindow):
             if not path.endswith(".fxpreset.json"):
                 path += ".fxpreset.json"
             self.export_preset(path)
-            self.settings.set("last_preset_dir", str(Path(path).parent))
+            self.settings.set("last_preset_dir", os.path.dirname(absolute(path)))
 
     def _export_python_dialog(self) -> None:
         path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export pedalboard snippet", self._preset_dir(),

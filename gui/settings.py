@@ -12,12 +12,17 @@ SETTINGS_ENV = "FXMATCH_SETTINGS"
 
 
 class AppSettings:
-    """Typed access to the app's QSettings; `path` (or $FXMATCH_SETTINGS) selects an INI file."""
+    """Typed access to the app's QSettings; `path` (or $FXMATCH_SETTINGS) selects an INI file.
 
-    def __init__(self, path: str | os.PathLike | None = None):
+    `read_only` reads the settings and never writes them (`fxmatch app --screenshot`): `set` and `sync` do nothing.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, read_only: bool = False):
+        self.read_only = bool(read_only)
         path = path or os.environ.get(SETTINGS_ENV) or None
         if path:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if not self.read_only:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.qsettings = QtCore.QSettings(str(path), QtCore.QSettings.Format.IniFormat)
         else:
             self.qsettings = QtCore.QSettings(QtCore.QSettings.Format.IniFormat, QtCore.QSettings.Scope.UserScope,
@@ -28,7 +33,9 @@ class AppSettings:
         return self.qsettings.fileName()
 
     def set(self, key: str, value: object) -> None:
-        self.qsettings.setValue(key, value)
+        """Remember `value` under `key` (nothing when read-only)."""
+        if not self.read_only:
+            self.qsettings.setValue(key, value)
 
     def get_str(self, key: str, default: str = "") -> str:
         v = self.qsettings.value(key, default)
@@ -45,5 +52,6 @@ class AppSettings:
         return v if isinstance(v, QtCore.QByteArray) else None
 
     def sync(self) -> None:
-        """Write to disk now (QSettings writes INI files atomically)."""
-        self.qsettings.sync()
+        """Write to disk now (QSettings writes INI files atomically); nothing when read-only."""
+        if not self.read_only:
+            self.qsettings.sync()

@@ -17,16 +17,15 @@ log = logging.getLogger(__name__)
 
 ChainData = list[tuple[str, dict[str, float]]]
 
-#: short names for chain labels
-SHORT = {"Compressor": "Comp", "Distortion": "Dist", "PeakFilter": "Peak EQ", "Chorus": "Chorus",
-         "Phaser": "Phaser", "Delay": "Delay", "Reverb": "Reverb"}
+#: what the chain area says before the first chain is shown
+PRESS_START = "Press Start: the estimated chain appears here."
 
 
-def chain_label(names: Sequence[str], short: bool = False) -> str:
-    """'Compressor → Reverb' (or 'no effect' for the empty chain)."""
+def chain_label(names: Sequence[str]) -> str:
+    """'Compressor → Reverb' (or 'no effect' for the empty chain): the effects' own names, as on the cards."""
     if not names:
         return "no effect"
-    return " → ".join(SHORT.get(n, n) if short else n for n in names)
+    return " → ".join(names)
 
 
 def _spec(name: str) -> EffectSpec | None:
@@ -142,7 +141,8 @@ class ChainView(QtWidgets.QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
         self.setMinimumHeight(230)
-        self._placeholder("Press Start: the estimated chain appears here.")
+        self._message: QtWidgets.QLabel | None = None
+        self._placeholder(PRESS_START)
 
     def _clear(self) -> None:
         while self._row.count():
@@ -152,15 +152,31 @@ class ChainView(QtWidgets.QWidget):
                 w.hide()
                 w.deleteLater()
         self.cards = []
+        self._message = None
 
     def _placeholder(self, text: str) -> None:
         self._clear()
         label = QtWidgets.QLabel(text)
         label.setObjectName("dim")
         label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        label.setWordWrap(True)
         label.setStyleSheet(f"color: {theme.DIM}; font-size: 12pt; border: 1px dashed {theme.CARD_EDGE};"
                             "border-radius: 10px; padding: 30px;")
         self._row.addWidget(label, 1)
+        self._message = label
+
+    def message(self) -> str | None:
+        """The text shown instead of cards (None while cards are shown)."""
+        return self._message.text() if self._message is not None else None
+
+    def show_message(self, text: str) -> None:
+        """Say `text` where the chain goes, unless a chain was already shown (a chain stays until replaced)."""
+        if self._names is not None:
+            return
+        if self._message is None:
+            self._placeholder(text)
+        elif self._message.text() != text:
+            self._message.setText(text)
 
     def names(self) -> tuple[str, ...] | None:
         """Effect names shown (None before any chain was shown)."""
@@ -237,10 +253,17 @@ class ChainHeader(QtWidgets.QWidget):
         self.probability = QtWidgets.QProgressBar()
         self.probability.setRange(0, 100)
         self.probability.setValue(0)
-        self.probability.setFormat("p = %p %")
-        self.probability.setFixedWidth(120)
+        self.probability.setTextVisible(False)  # the number is a label beside the bar, never drawn over it
+        self.probability.setFixedSize(90, 8)
         self.probability.setToolTip("the model's probability of this chain")
-        lay.addWidget(self.probability)
+        self.probability_text = QtWidgets.QLabel("p = –")
+        self.probability_text.setToolTip("the model's probability of this chain")
+        self.probability_text.setMinimumWidth(self.probability_text.fontMetrics().horizontalAdvance("p = 100 %") + 4)
+        p_row = QtWidgets.QHBoxLayout()
+        p_row.setSpacing(6)
+        p_row.addWidget(self.probability_text)
+        p_row.addWidget(self.probability, 0, QtCore.Qt.AlignmentFlag.AlignVCenter)
+        lay.addLayout(p_row)
         self.alt_buttons: list[QtWidgets.QPushButton] = []
         self._alt_chains: list[tuple[str, ...]] = []
         alt_caption = QtWidgets.QLabel("alternatives (click to audition):")
@@ -279,12 +302,14 @@ class ChainHeader(QtWidgets.QWidget):
                      alternatives: Sequence[tuple[Sequence[str], float]] = ()) -> None:
         """Show the estimated chain, its probability (0..1) and up to three alternatives."""
         self.chain_label.setText("–" if names is None else chain_label(names))
-        p = 0 if probability is None or not math.isfinite(probability) else round(100 * probability)
-        self.probability.setValue(max(0, min(100, p)))
+        known = probability is not None and math.isfinite(probability)
+        p = max(0, min(100, round(100 * probability))) if known else 0
+        self.probability.setValue(p)
+        self.probability_text.setText(f"p = {p} %" if known else "p = –")
         self._alt_chains = [tuple(c) for c, _ in alternatives][: self.N_ALTERNATIVES]
         for i, b in enumerate(self.alt_buttons):
             if i < len(self._alt_chains):
-                b.setText(f"{alternatives[i][1] * 100:.0f}%  {chain_label(self._alt_chains[i], short=True)}")
+                b.setText(f"{alternatives[i][1] * 100:.0f}%  {chain_label(self._alt_chains[i])}")
                 b.setVisible(True)
             else:
                 b.setVisible(False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +37,91 @@ def list_devices() -> tuple[list[dict[str, Any]], str | None]:
         return [], f"cannot list audio devices: {type(exc).__name__}: {exc}".splitlines()[0]
 
 
+def absolute(path: str | None) -> str:
+    """`path` made absolute (settings outlive the folder the app was started from); '' for none."""
+    return os.path.abspath(os.path.expanduser(path)) if path else ""
+
+
+def elide_path(path: str, metrics: QtGui.QFontMetrics, width: int) -> str:
+    """`path` shortened to `width` pixels: the whole file name and as much of the folder's start as fits
+    ('/home/me/…/take.wav'); the file name itself elided in the middle only when even that does not fit."""
+    if metrics.horizontalAdvance(path) <= width:
+        return path
+    head, name = os.path.split(path)
+    tail = "…" + os.sep + name
+    if metrics.horizontalAdvance(tail) > width:
+        return metrics.elidedText(name, QtCore.Qt.TextElideMode.ElideMiddle, width)
+    keep = 0
+    while keep < len(head) and metrics.horizontalAdvance(head[: keep + 1] + tail) <= width:
+        keep += 1
+    return head[:keep] + tail
+
+
 class FileDropLineEdit(QtWidgets.QLineEdit):
-    """A path field that accepts a dropped file (any of `suffixes`)."""
+    """A path field that accepts a dropped file (any of `suffixes`).
+
+    Without focus a path too long for the field is shown shortened (`elide_path`: the file name stays whole, the
+    folder is cut in the middle; the whole path is the tooltip); with focus it shows the whole path for editing. `text()` and
+    `setText()` always mean the whole path; `shown_text()` is what the field displays.
+    """
 
     fileDropped = QtCore.pyqtSignal(str)
 
     def __init__(self, suffixes: tuple[str, ...], placeholder: str, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.suffixes = suffixes
+        self._full = ""
         self.setPlaceholderText(placeholder)
         self.setAcceptDrops(True)
+        self.textChanged.connect(self._typed)
+
+    def text(self) -> str:  # type: ignore[override]
+        """The whole path (whatever is displayed)."""
+        return self._full
+
+    def setText(self, text: str | None) -> None:  # type: ignore[override]
+        """Set the whole path."""
+        self._full = text or ""
+        self.setToolTip(self._full)
+        self._display()
+
+    def shown_text(self) -> str:
+        """What the field displays now (elided without focus)."""
+        return super().text()
+
+    def text_width(self) -> int:
+        """Pixels available to the displayed text."""
+        opt = QtWidgets.QStyleOptionFrame()
+        self.initStyleOption(opt)
+        rect = self.style().subElementRect(QtWidgets.QStyle.SubElement.SE_LineEditContents, opt, self)
+        margins = self.textMargins()
+        return max(0, rect.width() - margins.left() - margins.right() - 4)  # QLineEdit's own 2 px each side
+
+    def _typed(self, text: str) -> None:
+        if self.hasFocus():
+            self._full = text
+            self.setToolTip(text)
+
+    def _display(self) -> None:
+        shown = self._full
+        if not self.hasFocus():
+            shown = elide_path(self._full, self.fontMetrics(), self.text_width())
+        if super().text() != shown:
+            super().setText(shown)
+            if not self.hasFocus():
+                self.setCursorPosition(0)
+
+    def focusInEvent(self, event: QtGui.QFocusEvent) -> None:
+        super().focusInEvent(event)
+        self._display()
+
+    def focusOutEvent(self, event: QtGui.QFocusEvent) -> None:
+        super().focusOutEvent(event)
+        self._display()
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._display()
 
     def _path(self, event: QtGui.QDropEvent | QtGui.QDragEnterEvent) -> str | None:
         urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
@@ -300,8 +376,8 @@ class SetupPanel(QtWidgets.QFrame):
         settings.set("block_frames", v["block_frames"])
         settings.set("dry_channel", v["dry_channel"] + 1)
         settings.set("target_channel", v["target_channel"] + 1)
-        settings.set("target_file", v["target_file"] or "")
-        settings.set("model_path", v["model_path"])
+        settings.set("target_file", absolute(v["target_file"]))
+        settings.set("model_path", absolute(v["model_path"]))
 
     def restore(self, settings) -> None:
         """Fill the form from an AppSettings (missing devices fall back to the default)."""

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 
+import numpy as np
 import pytest
 from PyQt6 import QtCore, QtWidgets
 
@@ -49,6 +50,9 @@ def _start(qtbot, w) -> None:
 
 
 def test_start_shows_the_estimate_levels_and_status_then_stop_button_stops(qtbot, window):
+    from gui.widgets.chain_view import PRESS_START
+
+    assert window.chain_view.message() == PRESS_START
     _start(qtbot, window)
     engine = window.engine
     assert engine.running and window.setup.start.isChecked()
@@ -57,7 +61,10 @@ def test_start_shows_the_estimate_levels_and_status_then_stop_button_stops(qtbot
     qtbot.waitUntil(lambda: window.meters.target.level_db > -40, timeout=WAIT_MS)
     window.update_status()
     assert window.status_labels["state"].text().startswith("running · 48000 Hz")
-    assert "tiny" in window.status_labels["model"].text()
+    assert window.status_labels["model"].text() == "model tiny-v0 on <b>CPU</b>"
+    assert window.status_labels["cpu"].text().startswith("audio load ")
+    assert [k for k, lab in window.status_labels.items() if "CPU" in lab.text()] == ["model"]  # no lone "CPU"
+    assert window.header.probability_text.text() == f"p = {window.header.probability.value()} %"
     assert "xruns" in window.status_labels["xruns"].text()
     assert window.spectrum.target_curve.getData()[0] is not None
     assert not window.setup.mode.isEnabled()  # the set-up is locked while running
@@ -143,6 +150,7 @@ def test_preset_export_and_load_round_trip_through_the_engine(qtbot, window, tmp
     assert engine.frozen and engine.current_chain()[0][1]["drive_db"] == pytest.approx(7.5)
     qtbot.waitUntil(lambda: window.chain_view.cards[0].knobs["drive_db"].value() == pytest.approx(7.5),
                     timeout=WAIT_MS)
+    assert window.statusBar().currentMessage() == f"loaded {other}"
     window.copy_preset_json()
     assert json.loads(QtWidgets.QApplication.clipboard().text())["chain"][0]["params"]["drive_db"] == 7.5
     window.copy_python()
@@ -151,8 +159,8 @@ def test_preset_export_and_load_round_trip_through_the_engine(qtbot, window, tmp
 
 @pytest.mark.parametrize(("content", "field"), [
     ('{"format": "fxmatch-preset", "version": 1, "chain": [{"effect": "Flanger", "params": {}}]}', "chain[0].effect"),
-    ('{"format": "fxmatch-preset", "version": 1, "chain": [{"effect": "Distortion", "params": {"drive_db": 99}}]}',
-     "drive_db"),
+    ('{"format": "fxmatch-preset", "version": 1, "chain": [{"effect": "Distortion", "params": {"drive_db": 120}}]}',
+     "drive_db: 120 is outside what pedalboard's Distortion accepts"),
     ("not json", "not valid JSON"),
 ])
 def test_a_bad_preset_shows_a_dialog_naming_the_field_and_changes_nothing(qtbot, window, tmp_path, content, field):
@@ -268,5 +276,61 @@ def test_in_process_engine_option_runs_the_live_engine_here(qtbot, settings, tin
         _start(qtbot, w)
         assert type(w.engine) is LiveEngine and w.header.chain_label.text() == "Distortion"
         qtbot.waitUntil(lambda: w.meters.target.level_db > -40, timeout=WAIT_MS)
+    finally:
+        w.close()
+
+
+def test_a_preset_beyond_the_training_range_plays_with_a_note(qtbot, window, tmp_path):
+    _start(qtbot, window)
+    path = tmp_path / "hot.fxpreset.json"
+    path.write_text(json.dumps({"format": "fxmatch-preset", "version": 1,
+                                "chain": [{"effect": "Distortion", "params": {"drive_db": 50.0}}]}))
+    assert window.load_preset(path)
+    assert window.last_dialog is None
+    assert window.statusBar().currentMessage() == (
+        f"loaded {path}: note: chain[0].params.drive_db = 50 dB is outside the model's training range [5, 40] dB: "
+        "pedalboard plays it, but estimates never return it")
+    qtbot.waitUntil(lambda: window.engine.current_chain()[0][1]["drive_db"] == pytest.approx(50.0), timeout=WAIT_MS)
+
+
+def test_an_all_zero_target_is_called_silent_and_stop_says_press_start(qtbot, settings, tiny_model, signal_files,
+                                                                       jack_server, tmp_path, no_leftover_windows):
+    from fxmatch.audio_io import write_audio
+    from gui.widgets.chain_view import PRESS_START
+
+    zeros = tmp_path / "zeros.wav"
+    write_audio(zeros, np.zeros((1, 96000), dtype=np.float32), 48000)
+    w = _window(qtbot, settings, tiny_model, signal_files, jack_server)
+    try:
+        w.setup.target_file.setText(str(zeros))
+        assert w.start_engine(), w.setup.error_text()
+        qtbot.waitUntil(lambda: (w.chain_view.message() or "").startswith("The target is silent"), timeout=WAIT_MS)
+        assert w.chain_view.message() == (
+            "The target is silent (below -70 dBFS for the last 1 s): nothing to estimate. The Target file plays in "
+            "a loop and is silent here: choose another one.")
+        assert w.engine.running and w.engine.latest_estimate() is None and w.chain_view.cards == []
+        w.stop_engine()
+        assert w.chain_view.message() == PRESS_START
+    finally:
+        w.close()
+
+
+def test_a_target_that_starts_silent_is_called_silent_until_it_plays(qtbot, settings, tiny_model, signal_files,
+                                                                     jack_server, tmp_path, no_leftover_windows):
+    import soundfile as sf
+
+    from fxmatch.audio_io import write_audio
+
+    sound, rate = sf.read(signal_files["target"], dtype="float32", always_2d=True)
+    late = tmp_path / "late.wav"
+    write_audio(late, np.concatenate([np.zeros((3 * rate, sound.shape[1]), np.float32), sound]).T, rate)
+    w = _window(qtbot, settings, tiny_model, signal_files, jack_server)
+    try:
+        w.setup.target_file.setText(str(late))
+        assert w.start_engine(), w.setup.error_text()
+        qtbot.waitUntil(lambda: (w.chain_view.message() or "").startswith("The target is silent"), timeout=WAIT_MS)
+        assert w.engine.latest_estimate() is None
+        qtbot.waitUntil(lambda: len(w.chain_view.cards) == 1, timeout=WAIT_MS)  # it plays: the chain replaces it
+        assert w.chain_view.message() is None and w.engine.latest_estimate() is not None
     finally:
         w.close()

@@ -6,14 +6,14 @@ import math
 
 import numpy as np
 import pytest
-from PyQt6 import QtCore, QtGui
+from PyQt6 import QtCore, QtGui, QtWidgets
 
 from fxmatch.effects import get_spec
 from gui.widgets.ab_panel import ABPanel
 from gui.widgets.chain_view import ChainHeader, ChainView, chain_label
 from gui.widgets.knob import Knob, format_value, param_label
 from gui.widgets.meters import LevelMeter
-from gui.widgets.setup_panel import FileDropLineEdit, SetupPanel
+from gui.widgets.setup_panel import FileDropLineEdit, SetupPanel, elide_path
 from gui.widgets.spectrum import BandAnalyser, SpectrogramView, SpectrumView
 
 
@@ -93,10 +93,19 @@ def test_chain_header_shows_probability_and_alternatives_clickable(qtbot):
     header = ChainHeader()
     qtbot.addWidget(header)
     alts = ((("Distortion", "Delay"), 0.12), ((), 0.05), (("Reverb",), 0.02), (("Delay",), 0.01))
+    header.show()
+    assert header.probability_text.text() == "p = –"  # before any estimate
     header.set_estimate(("Distortion",), 0.81, alts)
     assert header.probability.value() == 81
+    assert header.probability_text.text() == "p = 81 %"
+    assert not header.probability.isTextVisible()  # the number is beside the bar, not drawn over it
+    QtWidgets.QApplication.processEvents()
+    label, bar = header.probability_text, header.probability
+    assert label.parentWidget() is bar.parentWidget() and not label.geometry().intersects(bar.geometry())
+    assert label.width() >= label.fontMetrics().horizontalAdvance("p = 100 %")
     visible = [b for b in header.alt_buttons if not b.isHidden()]
-    assert len(visible) == 3 and "Dist → Delay" in visible[0].text()
+    # alternatives use the names of the title and the cards
+    assert len(visible) == 3 and visible[0].text() == "12%  Distortion → Delay"
     with qtbot.waitSignal(header.alternativeChosen) as sig:
         qtbot.mouseClick(visible[1], QtCore.Qt.MouseButton.LeftButton)
     assert sig.args == [()]
@@ -205,3 +214,87 @@ def test_target_field_accepts_a_dropped_audio_file_only(qtbot, tmp_path):
     assert field.text() == str(tmp_path / "song.flac")
     drop(str(tmp_path / "notes.txt"))
     assert field.text() == str(tmp_path / "song.flac")
+
+
+def test_elide_path_keeps_the_file_name_whole():
+    metrics = QtGui.QFontMetrics(QtGui.QFont("DejaVu Sans", 10))
+    path = "/home/someone/music/projects/2024/very-long-folder-name/fxmatch-default.onnx"
+    width = metrics.horizontalAdvance("/home/…/fxmatch-default.onnx") + 2
+    shown = elide_path(path, metrics, width)
+    assert shown.endswith("…/fxmatch-default.onnx") and shown.startswith("/home")
+    assert metrics.horizontalAdvance(shown) <= width
+    assert elide_path("/a/b.onnx", metrics, 1000) == "/a/b.onnx"
+    tiny = elide_path(path, metrics, metrics.horizontalAdvance("fxmat…t.onnx"))
+    assert "…" in tiny and tiny.endswith(".onnx") and "/" not in tiny
+
+
+def test_a_long_path_shows_its_file_name_and_the_whole_path_when_editing(qtbot, tmp_path):
+    panel = SetupPanel()  # the real field in its real place (the set-up panel is 330 px wide)
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitExposed(panel)
+    field = panel.model
+    path = "/home/someone/music/projects/2024/very-long-folder-name/fxmatch-default.onnx"
+    field.setText(path)
+    shown = field.shown_text()
+    assert field.text() == path and field.toolTip() == path
+    assert shown != path and shown.endswith("…/fxmatch-default.onnx") and shown.startswith("/")
+    assert field.fontMetrics().horizontalAdvance(shown) <= field.text_width()
+    assert field.cursorPosition() == 0
+    assert panel.values()["model_path"] == path
+    panel.activateWindow()
+    field.setFocus()
+    qtbot.waitUntil(field.hasFocus, timeout=2000)
+    assert field.shown_text() == path  # editing shows it all
+    field.end(False)
+    field.insert("x")  # typing changes the whole path
+    assert field.text() == path + "x"
+    panel.mode.setFocus()
+    qtbot.waitUntil(lambda: not field.hasFocus(), timeout=2000)
+    assert field.shown_text().endswith("…/fxmatch-default.onnxx") and field.text() == path + "x"
+
+
+def test_the_set_up_is_saved_with_absolute_paths(qtbot, settings, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    panel = SetupPanel()
+    qtbot.addWidget(panel)
+    panel.target_file.setText("takes/t.wav")
+    panel.model.setText("models/../m.onnx")
+    panel.save(settings)
+    assert settings.get_str("target_file") == str(tmp_path / "takes" / "t.wav")
+    assert settings.get_str("model_path") == str(tmp_path / "m.onnx")
+
+
+def test_read_only_settings_never_write(tmp_path):
+    from gui.settings import AppSettings
+
+    path = tmp_path / "new" / "fxmatch.ini"
+    ro = AppSettings(path, read_only=True)
+    ro.set("model_path", "/x.onnx")
+    ro.sync()
+    assert not path.parent.exists()
+    assert ro.get_str("model_path") == ""
+    rw = AppSettings(path)
+    rw.set("model_path", "/x.onnx")
+    rw.sync()
+    before = path.read_bytes()
+    ro = AppSettings(path, read_only=True)
+    assert ro.get_str("model_path") == "/x.onnx"
+    ro.set("model_path", "/y.onnx")
+    ro.sync()
+    del ro
+    assert path.read_bytes() == before
+
+
+def test_chain_view_says_what_it_waits_for_until_a_chain_is_shown(qtbot):
+    from gui.widgets.chain_view import PRESS_START
+
+    view = ChainView()
+    qtbot.addWidget(view)
+    assert view.message() == PRESS_START
+    view.show_message("The target is silent")
+    assert view.message() == "The target is silent"
+    view.show_chain([("Delay", get_spec("Delay").defaults())], animate=False)
+    assert view.message() is None and len(view.cards) == 1
+    view.show_message(PRESS_START)  # a shown chain stays
+    assert view.message() is None and len(view.cards) == 1
