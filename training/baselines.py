@@ -30,8 +30,10 @@ def supervised_step(
     ce_weight: float = 1.0,
     presence_weight: float = 0.0,
     membership: torch.Tensor | None = None,
+    param_weight: float = 1.0,
 ) -> StepResult:
-    """Supervised loss: masked MSE of the true chain's params `[batch, n_params]` + CE to the true chain `[batch]`.
+    """Supervised loss: `param_weight` x masked MSE of the true chain's params `[batch, n_params]` + `ce_weight` x CE
+    to the true chain `[batch]`.
 
     With `presence_weight` > 0 and `membership` `[n_chains, n_effects]`, plus the binary cross-entropy of each
     effect's presence probability (the chain probabilities summed over the chains that hold it) against the truth.
@@ -40,7 +42,7 @@ def supervised_step(
     mine = predicted[torch.arange(predicted.shape[0], device=predicted.device), chain]  # [batch, n_params]
     mse = ((mine - params) ** 2 * param_mask).sum() / param_mask.sum().clamp_min(1.0)
     ce = F.cross_entropy(logits, chain)
-    loss = mse + ce_weight * ce
+    loss = param_weight * mse + ce_weight * ce
     if presence_weight > 0 and membership is not None:
         marginals = torch.softmax(logits, dim=1) @ membership  # [batch, n_effects]
         present = membership[chain]

@@ -79,6 +79,7 @@ class TrainConfig:
     ce_weight: float = 1.0  # weight of the chain classifier's cross-entropy
     parsimony: float = 0.0  # wta: the winner is the smallest chain within this relative tolerance of the best loss
     presence_weight: float = 0.0  # supervised: weight of the BCE of per-effect presence (chain marginals)
+    param_weight: float = 1.0  # supervised: weight of the parameter MSE
     fft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512, 256])
     # optimisation
     steps: int = 10000
@@ -164,7 +165,8 @@ def validate(config: TrainConfig) -> None:
         need(getattr(config, key) >= 1, key, "at least 1")
     for key in ("torch_threads", "n_explore", "explore_steps", "anneal_steps", "warmup_steps", "train_examples", "num_workers"):
         need(getattr(config, key) >= 0, key, "at least 0")
-    for key in ("temperature_start", "temperature_end", "ce_weight", "presence_weight", "parsimony", "weight_decay",
+    for key in ("temperature_start", "temperature_end", "ce_weight", "presence_weight", "param_weight", "parsimony",
+                "weight_decay",
                 "grad_clip"):
         need(getattr(config, key) >= 0, key, "a number >= 0")
     need(config.clip_seconds > 0, "clip_seconds", "positive")

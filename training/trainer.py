@@ -289,7 +289,7 @@ class Trainer:
         if c.mode == "supervised":
             return supervised_step(self.net, y, batch["chain"].to(self.device), batch["params"].to(self.device),
                                    batch["param_mask"].to(self.device), c.ce_weight, c.presence_weight,
-                                   self.membership)
+                                   self.membership, c.param_weight)
         generator = torch.Generator().manual_seed(step_seed(c.seed, step, self.info.rank) + 1)
         top_k, n_explore = candidate_counts(c, step, self.model_vocab.n_chains)
         temperature = temperature_at(step, c.temperature_start, c.temperature_end, c.anneal_steps)

@@ -234,3 +234,14 @@ def test_a_checkpoint_without_a_newer_knob_resumes_when_the_knob_keeps_its_defau
     assert Trainer(tiny(steps=4), tmp_path, resume=True).step == 2
     with pytest.raises(FxmatchInputError, match="parsimony"):
         Trainer(tiny(steps=4, parsimony=0.1), tmp_path, resume=True)
+
+
+def test_param_weight_scales_the_supervised_parameter_loss():
+    from training.baselines import supervised_step
+
+    trainer = Trainer(tiny(mode="supervised"), "/nonexistent-never-written")
+    batch = next(iter(trainer.loader()))
+    args = (trainer.model.eval(), batch["y"], batch["chain"], batch["params"], batch["param_mask"], 0.0)
+    one = supervised_step(*args, param_weight=1.0)
+    ten = supervised_step(*args, param_weight=10.0)
+    assert float(ten.loss) == pytest.approx(10 * float(one.loss), rel=1e-5) and float(one.loss) > 0
