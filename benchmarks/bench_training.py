@@ -297,6 +297,7 @@ def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Se
         return lambda m, r, lf: wta_step(m, r, x, y, lf, top_k, n_explore, temperature, 1.0, generator).loss
 
     measure("wta", vocab, wta(4, 2))
+    measure("wta_hard", vocab, wta(4, 2, 0.0))  # temperature 0: candidates scored without autograd, winner refit
     measure("naive", vocab, wta(vocab.n_chains, 0))
     measure("supervised", vocab, lambda m, r, lf: supervised_step(m, y, chain, params, mask).loss, renders=False)
     measure("full_chain", full_chain_vocabulary(vocab), wta(1, 0, 0.0))
@@ -311,6 +312,7 @@ def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Se
         "encoder_parameters": count_parameters(Encoder(vocab, encoder_config)),
         "steps": results,
         "naive_over_wta_step": results["naive"]["step_s"] / results["wta"]["step_s"],
+        "wta_soft_over_hard_step": results["wta"]["step_s"] / results["wta_hard"]["step_s"],
         "data_render_s_per_example": data_s,
         "frontend": frontend,
         "profile": profiles,

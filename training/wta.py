@@ -177,14 +177,45 @@ def wta_step(
     generator: torch.Generator | None = None,
     parsimony: float = 0.0,
 ) -> StepResult:
-    """One WTA forward: encode y, pick candidates, render them from x, annealed-MCL loss (naive: all chains)."""
+    """One WTA forward: encode y, pick candidates, render them from x, annealed-MCL loss (naive: all chains).
+
+    At temperature 0 (the hard min) only the winner receives a gradient, so the candidates are scored without
+    autograd and only each example's winner is rendered again with it (`hard_wta_step`): the same loss and
+    gradient, without building and walking back through the losers' graphs.
+    """
     logits, params = model(y)
     candidates = select_candidates(logits, top_k, n_explore, generator)
-    losses = candidate_losses(renderer, x, y, params, candidates, loss_fn)
     sizes = renderer.chain_sizes.to(candidates.device)[candidates] if parsimony > 0 else None
-    result = wta_loss(losses, candidates, logits, temperature, ce_weight, sizes, parsimony)
+    if temperature <= 0:
+        result = hard_wta_step(renderer, x, y, loss_fn, logits, params, candidates, ce_weight, sizes, parsimony)
+    else:
+        losses = candidate_losses(renderer, x, y, params, candidates, loss_fn)
+        result = wta_loss(losses, candidates, logits, temperature, ce_weight, sizes, parsimony)
     result.loss = result.loss + anchor(logits, params)
     return result
+
+
+def hard_wta_step(
+    renderer: ChainRenderer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: LossFn,
+    logits: torch.Tensor,
+    params: torch.Tensor,
+    candidates: torch.Tensor,
+    ce_weight: float,
+    sizes: torch.Tensor | None = None,
+    parsimony: float = 0.0,
+) -> StepResult:
+    """Hard winner-takes-all: score `candidates` `[batch, C]` without gradient, then fit each example's winner."""
+    with torch.no_grad():
+        losses = candidate_losses(renderer, x, y, params.detach(), candidates, loss_fn)
+    column = parsimonious_winners(losses, sizes, parsimony)
+    winners = candidates.gather(1, column.unsqueeze(1))  # [batch, 1]
+    fit = candidate_losses(renderer, x, y, params, winners, loss_fn).mean()
+    winners = winners.squeeze(1)
+    ce = F.cross_entropy(logits, winners)
+    return StepResult(fit + ce_weight * ce, fit, ce, winners, int(candidates.numel()))
 
 
 def anchor(*outputs: torch.Tensor) -> torch.Tensor:

@@ -112,3 +112,24 @@ def test_parsimony_gives_the_win_to_the_smallest_chain_within_tolerance():
     hard = wta.wta_loss(losses, candidates, logits, 0.0, 1.0, sizes, 0.05)
     assert hard.winners.tolist() == [2, 7]
     assert float(hard.fit) == pytest.approx((0.104 + 0.100) / 2)
+
+
+def test_hard_step_without_the_losers_graphs_gives_the_soft_paths_gradient_at_its_limit(tiny_vocab):
+    """temperature 0 (no-grad scoring, winner re-rendered) equals one-hot weights over all candidates' losses."""
+    x, y, params, k = _distorted_batch(tiny_vocab, [14.0, 26.0, 33.0])
+    params[:, :, tiny_vocab.param_slice("Distortion")] += 0.04
+    loss_fn = wta.make_audio_loss((256, 64))
+    renderer = wta.ChainRenderer(tiny_vocab, 16000)
+    fast = FixedModel(torch.zeros(3, tiny_vocab.n_chains), params.clone())
+    hard = wta.wta_step(fast, renderer, x, y, loss_fn, 4, 0, 0.0)
+    hard.loss.backward()
+    slow = FixedModel(torch.zeros(3, tiny_vocab.n_chains), params.clone())
+    _, p = slow(y)
+    candidates = torch.arange(tiny_vocab.n_chains).expand(3, -1)
+    losses = wta.candidate_losses(renderer, x, y, p, candidates, loss_fn)
+    weights = torch.nn.functional.one_hot(losses.detach().argmin(dim=1), tiny_vocab.n_chains).to(losses.dtype)
+    ((weights * losses).sum(dim=1).mean()).backward()
+    assert hard.winners.tolist() == losses.argmin(dim=1).tolist()
+    assert float(hard.fit) == pytest.approx(float((weights * losses).sum(dim=1).mean()), rel=1e-5)
+    assert torch.allclose(fast.params.grad, slow.params.grad, rtol=1e-4, atol=1e-7)
+    assert float(fast.params.grad.abs().sum()) > 0
