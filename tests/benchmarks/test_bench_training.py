@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks import bench_training
 
-MODES = ("wta", "naive", "supervised", "full_chain")
+MODES = ("wta", "wta_hard", "naive", "supervised", "full_chain")
 PROFILE_KEYS = ("data_s", "frontend_s", "frontend_conv_dft_s", "encoder_rest_s", "twins_forward_s", "loss_s",
                 "forward_other_s", "forward_s", "backward_s", "backward_loss_and_twins_s", "backward_encoder_s",
                 "twins_backward_replayed_s", "optimizer_s", "step_s", "twins")
