@@ -186,7 +186,7 @@ def wta_step(
     logits, params = model(y)
     candidates = select_candidates(logits, top_k, n_explore, generator)
     sizes = renderer.chain_sizes.to(candidates.device)[candidates] if parsimony > 0 else None
-    if temperature <= 0:
+    if temperature <= 0 and candidates.shape[1] > 1:  # one candidate (full chain): nothing to score
         result = hard_wta_step(renderer, x, y, loss_fn, logits, params, candidates, ce_weight, sizes, parsimony)
     else:
         losses = candidate_losses(renderer, x, y, params, candidates, loss_fn)
