@@ -41,6 +41,7 @@ def register(name: str, module: str) -> None:
 register("apply", "fxmatch.commands.apply")
 register("bench", "benchmarks.cli")
 register("estimate", "fxmatch.commands.estimate")
+register("capture", "fxmatch.commands.capture")
 register("demo", "fxmatch.commands.demo")
 register("export", "export.cli")
 register("train", "training.cli")
