@@ -1,0 +1,1012 @@
+"""Capture: with the dry signal known, find the effect chain (and its params) that turns it into the wet one.
+
+Given the dry recording x (e.g. a guitar's DI) and the wet one y (the pedal's output), `capture` first aligns them
+(cross-correlation of onset envelopes, then of the waveforms, within +-1 s) and refuses a pair that is not the same
+performance, then fits every candidate chain's parameters through the differentiable twins (Adam on logits of the
+normalised params, multi-resolution STFT loss, all candidates in one batch) and keeps the smallest chain whose
+distance is within a tolerance of the best one (parsimony). Layers: imports only fxmatch, torch, numpy and scipy.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.fft
+import scipy.signal
+import torch
+
+from fxmatch.effects import EFFECT_NAMES, get_effect, get_spec
+from fxmatch.errors import FxmatchInputError
+from fxmatch.metrics import DEFAULT_FFT_SIZES
+from fxmatch.refine import RefineCancelled, resample
+from fxmatch.vocabulary import ChainVocabulary
+
+#: how far apart the dry and wet recordings may start (s)
+MAX_OFFSET_SECONDS = 1.0
+#: below this correlation of the band envelopes (log energy in 16 bands, 10 ms frames) the two recordings are not
+#: the same performance
+MIN_CORRELATION = 0.3
+#: a peak of the dry-to-wet impulse response earlier than the strongest one wins when it reaches this fraction of
+#: it (the direct sound before a louder echo or chorus voice)
+EARLY_PEAK_RATIO = 0.5
+#: Wiener regularisation of the impulse-response estimate, relative to the dry signal's mean power per bin
+_WIENER_FLOOR = 0.1
+#: the alignment looks at most at this much audio (s)
+ALIGN_SECONDS = 30.0
+_N_BANDS = 16
+_SHARPEN_SECONDS = 0.001  # the whitened search around the chosen peak (s)
+_SHARPEN_FLOOR = 1e-3  # its regularisation: nearly a phase-only (PHAT) correlation
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Where the wet recording lies against the dry one: `wet[n] ~ dry[n - offset]` (samples at `sample_rate`)."""
+
+    offset: int
+    sample_rate: int
+    correlation: float
+    #: the wet recording's level against the dry one's over their overlap (RMS, dB)
+    level_db: float = 0.0
+
+    @property
+    def offset_ms(self) -> float:
+        """The offset in milliseconds (positive: the wet recording starts later)."""
+        return 1000.0 * self.offset / self.sample_rate
+
+
+def _mono(x: np.ndarray, what: str) -> np.ndarray:
+    """`[samples]` or `[channels, samples]` float audio as float64 `[samples]` (channels averaged), checked."""
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 2:
+        a = a.mean(axis=0)
+    if a.ndim != 1 or a.size == 0:
+        raise FxmatchInputError(f"capture: the {what} signal must be audio shaped [samples] or [channels, samples]")
+    if not np.all(np.isfinite(a)):
+        raise FxmatchInputError(f"capture: the {what} signal contains NaN or infinite samples")
+    return a
+
+
+def impulse_response(x: np.ndarray, y: np.ndarray, max_lag: int,
+                     floor: float = _WIENER_FLOOR) -> tuple[np.ndarray, np.ndarray]:
+    """Regularised (Wiener) estimate of the filter taking `x` to `y` (`[samples]` each): (lags, taps), +-max_lag.
+
+    `floor` is the regularisation relative to the mean power of `x` per bin (small: sharper, noisier)."""
+    n = scipy.fft.next_fast_len(x.size + y.size)
+    fx, fy = scipy.fft.rfft(x, n), scipy.fft.rfft(y, n)
+    power = np.abs(fx) ** 2
+    h = scipy.fft.irfft(fy * np.conj(fx) / (power + floor * power.mean() + 1e-30), n)
+    lags = np.arange(-max_lag, max_lag + 1)
+    return lags, h[lags]
+
+
+def band_envelopes(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Log energy of `x` `[samples]` in 16 log-spaced bands (80 Hz - 10 kHz) per 10 ms frame, mean removed per band."""
+    hop = max(1, sample_rate // 100)
+    size = max(256, 1 << int(np.ceil(np.log2(2.5 * hop))))
+    f, _, spec = scipy.signal.stft(x, sample_rate, nperseg=size, noverlap=size - hop, boundary=None, padded=False)
+    power = np.abs(spec) ** 2
+    edges = np.geomspace(80.0, min(10_000.0, sample_rate / 2), _N_BANDS + 1)
+    energy = np.stack([power[(f >= lo) & (f < hi)].sum(axis=0) for lo, hi in itertools.pairwise(edges)])
+    level = np.log(energy + 1e-6 * max(float(energy.max()), 1e-30))
+    return level - level.mean(axis=1, keepdims=True)
+
+
+def envelope_correlation(x: np.ndarray, y: np.ndarray, sample_rate: int, offset: int) -> float:
+    """Correlation of the band envelopes of `x` and of `y` advanced by `offset` samples (1: same notes, same times)."""
+    a = band_envelopes(x, sample_rate)
+    b = band_envelopes(_shift(y, -offset, y.size), sample_rate)
+    n = min(a.shape[1], b.shape[1])
+    a, b = a[:, :n], b[:, :n]
+    return float(np.sum(a * b) / (np.sqrt(np.sum(a * a) * np.sum(b * b)) + 1e-30))
+
+
+def _candidate_lags(lags: np.ndarray, taps: np.ndarray) -> list[int]:
+    """Peaks of |taps| reaching EARLY_PEAK_RATIO of the largest, earliest first, then the largest one."""
+    mag = np.abs(taps)
+    peaks, _ = scipy.signal.find_peaks(np.concatenate([[0.0], mag, [0.0]]), height=EARLY_PEAK_RATIO * mag.max())
+    ordered = [int(lags[p - 1]) for p in sorted(peaks - 1, key=lambda i: lags[i])]
+    return [*ordered[:4], int(lags[np.argmax(mag)])]
+
+
+def align(dry: np.ndarray, wet: np.ndarray, sample_rate: int, max_offset_s: float = MAX_OFFSET_SECONDS,
+          min_correlation: float = MIN_CORRELATION) -> Alignment:
+    """Offset of `wet` against `dry` (float `[samples]` or `[channels, samples]`, one rate in Hz), within +-max_offset_s.
+
+    The candidates are the strong peaks of the dry-to-wet impulse response (Wiener deconvolution), earliest first
+    (the direct sound, not a louder echo); the first whose band envelopes correlate by at least `min_correlation`
+    wins. FxmatchInputError when none does (not the same performance) or either signal is silent.
+    """
+    x, y = _mono(dry, "dry"), _mono(wet, "wet")
+    for sig, what in ((x, "dry"), (y, "wet")):
+        if float(np.max(np.abs(sig))) < 1e-5:
+            raise FxmatchInputError(f"capture: the {what} signal is silent")
+    keep = int(ALIGN_SECONDS * sample_rate)
+    x, y = x[:keep], y[:keep]
+    lags, taps = impulse_response(x, y, int(max_offset_s * sample_rate))
+    best = (-np.inf, 0)
+    for lag in _candidate_lags(lags, taps):
+        corr = envelope_correlation(x, y, sample_rate, lag)
+        if corr >= min_correlation:
+            lag = _sharpen(x, y, lag, int(sample_rate))
+            return Alignment(lag, int(sample_rate), corr, level_db(x, y, lag))
+        best = max(best, (corr, lag))
+    raise FxmatchInputError(
+        f"capture: the dry and wet recordings do not look like the same performance (band envelopes correlate "
+        f"{best[0]:.2f} at best, below {min_correlation:.2f}, within +-{max_offset_s:g} s); check the files")
+
+
+def _sharpen(x: np.ndarray, y: np.ndarray, lag: int, sample_rate: int) -> int:
+    """The largest peak of a nearly whitened impulse response within _SHARPEN_SECONDS of `lag` (samples)."""
+    w = max(1, int(_SHARPEN_SECONDS * sample_rate))
+    lags, taps = impulse_response(_shift(x, lag, y.size), y, w, floor=_SHARPEN_FLOOR)
+    return lag + int(lags[np.argmax(np.abs(taps))])
+
+
+def level_db(x: np.ndarray, y: np.ndarray, offset: int) -> float:
+    """RMS level of `y` against `x` delayed by `offset` samples, over their overlap (dB)."""
+    xa = _shift(x, offset, y.size)
+    lo, hi = max(0, offset), min(y.size, x.size + offset)
+    num, den = float(np.mean(y[lo:hi] ** 2)), float(np.mean(xa[lo:hi] ** 2))
+    return 10.0 * math.log10(max(num, 1e-20) / max(den, 1e-20)) if hi > lo else 0.0
+
+
+def _shift(x: np.ndarray, offset: int, n: int) -> np.ndarray:
+    """`x` delayed by `offset` samples (advanced when negative), zero-padded or cut to `n` samples."""
+    out = np.zeros(n, dtype=x.dtype)
+    if offset >= 0:
+        part = x[: max(0, n - offset)]
+        out[offset : offset + part.size] = part
+    else:
+        part = x[-offset : -offset + n]
+        out[: part.size] = part
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# candidates and results
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A chain to try, optionally with initial params in units (e.g. the encoder's estimate) per effect."""
+
+    chain: tuple[str, ...]
+    params: tuple[tuple[str, dict[str, float]], ...] | None = None
+
+
+@dataclass(frozen=True)
+class ChainFit:
+    """One fitted chain: params in units, MR-STFT distance, distance over the no-effect one, output gain (dB)."""
+
+    chain: tuple[str, ...]
+    params: list[tuple[str, dict[str, float]]]
+    distance: float
+    relative: float
+    gain_db: float
+    #: how far the search took this chain (0: the screen only; the last stage: fitted longest, at the highest rate)
+    stage: int
+
+    @property
+    def label(self) -> str:
+        return " -> ".join(self.chain) if self.chain else "no effect"
+
+
+@dataclass(frozen=True)
+class CaptureProgress:
+    """Where a running search is: stage (0-based) of stages, step of steps, overall fraction, best chain so far."""
+
+    stage: int
+    stages: int
+    step: int
+    steps: int
+    fraction: float
+    best_chain: tuple[str, ...]
+    best_relative: float
+
+
+#: progress(report) after each optimisation step; its return value is ignored
+CaptureProgressFn = Callable[[CaptureProgress], None]
+
+
+class CaptureCancelled(RefineCancelled):
+    """Raised by `capture` when its `should_stop` callback returns True."""
+
+
+@dataclass
+class CaptureResult:
+    """A finished search: the ranking (the chosen chain first), the alignment, the excerpt used and the costs."""
+
+    ranking: list[ChainFit]
+    alignment: Alignment
+    sample_rate: int
+    excerpt_start_s: float
+    excerpt_seconds: float
+    no_effect_distance: float
+    seconds: float
+    n_candidates: int
+    #: False when the time budget ended the search before its last stage finished
+    complete: bool
+
+    @property
+    def best(self) -> ChainFit:
+        return self.ranking[0]
+
+    def to_dict(self, top: int | None = None) -> dict[str, Any]:
+        """JSON-ready summary (the first `top` chains of the ranking; all when None)."""
+        return {
+            "chain": list(self.best.chain),
+            "offset_samples": self.alignment.offset,
+            "offset_ms": round(self.alignment.offset_ms, 3),
+            "alignment_correlation": round(self.alignment.correlation, 4),
+            "level_db": round(self.alignment.level_db, 3),
+            "gain_db": round(self.best.gain_db, 3),
+            "distance": round(self.best.distance, 5),
+            "relative_distance": round(self.best.relative, 5),
+            "sample_rate": self.sample_rate,
+            "excerpt_start_s": round(self.excerpt_start_s, 3),
+            "excerpt_seconds": round(self.excerpt_seconds, 3),
+            "seconds": round(self.seconds, 3),
+            "candidates": self.n_candidates,
+            "complete": self.complete,
+            "ranking": [{"chain": list(f.chain), "distance": round(f.distance, 5), "relative": round(f.relative, 5),
+                         "gain_db": round(f.gain_db, 3), "stage": f.stage,
+                         "params": [{"effect": n, "params": {k: round(v, 6) for k, v in p.items()}}
+                                    for n, p in f.params]}
+                        for f in self.ranking[:top]],
+        }
+
+
+def sub_chains(chain: Sequence[str]) -> list[tuple[str, ...]]:
+    """Every chain made of some of `chain`'s effects in its order, the empty chain and `chain` included."""
+    names = tuple(chain)
+    return [c for n in range(len(names) + 1) for c in itertools.combinations(names, n)]
+
+
+def all_candidates(vocabulary: ChainVocabulary | None = None) -> list[Candidate]:
+    """Every chain of the vocabulary (the default one: 64 chains), without initial params."""
+    vocab = vocabulary or ChainVocabulary.default()
+    return [Candidate(tuple(c)) for c in vocab.chains]
+
+
+def candidates_from_ranked(ranked: Sequence[Any], k: int) -> list[Candidate]:
+    """The first `k` chains of an encoder's ranking (objects with `.chain` and `.params`, e.g.
+    `inference.ChainEstimate`) and all their sub-chains, each with the encoder's params of its effects."""
+    out: dict[tuple[str, ...], Candidate] = {}
+    for estimate in list(ranked)[: max(1, int(k))]:
+        params = dict(estimate.params)
+        for chain in sub_chains(estimate.chain):
+            if chain not in out:
+                out[chain] = Candidate(chain, tuple((n, dict(params[n])) for n in chain))
+    return sorted(out.values(), key=lambda c: (len(c.chain), c.chain))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the batched fit
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One round of the search: signals at most `rate` Hz, the best `keep` chains so far (None: all), Adam steps,
+    learning rate, and the loss: MR-STFT at `fft_sizes` with hops of `n_fft / hop_divisor` (4: `mrstft_distance`)."""
+
+    rate: int
+    keep: int | None
+    steps: int
+    lr: float = 0.1
+    fft_sizes: tuple[int, ...] = DEFAULT_FFT_SIZES
+    hop_divisor: int = 4
+
+
+#: the first stage screens every chain (by length, longer chains starting from the shorter ones' fits) with a cheap
+#: loss at 16 kHz; the best few go on with the real MR-STFT distance at 24 kHz, then at the input's rate (<= 48 kHz)
+DEFAULT_STAGES: tuple[Stage, ...] = (
+    Stage(16000, None, 20, 0.15, (2048, 512), 2),
+    Stage(24000, 8, 30, 0.1),
+    Stage(48000, 3, 20, 0.05),
+)
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How `capture` searches: excerpt and longest pre-roll (s), stages, starts fitted per chain in the first stage,
+    chains of each length extended to the next (None: all), parsimony tolerance (relative distance), whether an
+    output gain is fitted, early-stop patience (steps)."""
+
+    excerpt_seconds: float = 1.5
+    max_preroll_seconds: float = 1.0
+    stages: tuple[Stage, ...] = DEFAULT_STAGES
+    restarts: int = 2
+    beam: int | None = 4
+    tolerance: float = 0.1
+    fit_gain: bool = False
+    patience: int = 6
+
+
+#: the output gain a chain may add, +- dB (the wet recording's level need not match the dry one's)
+GAIN_RANGE_DB = 24.0
+#: the shortest overlap of the aligned recordings that a search accepts (s)
+MIN_SECONDS = 0.5
+_MIN_IMPROVEMENT = 0.005  # relative improvement that resets a row's early-stop counter
+_DELAY_INITS = 3  # echo times read off the impulse response, tried as Delay initialisations
+
+
+class _Layout:
+    """Every effect of the candidates owns a slice of one normalised vector; the last slot is the output gain."""
+
+    def __init__(self, chains: Sequence[tuple[str, ...]]):
+        names = [n for n in EFFECT_NAMES if any(n in c for c in chains)]
+        names += sorted({n for c in chains for n in c} - set(names))
+        self.slices: dict[str, slice] = {}
+        start = 0
+        for n in names:
+            width = get_spec(n).n_params
+            self.slices[n] = slice(start, start + width)
+            start += width
+        self.gain = start
+        self.width = start + 1
+
+    def encode(self, chain: tuple[str, ...], params: Mapping[str, Mapping[str, float]] | None,
+               base: np.ndarray) -> np.ndarray:
+        """`base` `[width]` in [0, 1] with each effect of `chain` set from `params` (units) where given."""
+        u = base.copy()
+        for n in chain:
+            if params is not None and n in params:
+                spec = get_spec(n)
+                u[self.slices[n]] = np.clip(np.atleast_1d(spec.normalise(dict(params[n]))), 0.02, 0.98)
+        return u
+
+    def decode(self, chain: tuple[str, ...], u: np.ndarray) -> list[tuple[str, dict[str, float]]]:
+        """Params in units (within each parameter's valid range) of `chain` from `u` `[width]` in [0, 1]."""
+        out = []
+        for n in chain:
+            spec = get_spec(n)
+            vals = u[self.slices[n]]
+            out.append((n, {p.name: float(np.clip(p.denormalise(float(v)), *p.valid_range))
+                            for p, v in zip(spec.params, vals)}))
+        return out
+
+    def gain_db(self, u: np.ndarray | torch.Tensor) -> Any:
+        """Output gain in dB from the gain slot(s) in [0, 1]."""
+        return GAIN_RANGE_DB * (2.0 * u - 1.0)
+
+
+@dataclass
+class _Row:
+    """One chain being fitted: its logits `[width]` now, the best distance seen and the logits that gave it."""
+
+    chain: tuple[str, ...]
+    z: np.ndarray
+    distance: float = math.inf
+    best_z: np.ndarray | None = None
+    stage: int = 0
+
+
+class _Spectra:
+    """The target's STFT magnitudes at each resolution, computed once; `distance` is `metrics.mrstft_distance`."""
+
+    def __init__(self, target: torch.Tensor, fft_sizes: Sequence[int], hop_divisor: int = 4):
+        self.fft_sizes, self.hop_divisor = tuple(fft_sizes), int(hop_divisor)
+        self.mags = [self._mag(target[None], n)[0] for n in self.fft_sizes]
+        self.logs = [torch.log(m) for m in self.mags]
+        self.norms = [torch.linalg.vector_norm(m).clamp_min(1e-7) for m in self.mags]
+
+    def _mag(self, x: torch.Tensor, n_fft: int) -> torch.Tensor:
+        """|STFT| `[batch, bins, frames]` of `x` `[batch, samples]`, floored at 1e-7 (as `metrics._stft_mag`)."""
+        window = torch.hann_window(n_fft, dtype=x.dtype)
+        spec = torch.stft(x, n_fft, hop_length=n_fft // self.hop_divisor, window=window, return_complex=True,
+                          center=True)
+        return (spec.real.square() + spec.imag.square()).clamp_min(1e-14).sqrt()
+
+    def distance(self, estimate: torch.Tensor) -> torch.Tensor:
+        """MR-STFT distance `[batch]` of `estimate` `[batch, samples]` to the target."""
+        total = torch.zeros(estimate.shape[0], dtype=estimate.dtype)
+        for n_fft, mag, log, norm in zip(self.fft_sizes, self.mags, self.logs, self.norms):
+            e = self._mag(estimate, n_fft)
+            sc = torch.linalg.vector_norm((mag - e).flatten(1), dim=-1) / norm
+            total = total + sc + (log - torch.log(e)).abs().flatten(1).mean(dim=-1)
+        return total / len(self.fft_sizes)
+
+
+class _Plan:
+    """Which rows each effect processes at each chain position, for one batch of chains."""
+
+    def __init__(self, chains: Sequence[tuple[str, ...]], layout: _Layout):
+        self.layout = layout
+        self.positions: list[list[tuple[Any, torch.Tensor, slice]]] = []
+        for p in range(max((len(c) for c in chains), default=0)):
+            groups: dict[str, list[int]] = {}
+            for i, c in enumerate(chains):
+                if len(c) > p:
+                    groups.setdefault(c[p], []).append(i)
+            self.positions.append([(get_effect(n), torch.tensor(rows), layout.slices[n]) for n, rows in groups.items()])
+
+    def render(self, x: torch.Tensor, u: torch.Tensor, rate: float, fit_gain: bool,
+               native: float | None = None) -> torch.Tensor:
+        """Dry `x` `[1, 1, samples]` at `rate` Hz through each row's chain with params `u` `[rows, width]` meant at
+        the recording's `native` rate (default: `rate`): `[rows, samples]`."""
+        out = x.expand(u.shape[0], -1, -1)
+        for groups in self.positions:
+            nxt = out
+            for effect, rows, sl in groups:
+                params = effect.spec.denormalise(u.index_select(0, rows)[:, sl])
+                if effect.name == "Phaser" and native is not None and native != rate:
+                    params = phaser_at_rate(params, rate, native)
+                nxt = nxt.index_copy(0, rows, effect.process(out.index_select(0, rows), params, rate))
+            out = nxt
+        out = out[:, 0]
+        if fit_gain:
+            out = out * torch.pow(10.0, self.layout.gain_db(u[:, self.layout.gain]) / 20.0)[:, None]
+        return out
+
+
+def phaser_at_rate(params: dict[str, Any], rate: float, native: float) -> dict[str, Any]:
+    """Phaser params that sweep the same cutoffs at `rate` Hz as `params` do at `native` Hz.
+
+    pedalboard's Phaser maps its LFO position to a cutoff between 20 Hz and min(20 kHz, 0.49 * rate) (its centre
+    normalised on a fixed 20 Hz - 20 kHz scale), so one setting sweeps lower at a lower rate; dividing the depth and
+    the centre's normalised position by log(top(rate) / 20) / log(top(native) / 20) undoes that (cutoffs the lower
+    rate cannot hold are clipped to its top, as pedalboard does).
+    """
+    top = min(20000.0, 0.49 * rate)
+    top_native = min(20000.0, 0.49 * native)
+    k = math.log(top / 20.0) / math.log(top_native / 20.0)
+    centre = params["centre_frequency_hz"]
+    position = torch.log(centre / 20.0) / math.log(1000.0)
+    return {**params, "depth": params["depth"] / k, "centre_frequency_hz": 20.0 * torch.pow(1000.0, position / k)}
+
+
+@dataclass
+class _Signals:
+    """One stage's signals: the dry excerpt with its pre-roll `[1, 1, samples]`, the target's spectra, lengths."""
+
+    rate: int
+    x: torch.Tensor
+    spectra: _Spectra
+    length: int
+    no_effect: float
+    native: int
+
+
+def _stage_signals(xa: np.ndarray, y: np.ndarray, native: int, start: int, length: int, preroll: int,
+                   stage: Stage) -> _Signals:
+    """The aligned dry `xa` and wet `y` (`[samples]` at `native` Hz) around the excerpt, at the stage's rate."""
+    rate = min(int(stage.rate), native)
+    margin = int(0.05 * native)
+    lo, hi = max(0, start - preroll - margin), min(y.size, start + length + margin)
+    xd = resample(xa[None, lo:hi].astype(np.float32), native, rate)[0]
+    yd = resample(y[None, lo:hi].astype(np.float32), native, rate)[0]
+    first = round((start - preroll - lo) * rate / native)
+    n_pre, n_len = round(preroll * rate / native), round(length * rate / native)
+    n_len = min(n_len, xd.size - first - n_pre, yd.size - first - n_pre)
+    dry = torch.from_numpy(np.ascontiguousarray(xd[first : first + n_pre + n_len]))[None, None]
+    target = torch.from_numpy(np.ascontiguousarray(yd[first + n_pre : first + n_pre + n_len]))
+    spectra = _Spectra(target, stage.fft_sizes, stage.hop_divisor)
+    with torch.no_grad():
+        no_effect = float(spectra.distance(dry[:, 0, n_pre:])[0])
+    return _Signals(rate, dry, spectra, n_len, no_effect, native)
+
+
+def echo_times(xa: np.ndarray, y: np.ndarray, sample_rate: int, count: int = _DELAY_INITS) -> list[float]:
+    """The `count` strongest echo times (s, within the Delay's range) of the aligned dry-to-wet impulse response."""
+    p = get_spec("Delay").param("delay_seconds")
+    lags, taps = impulse_response(xa[: int(ALIGN_SECONDS * sample_rate)], y[: int(ALIGN_SECONDS * sample_rate)],
+                                  int(p.maximum * sample_rate) + 2)
+    mag = np.where(lags >= int(p.minimum * sample_rate), np.abs(taps), 0.0)
+    peaks, _ = scipy.signal.find_peaks(mag, distance=max(1, sample_rate // 100))
+    best = peaks[np.argsort(mag[peaks])[::-1][:count]]
+    return [float(lags[i] / sample_rate) for i in best]
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    """The logistic function (logits to [0, 1])."""
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _rank(fits: list[ChainFit], tolerance: float) -> list[ChainFit]:
+    """The parsimonious choice among the chains fitted furthest first, then the rest (furthest, closest first)."""
+    last = max(f.stage for f in fits)
+    final = [f for f in fits if f.stage == last]
+    chosen = final[choose(final, tolerance)]
+    rest = sorted((f for f in fits if f is not chosen), key=lambda f: (-f.stage, f.relative))
+    return [chosen, *rest]
+
+
+#: grid points per parameter tried when an effect joins a chain (the chain's other effects at their fitted values):
+#: the parameters whose distance has narrow valleys (LFO rates, delay times, centre frequencies) and the main levels
+#: (points for an effect new to the search, points for one already fitted in a shorter chain)
+GRID: dict[str, dict[str, tuple[int, int]]] = {
+    "Compressor": {"threshold_db": (6, 4), "ratio": (3, 2)},
+    "Distortion": {"drive_db": (8, 5)},
+    "PeakFilter": {"cutoff_frequency_hz": (10, 5), "gain_db": (4, 3)},
+    "Chorus": {"rate_hz": (24, 6), "centre_delay_ms": (12, 6)},
+    "Phaser": {"rate_hz": (24, 6), "centre_frequency_hz": (8, 5)},
+    "Delay": {"delay_seconds": (32, 8)},
+    "Reverb": {"room_size": (5, 3), "wet_level": (3, 2)},
+}
+#: parameters whose distance ripples on a fine scale (comb-filter notches move with a delay or an LFO's phase): a
+#: grid finds their valley, `_zoom` narrows it down, Adam moves them FINE_LR_SCALE times slower than the others
+FINE: frozenset[tuple[str, str]] = frozenset({
+    ("Chorus", "rate_hz"), ("Chorus", "centre_delay_ms"), ("Phaser", "rate_hz"), ("Phaser", "centre_frequency_hz"),
+    ("Delay", "delay_seconds"),
+})
+FINE_LR_SCALE = 0.1
+_GRID_BATCH = 64
+_RANDOM_POINTS = 4  # random draws of the new effect's params tried next to its grid
+_ZOOM_STEPS = 2  # a zoom tries the best point +- 1 and 2 steps on each fine axis (5 values per axis)
+_ZOOM_FACTOR = 2.5  # each zoom level divides the step by this
+
+
+def _warm_start(chain: tuple[str, ...], fitted: Mapping[tuple[str, ...], _Row],
+                layout: _Layout) -> tuple[np.ndarray, tuple[str, ...], set[str]]:
+    """Start of `chain` in [0, 1] `[width]`: each effect from the best-fitting fitted proper sub-chain holding it
+    (else 0.5; the gain at 0 dB); that best sub-chain (() when none is fitted); the effects so started."""
+    subs = sorted((fitted[c] for c in sub_chains(chain)[:-1] if c in fitted), key=lambda r: r.distance)
+    u = np.full(layout.width, 0.5)
+    for row in reversed(subs):
+        v = _sigmoid(row.z)
+        for n in row.chain:
+            u[layout.slices[n]] = v[layout.slices[n]]
+    return u, subs[0].chain if subs else (), {n for r in subs for n in r.chain}
+
+
+def _grid_axes(name: str, layout: _Layout, echoes: Sequence[float], warm: bool) -> list[tuple[int, list[float]]]:
+    """(column, values in [0, 1]) of effect `name`'s GRID params (the `warm` grid when the effect was fitted before);
+    a Delay's echo times are added to its grid."""
+    spec, sl = get_spec(name), layout.slices[name]
+    axes = []
+    for pname, sizes in GRID.get(name, {}).items():
+        n = sizes[1] if warm else sizes[0]
+        values = list((np.arange(n) + 0.5) / n)
+        if name == "Delay" and pname == "delay_seconds":
+            values += [float(np.clip(spec.param(pname).normalise(t), 0.0, 1.0)) for t in echoes]
+        axes.append((sl.start + spec.param_names.index(pname), values))
+    return axes
+
+
+def _start_points(cand: Candidate, layout: _Layout, fitted: Mapping[tuple[str, ...], _Row], echoes: Sequence[float],
+                  rng: np.random.Generator, n_random: int) -> np.ndarray:
+    """Points `[points, width]` in [0, 1] to try first for `cand`: the warm start (`_warm_start`; effects fitted in
+    no sub-chain at their defaults or the candidate's params), then a grid over the GRID params of the first effect
+    its best fitted sub-chain lacks, then `n_random` random draws of that effect's params."""
+    base, best_sub, warm = _warm_start(cand.chain, fitted, layout)
+    given = dict(cand.params) if cand.params is not None else {}
+    for n in cand.chain:
+        if n not in warm:
+            base = layout.encode((n,), {n: given.get(n, get_spec(n).defaults())}, base)
+    new = [n for n in cand.chain if n not in best_sub]
+    points = [base]
+    if new:
+        axes = _grid_axes(new[0], layout, echoes, new[0] in warm)
+        for combo in itertools.product(*(v for _, v in axes)):
+            u = base.copy()
+            for (col, _), value in zip(axes, combo):
+                u[col] = value
+            points.append(u)
+        sl = layout.slices[new[0]]
+        for _ in range(n_random):
+            u = base.copy()
+            u[sl] = rng.uniform(0.05, 0.95, size=sl.stop - sl.start)
+            points.append(u)
+    return np.clip(np.stack(points), 1e-3, 1 - 1e-3)
+
+
+def _start_rows(cand: Candidate, layout: _Layout, sig: _Signals, fitted: Mapping[tuple[str, ...], _Row],
+                echoes: Sequence[float], rng: np.random.Generator, settings: SearchSettings,
+                clock: _Clock) -> list[_Row]:
+    """The `restarts` best of `_start_points` (the candidate's own params always among them), each zoomed in on
+    the added effect's fine params (`_zoom`), as rows to fit."""
+    points = _start_points(cand, layout, fitted, echoes, rng, _RANDOM_POINTS)
+    if len(points) == 1:
+        chosen = list(points)
+    else:
+        order = np.argsort(_evaluate(points, cand.chain, layout, sig, settings.fit_gain, clock))
+        chosen = [points[i] for i in order[: max(1, settings.restarts)]]
+        if cand.params is not None and 0 not in order[: max(1, settings.restarts)]:
+            chosen.append(points[0])
+    best_sub = _warm_start(cand.chain, fitted, layout)[1]
+    added = [n for n in cand.chain if n not in best_sub][:1]
+    rows = []
+    for u in chosen:
+        for name in added:
+            u, _ = _zoom(u, cand.chain, name, layout, sig, settings.fit_gain, clock, _grid_step(name), _ZOOM_LEVELS)
+        rows.append(_Row(cand.chain, _logit(u)))
+    return rows
+
+
+_ZOOM_LEVELS = 3  # zoom levels after a grid (its step / 2.5, / 6.25, / 15.6)
+
+
+def _logit(u: np.ndarray) -> np.ndarray:
+    """Logits of `u` in [0, 1] (clipped to [1e-3, 1 - 1e-3])."""
+    u = np.clip(u, 1e-3, 1 - 1e-3)
+    return np.log(u / (1 - u))
+
+
+def _grid_step(name: str) -> float:
+    """The coarsest step of effect `name`'s GRID over its fine params (in [0, 1] units)."""
+    steps = [1.0 / n[0] for p, n in GRID.get(name, {}).items() if (name, p) in FINE]
+    return max(steps, default=0.0)
+
+
+def _fine_columns(name: str, layout: _Layout) -> list[int]:
+    """Columns of effect `name`'s FINE params in the layout."""
+    spec, sl = get_spec(name), layout.slices[name]
+    return [sl.start + i for i, p in enumerate(spec.param_names) if (name, p) in FINE]
+
+
+def _zoom(u: np.ndarray, chain: tuple[str, ...], name: str, layout: _Layout, sig: _Signals, fit_gain: bool,
+          clock: _Clock, step: float, levels: int) -> tuple[np.ndarray, float]:
+    """Narrow `u` `[width]` down on effect `name`'s fine params: `levels` grids of +-2 steps around the best point,
+    the step divided by 2.5 each level. Returns the best point and its distance (inf when nothing was evaluated)."""
+    cols = _fine_columns(name, layout)
+    best, best_d = u, math.inf
+    if not cols or step <= 0:
+        return best, best_d
+    offsets = np.arange(-_ZOOM_STEPS, _ZOOM_STEPS + 1)
+    for _ in range(levels):
+        step /= _ZOOM_FACTOR
+        points = np.repeat(best[None], len(offsets) ** len(cols), axis=0)
+        for k, combo in enumerate(itertools.product(offsets, repeat=len(cols))):
+            points[k, cols] = np.clip(best[cols] + step * np.asarray(combo), 1e-3, 1 - 1e-3)
+        d = _evaluate(points, chain, layout, sig, fit_gain, clock)
+        i = int(np.argmin(d))
+        if d[i] < best_d:
+            best, best_d = points[i], float(d[i])
+    return best, best_d
+
+
+def _evaluate(points: np.ndarray, chain: tuple[str, ...], layout: _Layout, sig: _Signals, fit_gain: bool,
+              clock: _Clock) -> np.ndarray:
+    """Distances `[points]` of `chain` at each row of `points` `[points, width]` in [0, 1] (no gradients; inf for the
+    points left when the time budget runs out)."""
+    out = []
+    for i in range(0, len(points), _GRID_BATCH):
+        if clock.check() and out:
+            out.append(np.full(len(points) - i, np.inf))
+            break
+        u = torch.tensor(points[i : i + _GRID_BATCH], dtype=torch.float32)
+        with torch.no_grad():
+            est = _Plan([chain] * u.shape[0], layout).render(sig.x, u, float(sig.rate), fit_gain, sig.native)
+            out.append(sig.spectra.distance(est[:, -sig.length :]).numpy())
+    values = np.concatenate(out).astype(np.float64)
+    return np.where(np.isfinite(values), values, np.inf)
+
+
+class _Clock:
+    """Deadline, cancellation and progress bookkeeping of one search."""
+
+    def __init__(self, budget: float | None, should_stop: Callable[[], bool] | None,
+                 progress: CaptureProgressFn | None, total_work: float):
+        self.t0 = time.perf_counter()
+        self.deadline = None if budget is None else self.t0 + float(budget)
+        self.should_stop, self.progress = should_stop, progress
+        self.total, self.done = max(total_work, 1e-9), 0.0
+        self.out_of_time = False
+
+    def check(self) -> bool:
+        """Raise CaptureCancelled when asked to stop; True when the time budget is spent."""
+        if self.should_stop is not None and self.should_stop():
+            raise CaptureCancelled("capture: cancelled")
+        if self.deadline is not None and time.perf_counter() >= self.deadline:
+            self.out_of_time = True
+        return self.out_of_time
+
+
+def _lr_scales(layout: _Layout) -> np.ndarray:
+    """Per-column step scale `[width]`: FINE_LR_SCALE for FINE params, 1 elsewhere."""
+    scale = np.ones(layout.width)
+    for name in layout.slices:
+        scale[_fine_columns(name, layout)] = FINE_LR_SCALE
+    return scale
+
+
+def _fit_stage(rows: list[_Row], sig: _Signals, stage: Stage, index: int, n_stages: int, layout: _Layout,
+               settings: SearchSettings, clock: _Clock) -> None:
+    """Adam on the logits of all `rows` at once for `stage.steps` steps (each row stops early on its own); the
+    logits are `w * _lr_scales`, Adam moving `w`."""
+    scale = torch.tensor(_lr_scales(layout), dtype=torch.float32)
+    w = torch.tensor(np.stack([r.z for r in rows]), dtype=torch.float32).div(scale).requires_grad_(True)
+    opt = torch.optim.Adam([w], lr=stage.lr)
+    active, stall = list(range(len(rows))), [0] * len(rows)
+    plan = _Plan([r.chain for r in rows], layout)
+    for r in rows:
+        r.distance, r.best_z, r.stage = math.inf, r.z.copy(), index
+    for step in range(stage.steps + 1):
+        if clock.check() and step > 0:
+            break
+        z = w.index_select(0, torch.tensor(active)) * scale
+        dist = sig.spectra.distance(plan.render(sig.x, torch.sigmoid(z), float(sig.rate), settings.fit_gain,
+                                                sig.native)[:, -sig.length :])
+        still = _track(rows, active, stall, dist.detach().numpy(), z.detach().numpy(), settings.patience)
+        clock.done += len(active) * sig.rate
+        _report(clock, rows, sig, index, n_stages, step, stage.steps)
+        if step == stage.steps or not still or not dist.requires_grad:  # nothing to fit: no effect, no gain
+            break
+        opt.zero_grad()
+        torch.where(torch.isfinite(dist), dist, torch.zeros_like(dist)).sum().backward()
+        w.grad.nan_to_num_(0.0, 0.0, 0.0)
+        opt.step()
+        if still != active:
+            active, plan = still, _Plan([rows[i].chain for i in still], layout)
+    for r in rows:
+        r.z = r.best_z.copy()
+
+
+def _track(rows: list[_Row], active: list[int], stall: list[int], values: np.ndarray, z: np.ndarray,
+           patience: int) -> list[int]:
+    """Record each active row's best distance and logits; the rows still improving (within `patience` steps)."""
+    still = []
+    for j, i in enumerate(active):
+        d, row = float(values[j]), rows[i]
+        stall[i] = 0 if math.isfinite(d) and d < row.distance * (1 - _MIN_IMPROVEMENT) else stall[i] + 1
+        if math.isfinite(d) and d < row.distance:
+            row.distance, row.best_z = d, z[j].astype(np.float64)
+        if math.isfinite(d) and stall[i] < patience:
+            still.append(i)
+    return still
+
+
+def _report(clock: _Clock, rows: list[_Row], sig: _Signals, index: int, n_stages: int, step: int,
+            steps: int) -> None:
+    """Call the progress callback with the best row so far."""
+    if clock.progress is None:
+        return
+    best = min(rows, key=lambda r: r.distance)
+    clock.progress(CaptureProgress(index, n_stages, step, steps, min(1.0, clock.done / clock.total), best.chain,
+                                   best.distance / max(sig.no_effect, 1e-12)))
+
+
+def _best_per_chain(rows: list[_Row]) -> list[_Row]:
+    """The best row of each chain, best first."""
+    best: dict[tuple[str, ...], _Row] = {}
+    for r in rows:
+        if r.chain not in best or r.distance < best[r.chain].distance:
+            best[r.chain] = r
+    return sorted(best.values(), key=lambda r: r.distance)
+
+
+def _survivors(ranked: list[_Row], keep: int | None) -> list[_Row]:
+    """The best `keep` chains (all when None) and every sub-chain of the best two that was fitted."""
+    if keep is None or keep >= len(ranked):
+        return ranked
+    chosen = ranked[: max(1, keep)]
+    by_chain = {r.chain: r for r in ranked}
+    for top in ranked[:2]:
+        for c in sub_chains(top.chain):
+            if c in by_chain and by_chain[c] not in chosen:
+                chosen.append(by_chain[c])
+    return chosen
+
+
+def choose(fits: Sequence[ChainFit], tolerance: float) -> int:
+    """Index of the parsimonious choice: the shortest chain within `tolerance` (relative) of the best distance."""
+    best = min(f.relative for f in fits)
+    limit = best * (1.0 + tolerance)
+    within = [i for i, f in enumerate(fits) if f.relative <= limit]
+    return min(within, key=lambda i: (len(fits[i].chain), fits[i].relative))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the search
+
+
+def _extending(level: list[Candidate], fitted: Mapping[tuple[str, ...], _Row], n: int,
+               beam: int | None) -> list[Candidate]:
+    """The candidates of `level` (chains of `n` effects) holding one of the best `beam` fitted chains of `n - 1`
+    effects (all of them when `beam` is None or no such chain was fitted)."""
+    shorter = sorted((r for r in fitted.values() if len(r.chain) == n - 1), key=lambda r: r.distance)
+    if beam is None or not shorter:
+        return level
+    best = {r.chain for r in shorter[: max(1, beam)]}
+    return [c for c in level if any(s in best for s in itertools.combinations(c.chain, n - 1))]
+
+
+def _prepare(dry: np.ndarray, wet: np.ndarray, sample_rate: int,
+             alignment: Alignment | None) -> tuple[np.ndarray, np.ndarray, Alignment]:
+    """Mono float64 dry and wet (`[samples]` each) and their alignment, checked (length, silence, overlap)."""
+    if not (isinstance(sample_rate, (int, np.integer)) and sample_rate >= 8000):
+        raise FxmatchInputError(f"capture: the sample rate must be an integer of at least 8000 Hz, got {sample_rate}")
+    x, y = _mono(dry, "dry"), _mono(wet, "wet")
+    for sig, what in ((x, "dry"), (y, "wet")):
+        if sig.size < MIN_SECONDS * sample_rate:
+            raise FxmatchInputError(f"capture: the {what} signal lasts {sig.size / sample_rate:.2f} s; at least "
+                                    f"{MIN_SECONDS:g} s is needed")
+    al = alignment if alignment is not None else align(x, y, int(sample_rate))
+    lo, hi = _overlap(x, y, al.offset)
+    if hi - lo < MIN_SECONDS * sample_rate:
+        raise FxmatchInputError(f"capture: once aligned ({al.offset_ms:+.1f} ms) the recordings overlap for "
+                                f"{max(0, hi - lo) / sample_rate:.2f} s; at least {MIN_SECONDS:g} s is needed")
+    return x, y, al
+
+
+def _overlap(x: np.ndarray, y: np.ndarray, offset: int) -> tuple[int, int]:
+    """The span [lo, hi) of `y` where `x` delayed by `offset` samples is defined too."""
+    return max(0, offset), min(y.size, x.size + offset)
+
+
+def _excerpt(xa: np.ndarray, y: np.ndarray, rate: int, lo: int, hi: int,
+             settings: SearchSettings) -> tuple[int, int, int]:
+    """(start, length, pre-roll) in samples of the excerpt: the earliest within [lo, hi) holding at least half the
+    energy of the loudest; the twins start up to `max_preroll_seconds` before it (from `lo` when they can: the
+    LFOs of Chorus and Phaser then start where the wet recording's did)."""
+    from fxmatch.inference import SILENCE_DBFS
+
+    length = min(hi - lo, int(settings.excerpt_seconds * rate))
+    start = lo + _early_loud_excerpt(y[lo:hi], length, max(1, rate // 20))
+
+    dry = xa[start : start + length]
+    if float(np.sqrt(np.mean(dry**2))) < 10 ** (SILENCE_DBFS / 20):
+        raise FxmatchInputError("capture: the dry signal is silent where the wet one is loudest")
+    return start, length, min(start - lo, int(settings.max_preroll_seconds * rate))
+
+
+def _early_loud_excerpt(y: np.ndarray, length: int, step: int) -> int:
+    """Start of the earliest `length`-sample window of `y` (on a grid of `step`) with half the loudest one's energy."""
+    if y.size <= length:
+        return 0
+    energy = np.concatenate([[0.0], np.cumsum(np.square(y, dtype=np.float64))])
+    starts = np.arange(0, y.size - length + 1, step)
+    window = energy[starts + length] - energy[starts]
+    return int(starts[np.argmax(window >= 0.5 * window.max())])
+
+
+def _planned_work(n_rows: int, n_chains: int, settings: SearchSettings, rate: int) -> float:
+    """Rough cost of the whole search (rows x samples per second x steps), for the progress fraction."""
+    total = 0.0
+    for i, st in enumerate(settings.stages):
+        rows = n_rows if i == 0 else min(n_chains, (st.keep or n_chains) + 3)
+        total += rows * min(st.rate, rate) * (st.steps + 1)
+    return total
+
+
+def capture(
+    dry: np.ndarray,
+    wet: np.ndarray,
+    sample_rate: int,
+    candidates: Sequence[Candidate] | None = None,
+    *,
+    settings: SearchSettings | None = None,
+    time_budget: float | None = None,
+    progress: CaptureProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    seed: int = 0,
+    alignment: Alignment | None = None,
+) -> CaptureResult:
+    """Find the chain (and params) that turns `dry` into `wet` (float `[samples]` or `[channels, samples]`, one
+    rate in Hz; channels are averaged).
+
+    Aligns the two (`align`, unless `alignment` is given), takes an early loud `excerpt_seconds` of the wet signal
+    (the twins run from up to `max_preroll_seconds` before it), screens every candidate (default: the 64 chains of
+    the default vocabulary) in the first stage, carries the best few on through the later stages (refining the
+    alignment to a sample with the best chain's twin output before the last), and ranks them by MR-STFT distance
+    with the parsimony rule `choose`. `time_budget` (s) ends the search early (the result then says
+    `complete=False`); `should_stop()` is polled every step (CaptureCancelled); `seed` draws the random starts.
+    With `settings.fit_gain` every chain also fits an output gain (for recordings made at different levels; a
+    preset cannot hold it, so it is reported as `ChainFit.gain_db`).
+    """
+    settings = settings or SearchSettings()
+    cands = list(candidates) if candidates is not None else all_candidates()
+    if not cands:
+        raise FxmatchInputError("capture: no candidate chains to try")
+    if not any(len(c.chain) == 0 for c in cands):
+        cands.append(Candidate(()))
+    x, y, al = _prepare(dry, wet, sample_rate, alignment)
+    search = _Search(x, y, int(sample_rate), al, cands, settings,
+                     _Clock(time_budget, should_stop, progress,
+                            _planned_work(len(cands) * max(1, settings.restarts), len(cands), settings,
+                                          int(sample_rate))))
+    search.screen(np.random.default_rng(seed))
+    for index in range(1, len(settings.stages)):
+        if search.clock.out_of_time:
+            break
+        if alignment is None and index == len(settings.stages) - 1:
+            search.realign(index)
+        search.carry_on(index)
+    return search.result(len(cands))
+
+
+class _Search:
+    """The state of one search: the aligned signals, the excerpt, the fitted rows per chain and the clock."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, rate: int, alignment: Alignment, cands: list[Candidate],
+                 settings: SearchSettings, clock: _Clock):
+        self.x, self.y, self.rate, self.alignment = x, y, rate, alignment
+        self.cands, self.settings, self.clock = cands, settings, clock
+        self.xa = _shift(x, alignment.offset, y.size)
+        lo, hi = _overlap(x, y, alignment.offset)
+        self.start, self.length, self.preroll = _excerpt(self.xa, y, rate, lo, hi, settings)
+        self.layout = _Layout([c.chain for c in cands])
+        self.fitted: dict[tuple[str, ...], _Row] = {}
+        self.no_effect: dict[int, float] = {}
+
+    def _signals(self, index: int) -> _Signals:
+        sig = _stage_signals(self.xa, self.y, self.rate, self.start, self.length, self.preroll,
+                             self.settings.stages[index])
+        self.no_effect[index] = sig.no_effect
+        return sig
+
+    def screen(self, rng: np.random.Generator) -> None:
+        """Stage 0, chain length by chain length: the candidates extending one of the best `beam` chains one effect
+        shorter, each started from the best of a grid around that chain's fit, then fitted all together."""
+        stage, sig = self.settings.stages[0], self._signals(0)
+        echoes = echo_times(self.xa, self.y, self.rate)
+        for n in sorted({len(c.chain) for c in self.cands}):
+            level = _extending([c for c in self.cands if len(c.chain) == n], self.fitted, n, self.settings.beam)
+            rows = [r for c in level
+                    for r in _start_rows(c, self.layout, sig, self.fitted, echoes, rng, self.settings, self.clock)]
+            _fit_stage(rows, sig, stage, 0, len(self.settings.stages), self.layout, self.settings, self.clock)
+            self.fitted.update({r.chain: r for r in _best_per_chain(rows)})
+            if self.clock.out_of_time:
+                break
+
+    def realign(self, index: int) -> None:
+        """Before stage `index`: move the dry signal by the lag (within +-_REALIGN_SECONDS) at which the best chain's
+        twin output matches the wet signal best, when that brings the chain closer at that stage's rate."""
+        best = min((r for r in self.fitted.values() if r.stage == index - 1), key=lambda r: r.distance)
+        lag = _residual_lag(self.xa, self.y, self.rate, self.start, self.length, self.preroll, best, self.layout,
+                            self.settings.fit_gain)
+        if not lag:
+            return
+        al, u = self.alignment, _sigmoid(best.z)[None]
+        before = _evaluate(u, best.chain, self.layout, self._signals(index), self.settings.fit_gain, self.clock)
+        xa, self.xa = self.xa, _shift(self.x, al.offset + lag, self.y.size)
+        after = _evaluate(u, best.chain, self.layout, self._signals(index), self.settings.fit_gain, self.clock)
+        if after[0] < before[0]:
+            self.alignment = Alignment(al.offset + lag, al.sample_rate, al.correlation,
+                                       level_db(self.x, self.y, al.offset + lag))
+        else:
+            self.xa = xa
+
+    def carry_on(self, index: int) -> None:
+        """Stage `index`: the best chains so far (and sub-chains of the best two), zoomed in on their fine params
+        at this stage's rate, then fitted further."""
+        rows = _survivors(sorted(self.fitted.values(), key=lambda r: r.distance), self.settings.stages[index].keep)
+        sig = self._signals(index)
+        for row in rows:
+            u = _sigmoid(row.z)
+            for name in row.chain:
+                u, _ = _zoom(u, row.chain, name, self.layout, sig, self.settings.fit_gain, self.clock,
+                             _grid_step(name) / _ZOOM_FACTOR ** _ZOOM_LEVELS, 1)
+            row.z = _logit(u)
+        _fit_stage(rows, sig, self.settings.stages[index], index, len(self.settings.stages), self.layout,
+                   self.settings, self.clock)
+
+    def result(self, n_candidates: int) -> CaptureResult:
+        """The ranking of every fitted chain (the parsimonious choice first) and the search's figures."""
+        layout, last = self.layout, max(r.stage for r in self.fitted.values())
+        fits = []
+        for r in self.fitted.values():
+            u = _sigmoid(r.z)
+            gain = float(layout.gain_db(u[layout.gain])) if self.settings.fit_gain else 0.0
+            fits.append(ChainFit(r.chain, layout.decode(r.chain, u), r.distance,
+                                 r.distance / max(self.no_effect[r.stage], 1e-12), gain, r.stage))
+        return CaptureResult(_rank(fits, self.settings.tolerance), self.alignment,
+                             min(self.settings.stages[last].rate, self.rate), self.start / self.rate,
+                             self.length / self.rate, self.no_effect[last], time.perf_counter() - self.clock.t0,
+                             n_candidates, not self.clock.out_of_time)
+
+
+#: how far the twins' output may move the alignment after the screen (s)
+_REALIGN_SECONDS = 0.003
+
+
+def _residual_lag(xa: np.ndarray, y: np.ndarray, rate: int, start: int, length: int, preroll: int, row: _Row,
+                  layout: _Layout, fit_gain: bool) -> int:
+    """Lag (samples) by which `row`'s twin output of the aligned dry `xa` best matches `y` over the excerpt."""
+    w = int(_REALIGN_SECONDS * rate)
+    first = start - preroll - w
+    seg = _shift(xa, -first, preroll + length + 2 * w)
+    x = torch.from_numpy(seg.astype(np.float32))[None, None]
+    u = torch.from_numpy(_sigmoid(row.z).astype(np.float32))[None]
+    with torch.no_grad():
+        out = _Plan([row.chain], layout).render(x, u, float(rate), fit_gain)[0].numpy().astype(np.float64)
+    target = y[start : start + length]
+    ref = out[preroll:]
+    values = scipy.signal.correlate(ref, target, mode="valid", method="fft")
+    return w - int(np.argmax(values))

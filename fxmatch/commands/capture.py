@@ -1,0 +1,208 @@
+"""`fxmatch capture DRY WET [-o OUT.fxpreset.json] [--json] [--search-k K] [--time-budget S] [--seed N] [--model M]`.
+
+With both recordings of one performance, the dry one (e.g. a guitar's DI) and the wet one (the pedal's or plugin's
+output), searches the chains through the differentiable twins (`fxmatch.capture.capture`): aligns the two, fits
+every candidate chain's params, and names the chain that sounds closest (the shortest within a tolerance of the
+best). Prints the offset, the level, the chosen chain with its params and the ranking of the best few chains with
+their distances; writes the chosen chain as a preset. Files at different rates are brought to one rate (the wet
+file's, at most 48 kHz); channels are mixed to mono; the first READ_SECONDS of each file are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from fxmatch.errors import FxmatchInputError
+
+#: how much of each file is read (s): the alignment looks at the first 30 s, the search at a short excerpt
+READ_SECONDS = 60.0
+#: the highest rate the search works at (Hz); higher-rate files are brought down to it
+MAX_RATE = 48000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dry", help="the recording before the effect (e.g. a DI track; WAV, FLAC, ...; any rate)")
+    parser.add_argument("wet", help="the same performance after the effect (the pedal's or plugin's output)")
+    parser.add_argument("-o", "--output", help="write the chosen chain here (.fxpreset.json, written atomically)")
+    parser.add_argument("--json", action="store_true", help="print the preset (with the search's figures) as JSON")
+    parser.add_argument("--search-k", type=int, metavar="K",
+                        help="try only the encoder's K most likely chains and their sub-chains, starting from the "
+                             "encoder's params (default: every chain of the vocabulary, no model needed)")
+    parser.add_argument("--model", help="the exported ONNX model used by --search-k (default: the shipped model)")
+    parser.add_argument("--time-budget", type=float, metavar="S",
+                        help="stop the search after S seconds and answer with what it has (default: no limit)")
+    parser.add_argument("--match-level", action="store_true",
+                        help="also fit an output gain (recordings made at different levels); the preset cannot hold "
+                             "it: it is reported, set the level yourself")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random starts (default: 0)")
+    parser.add_argument("--top", type=int, default=5, help="chains listed in the ranking (default: 5)")
+    parser.add_argument("--threads", type=int, help="CPU threads for the search (default: torch's default)")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.search_k is not None and args.search_k < 1:
+        raise FxmatchInputError(f"capture: --search-k must be >= 1, got {args.search_k}")
+    if args.time_budget is not None and not (math.isfinite(args.time_budget) and args.time_budget > 0):
+        raise FxmatchInputError(f"capture: --time-budget must be > 0 seconds, got {args.time_budget}")
+    if args.top < 1:
+        raise FxmatchInputError(f"capture: --top must be >= 1, got {args.top}")
+    if args.threads is not None and args.threads < 1:
+        raise FxmatchInputError(f"capture: --threads must be >= 1, got {args.threads}")
+    if args.model and args.search_k is None:
+        raise FxmatchInputError("capture: --model is used with --search-k K (the encoder picks the K chains)")
+    if args.output:
+        from fxmatch.audio_io import check_output
+
+        check_output(args.output, [args.dry, args.wet, args.model])
+
+
+def read_mono_head(path: str, max_seconds: float = READ_SECONDS) -> tuple[np.ndarray, int]:
+    """The first `max_seconds` of an audio file, channels mixed: float32 `[samples]` and the rate (Hz)."""
+    from fxmatch.audio_io import audio_info, iter_audio_blocks
+
+    rate = audio_info(path)[0]
+    limit = int(max_seconds * rate)
+    parts, n = [], 0
+    for block in iter_audio_blocks(path, 65536):
+        parts.append(block.mean(axis=0, dtype=np.float32))
+        n += block.shape[1]
+        if n >= limit:
+            break
+    return np.concatenate(parts)[:limit], rate
+
+
+def load_pair(dry_path: str, wet_path: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Both files as mono float32 `[samples]` at one rate (the wet file's, at most MAX_RATE Hz)."""
+    from fxmatch.audio_io import audio_info
+    from fxmatch.refine import resample
+
+    audio_info(dry_path)  # fail fast (exit 2) on a missing or unreadable file, before reading the other one
+    audio_info(wet_path)
+    dry, dry_rate = read_mono_head(dry_path)
+    wet, wet_rate = read_mono_head(wet_path)
+    rate = min(wet_rate, MAX_RATE)
+    return resample(dry[None], dry_rate, rate)[0], resample(wet[None], wet_rate, rate)[0], rate
+
+
+def candidates_from_model(model: str | None, wet: np.ndarray, rate: int, k: int) -> list:
+    """The encoder's `k` most likely chains for `wet` and their sub-chains (`capture.candidates_from_ranked`)."""
+    from fxmatch.capture import candidates_from_ranked
+    from fxmatch.commands.estimate import model_path
+    from fxmatch.inference import EstimatorSession
+
+    session = EstimatorSession(model_path(model), providers="cpu")
+    estimate = session.estimate_array(wet, rate, top=None, source="wet")
+    return candidates_from_ranked(estimate.ranked, k)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fxmatch.capture import SearchSettings, capture
+    from fxmatch.preset import write_preset
+
+    _check_args(args)
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    dry, wet, rate = load_pair(args.dry, args.wet)
+    candidates = None
+    if args.search_k is not None:
+        candidates = candidates_from_model(args.model, wet, rate, args.search_k)
+    t0 = time.perf_counter()
+    result = capture(dry, wet, rate, candidates, settings=SearchSettings(fit_gain=args.match_level),
+                     time_budget=args.time_budget, seed=args.seed,
+                     progress=_progress_printer() if sys.stderr.isatty() else None)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    preset = preset_from_capture(result, top=args.top)
+    if args.output:
+        write_preset(args.output, preset)
+    if args.json:
+        from fxmatch.cli import print_json
+
+        print_json(preset.to_dict())
+    else:
+        print(format_report(args.dry, args.wet, rate, result, top=args.top, seconds=time.perf_counter() - t0,
+                            gain=args.match_level))
+    if not result.complete:
+        print(f"fxmatch: warning: the time budget ({args.time_budget:g} s) ended the search early; a longer "
+              "budget may find a closer chain", file=sys.stderr)
+    if args.output:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _progress_printer():
+    """A progress callback that rewrites one stderr line at most ten times a second."""
+    last = [0.0]
+
+    def show(p) -> None:
+        now = time.perf_counter()
+        if now - last[0] < 0.1:
+            return
+        last[0] = now
+        best = " -> ".join(p.best_chain) or "no effect"
+        print(f"\rsearching {100 * p.fraction:3.0f} %  best so far: {best} ({100 * p.best_relative:.0f} % of no "
+              f"effect)\x1b[K", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+def preset_from_capture(result, top: int = 5):
+    """The chosen chain as a Preset (params rounded to 6 decimals) with the search's figures as its metadata."""
+    from fxmatch.preset import Preset
+
+    best = result.best
+    summary = result.to_dict(top=top)
+    estimate: dict[str, Any] = {
+        "model": "capture (dry/wet search through the twins)",
+        "no_effect": not best.chain,
+        "capture": {k: v for k, v in summary.items() if k != "ranking"},
+        "ranking": [{"chain": r["chain"], "distance": r["distance"], "relative": r["relative"],
+                     "gain_db": r["gain_db"]} for r in summary["ranking"]],
+    }
+    return Preset.from_chain([(name, {k: round(v, 6) for k, v in p.items()}) for name, p in best.params], estimate)
+
+
+def format_report(dry: str, wet: str, rate: int, result, top: int, seconds: float, gain: bool = False) -> str:
+    """The readable report: alignment, level, chosen chain with params, ranking, costs."""
+    from fxmatch.commands.estimate import _fmt, chain_text
+    from fxmatch.effects import get_spec
+
+    al, best = result.alignment, result.best
+    later = "the wet file starts later" if al.offset > 0 else "the wet file starts earlier" if al.offset < 0 else \
+        "sample-aligned"
+    lines = [
+        f"dry {dry}, wet {wet} ({rate} Hz)",
+        (f"{'offset':<13}{al.offset_ms:+.2f} ms ({al.offset:+d} samples; {later}; envelopes correlate "
+         f"{al.correlation:.2f})"),
+        f"{'level':<13}{al.level_db:+.1f} dB (wet against dry, RMS)"
+        + (f"; output gain fitted {best.gain_db:+.1f} dB (not in the preset)" if gain else ""),
+        "",
+        f"{'chain':<13}{chain_text(best.chain)}",
+        f"{'distance':<13}{best.distance:.4f} MR-STFT = {100 * best.relative:.1f} % of no effect",
+    ]
+    if best.params:
+        lines.append("params")
+        width = max(len(k) for _, p in best.params for k in p)
+        for name, params in best.params:
+            spec = get_spec(name)
+            for i, (k, v) in enumerate(params.items()):
+                head = f"  {name:<12}" if i == 0 else " " * 14
+                lines.append(f"{head} {k:<{width}}  {_fmt(v):>8} {spec.param(k).unit}".rstrip())
+    lines.append("ranking      (relative to no effect; * = chosen: the shortest chain within "
+                 "10 % of the closest)")
+    last = result.ranking[0].stage
+    for i, fit in enumerate(result.ranking[:top]):
+        mark = "*" if i == 0 else " "
+        note = "" if fit.stage == last else "  (screened only)"
+        lines.append(f" {mark}{100 * fit.relative:6.1f} %  {chain_text(fit.chain)}{note}")
+    lines.append(f"searched {result.n_candidates} chains in {seconds:.1f} s on a {result.excerpt_seconds:.2f} s "
+                 f"excerpt from {result.excerpt_start_s:.2f} s")
+    return "\n".join(lines)

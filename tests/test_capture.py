@@ -1,0 +1,172 @@
+"""fxmatch.capture: alignment, refusal of unrelated recordings, the chain search, parsimony, budget and cancel."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pedalboard
+import pytest
+import torch
+
+from fxmatch import testsignals
+from fxmatch.capture import (
+    Candidate,
+    CaptureCancelled,
+    ChainFit,
+    SearchSettings,
+    Stage,
+    _Spectra,
+    align,
+    candidates_from_ranked,
+    capture,
+    choose,
+    sub_chains,
+)
+from fxmatch.errors import FxmatchInputError
+from fxmatch.metrics import mrstft_distance
+
+RATE = 16000
+#: a small search for tests: 0.6 s excerpt, a 16 kHz screen and one short refinement of the best three
+SMALL = SearchSettings(excerpt_seconds=0.6, stages=(Stage(16000, None, 6, 0.15, (1024, 256), 2), Stage(16000, 3, 6)))
+
+
+def _dry(seconds: float = 1.2, seed: int = 3) -> np.ndarray:
+    """Seeded plucks (a few notes) at 16 kHz, float32 `[samples]`."""
+    return testsignals.make("pluck", RATE, seconds, seed=seed)[0]
+
+
+def _render(x: np.ndarray, *plugins) -> np.ndarray:
+    return pedalboard.Pedalboard(list(plugins))(x[None], RATE)[0]
+
+
+def _delayed(x: np.ndarray, offset: int) -> np.ndarray:
+    """`x` starting `offset` samples later (zeros first), same length."""
+    return np.concatenate([np.zeros(offset, dtype=x.dtype), x[: x.size - offset]])
+
+
+def test_align_finds_the_offset_of_a_delayed_distorted_copy():
+    x = _dry()
+    wet = _delayed(_render(x, pedalboard.Distortion(drive_db=20.0)), 371)
+    al = align(x, 0.3 * wet, RATE)
+    assert al.offset == 371 and al.offset_ms == pytest.approx(23.1875)
+    assert al.correlation > 0.6
+    assert align(_delayed(x, 200), x, RATE).offset == -200  # the wet file may start first too
+
+
+def test_align_takes_the_direct_sound_not_a_louder_echo():
+    x = _dry()
+    wet = _render(x, pedalboard.Delay(delay_seconds=0.15, feedback=0.3, mix=0.6))  # echo louder than the direct path
+    assert align(x, _delayed(wet, 50), RATE).offset == 50
+
+
+def test_capture_recovers_offset_and_level_of_a_plain_copy():
+    x = _dry()
+    wet = 0.5 * _delayed(x, 123)
+    result = capture(x, wet, RATE, [Candidate(())], settings=replace(SMALL, fit_gain=True))
+    assert result.alignment.offset == 123 and result.alignment.level_db == pytest.approx(-6.02, abs=0.05)
+    assert result.best.chain == () and result.best.gain_db == pytest.approx(-6.02, abs=0.3)
+    assert result.best.relative < 0.05
+    unfitted = capture(x, wet, RATE, [Candidate(())], settings=SMALL)  # no output gain by default
+    assert unfitted.best.gain_db == 0.0 and unfitted.best.relative == pytest.approx(1.0)
+
+
+def test_unrelated_recordings_are_refused():
+    x = _dry(seed=3)
+    other = testsignals.make("noise", RATE, 1.2, seed=8)[0]
+    with pytest.raises(FxmatchInputError, match="same performance"):
+        capture(x, other, RATE, settings=SMALL)
+    with pytest.raises(FxmatchInputError, match="same performance"):
+        align(x, testsignals.make("chord", RATE, 1.2, seed=8)[0], RATE)
+
+
+def test_silence_and_too_little_audio_are_refused():
+    x = _dry()
+    with pytest.raises(FxmatchInputError, match="silent"):
+        capture(x, np.zeros_like(x), RATE, settings=SMALL)
+    with pytest.raises(FxmatchInputError, match="at least 0.5 s"):
+        capture(x[:4000], x[:4000], RATE, settings=SMALL)
+    with pytest.raises(FxmatchInputError, match="NaN"):
+        capture(x, x * np.nan, RATE, settings=SMALL)
+
+
+def test_search_names_distortion_against_no_effect_and_a_longer_chain():
+    x = _dry()
+    wet = _render(x, pedalboard.Distortion(drive_db=30.0))
+    cands = [Candidate(c) for c in [(), ("Distortion",), ("Delay",), ("Distortion", "Delay")]]
+    result = capture(x, wet, RATE, cands, settings=SMALL, seed=1)
+    assert result.best.chain == ("Distortion",)
+    assert abs(result.best.params[0][1]["drive_db"] - 30.0) < 3.0
+    assert result.best.relative < 0.2
+    assert [f.chain for f in result.ranking].count(()) == 1 and len(result.ranking) == 4
+    no_effect = next(f for f in result.ranking if f.chain == ())
+    assert no_effect.relative > 3 * result.best.relative
+
+
+def test_parsimony_drops_an_inaudible_effect():
+    x = _dry()
+    wet = _render(x, pedalboard.Distortion(drive_db=25.0), pedalboard.PeakFilter(gain_db=0.0))  # a flat EQ
+    cands = [Candidate(c) for c in [(), ("Distortion",), ("Distortion", "PeakFilter")]]
+    result = capture(x, wet, RATE, cands, settings=SMALL)
+    assert result.best.chain == ("Distortion",)
+    longer = next(f for f in result.ranking if f.chain == ("Distortion", "PeakFilter"))
+    assert longer.relative <= result.best.relative * 1.1  # it fits as well: the shorter one wins by the rule
+
+
+def test_choose_prefers_the_shortest_chain_within_the_tolerance():
+    def fit(chain, rel):
+        return ChainFit(tuple(chain), [], rel, rel, 0.0, 1)
+
+    fits = [fit(["Distortion", "Delay"], 0.10), fit(["Distortion"], 0.105), fit([], 0.9), fit(["Delay"], 0.5)]
+    assert choose(fits, 0.1) == 1
+    assert choose(fits, 0.01) == 0
+
+
+def test_search_can_be_cancelled_and_reports_progress():
+    x = _dry()
+    wet = _render(x, pedalboard.Distortion(drive_db=20.0))
+    calls, seen = [], []
+
+    def stop() -> bool:
+        calls.append(1)
+        return len(calls) > 5
+
+    with pytest.raises(CaptureCancelled):
+        capture(x, wet, RATE, settings=SMALL, should_stop=stop, progress=seen.append)
+    assert len(calls) == 6
+    cands = [Candidate(c) for c in [(), ("Distortion",)]]
+    seen.clear()
+    capture(x, wet, RATE, cands, settings=SMALL, progress=seen.append)
+    fractions = [p.fraction for p in seen]
+    assert len(seen) > 5 and fractions == sorted(fractions) and 0 < fractions[-1] <= 1
+    assert seen[-1].best_chain == ("Distortion",) and {p.stage for p in seen} == {0, 1}
+
+
+def test_time_budget_ends_the_search_early_with_an_answer():
+    x = _dry()
+    wet = _render(x, pedalboard.Distortion(drive_db=20.0))
+    result = capture(x, wet, RATE, time_budget=0.05, settings=SMALL)
+    assert not result.complete and result.ranking and result.seconds < 5.0
+
+
+def test_spectra_distance_is_the_projects_mrstft():
+    gen = torch.Generator().manual_seed(0)
+    est, target = torch.randn(3, 4000, generator=gen), torch.randn(4000, generator=gen)
+    ours = _Spectra(target, (1024, 256)).distance(est)
+    ref = mrstft_distance(est, target.expand(3, -1), fft_sizes=(1024, 256), reduce=False)
+    assert torch.allclose(ours, ref, rtol=1e-5)
+
+
+def test_candidates_from_ranked_add_sub_chains_with_the_encoders_params():
+    class Ranked:
+        def __init__(self, chain, params):
+            self.chain, self.params = chain, params
+
+    ranked = [Ranked(("Distortion", "Delay"), [("Distortion", {"drive_db": 20.0}),
+                                               ("Delay", {"delay_seconds": 0.3, "feedback": 0.1, "mix": 0.3})]),
+              Ranked(("Reverb",), [("Reverb", {"room_size": 0.5, "damping": 0.5, "wet_level": 0.3,
+                                               "dry_level": 0.6})])]
+    cands = candidates_from_ranked(ranked, 1)
+    assert [c.chain for c in cands] == [(), ("Delay",), ("Distortion",), ("Distortion", "Delay")]
+    assert dict(cands[2].params) == {"Distortion": {"drive_db": 20.0}}
+    assert sub_chains(("A", "B")) == [(), ("A",), ("B",), ("A", "B")]
