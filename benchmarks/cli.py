@@ -9,7 +9,7 @@ import inspect
 from fxmatch.cli import print_json
 from fxmatch.errors import FxmatchInputError
 
-BENCHMARKS = ("effects", "training", "encoder", "realtime", "gui")
+BENCHMARKS = ("effects", "training", "encoder", "realtime", "gui", "capture")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
