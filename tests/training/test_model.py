@@ -39,8 +39,9 @@ def test_default_sized_encoder_has_a_few_million_parameters():
     assert 0.5e6 < count_parameters(model) < 5e6
 
 
-def test_encoder_rebuilds_from_its_config(tiny_vocab):
-    model = Encoder(tiny_vocab, SMALL).eval()
+@pytest.mark.parametrize("config", [SMALL, TCN_PRESENCE], ids=["cnn", "tcn-presence"])
+def test_encoder_rebuilds_from_its_config(tiny_vocab, config):
+    model = Encoder(tiny_vocab, config).eval()
     clone = Encoder.from_config(model.config).eval()
     clone.load_state_dict(model.state_dict())
     x = torch.randn(2, 5000) * 0.1
@@ -133,12 +134,8 @@ def test_presence_scoring_makes_chain_probabilities_a_product_of_effect_presence
     assert torch.all(out_logits <= 0)  # log-probabilities of independent presences
 
 
-def test_tcn_encoder_sees_time_structure_and_rebuilds_from_config(tiny_vocab):
+def test_tcn_encoder_has_dilated_convolutions_over_frames(tiny_vocab):
     model = Encoder(tiny_vocab, TCN_PRESENCE).eval()
-    clone = Encoder.from_config(model.config).eval()
-    clone.load_state_dict(model.state_dict())
-    x = torch.randn(2, 6000) * 0.1
-    assert torch.equal(model(x)[0], clone(x)[0])
     assert any(isinstance(m, torch.nn.Conv1d) and m.dilation == (4,) for m in model.modules())
 
 
