@@ -169,10 +169,15 @@ def test_fifo_output_is_written_through(files, tmp_path):
     assert main(["apply", str(preset), str(take), str(fifo)]) == 0
     reader.join(timeout=30)
     assert not reader.is_alive() and stat.S_ISFIFO(os.lstat(fifo).st_mode)
-    y, rate = sf.read(io.BytesIO(got[0]), dtype="float32", always_2d=True)
+    _assert_is_the_rendered_take(io.BytesIO(got[0]), take)
+    assert _hidden(tmp_path) == []
+
+
+def _assert_is_the_rendered_take(wav, take) -> None:
+    """`wav` (a path or file object) holds the take rendered through the preset."""
+    y, rate = sf.read(wav, dtype="float32", always_2d=True)
     assert rate == RATE
     np.testing.assert_allclose(y.T, _expected(take), atol=1e-6)
-    assert _hidden(tmp_path) == []
 
 
 def test_dev_null_output_works(files, capsys):
@@ -187,9 +192,7 @@ def test_dev_stdout_output_is_the_wav_on_stdout(files, tmp_path):
     proc = _cli("apply", str(preset), str(take), "/dev/stdout")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout[:4] == b"RIFF"
-    y, rate = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
-    assert rate == RATE
-    np.testing.assert_allclose(y.T, _expected(take), atol=1e-6)  # the audio, whichever process rendered it
+    _assert_is_the_rendered_take(io.BytesIO(proc.stdout), take)  # the audio, whichever process rendered it
 
 
 def test_dev_stdout_redirected_to_a_file_writes_that_file(files, tmp_path):
@@ -197,9 +200,7 @@ def test_dev_stdout_redirected_to_a_file_writes_that_file(files, tmp_path):
     with open(tmp_path / "redirected.wav", "wb") as fh:
         proc = _cli("apply", str(preset), str(take), "/dev/stdout", stdout=fh)
     assert proc.returncode == 0, proc.stderr
-    y, rate = sf.read(tmp_path / "redirected.wav", dtype="float32", always_2d=True)
-    assert rate == RATE
-    np.testing.assert_allclose(y.T, _expected(take), atol=1e-6)
+    _assert_is_the_rendered_take(tmp_path / "redirected.wav", take)
     assert _hidden(tmp_path) == []
 
 
