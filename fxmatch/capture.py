@@ -13,7 +13,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -301,6 +301,8 @@ class Stage:
     lr: float = 0.1
     fft_sizes: tuple[int, ...] = DEFAULT_FFT_SIZES
     hop_divisor: int = 4
+    #: the stage uses the first `seconds` of the excerpt (None: all of it)
+    seconds: float | None = None
 
 
 #: the first stage screens every chain (by length, longer chains starting from the shorter ones' fits) with a cheap
@@ -385,6 +387,13 @@ class _Row:
     distance: float = math.inf
     best_z: np.ndarray | None = None
     stage: int = 0
+    #: the no-effect distance of the signals the row was last fitted on
+    no_effect: float = 1.0
+
+    @property
+    def relative(self) -> float:
+        """The distance over the no-effect one (comparable across sample rates)."""
+        return self.distance / max(self.no_effect, 1e-12)
 
 
 class _Spectra:
@@ -477,6 +486,8 @@ def _stage_signals(xa: np.ndarray, y: np.ndarray, native: int, start: int, lengt
                    stage: Stage) -> _Signals:
     """The aligned dry `xa` and wet `y` (`[samples]` at `native` Hz) around the excerpt, at the stage's rate."""
     rate = min(int(stage.rate), native)
+    if stage.seconds is not None:
+        length = min(length, int(stage.seconds * native))
     margin = int(0.05 * native)
     lo, hi = max(0, start - preroll - margin), min(y.size, start + length + margin)
     xd = resample(xa[None, lo:hi].astype(np.float32), native, rate)[0]
@@ -546,7 +557,7 @@ def _warm_start(chain: tuple[str, ...], fitted: Mapping[tuple[str, ...], _Row],
                 layout: _Layout) -> tuple[np.ndarray, tuple[str, ...], set[str]]:
     """Start of `chain` in [0, 1] `[width]`: each effect from the best-fitting fitted proper sub-chain holding it
     (else 0.5; the gain at 0 dB); that best sub-chain (() when none is fitted); the effects so started."""
-    subs = sorted((fitted[c] for c in sub_chains(chain)[:-1] if c in fitted), key=lambda r: r.distance)
+    subs = sorted((fitted[c] for c in sub_chains(chain)[:-1] if c in fitted), key=lambda r: r.relative)
     u = np.full(layout.width, 0.5)
     for row in reversed(subs):
         v = _sigmoid(row.z)
@@ -716,7 +727,7 @@ def _fit_stage(rows: list[_Row], sig: _Signals, stage: Stage, index: int, n_stag
     active, stall = list(range(len(rows))), [0] * len(rows)
     plan = _Plan([r.chain for r in rows], layout)
     for r in rows:
-        r.distance, r.best_z, r.stage = math.inf, r.z.copy(), index
+        r.distance, r.best_z, r.stage, r.no_effect = math.inf, r.z.copy(), index, sig.no_effect
     for step in range(stage.steps + 1):
         if clock.check() and step > 0:
             break
@@ -757,18 +768,18 @@ def _report(clock: _Clock, rows: list[_Row], sig: _Signals, index: int, n_stages
     """Call the progress callback with the best row so far."""
     if clock.progress is None:
         return
-    best = min(rows, key=lambda r: r.distance)
+    best = min(rows, key=lambda r: r.relative)
     clock.progress(CaptureProgress(index, n_stages, step, steps, min(1.0, clock.done / clock.total), best.chain,
-                                   best.distance / max(sig.no_effect, 1e-12)))
+                                   best.relative))
 
 
 def _best_per_chain(rows: list[_Row]) -> list[_Row]:
     """The best row of each chain, best first."""
     best: dict[tuple[str, ...], _Row] = {}
     for r in rows:
-        if r.chain not in best or r.distance < best[r.chain].distance:
+        if r.chain not in best or r.relative < best[r.chain].relative:
             best[r.chain] = r
-    return sorted(best.values(), key=lambda r: r.distance)
+    return sorted(best.values(), key=lambda r: r.relative)
 
 
 def _survivors(ranked: list[_Row], keep: int | None) -> list[_Row]:
@@ -796,11 +807,21 @@ def choose(fits: Sequence[ChainFit], tolerance: float) -> int:
 # the search
 
 
+#: effects whose twins match pedalboard only at the recording's own rate (the Phaser's all-pass cutoffs warp with the
+#: rate and its sweep is scaled to it): chains holding one are fitted at that rate in every stage
+NATIVE_RATE_EFFECTS: frozenset[str] = frozenset({"Phaser"})
+
+
+def _needs_native(chain: Sequence[str]) -> bool:
+    """True when `chain` holds a NATIVE_RATE_EFFECTS effect."""
+    return any(n in NATIVE_RATE_EFFECTS for n in chain)
+
+
 def _extending(level: list[Candidate], fitted: Mapping[tuple[str, ...], _Row], n: int,
                beam: int | None) -> list[Candidate]:
     """The candidates of `level` (chains of `n` effects) holding one of the best `beam` fitted chains of `n - 1`
     effects (all of them when `beam` is None or no such chain was fitted)."""
-    shorter = sorted((r for r in fitted.values() if len(r.chain) == n - 1), key=lambda r: r.distance)
+    shorter = sorted((r for r in fitted.values() if len(r.chain) == n - 1), key=lambda r: r.relative)
     if beam is None or not shorter:
         return level
     best = {r.chain for r in shorter[: max(1, beam)]}
@@ -925,38 +946,57 @@ class _Search:
         self.fitted: dict[tuple[str, ...], _Row] = {}
         self.no_effect: dict[int, float] = {}
 
-    def _signals(self, index: int) -> _Signals:
+    def _signals(self, index: int, native: bool = False) -> _Signals:
+        """Stage `index`'s signals (at the recording's own rate when `native`)."""
+        stage = self.settings.stages[index]
         sig = _stage_signals(self.xa, self.y, self.rate, self.start, self.length, self.preroll,
-                             self.settings.stages[index])
-        self.no_effect[index] = sig.no_effect
+                             replace(stage, rate=self.rate) if native else stage)
+        if not native:
+            self.no_effect[index] = sig.no_effect
         return sig
+
+    def _stage_pair(self, index: int) -> dict[bool, _Signals]:
+        """Stage `index`'s signals at its rate (False) and at the recording's rate (True)."""
+        low = self._signals(index)
+        return {False: low, True: low if low.rate == self.rate else self._signals(index, native=True)}
+
+    def _fit(self, rows: list[_Row], sigs: dict[bool, _Signals], index: int) -> None:
+        """Fit `rows` at stage `index`: those holding a NATIVE_RATE_EFFECTS effect on the native-rate signals."""
+        for native in (False, True):
+            group = [r for r in rows if _needs_native(r.chain) == native]
+            if group:
+                _fit_stage(group, sigs[native], self.settings.stages[index], index, len(self.settings.stages),
+                           self.layout, self.settings, self.clock)
 
     def screen(self, rng: np.random.Generator) -> None:
         """Stage 0, chain length by chain length: the candidates extending one of the best `beam` chains one effect
         shorter, each started from the best of a grid around that chain's fit, then fitted all together."""
-        stage, sig = self.settings.stages[0], self._signals(0)
+        sigs = self._stage_pair(0)
         echoes = echo_times(self.xa, self.y, self.rate)
         for n in sorted({len(c.chain) for c in self.cands}):
             level = _extending([c for c in self.cands if len(c.chain) == n], self.fitted, n, self.settings.beam)
             rows = [r for c in level
-                    for r in _start_rows(c, self.layout, sig, self.fitted, echoes, rng, self.settings, self.clock)]
-            _fit_stage(rows, sig, stage, 0, len(self.settings.stages), self.layout, self.settings, self.clock)
+                    for r in _start_rows(c, self.layout, sigs[_needs_native(c.chain)], self.fitted, echoes, rng,
+                                         self.settings, self.clock)]
+            self._fit(rows, sigs, 0)
             self.fitted.update({r.chain: r for r in _best_per_chain(rows)})
             if self.clock.out_of_time:
                 break
 
     def realign(self, index: int) -> None:
         """Before stage `index`: move the dry signal by the lag (within +-_REALIGN_SECONDS) at which the best chain's
-        twin output matches the wet signal best, when that brings the chain closer at that stage's rate."""
-        best = min((r for r in self.fitted.values() if r.stage == index - 1), key=lambda r: r.distance)
+        twin output matches the wet signal best, when that brings the chain closer at the recording's rate."""
+        best = min((r for r in self.fitted.values() if r.stage == index - 1), key=lambda r: r.relative)
         lag = _residual_lag(self.xa, self.y, self.rate, self.start, self.length, self.preroll, best, self.layout,
                             self.settings.fit_gain)
         if not lag:
             return
         al, u = self.alignment, _sigmoid(best.z)[None]
-        before = _evaluate(u, best.chain, self.layout, self._signals(index), self.settings.fit_gain, self.clock)
+        before = _evaluate(u, best.chain, self.layout, self._signals(index, True), self.settings.fit_gain,
+                           self.clock)
         xa, self.xa = self.xa, _shift(self.x, al.offset + lag, self.y.size)
-        after = _evaluate(u, best.chain, self.layout, self._signals(index), self.settings.fit_gain, self.clock)
+        after = _evaluate(u, best.chain, self.layout, self._signals(index, True), self.settings.fit_gain,
+                          self.clock)
         if after[0] < before[0]:
             self.alignment = Alignment(al.offset + lag, al.sample_rate, al.correlation,
                                        level_db(self.x, self.y, al.offset + lag))
@@ -966,16 +1006,15 @@ class _Search:
     def carry_on(self, index: int) -> None:
         """Stage `index`: the best chains so far (and sub-chains of the best two), zoomed in on their fine params
         at this stage's rate, then fitted further."""
-        rows = _survivors(sorted(self.fitted.values(), key=lambda r: r.distance), self.settings.stages[index].keep)
-        sig = self._signals(index)
+        rows = _survivors(sorted(self.fitted.values(), key=lambda r: r.relative), self.settings.stages[index].keep)
+        sigs = self._stage_pair(index)
         for row in rows:
             u = _sigmoid(row.z)
             for name in row.chain:
-                u, _ = _zoom(u, row.chain, name, self.layout, sig, self.settings.fit_gain, self.clock,
-                             _grid_step(name) / _ZOOM_FACTOR ** _ZOOM_LEVELS, 1)
+                u, _ = _zoom(u, row.chain, name, self.layout, sigs[_needs_native(row.chain)], self.settings.fit_gain,
+                             self.clock, _grid_step(name) / _ZOOM_FACTOR ** _ZOOM_LEVELS, 1)
             row.z = _logit(u)
-        _fit_stage(rows, sig, self.settings.stages[index], index, len(self.settings.stages), self.layout,
-                   self.settings, self.clock)
+        self._fit(rows, sigs, index)
 
     def result(self, n_candidates: int) -> CaptureResult:
         """The ranking of every fitted chain (the parsimonious choice first) and the search's figures."""
@@ -984,8 +1023,7 @@ class _Search:
         for r in self.fitted.values():
             u = _sigmoid(r.z)
             gain = float(layout.gain_db(u[layout.gain])) if self.settings.fit_gain else 0.0
-            fits.append(ChainFit(r.chain, layout.decode(r.chain, u), r.distance,
-                                 r.distance / max(self.no_effect[r.stage], 1e-12), gain, r.stage))
+            fits.append(ChainFit(r.chain, layout.decode(r.chain, u), r.distance, r.relative, gain, r.stage))
         return CaptureResult(_rank(fits, self.settings.tolerance), self.alignment,
                              min(self.settings.stages[last].rate, self.rate), self.start / self.rate,
                              self.length / self.rate, self.no_effect[last], time.perf_counter() - self.clock.t0,
