@@ -1,10 +1,14 @@
 """Capture: with the dry signal known, find the effect chain (and its params) that turns it into the wet one.
 
 Given the dry recording x (e.g. a guitar's DI) and the wet one y (the pedal's output), `capture` first aligns them
-(cross-correlation of onset envelopes, then of the waveforms, within +-1 s) and refuses a pair that is not the same
-performance, then fits every candidate chain's parameters through the differentiable twins (Adam on logits of the
-normalised params, multi-resolution STFT loss, all candidates in one batch) and keeps the smallest chain whose
-distance is within a tolerance of the best one (parsimony). Layers: imports only fxmatch, torch, numpy and scipy.
+(the earliest strong peak of a regularised dry-to-wet impulse response within +-1 s, sharpened to a sample) and
+refuses a pair whose band envelopes do not correlate (not the same performance). It then fits the candidate chains
+through the differentiable twins on a short excerpt: chain length by chain length, each chain started from a grid
+around the fit of the chain one effect shorter (a beam of the best ones extended), all chains of a length fitted in
+one batch (Adam on logits of the normalised params, multi-resolution STFT loss, early stop); the best few go on at
+higher rates (the Phaser always at the recording's own rate), the alignment is refined with the best chain's twin
+output, and the shortest chain within a tolerance of the closest wins (parsimony). Layers: imports only fxmatch,
+torch, numpy and scipy.
 """
 
 from __future__ import annotations
