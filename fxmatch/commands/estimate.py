@@ -28,12 +28,18 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "fxmatch-defaul
 REFINE_READ_SECONDS = 120.0
 
 
+#: refinement steps when --dry is given without --refine
+DRY_REFINE_STEPS = 40
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", help="the processed recording (WAV, FLAC, ...; any rate, mono or stereo)")
-    parser.add_argument("--dry", help="the same recording before processing (time-aligned); enables --refine")
+    parser.add_argument("--dry", help="the same recording before processing (time-aligned): the estimate is refined "
+                                      f"through the twins ({DRY_REFINE_STEPS} steps unless --refine says otherwise)")
     parser.add_argument("--model", help=f"exported ONNX model (default: {DEFAULT_MODEL.relative_to(DEFAULT_MODEL.parents[1])})")
-    parser.add_argument("--refine", type=int, metavar="STEPS", default=0,
-                        help="refine the params with STEPS gradient steps through the twins (needs --dry)")
+    parser.add_argument("--refine", type=int, metavar="STEPS", default=None,
+                        help=f"refine the params with STEPS gradient steps through the twins (needs --dry; default "
+                             f"{DRY_REFINE_STEPS} with --dry, 0 turns refinement off)")
     parser.add_argument("--refine-seconds", type=float, default=4.0, metavar="S",
                         help="length of the (loudest) excerpt used by --refine (default: 4 s)")
     parser.add_argument("-o", "--output", help="write the preset here (.fxpreset.json, written atomically)")
@@ -45,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    if args.refine is None:  # a dry recording is given to be used: refine unless told not to
+        args.refine = DRY_REFINE_STEPS if args.dry else 0
     if args.refine and not args.dry:
         raise FxmatchInputError("estimate: --refine needs --dry (the unprocessed recording)")
     if args.refine < 0:

@@ -338,3 +338,16 @@ def test_a_model_with_wrong_output_shapes_exits_2_with_one_line(model, tmp_path,
     target = _write(tmp_path / "t.wav", wet, 44100, "PCM_16")
     assert main(["estimate", str(target), "--model", str(bad)]) == 2
     assert "output chain_logits has shape [batch, 3] but its metadata needs" in _one_error_line(capsys)
+
+
+def test_dry_alone_refines_and_refine_0_turns_it_off(model, tmp_path, capsys):
+    """`--dry` is not silently ignored: without --refine it refines with the default steps."""
+    from fxmatch.commands.estimate import DRY_REFINE_STEPS
+
+    dry = testsignals.make("chord", 48000, 1.0, seed=0, channels=1)
+    d = _write(tmp_path / "dry.wav", dry, 48000, "FLOAT")
+    t = _write(tmp_path / "wet.wav", pedalboard.Distortion(drive_db=40.0)(dry, 48000), 48000, "FLOAT")
+    assert main(["estimate", str(t), "--dry", str(d), "--model", str(model), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["estimate"]["refine"]["steps"] == DRY_REFINE_STEPS
+    assert main(["estimate", str(t), "--dry", str(d), "--refine", "0", "--model", str(model), "--json"]) == 0
+    assert "refine" not in json.loads(capsys.readouterr().out)["estimate"]
