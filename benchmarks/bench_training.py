@@ -37,7 +37,7 @@ from training.baselines import full_chain_vocabulary, supervised_step
 from training.data import TargetDataset
 from training.model import Encoder, EncoderConfig, count_parameters
 from training.sources import SynthSource
-from training.wta import ChainRenderer, LossFn, make_audio_loss, wta_step
+from training.wta import ChainRenderer, LossFn, SpectralLoss, make_audio_loss, wta_step
 
 SAMPLE_RATE = 44100
 FFT_SIZES = (2048, 1024, 512, 256)
@@ -107,8 +107,30 @@ def timed_renderer(vocab: ChainVocabulary, sample_rate: int, timers: StepTimers)
     return renderer
 
 
+class TimedSpectralLoss(SpectralLoss):
+    """A `SpectralLoss` adding the time of its target spectra and its scoring to `timers` under 'loss'."""
+
+    def __init__(self, inner: SpectralLoss, timers: StepTimers):
+        super().__init__(inner.fft_sizes)
+        self.timers = timers
+
+    def target_spectra(self, target: torch.Tensor) -> list[torch.Tensor]:
+        start = time.perf_counter()
+        out = super().target_spectra(target)
+        self.timers.add("loss", time.perf_counter() - start)
+        return out
+
+    def from_spectra(self, estimate: torch.Tensor, spectra: Sequence[torch.Tensor]) -> torch.Tensor:
+        start = time.perf_counter()
+        out = super().from_spectra(estimate, spectra)
+        self.timers.add("loss", time.perf_counter() - start)
+        return out
+
+
 def timed_loss(loss_fn: LossFn, timers: StepTimers) -> LossFn:
     """`loss_fn` adding its forward time to `timers` under 'loss'."""
+    if isinstance(loss_fn, SpectralLoss):
+        return TimedSpectralLoss(loss_fn, timers)
 
     def run(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         start = time.perf_counter()

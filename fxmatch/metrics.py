@@ -28,6 +28,32 @@ def _stft_mag(x: torch.Tensor, n_fft: int) -> torch.Tensor:
     return spec.abs().clamp_min(1e-7)
 
 
+def stft_magnitudes(x: torch.Tensor, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES) -> list[torch.Tensor]:
+    """STFT magnitudes of `x` `[batch, ..., samples]` at each FFT size (flattened to `[batch * ..., bins, frames]`)."""
+    flat = x.reshape(-1, x.shape[-1])
+    return [_stft_mag(flat, n_fft) for n_fft in fft_sizes]
+
+
+def mrstft_from_magnitudes(
+    estimate: torch.Tensor,
+    target_magnitudes: Sequence[torch.Tensor],
+    fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES,
+    reduce: bool = True,
+) -> torch.Tensor:
+    """`mrstft_distance` of `estimate` to a target given by its `stft_magnitudes` (computed once, reused)."""
+    batch = estimate.shape[0]
+    est = estimate.reshape(-1, estimate.shape[-1])
+    total = torch.zeros(batch, device=estimate.device, dtype=estimate.dtype)
+    for n_fft, t in zip(fft_sizes, target_magnitudes):
+        e = _stft_mag(est, n_fft).reshape(batch, -1)
+        t = t.reshape(batch, -1)
+        sc = torch.linalg.vector_norm(t - e, dim=-1) / torch.linalg.vector_norm(t, dim=-1).clamp_min(1e-7)
+        log_mag = (torch.log(t) - torch.log(e)).abs().mean(dim=-1)
+        total = total + sc + log_mag
+    total = total / len(fft_sizes)
+    return total.mean() if reduce else total
+
+
 def mrstft_distance(
     estimate: torch.Tensor,
     target: torch.Tensor,
@@ -39,16 +65,4 @@ def mrstft_distance(
     Inputs `[batch, ..., samples]`; returns a scalar (reduce) or `[batch]`. Zero for identical inputs,
     symmetric in its log-magnitude term, invariant to nothing (a gain change is a distance).
     """
-    batch = estimate.shape[0]
-    est = estimate.reshape(-1, estimate.shape[-1])
-    tgt = target.reshape(-1, target.shape[-1])
-    total = torch.zeros(batch, device=estimate.device, dtype=estimate.dtype)
-    for n_fft in fft_sizes:
-        e, t = _stft_mag(est, n_fft), _stft_mag(tgt, n_fft)
-        e = e.reshape(batch, -1)
-        t = t.reshape(batch, -1)
-        sc = torch.linalg.vector_norm(t - e, dim=-1) / torch.linalg.vector_norm(t, dim=-1).clamp_min(1e-7)
-        log_mag = (torch.log(t) - torch.log(e)).abs().mean(dim=-1)
-        total = total + sc + log_mag
-    total = total / len(fft_sizes)
-    return total.mean() if reduce else total
+    return mrstft_from_magnitudes(estimate, stft_magnitudes(target, fft_sizes), fft_sizes, reduce)

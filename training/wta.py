@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from fxmatch.metrics import DEFAULT_FFT_SIZES, mrstft_distance
+from fxmatch.metrics import DEFAULT_FFT_SIZES, mrstft_from_magnitudes, stft_magnitudes
 from fxmatch.vocabulary import ChainVocabulary
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -36,11 +36,33 @@ def flush_tiny(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x.abs() < TINY, torch.zeros_like(x), x)
 
 
-def make_audio_loss(fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES) -> LossFn:
-    """Per-example audio loss `[batch]` of estimate vs target `[batch, samples]`: the MR-STFT distance."""
-    sizes = tuple(int(s) for s in fft_sizes)
-    return lambda estimate, target: mrstft_distance(flush_tiny(estimate), flush_tiny(target), fft_sizes=sizes,
-                                                    reduce=False)
+class SpectralLoss:
+    """Per-example audio loss `[batch]` of estimate vs target `[batch, samples]`: the MR-STFT distance.
+
+    `target_spectra(y)` computes a batch's target magnitudes once (no gradient); `from_spectra(estimate, spectra)`
+    scores estimates against rows of them, so a step with C candidates per example does the target's STFTs once
+    instead of C times. Calling it as `loss(estimate, target)` does both.
+    """
+
+    def __init__(self, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES):
+        self.fft_sizes = tuple(int(s) for s in fft_sizes)
+
+    def target_spectra(self, target: torch.Tensor) -> list[torch.Tensor]:
+        """Magnitudes of `target` `[batch, samples]` per FFT size, each `[batch, bins, frames]`."""
+        with torch.no_grad():
+            return stft_magnitudes(flush_tiny(target), self.fft_sizes)
+
+    def from_spectra(self, estimate: torch.Tensor, spectra: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Losses `[n]` of `estimate` `[n, samples]` against target magnitudes (rows of `target_spectra`)."""
+        return mrstft_from_magnitudes(flush_tiny(estimate), spectra, self.fft_sizes, reduce=False)
+
+    def __call__(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.from_spectra(estimate, self.target_spectra(target))
+
+
+def make_audio_loss(fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES) -> SpectralLoss:
+    """The training audio loss (see `SpectralLoss`)."""
+    return SpectralLoss(fft_sizes)
 
 
 class ChainRenderer:
@@ -98,10 +120,14 @@ def candidate_losses(
     """
     batch, n_cand = candidates.shape
     positions, values = [], []
+    spectra = loss_fn.target_spectra(y) if isinstance(loss_fn, SpectralLoss) else None  # once per step
     for k in torch.unique(candidates).tolist():
         rows, cols = (candidates == k).nonzero(as_tuple=True)
         y_hat = renderer.render(k, x[rows], params[rows, k])
-        values.append(loss_fn(y_hat, y[rows]))
+        if spectra is not None:
+            values.append(loss_fn.from_spectra(y_hat, [s[rows] for s in spectra]))
+        else:
+            values.append(loss_fn(y_hat, y[rows]))
         positions.append(rows * n_cand + cols)
     flat = torch.zeros(batch * n_cand, device=x.device, dtype=x.dtype)
     flat = flat.index_put((torch.cat(positions),), torch.cat(values))

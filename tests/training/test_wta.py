@@ -133,3 +133,18 @@ def test_hard_step_without_the_losers_graphs_gives_the_soft_paths_gradient_at_it
     assert float(hard.fit) == pytest.approx(float((weights * losses).sum(dim=1).mean()), rel=1e-5)
     assert torch.allclose(fast.params.grad, slow.params.grad, rtol=1e-4, atol=1e-7)
     assert float(fast.params.grad.abs().sum()) > 0
+
+
+def test_target_spectra_computed_once_give_the_same_losses_as_the_plain_distance(tiny_vocab):
+    from fxmatch.metrics import mrstft_distance
+
+    x, y, params, _ = _distorted_batch(tiny_vocab, [10.0, 20.0, 35.0])
+    renderer = wta.ChainRenderer(tiny_vocab, 16000)
+    loss_fn = wta.make_audio_loss((256, 64))
+    candidates = torch.tensor([[0, 3], [2, 1], [3, 2]])
+    cached = wta.candidate_losses(renderer, x, y, params, candidates, loss_fn)
+    plain = wta.candidate_losses(renderer, x, y, params, candidates,
+                                 lambda e, t: mrstft_distance(wta.flush_tiny(e), wta.flush_tiny(t), (256, 64),
+                                                              reduce=False))
+    assert torch.allclose(cached, plain, rtol=1e-6, atol=1e-7)
+    assert float(cached.abs().sum()) > 0
