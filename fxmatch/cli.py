@@ -59,6 +59,7 @@ _HELP = {
     "evaluate": "evaluate a model on a held-out set",
     "live": "the real-time engine without a window",
     "app": "the desktop app",
+    "capture": "with the dry and the processed signal: search the chains through the twins, write the preset",
 }
 
 
