@@ -27,7 +27,7 @@ import torch
 
 from fxmatch.effects import EFFECT_NAMES, get_effect, get_spec
 from fxmatch.errors import FxmatchInputError
-from fxmatch.metrics import DEFAULT_FFT_SIZES
+from fxmatch.metrics import DEFAULT_FFT_SIZES, mrstft_from_magnitudes, stft_magnitudes
 from fxmatch.refine import RefineCancelled, resample
 from fxmatch.vocabulary import ChainVocabulary
 
@@ -405,25 +405,11 @@ class _Spectra:
 
     def __init__(self, target: torch.Tensor, fft_sizes: Sequence[int], hop_divisor: int = 4):
         self.fft_sizes, self.hop_divisor = tuple(fft_sizes), int(hop_divisor)
-        self.mags = [self._mag(target[None], n)[0] for n in self.fft_sizes]
-        self.logs = [torch.log(m) for m in self.mags]
-        self.norms = [torch.linalg.vector_norm(m).clamp_min(1e-7) for m in self.mags]
-
-    def _mag(self, x: torch.Tensor, n_fft: int) -> torch.Tensor:
-        """|STFT| `[batch, bins, frames]` of `x` `[batch, samples]`, floored at 1e-7 (as `metrics._stft_mag`)."""
-        window = torch.hann_window(n_fft, dtype=x.dtype)
-        spec = torch.stft(x, n_fft, hop_length=n_fft // self.hop_divisor, window=window, return_complex=True,
-                          center=True)
-        return (spec.real.square() + spec.imag.square()).clamp_min(1e-14).sqrt()
+        self.mags = stft_magnitudes(target[None], self.fft_sizes, self.hop_divisor)
 
     def distance(self, estimate: torch.Tensor) -> torch.Tensor:
         """MR-STFT distance `[batch]` of `estimate` `[batch, samples]` to the target."""
-        total = torch.zeros(estimate.shape[0], dtype=estimate.dtype)
-        for n_fft, mag, log, norm in zip(self.fft_sizes, self.mags, self.logs, self.norms):
-            e = self._mag(estimate, n_fft)
-            sc = torch.linalg.vector_norm((mag - e).flatten(1), dim=-1) / norm
-            total = total + sc + (log - torch.log(e)).abs().flatten(1).mean(dim=-1)
-        return total / len(self.fft_sizes)
+        return mrstft_from_magnitudes(estimate, self.mags, self.fft_sizes, reduce=False, hop_divisor=self.hop_divisor)
 
 
 class _Plan:

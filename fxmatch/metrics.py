@@ -22,16 +22,18 @@ def snr_db(reference: np.ndarray | torch.Tensor, estimate: np.ndarray | torch.Te
     return float(10.0 * np.log10(signal / noise))
 
 
-def _stft_mag(x: torch.Tensor, n_fft: int) -> torch.Tensor:
+def _stft_mag(x: torch.Tensor, n_fft: int, hop_divisor: int = 4) -> torch.Tensor:
     window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
-    spec = torch.stft(x, n_fft, hop_length=n_fft // 4, window=window, return_complex=True, center=True)
+    spec = torch.stft(x, n_fft, hop_length=n_fft // hop_divisor, window=window, return_complex=True, center=True)
     return spec.abs().clamp_min(1e-7)
 
 
-def stft_magnitudes(x: torch.Tensor, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES) -> list[torch.Tensor]:
-    """STFT magnitudes of `x` `[batch, ..., samples]` at each FFT size (flattened to `[batch * ..., bins, frames]`)."""
+def stft_magnitudes(x: torch.Tensor, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES,
+                    hop_divisor: int = 4) -> list[torch.Tensor]:
+    """STFT magnitudes of `x` `[batch, ..., samples]` at each FFT size (flattened to `[batch * ..., bins, frames]`;
+    hops of n_fft / `hop_divisor`, floored at 1e-7)."""
     flat = x.reshape(-1, x.shape[-1])
-    return [_stft_mag(flat, n_fft) for n_fft in fft_sizes]
+    return [_stft_mag(flat, n_fft, hop_divisor) for n_fft in fft_sizes]
 
 
 def mrstft_from_magnitudes(
@@ -39,14 +41,18 @@ def mrstft_from_magnitudes(
     target_magnitudes: Sequence[torch.Tensor],
     fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES,
     reduce: bool = True,
+    hop_divisor: int = 4,
 ) -> torch.Tensor:
-    """`mrstft_distance` of `estimate` to a target given by its `stft_magnitudes` (computed once, reused)."""
+    """`mrstft_distance` of `estimate` to a target given by its `stft_magnitudes` (computed once, reused).
+
+    The target's magnitudes hold one row per estimate, or a single row that every estimate is measured against.
+    """
     batch = estimate.shape[0]
     est = estimate.reshape(-1, estimate.shape[-1])
     total = torch.zeros(batch, device=estimate.device, dtype=estimate.dtype)
     for n_fft, t in zip(fft_sizes, target_magnitudes):
-        e = _stft_mag(est, n_fft).reshape(batch, -1)
-        t = t.reshape(batch, -1)
+        e = _stft_mag(est, n_fft, hop_divisor).reshape(batch, -1)
+        t = t.reshape(1 if t.shape[0] == 1 else batch, -1)
         sc = torch.linalg.vector_norm(t - e, dim=-1) / torch.linalg.vector_norm(t, dim=-1).clamp_min(1e-7)
         log_mag = (torch.log(t) - torch.log(e)).abs().mean(dim=-1)
         total = total + sc + log_mag
