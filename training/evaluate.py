@@ -107,9 +107,8 @@ def audible_effects(preset: Preset, x: np.ndarray, y: np.ndarray, sample_rate: i
     for i, (name, _) in enumerate(preset):
         without = render_preset(preset[:i] + preset[i + 1:], x, sample_rate)
         diff = float(np.sum((without.astype(np.float64) - y) ** 2))
-        if energy <= 0 or diff <= 0 or 10.0 * math.log10(energy / diff) < threshold_db:
-            if diff > 0:
-                out.append(name)
+        if diff > 0 and (energy <= 0 or 10.0 * math.log10(energy / diff) < threshold_db):
+            out.append(name)
     return tuple(out)
 
 

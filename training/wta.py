@@ -113,14 +113,17 @@ def candidate_losses(
     params: torch.Tensor,
     candidates: torch.Tensor,
     loss_fn: LossFn,
+    spectra: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Audio losses `[batch, C]` of each example's candidates: one batched twin run per distinct chain.
 
-    x, y `[batch, samples]`; params `[batch, n_chains, n_params]`; candidates `[batch, C]` chain indices.
+    x, y `[batch, samples]`; params `[batch, n_chains, n_params]`; candidates `[batch, C]` chain indices; `spectra`:
+    y's `SpectralLoss.target_spectra` when the caller has them already (else computed here, once for all chains).
     """
     batch, n_cand = candidates.shape
     positions, values = [], []
-    spectra = loss_fn.target_spectra(y) if isinstance(loss_fn, SpectralLoss) else None  # once per step
+    if spectra is None and isinstance(loss_fn, SpectralLoss):
+        spectra = loss_fn.target_spectra(y)
     for k in torch.unique(candidates).tolist():
         rows, cols = (candidates == k).nonzero(as_tuple=True)
         y_hat = renderer.render(k, x[rows], params[rows, k])
@@ -234,11 +237,12 @@ def hard_wta_step(
     parsimony: float = 0.0,
 ) -> StepResult:
     """Hard winner-takes-all: score `candidates` `[batch, C]` without gradient, then fit each example's winner."""
+    spectra = loss_fn.target_spectra(y) if isinstance(loss_fn, SpectralLoss) else None  # for scoring and refit
     with torch.no_grad():
-        losses = candidate_losses(renderer, x, y, params.detach(), candidates, loss_fn)
+        losses = candidate_losses(renderer, x, y, params.detach(), candidates, loss_fn, spectra)
     column = parsimonious_winners(losses, sizes, parsimony)
     winners = candidates.gather(1, column.unsqueeze(1))  # [batch, 1]
-    fit = candidate_losses(renderer, x, y, params, winners, loss_fn).mean()
+    fit = candidate_losses(renderer, x, y, params, winners, loss_fn, spectra).mean()
     winners = winners.squeeze(1)
     ce = F.cross_entropy(logits, winners)
     return StepResult(fit + ce_weight * ce, fit, ce, winners, int(candidates.numel()))
