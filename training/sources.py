@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import shutil
 import struct
 import subprocess
@@ -24,6 +23,7 @@ import scipy.signal
 import soundfile
 import soxr
 
+from fxmatch.audio_io import atomic_write
 from fxmatch.errors import FxmatchInputError
 
 log = logging.getLogger(__name__)
@@ -612,11 +612,12 @@ class PooledSource(DrySource):
                 self._pool = self._render_pool()
                 if path is not None:
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                    with open(tmp, "wb") as fh:
-                        np.save(fh, self._pool)
-                    os.replace(tmp, path)
+                    atomic_write(path, self._save_pool)
         return self._pool
+
+    def _save_pool(self, tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            np.save(fh, self._pool)
 
     def clip(self, index: int) -> np.ndarray:
         """A `clip_seconds` window of pool clip `index % pool_size`, float32 `[clip_samples]`, RMS at `rms_dbfs`."""

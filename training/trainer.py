@@ -28,6 +28,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from fxmatch.audio_io import atomic_write, write_text_atomic
 from fxmatch.effects import get_spec
 from fxmatch.errors import FxmatchInputError
 from fxmatch.vocabulary import ChainVocabulary
@@ -148,10 +149,8 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """torch.save to a temporary file in the same folder, then an atomic os.replace."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    """torch.save to a temporary file in the same folder, then an atomic rename (`fxmatch.audio_io.atomic_write`)."""
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -261,9 +260,7 @@ class Trainer:
                             if line.endswith("\n") and line.split(",", 1)[0].isdigit()
                             and int(line.split(",", 1)[0]) <= self.step]
         if len(keep) < len(lines):
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text("".join(keep))
-            os.replace(tmp, path)
+            write_text_atomic(path, "".join(keep))
 
     def checkpoint_payload(self) -> dict[str, Any]:
         """What `checkpoint.pt` holds (tensors, dicts and plain values only)."""
@@ -337,10 +334,8 @@ class Trainer:
                 writer.writeheader()
             writer.writerow({k: row[k] for k in LOG_COLUMNS})
         wins = {chain_key(c): int(n) for c, n in zip(self.model_vocab.chains, counts.tolist())}
-        wins_path = self.out_dir / "wins.json"  # replaced atomically: a kill never leaves half a file
-        tmp = wins_path.with_name(f".{wins_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"step": int(row["step"]), "wins": wins}, indent=1))
-        os.replace(tmp, wins_path)
+        # replaced atomically: a kill never leaves half a file
+        write_text_atomic(self.out_dir / "wins.json", json.dumps({"step": int(row["step"]), "wins": wins}, indent=1))
 
     def loader(self) -> torch.utils.data.DataLoader:
         sampler = StepBatches(self.step, self.config.steps, self.config.batch_size, self.info, len(self.dataset))
