@@ -34,6 +34,7 @@ from fxmatch.inference import (
     ModelInfo,
     iter_windows,
     rms_dbfs,
+    softmax,
 )
 from training.evaluate import DEFAULT_HELDOUT_N, calibration_summary, heldout_config, parse_heldout
 
@@ -124,10 +125,7 @@ def window_logits(encoder: torch.nn.Module, info: ModelInfo, ys: Sequence[np.nda
 
 def aggregate_probabilities(logits: np.ndarray, owner: np.ndarray, n: int, temperature: float) -> np.ndarray:
     """Per example, the mean over its windows of softmax(logits / temperature): `[n, n_chains]` (as inference)."""
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
+    p = softmax(logits / temperature, axis=1)
     total = np.zeros((n, logits.shape[1]))
     np.add.at(total, owner, p)
     counts = np.bincount(owner, minlength=n).astype(np.float64)
