@@ -30,6 +30,7 @@ class TrainConfig:
     # run
     name: str = "fxmatch"
     seed: int = 0
+    source_seed: int | None = None  # seed of the dry sources (None: seed); lets a new stage reuse a cached midi pool
     mode: str = "wta"  # wta | naive (all chains every step) | supervised (baseline i) | full_chain (baseline ii)
     device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun, auto picks cuda:LOCAL_RANK)
     torch_threads: int = 0  # intra-op threads of the training process (0: PyTorch's default)

@@ -110,7 +110,8 @@ def build_dataset(config: TrainConfig, vocab: ChainVocabulary, split: str = "tra
                   seed_offset: int = 0) -> TargetDataset:
     """The data set of `split` (held-out: disjoint dry clips, fresh params from a different seed)."""
     seed = config.seed + seed_offset
-    source = make_source(config.source, split, seed, config.sample_rate, config.clip_seconds, config.rms_dbfs,
+    source_seed = (config.seed if config.source_seed is None else config.source_seed) + seed_offset
+    source = make_source(config.source, split, source_seed, config.sample_rate, config.clip_seconds, config.rms_dbfs,
                          config.source_path, config.heldout_fraction, config.instruments, config.source_mix,
                          config.midi_pool, config.soundfont, config.pool_cache_dir)
     if length is None:

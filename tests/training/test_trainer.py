@@ -245,3 +245,18 @@ def test_param_weight_scales_the_supervised_parameter_loss():
     one = supervised_step(*args, param_weight=1.0)
     ten = supervised_step(*args, param_weight=10.0)
     assert float(ten.loss) == pytest.approx(10 * float(one.loss), rel=1e-5) and float(one.loss) > 0
+
+
+def test_source_seed_keeps_the_dry_clips_and_changes_the_chains():
+    from fxmatch.vocabulary import ChainVocabulary
+    from training.trainer import build_dataset
+
+    vocab = ChainVocabulary.default()
+    stage_b = build_dataset(TrainConfig(seed=5, source="synth"), vocab, length=8)
+    stage_c = build_dataset(TrainConfig(seed=7, source_seed=5, source="synth"), vocab, length=8)
+    assert stage_c.source.describe() == stage_b.source.describe()
+    assert stage_c.seed == 7 and stage_b.seed == 5
+    assert torch.equal(torch.as_tensor(stage_b.source.clip(3)), torch.as_tensor(stage_c.source.clip(3)))
+    chains_b = [stage_b.draw(i)[0] for i in range(8)]
+    chains_c = [stage_c.draw(i)[0] for i in range(8)]
+    assert chains_b != chains_c
