@@ -36,8 +36,7 @@ import onnxruntime as ort
 import soundfile as sf
 import torch
 
-from fxmatch import testsignals
-from fxmatch.commands import estimate as estimate_cmd
+from fxmatch import shipped, testsignals
 from fxmatch.errors import FxmatchInputError
 from fxmatch.inference import CUDA, EstimatorSession
 
@@ -91,8 +90,8 @@ def prepare_models(model: str | None, checkpoint: str | None, folder: Path) -> t
         what = (f"PyTorch from checkpoint {Path(checkpoint).name}, exported afresh for the parity check; "
                 + (f"ONNX latency of {onnx_path.name}" if model else "ONNX latency of that export"))
         return onnx_path, encoder, ref_onnx, what
-    if model or estimate_cmd.DEFAULT_MODEL.is_file():
-        onnx_path = estimate_cmd.model_path(model)
+    if model or shipped.DEFAULT_MODEL.is_file():
+        onnx_path = shipped.model_path(model)
         info = EstimatorSession(onnx_path, providers="cpu").info
         config = info.metadata.get("encoder_config")
         encoder = _fresh_encoder(config if isinstance(config, dict) else None, info.metadata.get("vocabulary"))

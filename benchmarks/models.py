@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "fxmatch-default.onnx"
+from fxmatch import shipped
 
 
 def benchmark_model(folder: Path, model: str | None = None) -> tuple[Path, str]:
@@ -12,8 +12,8 @@ def benchmark_model(folder: Path, model: str | None = None) -> tuple[Path, str]:
     default vocabulary and size exported into `folder` (timings representative, estimates meaningless)."""
     if model:
         return Path(model), Path(model).name
-    if SHIPPED_MODEL.exists():
-        return SHIPPED_MODEL, f"shipped ({SHIPPED_MODEL.name})"
+    if shipped.DEFAULT_MODEL.is_file():
+        return shipped.DEFAULT_MODEL, f"shipped ({shipped.DEFAULT_MODEL.name})"
     import torch
 
     from export.onnx_export import build_metadata, export_encoder

@@ -352,6 +352,18 @@ def describe(probability: float, alternatives: Sequence[tuple[str, float]] = (),
     return Confidence(level, p, margin, text, close, warning, bool(calibrated))
 
 
+def format_value(v: float) -> str:
+    """A parameter value for people, in its own unit: 3 significant digits below 100, whole numbers above."""
+    a = abs(v)
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     """Numerically stable softmax (float64)."""
     z = np.asarray(logits, dtype=np.float64)

@@ -239,7 +239,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _choose_model(self) -> None:
         """Keep the remembered model when it loads, else drop it (saying so) and take the shipped one."""
-        from fxmatch.commands.estimate import DEFAULT_MODEL
+        from fxmatch.shipped import DEFAULT_MODEL
 
         shipped = str(DEFAULT_MODEL) if DEFAULT_MODEL.is_file() else ""
         remembered = self.setup.model.text()

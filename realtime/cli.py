@@ -17,13 +17,13 @@ from fxmatch.errors import FxmatchInputError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fxmatch.commands.estimate import DEFAULT_MODEL
+    from fxmatch import shipped
 
     parser.add_argument("--mode", choices=("capture", "reference", "analyse"), default="reference",
                         help="capture: two inputs (dry + target); reference: live dry, target looped from --target; "
                              "analyse: one input, estimates only (default: reference)")
     parser.add_argument("--target", metavar="FILE", help="reference mode: the target, played in a loop")
-    parser.add_argument("--model", help=f"exported ONNX model (default: {DEFAULT_MODEL.relative_to(DEFAULT_MODEL.parents[1])})")
+    parser.add_argument("--model", help=f"exported ONNX model (default: {shipped.describe(shipped.DEFAULT_MODEL)})")
     parser.add_argument("--input-device", help="input device id or name (default: the system's)")
     parser.add_argument("--output-device", help="output device id or name (default: the system's)")
     parser.add_argument("--list-devices", action="store_true", help="list the audio devices and exit")
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
     import sounddevice as sd
 
-    from fxmatch.commands.estimate import DEFAULT_MODEL
+    from fxmatch import shipped
     from realtime.engine import EngineConfig, LiveEngine
     from realtime.jack import JackDummyServer
 
@@ -121,9 +121,7 @@ def run(args: argparse.Namespace) -> int:
         if args.list_devices:
             print(device_listing(sd.query_devices()))
             return 0
-        model = args.model or DEFAULT_MODEL
-        if args.model is None and not DEFAULT_MODEL.exists():
-            raise FxmatchInputError(f"the shipped model {DEFAULT_MODEL} is not there; pass --model M.onnx")
+        model = shipped.model_path(args.model)
         config = EngineConfig(model_path=model, mode=args.mode, input_device=in_dev, output_device=out_dev,
                               sample_rate=args.rate, block_frames=args.block, dry_channel=args.dry_channel - 1,
                               target_channel=args.target_channel - 1, target_file=args.target, hop_seconds=args.hop,

@@ -25,14 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from fxmatch import shipped
 from fxmatch.commands import estimate as estimate_cmd
 from fxmatch.errors import FxmatchInputError
+from fxmatch.inference import format_value
 
 log = logging.getLogger("fxmatch.demo")
 
-#: the bundled examples, relative to the repository (or installed package) root, like estimate.DEFAULT_MODEL
-DEFAULT_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-EXAMPLES_INDEX = "examples.json"
+EXAMPLES_INDEX = shipped.EXAMPLES_INDEX
 EXAMPLES_FORMAT = "fxmatch-examples"
 DEFAULT_OUTPUT = "fxmatch-demo-output"
 #: spectrogram of the report: FFT size and hop (samples at the file's rate), lowest frequency shown (Hz), and the
@@ -41,7 +41,8 @@ SPEC_FFT, SPEC_HOP, SPEC_FMIN, SPEC_BINS = 2048, 256, 40.0, 256
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="exported ONNX model (default: the shipped models/fxmatch-default.onnx)")
+    parser.add_argument("--model", help=f"exported ONNX model (default: the shipped "
+                                         f"{shipped.describe(shipped.DEFAULT_MODEL)})")
     parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, metavar="OUT_DIR",
                         help=f"folder for presets, A/B WAVs and the report (default: {DEFAULT_OUTPUT}/)")
     parser.add_argument("--refine", type=int, default=0, metavar="STEPS",
@@ -71,12 +72,10 @@ def load_examples(folder: str | os.PathLike | None = None) -> list[Example]:
     """Read and validate `examples.json` of `folder` (default: the bundled examples); FxmatchInputError if bad."""
     from fxmatch.preset import preset_from_dict
 
-    root = Path(folder) if folder else DEFAULT_EXAMPLES
+    root = Path(folder) if folder else shipped.default_examples()
     index = root / EXAMPLES_INDEX
     if not root.is_dir():
-        hint = "" if folder else " (the bundled examples ship with the repository; regenerate them with " \
-                                 "scripts/make_examples.py)"
-        raise FxmatchInputError(f"examples folder {root} is missing{hint}")
+        raise FxmatchInputError(f"examples folder {root} is missing")
     try:
         data = json.loads(index.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -210,10 +209,10 @@ def run(args: argparse.Namespace) -> int:
         raise FxmatchInputError(f"demo: --refine STEPS must be >= 0, got {args.refine}")
     t_start = time.perf_counter()
     examples = load_examples(args.examples)
-    model = estimate_cmd.model_path(args.model)
+    model = shipped.model_path(args.model)
     session = EstimatorSession(model, providers=args.provider)
     out = prepare_output(args.output)
-    index = (Path(args.examples) if args.examples else DEFAULT_EXAMPLES) / EXAMPLES_INDEX
+    index = (Path(args.examples) if args.examples else shipped.DEFAULT_EXAMPLES) / EXAMPLES_INDEX
     check_outputs(out, examples, [index, model])
     print(f"fxmatch demo: {len(examples)} examples, model {session.info.label} ({model.name}) on {session.provider}"
           + (f", refine {args.refine} steps" if args.refine else ""))
@@ -243,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fmt(v: float | None) -> str:
-    return "-" if v is None else estimate_cmd._fmt(v)
+    return "-" if v is None else format_value(v)
 
 
 def _chain_label(preset) -> str:

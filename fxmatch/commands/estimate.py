@@ -20,11 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from fxmatch import shipped
 from fxmatch.errors import FxmatchInputError
 from fxmatch.refine import REFINE_LR, REFINE_MAX_RATE
 
-#: the shipped model, relative to the repository (or installed package) root
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "fxmatch-default.onnx"
 REFINE_READ_SECONDS = 120.0
 
 
@@ -36,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", help="the processed recording (WAV, FLAC, ...; any rate, mono or stereo)")
     parser.add_argument("--dry", help="the same recording before processing (time-aligned): the estimate is refined "
                                       f"through the twins ({DRY_REFINE_STEPS} steps unless --refine says otherwise)")
-    parser.add_argument("--model", help=f"exported ONNX model (default: {DEFAULT_MODEL.relative_to(DEFAULT_MODEL.parents[1])})")
+    parser.add_argument("--model", help=f"exported ONNX model (default: {shipped.describe(shipped.DEFAULT_MODEL)})")
     parser.add_argument("--refine", type=int, metavar="STEPS", default=None,
                         help=f"refine the params with STEPS gradient steps through the twins (needs --dry; default "
                              f"{DRY_REFINE_STEPS} with --dry, 0 turns refinement off)")
@@ -66,19 +65,12 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.output:
         from fxmatch.audio_io import check_output
 
-        check_output(args.output, [args.target, args.dry, args.model or DEFAULT_MODEL])
+        check_output(args.output, [args.target, args.dry, args.model or shipped.DEFAULT_MODEL])
 
 
 def model_path(arg: str | None) -> Path:
     """The `--model` argument, or the shipped default (clear error when it is absent)."""
-    if arg:
-        return Path(arg)
-    if not DEFAULT_MODEL.is_file():
-        raise FxmatchInputError(
-            f"no model given and the shipped model {DEFAULT_MODEL} is missing; pass --model M.onnx "
-            "(export one with `fxmatch export CKPT OUT.onnx`)"
-        )
-    return DEFAULT_MODEL
+    return shipped.model_path(arg)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from fxmatch import shipped
 from fxmatch.audio_io import read_audio
 from fxmatch.cli import main
 from fxmatch.commands import demo as demo_cmd
-from fxmatch.commands import estimate as estimate_cmd
 from fxmatch.preset import read_preset
 from tests.export.helpers import tiny_onnx
 
@@ -46,7 +46,7 @@ def _one_error_line(capsys):
 
 
 def test_bundled_examples_are_small_and_varied(examples):
-    folder = demo_cmd.DEFAULT_EXAMPLES
+    folder = shipped.DEFAULT_EXAMPLES
     assert sum(p.stat().st_size for p in folder.iterdir()) < 2_000_000
     lengths = sorted({len(ex.true.chain) for ex in examples})
     assert lengths == [0, 1, 2, 3]
@@ -153,7 +153,7 @@ def test_demo_writes_the_report_image_and_markdown(demo_run, examples):
 
 def test_demo_refine_improves_a_wrong_estimate_and_reports_the_twin_distance(model, tmp_path, capsys):
     """The tiny model's drive is off by a few dB on guitar_distortion: 2 steps move it towards the truth."""
-    src = demo_cmd.DEFAULT_EXAMPLES
+    src = shipped.DEFAULT_EXAMPLES
     index = json.loads((src / "examples.json").read_text())
     entry = next(e for e in index["examples"] if e["name"] == "guitar_distortion")
     for key in ("dry", "target"):
@@ -174,7 +174,7 @@ def test_demo_refine_improves_a_wrong_estimate_and_reports_the_twin_distance(mod
 
 
 def test_demo_without_the_shipped_model_says_so_and_writes_nothing(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(estimate_cmd, "DEFAULT_MODEL", tmp_path / "models" / "fxmatch-default.onnx")
+    monkeypatch.setattr(shipped, "DEFAULT_MODEL", tmp_path / "models" / "fxmatch-default.onnx")
     out = tmp_path / "out"
     assert main(["demo", "-o", str(out)]) == 2
     line = _one_error_line(capsys)
@@ -241,7 +241,7 @@ def test_demo_negative_refine_exits_2(model, capsys):
 @pytest.mark.parametrize("role", ["target", "dry"])
 def test_demo_output_onto_an_example_file_exits_2_before_any_work(model, tmp_path, capsys, role):
     """An examples folder used as OUT_DIR whose audio has the name of a file the demo writes: refused, untouched."""
-    src = demo_cmd.DEFAULT_EXAMPLES
+    src = shipped.DEFAULT_EXAMPLES
     index = json.loads((src / "examples.json").read_text())
     entry = next(e for e in index["examples"] if e["name"] == "guitar_distortion")
     clash = {"target": "guitar_distortion_A_target.wav", "dry": "guitar_distortion_B_estimate.wav"}[role]

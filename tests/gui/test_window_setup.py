@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-import fxmatch.commands.estimate as estimate_cmd
+import fxmatch.shipped as shipped_files
 
 
 @pytest.fixture
 def shipped(monkeypatch, tiny_model) -> Path:
     """The tiny model stands in for the shipped one (present or not in this checkout)."""
-    monkeypatch.setattr(estimate_cmd, "DEFAULT_MODEL", tiny_model)
+    monkeypatch.setattr(shipped_files, "DEFAULT_MODEL", tiny_model)
     return tiny_model
 
 
