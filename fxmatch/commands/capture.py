@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     result = capture(dry, wet, rate, candidates, settings=SearchSettings(fit_gain=args.match_level),
                      time_budget=args.time_budget, seed=args.seed,
-                     progress=_progress_printer() if sys.stderr.isatty() else None)
+                     progress=progress_printer() if sys.stderr.isatty() else None)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     preset = preset_from_capture(result, top=args.top)
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_printer():
+def progress_printer():
     """A progress callback that rewrites one stderr line at most ten times a second."""
     last = [0.0]
 

@@ -1,12 +1,16 @@
-"""`fxmatch estimate TARGET [--dry DRY] [--model M.onnx] [--refine STEPS] [-o OUT.fxpreset.json] [--json]`.
+"""`fxmatch estimate TARGET [--dry DRY [--search-k K] [--time-budget S] | --no-search | --refine STEPS] [--model M]
+[-o OUT.fxpreset.json] [--json]`.
 
 Estimates the effect chain and parameters of a processed recording (any rate, mono or stereo, any length) with an
 exported model: the estimate aggregates over analysis windows, says how sure it is in words ("fairly sure (p =
 0.82)", "unsure: alternatives are close" with a warning on stderr) and how many windows agree on the chain; "no
-effect detected" is an answer like any chain (an empty chain in the preset). With `--dry` (the
-same recording before processing, time-aligned) `--refine STEPS` runs a few Adam steps on the chosen chain's
-normalised params through the differentiable twins, minimising the multi-resolution STFT distance between
-twin(dry) and the target, and keeps whichever params are closer.
+effect detected" is an answer like any chain (an empty chain in the preset).
+
+With `--dry` (the same performance before processing; any offset within +-1 s) the informed path runs: the
+encoder's K most likely chains and their sub-chains, started from its params, are fitted together through the
+differentiable twins (`fxmatch.capture.capture`), the ranking of the closest few is printed with their MR-STFT
+distances, and the preset holds the chain the search names. `--no-search` (or an explicit `--refine STEPS`) takes
+the older single-chain path instead: a few Adam steps on the encoder's chosen chain only, on time-aligned files.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +32,32 @@ from fxmatch.refine import REFINE_LR, REFINE_MAX_RATE
 REFINE_READ_SECONDS = 120.0
 
 
-#: refinement steps when --dry is given without --refine
+#: refinement steps of the single-chain path (--no-search) when --refine does not say
 DRY_REFINE_STEPS = 40
+#: the encoder's most likely chains the search tries by default (with their sub-chains): 64 = every chain
+DEFAULT_SEARCH_K = 64
+#: chains of the search's ranking printed and kept in the preset's metadata
+SEARCH_TOP = 5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("target", help="the processed recording (WAV, FLAC, ...; any rate, mono or stereo)")
-    parser.add_argument("--dry", help="the same recording before processing (time-aligned): the estimate is refined "
-                                      f"through the twins ({DRY_REFINE_STEPS} steps unless --refine says otherwise)")
+    parser.add_argument("--dry", help="the same performance before processing (e.g. the DI take; offset within +-1 s): "
+                                      "search the encoder's most likely chains through the twins and name the "
+                                      "closest (see --search-k, --time-budget, --no-search)")
+    parser.add_argument("--search-k", type=int, metavar="K", default=None,
+                        help=f"with --dry: the encoder's K most likely chains (and their sub-chains) are searched "
+                             f"(default {DEFAULT_SEARCH_K}: every chain of the model, started from its params)")
+    parser.add_argument("--time-budget", type=float, metavar="S",
+                        help="with --dry: stop the search after S seconds and answer with what it has")
+    parser.add_argument("--no-search", action="store_true",
+                        help=f"with --dry: the single-chain path: refine only the encoder's chain "
+                             f"({DRY_REFINE_STEPS} steps unless --refine says otherwise; time-aligned files)")
     parser.add_argument("--model", help=f"exported ONNX model (default: {shipped.describe(shipped.DEFAULT_MODEL)})")
     parser.add_argument("--refine", type=int, metavar="STEPS", default=None,
-                        help=f"refine the params with STEPS gradient steps through the twins (needs --dry; default "
-                             f"{DRY_REFINE_STEPS} with --dry, 0 turns refinement off)")
+                        help=f"the single-chain path (implies --no-search; needs --dry): refine the encoder's chain "
+                             f"with STEPS gradient steps through the twins (default {DRY_REFINE_STEPS} with "
+                             "--no-search; 0: the encoder's params as they are)")
     parser.add_argument("--refine-seconds", type=float, default=4.0, metavar="S",
                         help="length of the (loudest) excerpt used by --refine (default: 4 s)")
     parser.add_argument("-o", "--output", help="write the preset here (.fxpreset.json, written atomically)")
@@ -50,12 +69,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.refine is None:  # a dry recording is given to be used: refine unless told not to
-        args.refine = DRY_REFINE_STEPS if args.dry else 0
+    if args.refine is not None and args.refine < 0:
+        raise FxmatchInputError(f"estimate: --refine STEPS must be >= 0, got {args.refine}")
     if args.refine and not args.dry:
         raise FxmatchInputError("estimate: --refine needs --dry (the unprocessed recording)")
-    if args.refine < 0:
-        raise FxmatchInputError(f"estimate: --refine STEPS must be >= 0, got {args.refine}")
+    if args.no_search and not args.dry:
+        raise FxmatchInputError("estimate: --no-search needs --dry (without it there is no search)")
+    # the search runs with a dry recording unless told otherwise; an explicit --refine asks for the older path
+    args.search = bool(args.dry) and not args.no_search and args.refine is None
+    for option, value in (("--search-k", args.search_k), ("--time-budget", args.time_budget)):
+        if value is not None and not args.search:
+            why = "--dry" if not args.dry else "the search (drop --no-search / --refine)"
+            raise FxmatchInputError(f"estimate: {option} needs {why}")
+    if args.search_k is not None and args.search_k < 1:
+        raise FxmatchInputError(f"estimate: --search-k must be >= 1, got {args.search_k}")
+    if args.time_budget is not None and not (math.isfinite(args.time_budget) and args.time_budget > 0):
+        raise FxmatchInputError(f"estimate: --time-budget must be > 0 seconds, got {args.time_budget}")
+    if args.refine is None:  # the single-chain path refines unless told not to
+        args.refine = DRY_REFINE_STEPS if args.dry and not args.search else 0
     if not args.refine_seconds > 0 or not math.isfinite(args.refine_seconds):
         raise FxmatchInputError(f"estimate: --refine-seconds must be > 0, got {args.refine_seconds}")
     if args.top < 0:
@@ -84,21 +115,30 @@ def run(args: argparse.Namespace) -> int:
         audio_info(args.dry)
     session = EstimatorSession(model_path(args.model), providers=args.provider, threads=args.threads)
     t0 = time.perf_counter()
-    # at least CONFIDENCE_ALTERNATIVES runners-up: "how sure" compares the best chain with them whatever --top says
-    result = session.estimate_file(args.target, top=max(args.top, CONFIDENCE_ALTERNATIVES) + 1)
+    # at least CONFIDENCE_ALTERNATIVES runners-up: "how sure" compares the best chain with them whatever --top says;
+    # the search needs the whole ranking
+    result = session.estimate_file(args.target, top=None if args.search else max(args.top, CONFIDENCE_ALTERNATIVES) + 1)
     seconds = time.perf_counter() - t0
     chain = result.best.params
     refine_info: dict[str, Any] | None = None
-    if args.refine:
-        chain, refine_info = refine(result.best.chain, chain, args.dry, args.target, args.refine,
-                                    args.refine_seconds)
-    preset = preset_from_estimate(result, chain, refine_info, top=args.top)
+    search = None
+    if args.search:
+        search = search_with_dry(result, args.dry, args.target, args.search_k or DEFAULT_SEARCH_K,
+                                 args.time_budget)
+        preset = preset_from_search(result, search, top=args.top)
+    else:
+        if args.refine:
+            chain, refine_info = refine(result.best.chain, chain, args.dry, args.target, args.refine,
+                                        args.refine_seconds)
+        preset = preset_from_estimate(result, chain, refine_info, top=args.top)
     if args.output:
         write_preset(args.output, preset)
     if args.json:
         from fxmatch.cli import print_json
 
         print_json(preset.to_dict())
+    elif search is not None:
+        print(format_search(args.target, result, search, seconds))
     else:
         print(format_table(args.target, result, preset, refine_info, seconds))
     for line in preset.estimate["warnings"]:
@@ -145,6 +185,102 @@ def preset_from_estimate(result, chain=None, refine_info: dict[str, Any] | None 
         estimate["refine"] = refine_info
     chain = result.best.params if chain is None else chain
     return Preset.from_chain([(name, {k: round(v, 6) for k, v in p.items()}) for name, p in chain], estimate)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the informed path: search the encoder's most likely chains with the dry recording
+
+
+#: above this distance (relative to no effect) the search's closest chain is called far with a warning
+FAR_RELATIVE = 0.5
+
+
+@dataclass
+class DrySearch:
+    """A search run by `fxmatch estimate --dry`: the capture result, the chains tried, the rate and the costs."""
+
+    result: Any  # fxmatch.capture.CaptureResult
+    k: int
+    sample_rate: int
+    seconds: float
+    time_budget: float | None
+
+
+def search_with_dry(estimate, dry_path: str, target_path: str, k: int, time_budget: float | None = None,
+                    seed: int = 0) -> DrySearch:
+    """`fxmatch.capture.capture` on the files' heads (mono, the target's rate, <= 48 kHz) over the `k` chains the
+    encoder's `estimate` ranks first and their sub-chains, each started from the encoder's params."""
+    from fxmatch.capture import SearchSettings, candidates_from_ranked, capture
+    from fxmatch.commands.capture import load_pair, progress_printer
+
+    dry, wet, rate = load_pair(dry_path, target_path)
+    t0 = time.perf_counter()
+    result = capture(dry, wet, rate, candidates_from_ranked(estimate.ranked, k), settings=SearchSettings(),
+                     time_budget=time_budget, seed=seed,
+                     progress=progress_printer() if sys.stderr.isatty() else None)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    return DrySearch(result, int(k), rate, time.perf_counter() - t0, time_budget)
+
+
+def search_warnings(search: DrySearch) -> list[str]:
+    """What the user should know about a search: cut short by its budget, closest chain still far."""
+    out = []
+    res = search.result
+    if not res.complete:
+        out.append(f"the time budget ({search.time_budget:g} s) ended the search early; a longer budget may find a "
+                   "closer chain")
+    if res.best.relative > FAR_RELATIVE:
+        out.append(f"the closest chain is still far from the target ({100 * res.best.relative:.0f} % of the "
+                   "no-effect distance): the effect may be outside the vocabulary, or the dry file may not be this "
+                   "recording's; listen before you use it")
+    return out
+
+
+def preset_from_search(estimate, search: DrySearch, top: int | None = None):
+    """The search's chosen chain as a preset: the encoder's metadata (its own chain kept as `encoder_chain`, the
+    confidence is the encoder's probability of the chosen chain) plus `search` (alignment, costs, k) and `ranking`
+    (the closest `SEARCH_TOP` chains with their distances)."""
+    from fxmatch.commands.capture import preset_from_capture
+
+    res = search.result
+    base = preset_from_estimate(estimate, res.best.params, None, top=top)
+    captured = preset_from_capture(res, top=SEARCH_TOP).estimate
+    probability = next((c.probability for c in estimate.ranked if tuple(c.chain) == tuple(res.best.chain)), 0.0)
+    meta = dict(base.estimate)
+    meta.update(
+        chain_source="search",
+        encoder_chain=list(estimate.best.chain),
+        encoder_confidence=meta["confidence"],
+        confidence=round(float(probability), 4),
+        no_effect=not res.best.chain,
+        search={**captured["capture"], "k": search.k, "time_budget": search.time_budget},
+        ranking=captured["ranking"],
+        # the encoder's "unsure" warning is about its own guess; the search decided with the dry recording
+        warnings=[*estimate.warnings, *search_warnings(search)],
+    )
+    return type(base).from_chain([(e.effect, dict(e.params)) for e in base.chain], meta)
+
+
+def format_search(target: str, estimate, search: DrySearch, seconds: float) -> str:
+    """The readable report of `estimate --dry`: the file, the encoder's guess, then the search (alignment, chosen
+    chain with params, ranking with distances, costs)."""
+    from fxmatch.commands.capture import format_report
+
+    ch = {1: "mono", 2: "stereo"}.get(estimate.channels, f"{estimate.channels} ch")
+    n = estimate.n_windows
+    res = search.result
+    lines = [
+        f"{target}: {estimate.duration_s:.2f} s, {estimate.sample_rate} Hz, {ch}",
+        (f"model {estimate.model} on {estimate.provider}: {n} window{'s' if n != 1 else ''} analysed in "
+        f"{seconds:.2f} s; its guess: {chain_text(estimate.best.chain)} (p = {estimate.best.probability:.2f})"),
+        (f"search       the model's {min(search.k, len(estimate.ranked))} most likely chains and their "
+        f"sub-chains ({res.n_candidates} chains) fitted through the twins with the dry recording"),
+        "",
+    ]
+    report = format_report("", "", search.sample_rate, res, top=SEARCH_TOP, seconds=search.seconds)
+    lines += report.splitlines()[1:]  # its first line names the files: ours names the target above
+    return "\n".join(lines)
 
 
 def chain_text(names) -> str:

@@ -340,14 +340,83 @@ def test_a_model_with_wrong_output_shapes_exits_2_with_one_line(model, tmp_path,
     assert "output chain_logits has shape [batch, 3] but its metadata needs" in _one_error_line(capsys)
 
 
-def test_dry_alone_refines_and_refine_0_turns_it_off(model, tmp_path, capsys):
-    """`--dry` is not silently ignored: without --refine it refines with the default steps."""
+def test_no_search_refines_and_refine_0_turns_it_off(model, tmp_path, capsys):
+    """`--dry --no-search` is the single-chain path: it refines with the default steps; `--refine 0` does not."""
     from fxmatch.commands.estimate import DRY_REFINE_STEPS
 
     dry = testsignals.make("chord", 48000, 1.0, seed=0, channels=1)
     d = _write(tmp_path / "dry.wav", dry, 48000, "FLOAT")
     t = _write(tmp_path / "wet.wav", pedalboard.Distortion(drive_db=40.0)(dry, 48000), 48000, "FLOAT")
-    assert main(["estimate", str(t), "--dry", str(d), "--model", str(model), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["estimate"]["refine"]["steps"] == DRY_REFINE_STEPS
+    assert main(["estimate", str(t), "--dry", str(d), "--no-search", "--model", str(model), "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)["estimate"]
+    assert meta["refine"]["steps"] == DRY_REFINE_STEPS and "search" not in meta
     assert main(["estimate", str(t), "--dry", str(d), "--refine", "0", "--model", str(model), "--json"]) == 0
-    assert "refine" not in json.loads(capsys.readouterr().out)["estimate"]
+    meta = json.loads(capsys.readouterr().out)["estimate"]
+    assert "refine" not in meta and "search" not in meta
+
+
+@pytest.fixture(scope="module")
+def no_effect_model(tmp_path_factory):
+    """A tiny exported model sure that nothing was applied (the empty chain favoured)."""
+    return tiny_onnx(tmp_path_factory.mktemp("model0"), favour=0, name="none.onnx")
+
+
+def _misaligned_pair(tmp_path, offset: int):
+    """dry.wav and wet.wav (48 kHz mono): a chord and the same through a 40 dB Distortion starting `offset` samples
+    later (pedalboard's render)."""
+    dry = testsignals.make("chord", 48000, 1.5, seed=2, channels=1)
+    wet = pedalboard.Distortion(drive_db=40.0)(dry, 48000)
+    wet = np.concatenate([np.zeros((1, offset), np.float32), wet], axis=1)
+    return (_write(tmp_path / "dry.wav", dry, 48000, "FLOAT"), _write(tmp_path / "wet.wav", wet, 48000, "FLOAT"))
+
+
+def test_dry_searches_by_default_and_names_the_chain_the_encoder_missed(no_effect_model, tmp_path, capsys):
+    """The encoder says "no effect"; with the dry take (10 ms early) the search names Distortion near 40 dB."""
+    d, t = _misaligned_pair(tmp_path, 480)
+    out = tmp_path / "p.fxpreset.json"
+    assert main(["estimate", str(t), "--dry", str(d), "--model", str(no_effect_model), "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    preset = read_preset(out)
+    assert preset.effect_names == ["Distortion"]
+    assert abs(preset.chain[0].params["drive_db"] - 40.0) < 3.0, preset.chain[0].params
+    meta = preset.estimate
+    assert meta["chain_source"] == "search" and meta["encoder_chain"] == [] and meta["no_effect"] is False
+    assert meta["search"]["offset_samples"] == 480 and meta["search"]["k"] == estimate_cmd.DEFAULT_SEARCH_K
+    assert [r["chain"] for r in meta["ranking"]] == [["Distortion"], []]
+    assert meta["ranking"][0]["relative"] < 0.2 < meta["ranking"][1]["relative"]
+    assert "its guess: no effect detected" in captured.out and "+10.00 ms (+480 samples" in captured.out
+    assert " *" in captured.out and "Distortion" in captured.out.split("ranking")[1]
+    assert f"wrote {out}" in captured.err
+
+
+def test_dry_search_k_and_time_budget_reach_the_search(model, tmp_path, capsys):
+    d, t = _misaligned_pair(tmp_path, 0)
+    assert main(["estimate", str(t), "--dry", str(d), "--model", str(model), "--json", "--search-k", "1",
+                 "--time-budget", "0.01"]) == 0
+    captured = capsys.readouterr()
+    meta = json.loads(captured.out)["estimate"]
+    assert meta["search"]["k"] == 1 and meta["search"]["complete"] is False
+    assert meta["search"]["candidates"] == 2  # the encoder's first chain (Distortion) and its sub-chain ()
+    assert "the time budget (0.01 s) ended the search early" in captured.err
+
+
+def test_a_dry_file_of_another_performance_exits_2(model, tmp_path, capsys):
+    _, t = _misaligned_pair(tmp_path, 0)
+    other = _write(tmp_path / "other.wav", testsignals.make("noise", 48000, 1.5, seed=8, channels=1), 48000, "FLOAT")
+    assert main(["estimate", str(t), "--dry", str(other), "--model", str(model)]) == 2
+    assert "same performance" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--search-k", "4"], "--search-k needs --dry"),
+    (["--no-search"], "--no-search needs --dry"),
+    (["--dry", "d.wav", "--no-search", "--time-budget", "3"], "--time-budget needs the search"),
+    (["--dry", "d.wav", "--refine", "5", "--search-k", "4"], "--search-k needs the search"),
+    (["--dry", "d.wav", "--search-k", "0"], "--search-k must be >= 1"),
+    (["--dry", "d.wav", "--time-budget", "-1"], "--time-budget must be > 0"),
+])
+def test_search_options_out_of_place_exit_2(model, tmp_path, capsys, extra, message):
+    _, wet = _render(44100, 1)
+    target = _write(tmp_path / "t.wav", wet, 44100, "PCM_16")
+    assert main(["estimate", str(target), "--model", str(model), *extra]) == 2
+    assert message in _one_error_line(capsys)
