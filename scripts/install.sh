@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install fxmatch and everything it needs on Debian/Ubuntu: system libraries (PortAudio, JACK, Qt runtime),
-# a virtual environment in .venv with PyTorch and the package. Usage: scripts/install.sh [--test]
+# a virtual environment in .venv with PyTorch and the package with every extra (live, app, train; see
+# pyproject.toml). Usage: scripts/install.sh [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +43,6 @@ fi
 if (( WITH_TEST )); then
   "${PIP[@]}" -e ".[test]"
 else
-  "${PIP[@]}" -e .
+  "${PIP[@]}" -e ".[all]"
 fi
 echo "fxmatch installed in $(pwd)/.venv (run: .venv/bin/fxmatch --help)"
