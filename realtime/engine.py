@@ -14,29 +14,39 @@ Modes: *capture* (two inputs: `dry_channel` is the instrument, `target_channel` 
 re-synthesis, an input-only stream). Extras beyond the contract: `dry_file` (loop the dry signal from a file
 instead of the input, for demos and benchmarks), `inject_fault()` (tests), `first_estimate_s` in telemetry.
 
-Threads: the PortAudio callback (copies into ring buffers, runs the chain, A/B, safety, limiter; no locks, no
-logging, no allocation beyond what pedalboard's process returns, see realtime.streaming_chain); the analysis
-worker (realtime.analysis: every `hop_seconds` it estimates, stabilises, builds new chains and hands them to the
-callback, and watches the stream); the caller's thread (the GUI's), which only reads snapshots.
+Processes and threads (the default layout, `analysis="process"`): the process that owns the PortAudio stream does
+only audio. Its threads are the PortAudio callback (copies into ring buffers, runs the chain, A/B, safety, limiter;
+no locks, no logging, no allocation beyond what pedalboard's process returns, see realtime.streaming_chain), one
+control thread (every 20 ms: takes a new estimate from the shared estimate slot and hands the chain to the
+callback; every 100 ms: watchdog, spare chains, restarts a dead analysis process, asks for real-time priority for
+the callback thread) and the caller's (the GUI's or `fxmatch live`'s), which only reads snapshots. Resampling and
+inference run in the analysis process (realtime.analysis.AnalysisProcess), which reads the target ring from the
+same shared-memory block and writes estimates into its estimate slot; a capture search runs in a process of its
+own as well (realtime.sched.background for its priority). `analysis="thread"` runs an AnalysisWorker thread in
+the audio process instead (the old layout; `fxmatch bench realtime` measures it as the worst case).
 
-Python's GIL is shared by all of them: a busy thread can delay the callback by up to the interpreter's switch
-interval (5 ms by default, about one 256-frame block at 48 kHz). `gil_switch_interval_s` (default 0.5 ms) is set
-while the engine runs and restored by `stop()`. That is a partial remedy only: a GUI in the same process still
-delays the callback (Qt painting and numpy hold the GIL for whole calls), which is why the desktop app runs the
-engine in its own process (realtime.remote.RemoteEngine, the same API). What the callback writes and readers poll
-(rings, callback durations, counters) lives in one `EngineBuffers` block, in this process's memory or in shared
-memory; `EngineReadings` holds the reads both engines share.
+Scheduling while the stream runs (realtime.sched): the callback thread is put on SCHED_FIFO where the OS grants it
+(`Telemetry.callback_priority` says what it got), Python's switch interval is short (`gil_switch_interval_s`,
+0.25 ms: a thread that holds the GIL gives it up that soon when the callback asks), and garbage collection is
+frozen and disabled (`gc_freeze`; the callback allocates nothing that could form a cycle, and the control thread
+runs a young-generation collection every few seconds). `stop()` restores all of it. What the callback writes
+and readers poll (rings, callback durations, counters, the estimate slot) lives in one `EngineBuffers` block on
+shared memory (in this process's memory only with `analysis="thread"`); `EngineAPI` holds what both engines
+(LiveEngine, realtime.remote.RemoteEngine) share.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from multiprocessing import shared_memory
 from pathlib import Path
 from typing import Any, Self
 
@@ -45,7 +55,15 @@ import numpy as np
 from fxmatch.errors import FxmatchInputError
 from fxmatch.inference import EstimatorSession, to_mono
 from realtime.ab import POSITIONS, ABMixer
-from realtime.analysis import AnalysisWorker, EstimateStabiliser, StableEstimate
+from realtime.analysis import (
+    SLOT_FLOATS,
+    AnalysisProcess,
+    AnalysisWorker,
+    EstimateStabiliser,
+    StableEstimate,
+    decode_estimate,
+    read_estimate,
+)
 from realtime.ringbuffer import RingBuffer
 from realtime.safety import Limiter, unsafe
 from realtime.streaming_chain import ChainPlayer, StreamingChain, validate_chain
@@ -53,6 +71,8 @@ from realtime.streaming_chain import ChainPlayer, StreamingChain, validate_chain
 log = logging.getLogger("fxmatch.realtime")
 
 MODES = ("capture", "reference", "analyse")
+#: where the analysis runs: its own process (default) or a thread of the audio process
+ANALYSIS_LAYOUTS = ("process", "thread")
 #: who reads the engine's device errors: `fxmatch live` (they name its options) or the app (its controls)
 UIS = ("cli", "app")
 #: the callback's buffers hold this many frames; larger device blocks are refused at start
@@ -63,9 +83,14 @@ MIN_FRAMES = 16
 MIN_RATE, MAX_RATE = 8000, 384000
 #: a stream with no callback for this long (s) is declared lost
 WATCHDOG_S = 2.0
+#: the control thread's period (s): how soon a new estimate reaches the callback
+CONTROL_S = 0.02
+#: a callback that starts this many block periods after the previous one missed a cycle (a timing xrun)
+LATE_BLOCKS = 1.5
 _XRUN_FLAGS = 0x0F  # paInputUnderflow | paInputOverflow | paOutputUnderflow | paOutputOverflow
 _DURATIONS = 65536  # callback durations kept for the statistics (about 6 min at 256 frames / 48 kHz)
 _H_CALLBACKS, _H_FRAMES, _H_XRUNS, _H_TRIPS = 2, 3, 4, 5  # EngineBuffers header slots the callback stores
+_H_LATE, _H_OVER, _H_TID = 20, 21, 22
 
 
 @dataclass
@@ -92,7 +117,11 @@ class EngineConfig:
     glide_ms: float = 60.0                 # time constant of parameter glides in the callback
     loudness_match: bool = True            # A/B sources matched to the target's loudness
     output_channels: int = 2               # at most; the mono output is copied to each
-    gil_switch_interval_s: float | None = 0.0005  # sys.setswitchinterval while running (None: leave it)
+    gil_switch_interval_s: float | None = 0.00025  # sys.setswitchinterval while running (None: leave it)
+    analysis: str = "process"              # "process": resampling + inference in a process of its own; "thread"
+    gc_freeze: bool = True                 # garbage collection frozen and disabled while streaming
+    realtime_priority: bool = True         # SCHED_FIFO for the callback thread where the OS grants it
+    analysis_nice: int | None = None       # the analysis process's nice value (None: realtime.sched's default)
     latency: str | float = "low"           # sounddevice latency hint
     ui: str = "cli"                        # who reads the device errors: "cli" (names options) or "app" (controls)
 
@@ -134,6 +163,13 @@ class Telemetry:
     callbacks: int = 0
     first_estimate_s: float | None = None  # from the target's onset to the first estimate (stream time)
     analysis_errors: int = 0
+    callback_p50_ms: float = 0.0
+    late_callbacks: int = 0                # callbacks that started > 1.5 block periods after the previous one
+    over_budget: int = 0                   # callbacks that took longer than a block period
+    analysis: str = ""                     # where the analysis runs ("process 1234", "thread")
+    analysis_restarts: int = 0             # analysis processes restarted after they died
+    callback_priority: str = ""            # what the OS granted the callback thread ("SCHED_FIFO 70", "normal: ...")
+    first_estimate_after_start_s: float | None = None  # from the stream's start to the first estimate
 
 
 @dataclass(frozen=True)
@@ -155,24 +191,28 @@ class EngineBuffers:
     """What the callback writes and readers poll, on one flat buffer (this process's memory or shared memory).
 
     Layout (native byte order, every field aligned to 8 bytes):
-    int64 header[24] | float64 durations[65536] | float32 rings[4][capacity] (dry, target, matched, output).
-    Header slots: 0 magic, 1 ring capacity, 2 callbacks, 3 frames, 4 xruns, 5 safety trips, 6-8 clip counts (dry,
-    target, output: blocks with a peak >= 0.999), 9-16 the rings' counters (written, reserved) in ring order. `durations[i % 65536]` is the
-    i-th callback's duration in seconds. The callback is the only writer; it stores each counter (one aligned
-    8-byte store) after the data it counts, so a reader that reads a counter first sees finished data (see
+    int64 header[32] | float64 durations[65536] | float64 estimate slot[1024] | float32 rings[4][capacity] (dry,
+    target, matched, output). Header slots: 0 magic, 1 ring capacity, 2 callbacks, 3 frames, 4 xruns, 5 safety
+    trips, 6-8 clip counts (dry, target, output: blocks with a peak >= 0.999), 9-16 the rings' counters (written,
+    reserved) in ring order, 17 the estimate slot's sequence lock, 18 analysis hops, 19 analysis errors, 20 late
+    callbacks, 21 callbacks over budget, 22 the callback thread's native id, 23 the analysis process's pid.
+    `durations[i % 65536]` is the i-th callback's duration in seconds. The callback is the only writer of its
+    fields and the analysis process (realtime.analysis) of the slot and 17-19, 23; each stores a counter (one
+    aligned 8-byte store) after the data it counts, so a reader that reads a counter first sees finished data (see
     realtime.ringbuffer for the guarantee across processes). `writer=False` attaches to a block another process
     writes (checks the magic and capacity, touches nothing).
     """
 
-    MAGIC = 0x66786D6174636801
-    HEADER = 24
-    owner: object = None  # what keeps `buffer` mapped (realtime.remote's shared memory block)
+    MAGIC = 0x66786D6174636802
+    HEADER = 32
+    owner: object = None  # what keeps `buffer` mapped (a shared memory block)
     CALLBACKS, FRAMES, XRUNS, TRIPS, CLIPS, RINGS = 2, 3, 4, 5, 6, 9
+    EST_SEQ, A_HOPS, A_ERRORS, LATE, OVER, CB_TID, A_PID = 17, 18, 19, _H_LATE, _H_OVER, _H_TID, 23
 
     @classmethod
     def nbytes(cls, capacity: int) -> int:
         """Bytes needed for rings of `capacity` samples."""
-        return cls.HEADER * 8 + _DURATIONS * 8 + len(RING_NAMES) * int(capacity) * 4
+        return cls.HEADER * 8 + _DURATIONS * 8 + SLOT_FLOATS * 8 + len(RING_NAMES) * int(capacity) * 4
 
     def __init__(self, capacity: int, buffer=None, writer: bool = True) -> None:
         capacity = int(capacity)
@@ -181,14 +221,16 @@ class EngineBuffers:
         h = self.HEADER * 8
         self.header = raw[:h].view(np.int64)
         self.durations = raw[h : h + _DURATIONS * 8].view(np.float64)
+        self.estimate_slot = raw[h + _DURATIONS * 8 : h + (_DURATIONS + SLOT_FLOATS) * 8].view(np.float64)
         if writer:
             self.header.fill(0)
             self.durations.fill(0.0)
+            self.estimate_slot.fill(0.0)
             self.header[1] = capacity
         elif self.header[0] != self.MAGIC or self.header[1] != capacity:
             raise ValueError(f"not an engine buffer of capacity {capacity} (magic {int(self.header[0]):#x}, "
                              f"capacity {int(self.header[1])})")
-        off = h + _DURATIONS * 8
+        off = h + (_DURATIONS + SLOT_FLOATS) * 8
         self.rings: dict[str, RingBuffer] = {}
         for i, name in enumerate(RING_NAMES):
             data = raw[off + i * capacity * 4 : off + (i + 1) * capacity * 4].view(np.float32)
@@ -198,13 +240,14 @@ class EngineBuffers:
         if writer:
             self.header[0] = self.MAGIC  # last: a reader that sees the magic sees a zeroed block
 
-    def callback_stats(self) -> tuple[int, float, float, float]:
-        """(callbacks, mean, p99, max duration in ms) over the last 65536 callbacks."""
+    def callback_stats(self) -> tuple[int, float, float, float, float]:
+        """(callbacks, mean, p50, p99, max duration in ms) over the last 65536 callbacks."""
         n = int(self.header[self.CALLBACKS])
         if not n:
-            return 0, 0.0, 0.0, 0.0
+            return 0, 0.0, 0.0, 0.0, 0.0
         d = self.durations[: min(n, _DURATIONS)] * 1e3
-        return n, float(d.mean()), float(np.percentile(d, 99)), float(d.max())
+        p50, p99 = np.percentile(d, (50, 99))
+        return n, float(d.mean()), float(p50), float(p99), float(d.max())
 
 
 def _load_loop(path: str | Path, rate: int, what: str) -> np.ndarray:
@@ -287,6 +330,8 @@ def validate_config(config: EngineConfig) -> None:
         raise FxmatchInputError(f"hop_seconds must be in [0.02, 10] s, got {c.hop_seconds!r}")
     if not (math.isfinite(c.crossfade_ms) and 0 < c.crossfade_ms <= 2000):
         raise FxmatchInputError(f"crossfade_ms must be in (0, 2000] ms, got {c.crossfade_ms!r}")
+    if c.analysis not in ANALYSIS_LAYOUTS:
+        raise FxmatchInputError(f"analysis must be one of {', '.join(ANALYSIS_LAYOUTS)}, got {c.analysis!r}")
     if c.ui not in UIS:
         raise FxmatchInputError(f"ui must be one of {', '.join(UIS)}, got {c.ui!r}")
     if c.providers not in ("auto", "cpu", "cuda"):
@@ -299,12 +344,15 @@ def validate_config(config: EngineConfig) -> None:
 def telemetry_from(buffers: EngineBuffers | None, status: Mapping[str, Any]) -> Telemetry:
     """Telemetry from the callback's counters in `buffers` and the other fields in `status` (status_fields())."""
     if buffers is None:
-        n, mean, p99, mx, xruns, trips = 0, 0.0, 0.0, 0.0, 0, 0
+        n, mean, p50, p99, mx, xruns, trips, late, over = 0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0, 0
     else:
-        n, mean, p99, mx = buffers.callback_stats()
-        xruns, trips = int(buffers.header[EngineBuffers.XRUNS]), int(buffers.header[EngineBuffers.TRIPS])
+        n, mean, p50, p99, mx = buffers.callback_stats()
+        h = buffers.header
+        xruns, trips = int(h[EngineBuffers.XRUNS]), int(h[EngineBuffers.TRIPS])
+        late, over = int(h[EngineBuffers.LATE]), int(h[EngineBuffers.OVER])
     return Telemetry(xruns=xruns, callback_mean_ms=mean, callback_p99_ms=p99, callback_max_ms=mx,
-                     safety_trips=trips, callbacks=n, **status)
+                     safety_trips=trips, callbacks=n, callback_p50_ms=p50, late_callbacks=late, over_budget=over,
+                     **status)
 
 
 class EngineReadings:
@@ -389,34 +437,204 @@ class EngineReadings:
         return float(np.sqrt(np.mean(diff**2)))
 
 
-class LiveEngine(EngineReadings):
+class EngineAPI(EngineReadings):
+    """The engine API (see the module docstring), defined once for LiveEngine and realtime.remote.RemoteEngine.
+
+    This class holds what both do the same way: the context manager, listeners, checking A/B positions and chains,
+    and the freeze / hand-set chain state a restart replays. Subclasses implement start, stop, running,
+    telemetry, latest_estimate, current_chain and the `_apply_*` hooks (called after the checks, with the state
+    already updated). Public methods: any non-audio thread.
+    """
+
+    def _init_api(self, config: EngineConfig) -> None:
+        """The shared state (call from __init__ after validate_config)."""
+        self.config = config
+        self._listeners: list[Callable[[], None]] = []
+        self._frozen = False
+        self._ab_position = "matched" if config.mode != "analyse" else "target"
+        self._manual: tuple | None = None  # a chain set by hand (played again by the next start)
+
+    # -- implemented by each engine --------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether the stream runs."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Open and start the stream and the analysis (FxmatchInputError on device problems)."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop the stream and the analysis; idempotent, never hangs."""
+        raise NotImplementedError
+
+    def telemetry(self) -> Telemetry:
+        """A snapshot of xruns, callback durations, load, estimate rate and latency, stream latencies, errors."""
+        raise NotImplementedError
+
+    def latest_estimate(self) -> LiveEstimate | None:
+        """The newest smoothed, hysteresis-stabilised estimate (None before the first)."""
+        raise NotImplementedError
+
+    def current_chain(self) -> tuple[tuple[str, dict[str, float]], ...]:
+        """What is playing now: (effect, {param: value}) with the values the parameters glide to."""
+        raise NotImplementedError
+
+    def _apply_ab(self, position: str) -> None:
+        raise NotImplementedError
+
+    def _apply_frozen(self, frozen: bool) -> None:
+        raise NotImplementedError
+
+    def _apply_chain(self, spec: tuple) -> None:
+        raise NotImplementedError
+
+    def _apply_reset(self) -> None:
+        raise NotImplementedError
+
+    # -- shared ----------------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def set_ab(self, position: str) -> None:
+        """Play "target" (A), "matched" (B) or "dry", with an equal-power crossfade of `crossfade_ms`."""
+        if position not in POSITIONS:
+            raise FxmatchInputError(f"A/B position must be one of {', '.join(POSITIONS)}, got {position!r}")
+        self._ab_position = position
+        self._apply_ab(position)
+
+    def set_frozen(self, frozen: bool) -> None:
+        """Freeze: estimates keep coming but stop changing the playing chain."""
+        self._frozen = bool(frozen)
+        self._apply_frozen(self._frozen)
+
+    def set_chain(self, chain: Sequence[tuple[str, Mapping[str, float]]]) -> None:
+        """Play this chain now (manual edit, an alternative, a preset); implies frozen. FxmatchInputError if bad."""
+        spec = validate_chain(chain)
+        self._frozen = True
+        self._manual = spec
+        self._apply_chain(spec)
+
+    def reset_to_estimate(self) -> None:
+        """Unfreeze and go back to following the estimate (plays the latest one now)."""
+        self._frozen = False
+        self._manual = None
+        self._apply_reset()
+
+    def add_listener(self, fn: Callable[[], None]) -> None:
+        """Call `fn()` (never from the audio thread) after each estimate and on stop/error."""
+        self._listeners.append(fn)
+
+    def _notify(self) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn()
+            except Exception:  # a listener's bug must not stop the engine
+                log.exception("engine listener failed")
+
+
+class SharedBlock(shared_memory.SharedMemory):
+    """SharedMemory whose finaliser keeps quiet when numpy views still use the mapping (it is unmapped later)."""
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except BufferError:  # numpy views are alive; the mmap is released with the last of them
+            pass
+
+
+def _new_shared_block(nbytes: int) -> SharedBlock:
+    """An anonymous shared-memory block of `nbytes` (created, then unlinked at once: nothing can leak in
+    /dev/shm; the analysis process gets its file descriptor)."""
+    try:
+        block = SharedBlock(create=True, size=int(nbytes))
+    except OSError as exc:
+        raise FxmatchInputError(f"could not allocate {nbytes / 2**20:.0f} MiB of shared memory for the engine's "
+                                f"buffers ({exc.strerror or exc}; is /dev/shm full?)") from None
+    block.unlink()
+    return block
+
+
+class LiveEngine(EngineAPI):
     """The live engine (see the module docstring). All public methods are called from non-audio threads."""
 
     def __init__(self, config: EngineConfig) -> None:
-        """Validate the config and load the model (FxmatchInputError on a bad config or model)."""
+        """Validate the config and load the model (FxmatchInputError on a bad config or model); with
+        analysis="process" the analysis process starts now (it loads the model meanwhile)."""
         validate_config(config)
+        self._init_api(config)
         c = config
-        self.config = c
         self.session = EstimatorSession(c.model_path, providers=c.providers, threads=c.analysis_threads,
                                         batch_size=1)
         self.info = self.session.info
         self._scales = {(e.name, p.name): p.scale for e in self.info.effects for p in e.params}
-        self._lock = threading.RLock()  # control side (public methods, worker); never taken by the callback
-        self._listeners: list[Callable[[], None]] = []
+        self._lock = threading.RLock()  # control side (public methods, control thread); never taken by the callback
         self._stream = None
         self._worker: AnalysisWorker | None = None
+        self._analysis: AnalysisProcess | None = None
+        self._control: threading.Thread | None = None
+        self._control_stop = threading.Event()
         self._running = False
         self._error: str | None = None
         self._sample_rate = 0
-        self._frozen = False
         self._estimate: LiveEstimate | None = None
         self._seq = 0
+        self._slot_seq = 0
         self._saved_switch: float | None = None
+        self._gc_was_enabled: bool | None = None
         self._latency = (0.0, 0.0)
-        self._ab_position = "matched" if c.mode != "analyse" else "target"
-        self._manual: tuple | None = None
         self._stopping = False
         self._next_buffers: EngineBuffers | None = None
+        self._priority = ""
+        self._est_times: deque[float] = deque(maxlen=256)
+        self._est_latencies: deque[float] = deque(maxlen=64)
+        self._start_frame = 0
+        # what _allocate sets for each start (and prepare_offline); the callback reads only these
+        self._n_out = 0
+        self._buffers: EngineBuffers | None = None
+        self._clip_seen: np.ndarray | None = None
+        self._rings: dict[str, RingBuffer] = {}
+        self._stats = np.zeros(EngineBuffers.HEADER, dtype=np.int64)
+        self._dry_buf = self._target_buf = self._matched_buf = self._out_buf = self._scratch = None
+        self._fade_in: np.ndarray | None = None
+        self._durations = np.zeros(1, dtype=np.float64)
+        self._n_callbacks = 0
+        self._frames_done = 0
+        self._xruns = 0
+        self._late = 0
+        self._over = 0
+        self._trips = 0
+        self._inject = 0
+        self._muted = False
+        self._last_callback = time.monotonic()
+        self._last_t0 = 0.0
+        self._tid_known = False
+        self._late_s = math.inf
+        self._budget_s = math.inf
+        self._clip = np.zeros(3, dtype=np.int64)
+        self._onset_frame: int | None = None
+        self._first_estimate_frame: int | None = None
+        self._callback_error: str | None = None
+        self._target_loop: _Loop | None = None
+        self._dry_loop: _Loop | None = None
+        self._player = ChainPlayer(48000, c.block_frames, c.crossfade_ms, MAX_FRAMES)
+        self._mixer: ABMixer | None = None
+        self._limiter: Limiter | None = None
+        self._stabiliser = EstimateStabiliser(self.info, c.hysteresis_hops, c.smoothing)
+        if c.analysis == "process":
+            self._analysis = AnalysisProcess(c.model_path, c.providers, c.analysis_threads, c.hysteresis_hops,
+                                             c.smoothing, c.analysis_nice)
+
+    def __del__(self) -> None:
+        analysis = getattr(self, "_analysis", None)
+        if analysis is not None:
+            analysis.close()
 
     # -- properties ------------------------------------------------------------------------------------------------
 
@@ -424,6 +642,11 @@ class LiveEngine(EngineReadings):
     def running(self) -> bool:
         """Whether the stream runs (False after stop() or after a stream error)."""
         return self._running
+
+    @property
+    def analysis_pid(self) -> int | None:
+        """The analysis process's id (None with analysis="thread" or when none runs)."""
+        return self._analysis.pid if self._analysis is not None else None
 
     # -- start / stop ----------------------------------------------------------------------------------------------
 
@@ -437,7 +660,6 @@ class LiveEngine(EngineReadings):
         if c.mode == "capture":
             need.append(c.target_channel + 1)
         return (max(need) if need else 0), 1
-
     def _resolve(self) -> tuple[int | None, int | None, int, int, int]:
         """(input device, output device, input channels, output channels, rate) or FxmatchInputError."""
         import sounddevice as sd
@@ -489,33 +711,42 @@ class LiveEngine(EngineReadings):
         self._sample_rate = rate
         self._n_out = n_out
         cap = self.ring_capacity(rate)
-        buffers = buffers or self._next_buffers
+        buffers, self._next_buffers = buffers or self._next_buffers, None
         if buffers is not None and buffers.rings["dry"].capacity != cap:
             raise ValueError(f"engine buffers hold {buffers.rings['dry'].capacity} samples per ring, need {cap}")
-        buffers, self._next_buffers = buffers or self._next_buffers, None
-        self._buffers = buffers if buffers is not None else EngineBuffers(cap)
+        if buffers is None:
+            if c.analysis == "process":  # the analysis process maps the same block
+                block = _new_shared_block(EngineBuffers.nbytes(cap))
+                buffers = EngineBuffers(cap, block.buf)
+                buffers.owner = block
+            else:
+                buffers = EngineBuffers(cap)
+        self._buffers = buffers
         self._clip_seen = np.zeros(3, dtype=np.int64)
-        self._rings = self._buffers.rings
-        self._stats = self._buffers.header
+        self._rings = buffers.rings
+        self._stats = buffers.header
         self._dry_buf = np.zeros((1, MAX_FRAMES), dtype=np.float32)
         self._target_buf = np.zeros(MAX_FRAMES, dtype=np.float32)
         self._matched_buf = np.zeros(MAX_FRAMES, dtype=np.float32)
         self._out_buf = np.zeros(MAX_FRAMES, dtype=np.float32)
         self._scratch = np.zeros(MAX_FRAMES, dtype=np.float32)
         self._fade_in = np.linspace(0.0, 1.0, MAX_FRAMES, dtype=np.float32)
-        self._durations = self._buffers.durations
-        self._n_callbacks = 0
-        self._frames_done = 0
-        self._xruns = 0
-        self._trips = 0
-        self._inject = 0
+        self._durations = buffers.durations
+        self._n_callbacks = self._frames_done = 0
+        self._xruns = self._late = self._over = self._trips = self._inject = 0
         self._muted = False
         self._last_callback = time.monotonic()
-        self._clip = self._buffers.clips  # blocks with a peak >= 0.999 (dry, target, output), counted
-        self._onset_frame: int | None = None
-        self._first_estimate_frame: int | None = None
-        self._max_frames_seen = 0
-        self._callback_error: str | None = None
+        self._last_t0 = 0.0
+        self._tid_known = False
+        self._late_s = LATE_BLOCKS * c.block_frames / rate
+        self._budget_s = c.block_frames / rate
+        self._clip = buffers.clips  # blocks with a peak >= 0.999 (dry, target, output), counted
+        self._onset_frame = None
+        self._first_estimate_frame = None
+        self._callback_error = None
+        self._slot_seq = 0
+        self._est_times.clear()
+        self._est_latencies.clear()
         self._target_loop = _Loop(_load_loop(c.target_file, rate, "target file")) if c.mode == "reference" else None
         self._dry_loop = _Loop(_load_loop(c.dry_file, rate, "dry file")) if c.dry_file is not None else None
         self._player = ChainPlayer(rate, c.block_frames, c.crossfade_ms, MAX_FRAMES)
@@ -526,7 +757,8 @@ class LiveEngine(EngineReadings):
 
     def use_buffers(self, buffers: EngineBuffers) -> None:
         """Put the next start()'s (or prepare_offline()'s) rings, counters and durations on `buffers` (e.g. shared
-        memory that realtime.remote's parent reads); their capacity must be ring_capacity(rate)."""
+        memory that realtime.remote's parent reads; `buffers.owner` a SharedMemory whose file descriptor the
+        analysis process maps); their capacity must be ring_capacity(rate)."""
         self._next_buffers = buffers
 
     def resolve_devices(self) -> tuple[int, int]:
@@ -534,8 +766,30 @@ class LiveEngine(EngineReadings):
         _, _, _, n_out, rate = self._resolve()
         return rate, n_out
 
+    def _tune_for_streaming(self) -> None:
+        """Short GIL switch interval and garbage collection frozen (restored by _untune)."""
+        c = self.config
+        if c.gil_switch_interval_s and self._saved_switch is None:
+            self._saved_switch = sys.getswitchinterval()
+            sys.setswitchinterval(float(c.gil_switch_interval_s))
+        if c.gc_freeze and self._gc_was_enabled is None:
+            self._gc_was_enabled = gc.isenabled()
+            gc.collect()
+            gc.freeze()  # what exists now is never scanned again
+            gc.disable()
+
+    def _untune(self) -> None:
+        if self._saved_switch is not None:
+            sys.setswitchinterval(self._saved_switch)
+            self._saved_switch = None
+        if self._gc_was_enabled is not None:
+            gc.unfreeze()
+            if self._gc_was_enabled:
+                gc.enable()
+            self._gc_was_enabled = None
+
     def start(self) -> None:
-        """Open and start the stream and the analysis worker (FxmatchInputError on device problems)."""
+        """Open and start the stream and the analysis (FxmatchInputError on device problems)."""
         import sounddevice as sd
 
         with self._lock:
@@ -546,6 +800,7 @@ class LiveEngine(EngineReadings):
             self._allocate(rate, n_out)
             self._error = None
             self._stopping = False
+            self._priority = "" if c.realtime_priority else "normal (not asked)"
             if c.mode != "analyse":
                 self._publish_chain(self._manual or (), force=True)
             kwargs = {"samplerate": rate, "blocksize": c.block_frames, "dtype": "float32", "latency": c.latency,
@@ -566,24 +821,30 @@ class LiveEngine(EngineReadings):
             lat = stream.latency
             self._latency = (float(lat[0]), float(lat[1])) if isinstance(lat, tuple) else (
                 (float(lat), 0.0) if n_in and not n_out else (0.0, float(lat)))
-            if c.gil_switch_interval_s:
-                self._saved_switch = sys.getswitchinterval()
-                sys.setswitchinterval(float(c.gil_switch_interval_s))
-            self._worker = AnalysisWorker(
-                self.session, rate, lambda n: self._rings["target"].read_last(n),
-                lambda: self._rings["target"].written, self._on_estimate, self._stabiliser, c.hop_seconds,
-                tick=self._housekeeping)
+            if self._analysis is None:
+                self._worker = AnalysisWorker(
+                    self.session, rate, lambda n: self._rings["target"].read_last(n),
+                    lambda: self._rings["target"].written, self._on_estimate, self._stabiliser, c.hop_seconds)
+            self._tune_for_streaming()
             self._running = True
             try:
                 stream.start()
             except sd.PortAudioError as exc:
                 self._running = False
                 self._close_stream()
+                self._untune()
                 raise FxmatchInputError(f"could not start the audio stream ({exc})") from None
             self._last_callback = time.monotonic()
-            self._worker.start()
-            log.info("live engine running: %s mode, %d Hz, %d frames, model %s on %s", c.mode, rate,
-                     c.block_frames, self.info.label, self.session.provider)
+            if self._analysis is not None:
+                self._analysis.attach(self._buffers.owner._fd, EngineBuffers.nbytes(self._buffers.rings["dry"].capacity),
+                                      self._buffers.rings["dry"].capacity, rate, c.hop_seconds)
+            else:
+                self._worker.start()
+            self._control_stop.clear()
+            self._control = threading.Thread(target=self._control_loop, name="fxmatch-control", daemon=True)
+            self._control.start()
+            log.info("live engine running: %s mode, %d Hz, %d frames, model %s on %s, analysis in a %s", c.mode,
+                     rate, c.block_frames, self.info.label, self.session.provider, c.analysis)
 
     def _close_stream(self, timeout: float = 3.0) -> None:
         stream, self._stream = self._stream, None
@@ -603,52 +864,86 @@ class LiveEngine(EngineReadings):
         if t.is_alive():
             log.warning("the audio stream did not close within %.0f s; abandoning it", timeout)
 
-    def stop(self) -> None:
-        """Stop the stream and the worker; idempotent, never hangs (bounded waits)."""
-        with self._lock:
-            self._stopping = True
-            worker, self._worker = self._worker, None
-            was_running = self._running
-            self._running = False
+    def _stop_helpers(self) -> None:
+        """Stop the control thread and the worker, detach the analysis process (bounded waits)."""
+        self._control_stop.set()
+        control, self._control = self._control, None
+        if control is not None and control is not threading.current_thread():
+            control.join(2.0)
+        worker, self._worker = self._worker, None
         if worker is not None:
             worker.stop(timeout=5.0)
+        if self._analysis is not None:
+            self._analysis.detach()
+
+    def stop(self) -> None:
+        """Stop the stream, the control thread and the analysis; idempotent, never hangs (bounded waits). The
+        analysis process stays (model loaded) for the next start; `close()` ends it."""
+        with self._lock:
+            self._stopping = True
+            was_running = self._running
+            self._running = False
+        self._stop_helpers()
         self._close_stream()
-        if self._saved_switch is not None:
-            sys.setswitchinterval(self._saved_switch)
-            self._saved_switch = None
+        self._untune()
         if was_running:
             self._notify()
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
+        """stop() and end the analysis process."""
         self.stop()
+        if self._analysis is not None:
+            self._analysis.close()
 
     def _fail(self, message: str) -> None:
-        """A stream error: record it, stop everything (from a non-audio thread)."""
+        """A stream error: record it, stop everything (from the control thread)."""
         if self._error is None:
             self._error = message
         log.error("live engine stopped: %s", message)
         self._running = False
-        if self._worker is not None:
-            self._worker.stop_event.set()
+        self._stop_helpers()
         self._close_stream()
-        if self._saved_switch is not None:
-            sys.setswitchinterval(self._saved_switch)
-            self._saved_switch = None
+        self._untune()
         self._notify()
 
     def _finished(self) -> None:
-        # PortAudio's thread, after the stream ended: never blocks; the worker's watchdog does the rest
+        # PortAudio's thread, after the stream ended: never blocks; the control thread's watchdog does the rest
         if not self._stopping and self._error is None:
             self._error = self._callback_error or "the audio stream stopped (device lost or server gone)"
         if not self._stopping:
             self._running = False
 
+    # -- the control thread ----------------------------------------------------------------------------------------
+
+    def _control_loop(self) -> None:
+        """Every CONTROL_S: a new estimate from the slot; every 5th: housekeeping; every 5 s: a young-generation
+        garbage collection (automatic collection is off while streaming)."""
+        n = 0
+        while not self._control_stop.wait(CONTROL_S):
+            try:
+                if self._analysis is not None:
+                    self._take_estimate()
+                n += 1
+                if n % 5 == 0:
+                    self._housekeeping()
+                if n % 250 == 0 and self._gc_was_enabled is not None:
+                    gc.collect(1)
+            except Exception:  # the control thread must keep going
+                log.exception("engine control step failed")
+
+    def _take_estimate(self) -> None:
+        """Publish the analysis process's newest estimate (read from the slot under its sequence lock)."""
+        buffers = self._buffers
+        seq, data = read_estimate(buffers.header[EngineBuffers.EST_SEQ : EngineBuffers.EST_SEQ + 1],
+                                  buffers.estimate_slot, self._slot_seq)
+        if data is None:
+            return
+        self._slot_seq = seq
+        est, latency = decode_estimate(self.info, data)
+        self._on_estimate(est, latency)
+
     def _housekeeping(self) -> None:
-        """Worker thread, every hop: watchdog, spare chains after safety trips, chain release."""
+        """Control thread, every 100 ms: watchdog, callback priority, analysis process, spare chains, release."""
         if self._stopping:
             return
         if self._error is not None and self._stream is not None:
@@ -660,6 +955,15 @@ class LiveEngine(EngineReadings):
             if silent_for > max(WATCHDOG_S, 8 * self.config.block_frames / max(1, self._sample_rate)):
                 self._fail(f"no audio callbacks for {silent_for:.1f} s (device lost or server stopped)")
                 return
+        if not self._priority:
+            tid = int(self._stats[_H_TID])
+            if tid:
+                from realtime.sched import realtime_thread
+
+                self._priority = realtime_thread(tid)
+                log.info("callback thread %d: %s", tid, self._priority)
+        if self._analysis is not None and self._running:
+            self._analysis.supervise()
         if self.config.mode != "analyse":
             player = self._player
             if player.trips_pending and player.spare is None and player.current is not None:
@@ -680,10 +984,18 @@ class LiveEngine(EngineReadings):
 
     def _process(self, indata: np.ndarray | None, outdata: np.ndarray | None, frames: int, status) -> None:
         t0 = time.perf_counter()
+        st = self._stats
         try:
             if status and status._flags & _XRUN_FLAGS:  # under/overflows; not "priming output"
                 self._xruns += 1
-                self._stats[_H_XRUNS] = self._xruns
+                st[_H_XRUNS] = self._xruns
+            if t0 - self._last_t0 > self._late_s and self._n_callbacks:  # a missed cycle (timing xrun)
+                self._late += 1
+                st[_H_LATE] = self._late
+            elif not self._tid_known and status is not None:
+                self._tid_known = True  # once: the control thread asks for real-time priority for this thread
+                st[_H_TID] = threading.get_native_id()
+            self._last_t0 = t0
             if frames > MAX_FRAMES:
                 if outdata is not None:
                     outdata.fill(0.0)
@@ -697,16 +1009,18 @@ class LiveEngine(EngineReadings):
             raise sd.CallbackAbort from None
         finally:
             d = time.perf_counter() - t0
+            if d > self._budget_s:
+                self._over += 1
+                st[_H_OVER] = self._over
             n = self._n_callbacks
             self._durations[n % _DURATIONS] = d
             self._n_callbacks = n + 1
             self._frames_done += frames
-            st = self._stats  # published for readers (maybe in another process) after what they count
+            # published for readers (maybe in another process) after what they count
             st[_H_TRIPS] = self._trips
             st[_H_FRAMES] = self._frames_done
             st[_H_CALLBACKS] = n + 1
             self._last_callback = time.monotonic()
-
     def _block(self, indata: np.ndarray | None, outdata: np.ndarray | None, frames: int) -> None:
         c = self.config
         rings = self._rings
@@ -776,8 +1090,8 @@ class LiveEngine(EngineReadings):
         return StreamingChain(spec, self._sample_rate, self.config.block_frames, self._scales, self.config.glide_ms)
 
     def _publish_chain(self, spec: Sequence[tuple[str, Mapping[str, float]]], force: bool = False) -> None:
-        """Play `spec`: glide when the playing chain has the same effects, else fade to a freshly built one."""
-        spec = validate_chain(spec)
+        """Play `spec` (a validated chain or an estimate's): glide when the playing chain has the same effects, else
+        fade to a freshly built one."""
         with self._lock:
             if not self._sample_rate:
                 return
@@ -788,7 +1102,7 @@ class LiveEngine(EngineReadings):
             self._player.publish(self._build(spec), self._build(spec))
 
     def _on_estimate(self, est: StableEstimate, latency_s: float) -> None:
-        """Worker thread: publish the estimate and, unless frozen, play it."""
+        """Control thread (or the analysis thread): publish the estimate and, unless frozen, play it."""
         with self._lock:
             self._seq += 1
             if self._first_estimate_frame is None:
@@ -797,61 +1111,50 @@ class LiveEngine(EngineReadings):
                                           alternatives=est.alternatives, seq=self._seq,
                                           latency_ms=latency_s * 1e3,
                                           time_s=self._frames_done / max(1, self._sample_rate))
+            self._est_times.append(time.monotonic())
+            self._est_latencies.append(latency_s * 1e3)
             if not self._frozen and self.config.mode != "analyse":
                 self._publish_chain(est.params)
         self._notify()
-
-    def _notify(self) -> None:
-        for fn in list(self._listeners):
-            try:
-                fn()
-            except Exception:  # a listener's bug must not stop the engine
-                log.exception("engine listener failed")
 
     def latest_estimate(self) -> LiveEstimate | None:
         """The newest smoothed, hysteresis-stabilised estimate (None before the first)."""
         return self._estimate
 
-    def set_ab(self, position: str) -> None:
-        """Play "target" (A), "matched" (B) or "dry", with an equal-power crossfade of `crossfade_ms`."""
-        if position not in POSITIONS:
-            raise FxmatchInputError(f"A/B position must be one of {', '.join(POSITIONS)}, got {position!r}")
-        self._ab_position = position
-        mixer = getattr(self, "_mixer", None)
-        if mixer is not None:
-            mixer.set_position(position)
+    def _apply_ab(self, position: str) -> None:
+        if self._mixer is not None:
+            self._mixer.set_position(position)
 
-    def set_frozen(self, frozen: bool) -> None:
-        """Freeze: estimates keep coming but stop changing the playing chain."""
-        self._frozen = bool(frozen)
+    def _apply_frozen(self, frozen: bool) -> None:
+        pass  # the next estimate reads self._frozen
 
-    def set_chain(self, chain: Sequence[tuple[str, Mapping[str, float]]]) -> None:
-        """Play this chain now (manual edit, an alternative, a preset); implies frozen. FxmatchInputError if bad."""
-        spec = validate_chain(chain)
+    def _apply_chain(self, spec: tuple) -> None:
         with self._lock:
-            self._frozen = True
-            self._manual = spec
             if self._sample_rate and self.config.mode != "analyse":
                 self._publish_chain(spec)
 
-    def reset_to_estimate(self) -> None:
-        """Unfreeze and go back to following the estimate (plays the latest one now)."""
+    def _apply_reset(self) -> None:
         with self._lock:
-            self._frozen = False
-            self._manual = None
             est = self._estimate
             if est is not None and self._sample_rate and self.config.mode != "analyse":
                 self._publish_chain(est.params)
 
     def current_chain(self) -> tuple[tuple[str, dict[str, float]], ...]:
         """What is playing now: (effect, {param: value}) with the values the parameters glide to."""
-        player = getattr(self, "_player", None)
-        playing = player.playing if player is not None else None
+        playing = self._player.playing
         if playing is not None:
             return playing.target_spec()
-        return tuple((n, dict(p)) for n, p in (getattr(self, "_manual", None) or ()))
+        return tuple((n, dict(p)) for n, p in (self._manual or ()))
 
     # -- readings (any non-audio thread; recent_audio, levels, ab_distance_db from EngineReadings) -------------------
+
+    def estimate_rate(self, span_s: float = 5.0) -> float:
+        """Estimates published per second over the last `span_s` seconds."""
+        now = time.monotonic()
+        recent = [t for t in self._est_times if now - t <= span_s]
+        if len(recent) < 2:
+            return 0.0 if not recent else 1.0 / span_s
+        return (len(recent) - 1) / (recent[-1] - recent[0]) if recent[-1] > recent[0] else 0.0
 
     def status_fields(self) -> dict[str, Any]:
         """Telemetry's fields that do not come from EngineBuffers (cheap: no statistics over the durations)."""
@@ -862,27 +1165,33 @@ class LiveEngine(EngineReadings):
                 cpu = float(stream.cpu_load)
             except Exception:  # noqa: BLE001 - a closing stream
                 cpu = 0.0
-        worker = self._worker
-        lat = list(worker.latencies_ms) if worker is not None else []
-        first = None
-        onset, first_frame = getattr(self, "_onset_frame", None), getattr(self, "_first_estimate_frame", None)
-        if onset is not None and first_frame is not None and self._sample_rate:
-            first = max(0.0, (first_frame - onset) / self._sample_rate)
-        return {"running": self._running, "cpu_load": cpu,
-                "estimates_per_s": worker.rate() if worker is not None else 0.0,
+        lat = list(self._est_latencies)
+        first = after_start = None
+        onset, first_frame, rate = self._onset_frame, self._first_estimate_frame, self._sample_rate
+        if first_frame is not None and rate:
+            after_start = first_frame / rate
+            if onset is not None:
+                first = max(0.0, (first_frame - onset) / rate)
+        if self._analysis is not None:
+            errors = int(self._buffers.header[EngineBuffers.A_ERRORS]) if self._buffers is not None else 0
+            pid = self._analysis.pid
+            where = f"process {pid}" if pid else "process (not running)"
+            restarts = self._analysis.restarts
+        else:
+            errors = self._worker.errors if self._worker is not None else 0
+            where, restarts = "thread", 0
+        return {"running": self._running, "cpu_load": cpu, "estimates_per_s": self.estimate_rate(),
                 "estimate_latency_ms": float(np.mean(lat[-8:])) if lat else 0.0,
                 "input_latency_s": self._latency[0], "output_latency_s": self._latency[1],
                 "block_frames": self.config.block_frames, "sample_rate": self._sample_rate,
                 "provider": self.session.provider, "model_name": self.info.label, "error": self._error,
-                "first_estimate_s": first, "analysis_errors": worker.errors if worker is not None else 0}
+                "first_estimate_s": first, "analysis_errors": errors, "analysis": where,
+                "analysis_restarts": restarts, "callback_priority": self._priority,
+                "first_estimate_after_start_s": after_start}
 
     def telemetry(self) -> Telemetry:
         """A snapshot of xruns, callback durations, load, estimate rate and latency, stream latencies, errors."""
-        return telemetry_from(getattr(self, "_buffers", None), self.status_fields())
-
-    def add_listener(self, fn: Callable[[], None]) -> None:
-        """Call `fn()` (from the analysis thread, never the audio thread) after each estimate and on stop/error."""
-        self._listeners.append(fn)
+        return telemetry_from(self._buffers, self.status_fields())
 
     # -- extras for tests --------------------------------------------------------------------------------------------
 

@@ -5,8 +5,10 @@
         engine = LiveEngine(EngineConfig(model_path=..., input_device=server.device, output_device=server.device))
         ...
 
-The server runs `jackd --no-realtime -n NAME -d dummy -r RATE -p PERIOD` (Debian package `jackd2`, installed by
-scripts/install.sh); rate and period are checked first (the engine's ranges: a 1 Hz server never answers). No
+The server runs `jackd -R -P 75 -n NAME -d dummy -r RATE -p PERIOD` (Debian package `jackd2`, installed by
+scripts/install.sh): real-time scheduled, as a JACK server with sound hardware runs and as the engine's callback
+thread is (realtime.sched), where this process may ask for it; elsewhere, or when such a server does not come up,
+`--no-realtime` (`server.realtime` says which); rate and period are checked first (the engine's ranges: a 1 Hz server never answers). No
 server is left behind: a failed or interrupted start stops it, `stop()` escalates SIGTERM to SIGKILL and waits,
 and, through util-linux's `setpriv --pdeathsig KILL`, Linux kills it when the thread that started it ends (so
 start it from a thread that outlives it, normally the main thread). Entering the context sets
@@ -180,6 +182,7 @@ class JackDummyServer:
         self.device: int | None = None
         self._log: tempfile._TemporaryFileWrapper | None = None
         self._saved_env: str | None = None
+        self.realtime = False  # whether the server runs real-time scheduled (-R)
 
     @staticmethod
     def jackd_path() -> str:
@@ -211,18 +214,29 @@ class JackDummyServer:
         if self.process is not None:
             return self
         jackd = self.jackd_path()
+        from realtime.sched import jackd_realtime_args
+
         reap_stale_servers()
+        flags, realtime = jackd_realtime_args()
         try:
-            self._start(jackd)
+            try:
+                self._start(jackd, flags)
+                self.realtime = realtime
+            except JackUnavailable:
+                if not realtime:
+                    raise
+                log.info("a real-time jackd did not start; trying --no-realtime")
+                self.stop()
+                self._start(jackd, ["--no-realtime"])
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _start(self, jackd: str) -> None:
+    def _start(self, jackd: str, flags: list[str]) -> None:
         self._log = tempfile.NamedTemporaryFile(prefix="jackd-", suffix=".log", delete=False)  # noqa: SIM115 - lives as long as the server
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1", JACK_NO_START_SERVER="1")
-        cmd = [*_die_with_parent(), jackd, "--no-realtime", "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period),
+        cmd = [*_die_with_parent(), jackd, *flags, "-n", self.name, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period),
                "-C", str(self.channels), "-P", str(self.channels)]
         log.info("starting %s", " ".join(cmd))
         self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

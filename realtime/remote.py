@@ -44,44 +44,33 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from multiprocessing import shared_memory
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
 from fxmatch.errors import FxmatchInputError
-from realtime.ab import POSITIONS
 from realtime.engine import (
+    EngineAPI,
     EngineBuffers,
     EngineConfig,
-    EngineReadings,
     LiveEngine,
     LiveEstimate,
+    SharedBlock,
     Telemetry,
     telemetry_from,
     validate_config,
 )
-from realtime.streaming_chain import validate_chain
 
 log = logging.getLogger("fxmatch.realtime.remote")
 
-PUBLISH_S = 0.05          # status snapshots from the child: 20 per second (and after each estimate)
+PUBLISH_S = 0.25          # status snapshots from the child: 4 per second (and after each estimate, stop, error)
 SPAWN_TIMEOUT_S = 60.0    # a fresh interpreter, imports and the model's session (slow on a loaded machine)
 CALL_TIMEOUT_S = 5.0      # a control call (set_ab, set_chain, ...)
 START_TIMEOUT_S = 20.0    # opening the stream and starting the worker
 STOP_TIMEOUT_S = 6.0      # the child's LiveEngine.stop() and exit; then it is killed
 STALE_S = 5.0             # a running child that sent no snapshot for this long is declared hung and killed
-
-
-class _SharedBlock(shared_memory.SharedMemory):
-    """SharedMemory whose finaliser keeps quiet when numpy views still use the mapping (it is unmapped later)."""
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except BufferError:  # numpy views are alive; the mmap is released with the last of them
-            pass
 
 
 # ---------------------------------------------------------------------------------------------------- the child
@@ -120,9 +109,11 @@ class _EngineServer:
                 log.exception("engine process: status snapshot failed")
 
     def _attach(self, name: str, capacity: int) -> EngineBuffers:
-        shm = shared_memory.SharedMemory(name=name)
+        shm = SharedBlock(name=name)
         self.shm = shm  # kept for the process's life (views into it); the parent unlinks the name
-        return EngineBuffers(capacity, shm.buf, writer=True)
+        buffers = EngineBuffers(capacity, shm.buf, writer=True)
+        buffers.owner = shm  # its file descriptor goes to the analysis process
+        return buffers
 
     def handle(self, op: str, args: tuple) -> Any:
         e = self.engine
@@ -269,26 +260,22 @@ def _receive_loop(engine_ref: Callable[[], RemoteEngine | None], child: _Child) 
     child.waiters.clear()
 
 
-class RemoteEngine(EngineReadings):
+class RemoteEngine(EngineAPI):
     """LiveEngine's API over an engine process (see the module docstring). Public methods: any non-audio thread."""
 
     def __init__(self, config: EngineConfig) -> None:
         """Validate the config, spawn the engine process and load the model there (FxmatchInputError if bad)."""
         validate_config(config)
-        self.config = config
+        self._init_api(config)
         self._ctx = mp.get_context("spawn")
         self._op_lock = threading.RLock()  # one control operation at a time (start/stop against the rest)
         self._ids = itertools.count(1)
-        self._listeners: list[Callable[[], None]] = []
         self._child: _Child | None = None
         self._error: str | None = None
         self._snap: dict[str, Any] = {}
         self._buffers: EngineBuffers | None = None
         self._sample_rate = 0
         self._clip_seen = None
-        self._manual: tuple | None = None  # a chain set by hand: replayed into the next process
-        self._frozen = False
-        self._ab_position = "matched" if config.mode != "analyse" else "target"
         self._notified_seq = -1
         self._notified_running = False
         self.info = None
@@ -400,9 +387,9 @@ class RemoteEngine(EngineReadings):
 
     # -- start / stop ----------------------------------------------------------------------------------------------
 
-    def _new_block(self, prep: dict[str, Any]) -> _SharedBlock:
+    def _new_block(self, prep: dict[str, Any]) -> SharedBlock:
         try:
-            return _SharedBlock(create=True, size=int(prep["nbytes"]))
+            return SharedBlock(create=True, size=int(prep["nbytes"]))
         except OSError as exc:
             raise FxmatchInputError(f"could not allocate {prep['nbytes'] / 2**20:.0f} MiB of shared memory for "
                                     f"the engine's buffers ({exc.strerror or exc}; is /dev/shm full?)") from None
@@ -486,13 +473,6 @@ class RemoteEngine(EngineReadings):
         if was_running:
             self._notify()
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # -- estimates and chains ----------------------------------------------------------------------------------------
 
     def _control(self, op: str, *args: Any) -> None:
@@ -507,31 +487,18 @@ class RemoteEngine(EngineReadings):
         """The newest smoothed, hysteresis-stabilised estimate (None before the first)."""
         return self._snap.get("estimate")
 
-    def set_ab(self, position: str) -> None:
-        """Play "target" (A), "matched" (B) or "dry", with an equal-power crossfade of `crossfade_ms`."""
-        if position not in POSITIONS:
-            raise FxmatchInputError(f"A/B position must be one of {', '.join(POSITIONS)}, got {position!r}")
-        self._ab_position = position
+    def _apply_ab(self, position: str) -> None:
         self._control("set_ab", position)
 
-    def set_frozen(self, frozen: bool) -> None:
-        """Freeze: estimates keep coming but stop changing the playing chain."""
-        self._frozen = bool(frozen)
-        self._control("set_frozen", bool(frozen))
+    def _apply_frozen(self, frozen: bool) -> None:
+        self._control("set_frozen", frozen)
 
-    def set_chain(self, chain: Sequence[tuple[str, Mapping[str, float]]]) -> None:
-        """Play this chain now (manual edit, an alternative, a preset); implies frozen. FxmatchInputError if bad."""
-        spec = validate_chain(chain)
-        self._frozen = True
-        self._manual = spec
+    def _apply_chain(self, spec: tuple) -> None:
         if self._child is None or not self._child.alive:
             self._snap = dict(self._snap, chain=tuple((n, dict(p)) for n, p in spec), frozen=True)
         self._control("set_chain", spec)
 
-    def reset_to_estimate(self) -> None:
-        """Unfreeze and go back to following the estimate (plays the latest one now)."""
-        self._frozen = False
-        self._manual = None
+    def _apply_reset(self) -> None:
         self._control("reset_to_estimate")
 
     def current_chain(self) -> tuple[tuple[str, dict[str, float]], ...]:
@@ -551,17 +518,6 @@ class RemoteEngine(EngineReadings):
         if self._error is not None:
             status["error"] = self._error
         return telemetry_from(self._buffers, status)
-
-    def add_listener(self, fn: Callable[[], None]) -> None:
-        """Call `fn()` (from the receiver thread, never the audio thread) after each estimate and on stop/error."""
-        self._listeners.append(fn)
-
-    def _notify(self) -> None:
-        for fn in list(self._listeners):
-            try:
-                fn()
-            except Exception:  # a listener's bug must not stop the engine
-                log.exception("engine listener failed")
 
     # -- extras ----------------------------------------------------------------------------------------------------
 

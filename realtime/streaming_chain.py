@@ -44,47 +44,43 @@ def plugin_class(name: str) -> type:
 
 
 def validate_chain(chain: Sequence[tuple[str, Mapping[str, float]]]) -> ChainSpec:
-    """Check a chain [(effect, {param: value})] against pedalboard (names, finite values, pedalboard's limits)."""
-    out = []
+    """Check a chain [(effect, {param: value})] with the preset's rules (fxmatch.preset.validate_preset_dict:
+    known effect, every parameter present, finite and within pedalboard's limits) -> the chain as a ChainSpec.
+    FxmatchInputError (one line, naming the field) when it breaks one."""
+    from fxmatch.preset import FORMAT, VERSION, validate_preset_dict
+
     try:
         items = list(chain)
     except TypeError:
         raise FxmatchInputError("a chain must be a sequence of (effect, {param: value}) pairs") from None
+    entries = []
     for item in items:
         try:
             name, params = item
             params = dict(params)
         except (TypeError, ValueError):
             raise FxmatchInputError(f"chain entry {item!r} is not an (effect, {{param: value}}) pair") from None
-        cls = plugin_class(name)
         values: dict[str, float] = {}
         for p, v in params.items():
             try:
-                f = float(v)
+                values[str(p)] = float(v)
             except (TypeError, ValueError):
                 raise FxmatchInputError(f"{name}.{p}: {v!r} is not a number") from None
-            if not math.isfinite(f):
-                raise FxmatchInputError(f"{name}.{p}: {f} is not finite")
-            if not isinstance(getattr(cls, p, None), property):
-                raise FxmatchInputError(f"{name} has no parameter {p!r}")
-            values[str(p)] = f
-        try:
-            cls(**values)
-        except Exception as exc:  # noqa: BLE001 - pedalboard raises ValueError/TypeError for out-of-range values
-            raise FxmatchInputError(f"{name}: {exc}") from None
-        out.append((str(name), values))
-    return tuple(out)
+        entries.append({"effect": str(name), "params": values})
+    validate_preset_dict({"format": FORMAT, "version": VERSION, "chain": entries}, source="chain")
+    return tuple((e["effect"], e["params"]) for e in entries)
 
 
 class StreamingChain:
     """One chain's pedalboard objects with gliding parameters; `process` is called only by the audio callback.
 
-    `scales[(effect, param)]` is "log" or "linear" (default linear): the scale the parameter glides in.
+    `spec` is a chain checked by validate_chain (or a model's estimate, valid by construction); it is not checked
+    again here. `scales[(effect, param)]` is "log" or "linear" (default linear): the scale the parameter glides in.
     """
 
     def __init__(self, spec: Sequence[tuple[str, Mapping[str, float]]], sample_rate: int, block_frames: int,
                  scales: Mapping[tuple[str, str], str] | None = None, glide_ms: float = 60.0, channels: int = 1):
-        self.spec: ChainSpec = validate_chain(spec)
+        self.spec: ChainSpec = tuple((str(n), {str(k): float(v) for k, v in p.items()}) for n, p in spec)
         self.names = tuple(name for name, _ in self.spec)
         self.sample_rate = int(sample_rate)
         self.block_frames = int(block_frames)

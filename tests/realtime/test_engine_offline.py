@@ -64,7 +64,7 @@ def test_injected_nan_mutes_one_block_and_recovers(tiny_model, make_signal):
 
 def test_runaway_output_trips_and_limiter_holds_the_ceiling(tiny_model):
     engine = _engine(tiny_model)
-    engine.set_chain((("Gain", {"gain_db": 30.0}),))
+    engine.set_chain((("PeakFilter", {"cutoff_frequency_hz": 200.0, "gain_db": 60.0, "q": 1.0}),))
     engine.prepare_offline(RATE)
     t = np.arange(256 * 40) / RATE
     x = np.stack([0.5 * np.sin(2 * np.pi * 200 * t)] * 2, axis=1).astype(np.float32)

@@ -128,8 +128,8 @@ def test_processing_memory_stays_flat_over_many_blocks():
 
 @pytest.mark.parametrize("chain, match", [
     ([("NoSuchEffect", {})], "unknown effect"),
-    ([("Distortion", {"gain": 1.0})], "no parameter"),
-    ([("Distortion", {"drive_db": math.nan})], "not finite"),
+    ([("Distortion", {"gain": 1.0})], "unknown parameter of Distortion"),
+    ([("Distortion", {"drive_db": math.nan})], "must be a finite number"),
     ([("Reverb", {"room_size": 5.0})], "Reverb"),
     ([("Distortion",)], "pair"),
 ])
