@@ -63,7 +63,6 @@ PARITY_RTOL = 1e-4
 #: accepted names of the checkpoint's parts (the trainer's names first)
 _CONFIG_KEYS = ("model_config", "encoder_config", "config")
 _STATE_KEYS = ("model_state", "state_dict", "model")
-CHECKPOINT_FORMAT = "fxmatch-checkpoint"
 _DATA_KEYS = ("training_data", "data", "data_description")
 
 
@@ -147,23 +146,10 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[Encoder, dict[str, Any]]:
     one. Anything else (missing file, not a torch file, a foreign pickle, wrong keys, weights that do
     not fit the config) is an FxmatchInputError naming the problem.
     """
+    from training.trainer import load_checkpoint as read_checkpoint  # the one reader (its import is slow: lazy)
+
     p = Path(path)
-    if not p.exists():
-        raise FxmatchInputError(f"{p}: no such checkpoint file")
-    if p.is_dir():
-        raise FxmatchInputError(f"{p}: is a folder, not a checkpoint file")
-    if p.stat().st_size == 0:
-        raise FxmatchInputError(f"{p}: empty checkpoint file")
-    try:
-        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before failing
-            warnings.simplefilter("ignore")
-            ckpt = torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for foreign files
-        raise FxmatchInputError(f"{p}: not an fxmatch checkpoint ({_load_error(exc)})") from None
-    if not isinstance(ckpt, dict):
-        raise FxmatchInputError(f"{p}: not an fxmatch checkpoint (holds a {type(ckpt).__name__}, not a dict)")
-    if "format" in ckpt and ckpt["format"] != CHECKPOINT_FORMAT:
-        raise FxmatchInputError(f"{p}: not an fxmatch checkpoint (format {ckpt['format']!r})")
+    ckpt = read_checkpoint(p)
     config = _first(ckpt, _CONFIG_KEYS)
     state = _first(ckpt, _STATE_KEYS)
     if config is None or state is None:
@@ -193,19 +179,6 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[Encoder, dict[str, Any]]:
         raise FxmatchInputError(f"{p}: checkpoint weights do not fit its config ({detail[:160]})") from None
     encoder.eval()
     return encoder, ckpt
-
-
-def _load_error(exc: Exception) -> str:
-    """A short reason for a failed `torch.load(weights_only=True)`."""
-    text = str(exc)
-    for line in text.splitlines():
-        if "Unsupported global" in line:
-            what = line.split("Unsupported global:", 1)[-1].strip().removeprefix("GLOBAL").strip().split()
-            return "it holds Python objects, not only tensors and plain values" + (f": {what[0]}" if what else "")
-    if "weights_only" in text or "Weights only" in text or isinstance(exc, (EOFError, ValueError)):
-        return "not a PyTorch checkpoint of tensors and plain values"
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return first[:160]
 
 
 def _first(d: Mapping[str, Any], keys: tuple[str, ...]) -> Any:

@@ -17,7 +17,9 @@ import json
 import logging
 import math
 import os
+import re
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "fxmatch-checkpoint"
+#: what `--resume` reads from a checkpoint
+RESUME_KEYS = ("model", "optimizer", "train_config", "step", "elapsed_s", "win_counts")
 #: knobs that may change between a run and its resumption
 RESUMABLE_CHANGES = frozenset({"steps", "log_every", "checkpoint_every", "progress", "num_workers", "device",
                                "torch_threads", "pool_cache_dir"})
@@ -154,18 +158,48 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with `weights_only=True`; FxmatchInputError if it is not one."""
-    path = Path(path)
-    if not path.is_file():
-        raise FxmatchInputError(f"checkpoint {str(path)!r} does not exist")
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    require: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read a checkpoint with `torch.load(weights_only=True)` (the one loader of training, export and evaluate).
+
+    A dict whose `format`, when it names one, is CHECKPOINT_FORMAT, holding every key of `require`; anything else
+    (missing file, a folder, an empty or foreign file, a pickle of Python objects) is an FxmatchInputError in one
+    line naming the problem.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FxmatchInputError(f"checkpoint {str(p)!r} does not exist")
+    if p.is_dir():
+        raise FxmatchInputError(f"{p}: is a folder, not a checkpoint file")
+    if p.stat().st_size == 0:
+        raise FxmatchInputError(f"{p}: not a readable checkpoint (empty file)")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is bad input
-        raise FxmatchInputError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise FxmatchInputError(f"{path}: not an fxmatch checkpoint")
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before failing
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for foreign files
+        raise FxmatchInputError(f"{p}: not a readable checkpoint ({_load_error(exc)})") from None
+    if not isinstance(ckpt, dict):
+        raise FxmatchInputError(f"{p}: not an fxmatch checkpoint (holds a {type(ckpt).__name__}, not a dict)")
+    if ckpt.get("format", CHECKPOINT_FORMAT) != CHECKPOINT_FORMAT:
+        raise FxmatchInputError(f"{p}: not an fxmatch checkpoint (format {ckpt['format']!r})")
+    missing = [k for k in require if k not in ckpt]
+    if missing:
+        raise FxmatchInputError(f"{p}: not a training checkpoint of fxmatch (no {', '.join(missing)})")
     return ckpt
+
+
+def _load_error(exc: Exception) -> str:
+    """A short reason for a failed `torch.load(weights_only=True)` (torch's own text runs over many lines)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    for line in text.splitlines():
+        if "Unsupported global" in line:
+            what = line.split("Unsupported global:", 1)[-1].strip().removeprefix("GLOBAL").strip().split()
+            return "it holds Python objects, not only tensors and plain values" + (f": {what[0]}" if what else "")
+    if "weights_only" in text or "Weights only" in text or isinstance(exc, (EOFError, ValueError)):
+        return "not a PyTorch checkpoint of tensors and plain values"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first[:160]
 
 
 class StepBatches(torch.utils.data.Sampler):
@@ -229,14 +263,14 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------ checkpoints
     def _initialise_from(self, path: Path) -> None:
         """Start from another run's encoder weights (same architecture and vocabulary), e.g. a pre-trained one."""
-        ckpt = load_checkpoint(path)
+        ckpt = load_checkpoint(path, require=("model", "model_config"))
         if ckpt.get("model_config") != self.model.config:
             raise FxmatchInputError(f"init_from {path}: its encoder or vocabulary differs from this config's")
         self.model.load_state_dict(ckpt["model"])
         log.info("initialised from %s (step %s of %s)", path, ckpt.get("step"), ckpt.get("mode"))
 
     def _restore(self) -> None:
-        ckpt = load_checkpoint(self.checkpoint_path)
+        ckpt = load_checkpoint(self.checkpoint_path, require=RESUME_KEYS)
         stored = ckpt["train_config"]
         defaults = TrainConfig().to_dict()  # a knob newer than the checkpoint ran with its default
         changed = sorted(k for k, v in self.config.to_dict().items()
