@@ -1,10 +1,13 @@
-"""The main window: set-up, the chain, displays, A/B, refine, presets and status over the live engine.
+"""The main window: set-up, the chain, displays, A/B, refine, the chain search, presets and status over the live
+engine.
 
 The engine runs in its own process (realtime.remote.RemoteEngine) so that painting, pyqtgraph and the spectra's
 FFTs never hold the audio callback's GIL; `in_process=True` (`fxmatch app --in-process`) uses a
 realtime.engine.LiveEngine in this process instead (same API). The window polls the engine on QTimers (frames at
 `fps`, status at 4 Hz) and updates existing widgets; the audio and the callback counters it reads come from shared
-memory. Every engine error is shown in the window (banner or dialog), never raised.
+memory. Every engine error is shown in the window (banner or dialog), never raised. Refine runs in a thread of
+this process (a few Adam steps); the chain search (`fxmatch.capture`, tens of seconds of CPU) runs in a process of
+its own (gui.workers.CaptureWorker), neither in this thread nor in the engine's process.
 """
 
 from __future__ import annotations
@@ -24,12 +27,12 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 from fxmatch.errors import FxmatchInputError
 from gui import theme
 from gui.settings import AppSettings
-from gui.widgets.ab_panel import ABPanel, RefinePanel
+from gui.widgets.ab_panel import ABPanel, CapturePanel, RefinePanel
 from gui.widgets.chain_view import PRESS_START, ChainData, ChainHeader, ChainView, chain_label
 from gui.widgets.meters import MetersPanel
 from gui.widgets.setup_panel import SetupPanel, absolute
 from gui.widgets.spectrum import BandAnalyser, SpectrogramView, SpectrumView
-from gui.workers import RefineWorker
+from gui.workers import CaptureWorker, RefineWorker
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,11 @@ SPECTRUM_FFT = 4096
 SPECTROGRAM_SOURCES = ("target", "matched", "dry", "output")
 REFINE_SECONDS = 3.0
 REFINE_STEPS = 40
+#: the chain search: seconds of recent dry and target it hears, the model's most likely chains it fits (with their
+#: sub-chains), and its time budget (s)
+CAPTURE_SECONDS = 4.0
+CAPTURE_K = 16
+CAPTURE_BUDGET_S = 45.0
 EDIT_COALESCE_MS = 40
 #: seconds of target the chain area looks at to say that the target is silent
 SILENT_LOOK_S = 1.0
@@ -82,6 +90,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.engine_options = dict(engine_options or {})
         self.engine = None
         self.worker: RefineWorker | None = None
+        self.capture_worker: CaptureWorker | None = None
+        #: the last search's result (fxmatch.capture.CaptureResult) and what played before it was offered
+        self.capture_result = None
+        self._before_capture: tuple[bool, ChainData | None] | None = None
         self.last_dialog: QtWidgets.QMessageBox | None = None
         self.refine_report: dict[str, Any] | None = None
         self._estimate = None
@@ -220,6 +232,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.refine_panel.cancelRequested.connect(self.cancel_refine)
         self.refine_panel.setFixedHeight(170)
         bottom.addWidget(self.refine_panel, 1)
+        self.capture_panel = CapturePanel()
+        self.capture_panel.searchRequested.connect(self.start_capture)
+        self.capture_panel.cancelRequested.connect(self.cancel_capture)
+        self.capture_panel.keepRequested.connect(self.keep_capture)
+        self.capture_panel.discardRequested.connect(self.discard_capture)
+        self.capture_panel.setFixedHeight(170)
+        bottom.addWidget(self.capture_panel, 1)
         right.addLayout(bottom)
 
         sb = self.statusBar()
@@ -545,6 +564,12 @@ class MainWindow(QtWidgets.QMainWindow):
             self.refine_panel.note.setText(
                 "fit the params to the last seconds of dry and target" if has_dry
                 else "needs a running engine with a dry signal (capture or reference mode)")
+        searching = self.capture_worker is not None
+        self.capture_panel.button.setEnabled(has_dry and not searching)
+        if not searching and note and not self.capture_panel.keep.isVisible():
+            self.capture_panel.note.setText(
+                f"find the chain: fit the model's {CAPTURE_K} likeliest chains to the last {CAPTURE_SECONDS:g} s"
+                if has_dry else "needs a running engine with a dry signal (capture or reference mode)")
 
     def start_refine(self, steps: int = REFINE_STEPS, seconds: float = REFINE_SECONDS) -> bool:
         """Refine the playing chain's params on the last `seconds` of dry and target in a RefineWorker."""
@@ -598,6 +623,97 @@ class MainWindow(QtWidgets.QMainWindow):
             worker.deleteLater()
         self.refine_panel.set_busy(False)
         self._update_refine_enabled(note=False)  # keep the outcome on screen
+
+    # ------------------------------------------------------------------------------------------------ search
+    def start_capture(self, seconds: float = CAPTURE_SECONDS, k: int | None = CAPTURE_K,
+                      time_budget: float | None = CAPTURE_BUDGET_S, settings: Any = None) -> bool:
+        """Search the model's `k` likeliest chains (None: all) on the last `seconds` of dry and target in a
+        CaptureWorker process (`settings`: fxmatch.capture.SearchSettings, None: the defaults). True if started."""
+        from gui.capture_process import SearchRequest
+
+        if self.engine is None or self.capture_worker is not None:
+            return False
+        engine = self.engine
+        rate = int(engine.sample_rate)
+        n = int(seconds * rate)
+        dry, target = engine.recent_audio("dry", n), engine.recent_audio("target", n)
+        request = SearchRequest(np.asarray(dry, dtype=np.float32), np.asarray(target, dtype=np.float32), rate,
+                                str(self.engine_config_values()["model_path"]), k, time_budget, settings=settings)
+        worker = CaptureWorker(request, parent=self)
+        worker.progress.connect(self.capture_panel.set_progress)
+        worker.succeeded.connect(self._capture_done)
+        worker.failed.connect(self._capture_failed)
+        worker.cancelled.connect(self._capture_cancelled)
+        worker.finished.connect(self._capture_finished)
+        self.capture_worker = worker
+        self.capture_panel.set_busy(True)
+        self.capture_panel.note.setText(f"starting the search on the last {seconds:g} s…")
+        self._update_refine_enabled()
+        worker.start()
+        return True
+
+    def cancel_capture(self, wait: bool = False) -> None:
+        """Ask a running search to stop (and wait for its process when `wait`)."""
+        worker = self.capture_worker
+        if worker is not None:
+            if wait:
+                worker.stop()
+            else:
+                worker.cancel()
+
+    def _capture_done(self, result) -> None:
+        """Offer the found chain: it plays at once as B (matched); Keep or Discard decide."""
+        engine = self.engine
+        if engine is not None:
+            before = (bool(engine.frozen), _round_chain(engine.current_chain()) if engine.frozen else None)
+        else:
+            before = (self._manual_chain is not None, self._manual_chain)
+        self._before_capture = before
+        self.capture_result = result
+        best = result.best
+        self.apply_chain(best.params)
+        self.capture_panel.set_offer(True)
+        runner = next((f for f in result.ranking[1:] if f.chain != best.chain), None)
+        also = f"; next {chain_label(list(runner.chain))} {100 * runner.relative:.0f} %" if runner else ""
+        cut = "" if result.complete else " (time budget reached)"
+        self.capture_panel.note.setText(
+            f"found {chain_label(list(best.chain))}: {100 * best.relative:.0f} % of no effect{also}{cut}. Playing "
+            "as B: space for A/B, then Keep or Discard")
+
+    def keep_capture(self) -> None:
+        """Keep the found chain (it stays playing, frozen)."""
+        self._before_capture = None
+        self.capture_panel.set_offer(False)
+        if self.capture_result is not None:
+            self.capture_panel.note.setText(f"kept {chain_label(list(self.capture_result.best.chain))}")
+
+    def discard_capture(self) -> None:
+        """Go back to what played before the found chain was offered (the estimate, or the chain then frozen)."""
+        before, self._before_capture = self._before_capture, None
+        self.capture_panel.set_offer(False)
+        if before is None:
+            return
+        frozen, chain = before
+        if frozen and chain is not None:
+            self.apply_chain(chain)
+        else:
+            self.reset_to_estimate()
+        self.capture_panel.note.setText("discarded: back to what played before")
+
+    def _capture_failed(self, message: str) -> None:
+        self.capture_panel.note.setText(message)
+
+    def _capture_cancelled(self) -> None:
+        self.capture_panel.note.setText("search cancelled")
+
+    def _capture_finished(self) -> None:
+        worker, self.capture_worker = self.capture_worker, None
+        if worker is not None:
+            worker.deleteLater()
+        self.capture_panel.set_busy(False)
+        if self._before_capture is not None:
+            self.capture_panel.set_offer(True)
+        self._update_refine_enabled(note=False)
 
     # ------------------------------------------------------------------------------------------------ presets
     def current_preset(self):
@@ -736,6 +852,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self.frame_timer.stop()
         self.status_timer.stop()
+        self.cancel_capture(wait=True)
         self.stop_engine()
         self.setup.save(self.settings)
         self.settings.set("window/geometry", self.saveGeometry())

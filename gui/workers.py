@@ -63,3 +63,134 @@ class RefineWorker(QtCore.QThread):
             self.failed.emit(f"refine failed: {type(exc).__name__}: {exc}".splitlines()[0])
         else:
             self.succeeded.emit(chain, report)
+
+
+class CaptureWorker(QtCore.QObject):
+    """Runs the chain search (`gui.capture_process.run_search`) in a process of its own, spawned, so that neither
+    the window's thread nor the audio engine's process shares a CPU core's Python with it; a QTimer on the GUI
+    thread polls its queue without blocking.
+
+    Signals: progress(SearchProgress), succeeded(CaptureResult), failed(one-line message), cancelled(), and then
+    finished(). Exactly one of succeeded / failed / cancelled is emitted, also when the process dies (failed).
+    """
+
+    progress = QtCore.pyqtSignal(object)
+    succeeded = QtCore.pyqtSignal(object)
+    failed = QtCore.pyqtSignal(str)
+    cancelled = QtCore.pyqtSignal()
+    finished = QtCore.pyqtSignal()
+
+    #: how often the queue is polled (ms)
+    POLL_MS = 50
+    #: after a cancel, how long the process may take to answer before it is terminated (s)
+    CANCEL_GRACE_S = 5.0
+
+    def __init__(self, request, parent: QtCore.QObject | None = None):
+        super().__init__(parent)
+        import multiprocessing
+
+        self.request = request
+        self._ctx = multiprocessing.get_context("spawn")
+        self._queue = self._ctx.Queue()
+        self._cancel = self._ctx.Event()
+        self._process = None
+        self._cancel_at: float | None = None
+        self._done = False
+        self._timer = QtCore.QTimer(self)
+        self._timer.setInterval(self.POLL_MS)
+        self._timer.timeout.connect(self.poll)
+
+    @property
+    def pid(self) -> int | None:
+        """The search process's id (None before start)."""
+        return None if self._process is None else self._process.pid
+
+    @property
+    def running(self) -> bool:
+        """True from start until the final signal."""
+        return self._process is not None and not self._done
+
+    def start(self) -> None:
+        """Spawn the search process and start polling."""
+        from gui.capture_process import run_search
+
+        self._process = self._ctx.Process(target=run_search, args=(self.request, self._queue, self._cancel),
+                                          name="fxmatch-search", daemon=True)
+        self._process.start()
+        self._timer.start()
+
+    def cancel(self) -> None:
+        """Ask the search to stop after its current step; it is terminated if it has not answered in
+        CANCEL_GRACE_S."""
+        import time
+
+        if self.running and self._cancel_at is None:
+            self._cancel.set()
+            self._cancel_at = time.monotonic()
+
+    def poll(self) -> None:
+        """Read what the process said (never blocks); emit the signals; notice a process that died or hangs."""
+        import queue as queue_mod
+        import time
+
+        if self._done:
+            return
+        while True:
+            try:
+                kind, payload = self._queue.get_nowait()
+            except queue_mod.Empty:
+                break
+            except (EOFError, OSError):
+                break
+            if kind == "progress":
+                self.progress.emit(payload)
+                continue
+            self._finish(kind, payload)
+            return
+        proc = self._process
+        if proc is not None and not proc.is_alive():
+            try:  # the last message may still be in the pipe when the process has just ended
+                kind, payload = self._queue.get(timeout=0.2)
+                while kind == "progress":
+                    kind, payload = self._queue.get(timeout=0.2)
+            except (queue_mod.Empty, EOFError, OSError):
+                self._finish("failed", f"the search process ended unexpectedly (exit code {proc.exitcode})")
+                return
+            self._finish(kind, payload)
+        elif self._cancel_at is not None and time.monotonic() - self._cancel_at > self.CANCEL_GRACE_S:
+            proc.terminate()
+            self._finish("cancelled", None)
+
+    def _finish(self, kind: str, payload) -> None:
+        self._done = True
+        self._timer.stop()
+        if kind == "done":
+            self.succeeded.emit(payload)
+        elif kind == "cancelled":
+            self.cancelled.emit()
+        else:
+            self.failed.emit(str(payload))
+        proc = self._process
+        if proc is not None:
+            proc.join(timeout=2.0)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=2.0)
+        self._queue.close()
+        self.finished.emit()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Cancel and wait up to `timeout` seconds for the answer (terminate after that); for closing the window."""
+        import time
+
+        if not self.running:
+            return
+        self.cancel()
+        end = time.monotonic() + timeout
+        while self.running and time.monotonic() < end:
+            self.poll()
+            if self.running:
+                time.sleep(0.02)
+        if self.running:
+            self._process.terminate()
+            self._finish("cancelled", None)

@@ -1,4 +1,4 @@
-"""A/B/dry buttons with the spectral-distance readout, and the refine controls."""
+"""A/B/dry buttons with the spectral-distance readout, the refine controls and the chain search controls."""
 
 from __future__ import annotations
 
@@ -118,3 +118,78 @@ class RefinePanel(QtWidgets.QFrame):
     def set_progress(self, step: int, steps: int, distance: float) -> None:
         self.progress.setValue(int(100 * step / max(1, steps)))
         self.note.setText(f"step {step}/{steps}: distance {distance:.3f}")
+
+
+class CapturePanel(QtWidgets.QFrame):
+    """The chain search: Search button, progress and Cancel while it runs, then Keep / Discard for its result."""
+
+    searchRequested = QtCore.pyqtSignal()
+    cancelRequested = QtCore.pyqtSignal()
+    keepRequested = QtCore.pyqtSignal()
+    discardRequested = QtCore.pyqtSignal()
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("panel")
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(12, 10, 12, 10)
+        lay.setSpacing(6)
+        caption = QtWidgets.QLabel("SEARCH CHAINS")
+        caption.setStyleSheet(f"color: {theme.DIM}; font-size: 8pt; letter-spacing: 1px;")
+        lay.addWidget(caption)
+        row = QtWidgets.QHBoxLayout()
+        self.button = QtWidgets.QPushButton("⌕ Search chains")
+        self.button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.button.setToolTip("fit the model's most likely chains to the last seconds of dry and target through "
+                               "the effect twins (in a process of its own) and play the closest")
+        self.button.clicked.connect(self.searchRequested.emit)
+        self.cancel = QtWidgets.QPushButton("Cancel")
+        self.cancel.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+        self.cancel.clicked.connect(self.cancelRequested.emit)
+        self.cancel.setVisible(False)
+        row.addWidget(self.button, 1)
+        row.addWidget(self.cancel)
+        lay.addLayout(row)
+        self.progress = QtWidgets.QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setTextVisible(False)
+        self.progress.setVisible(False)
+        lay.addWidget(self.progress)
+        choice = QtWidgets.QHBoxLayout()
+        self.keep = QtWidgets.QPushButton("Keep")
+        self.keep.setToolTip("keep the found chain playing")
+        self.keep.clicked.connect(self.keepRequested.emit)
+        self.discard = QtWidgets.QPushButton("Discard")
+        self.discard.setToolTip("go back to what played before the search")
+        self.discard.clicked.connect(self.discardRequested.emit)
+        for b in (self.keep, self.discard):
+            b.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
+            b.setVisible(False)
+            choice.addWidget(b)
+        lay.addLayout(choice)
+        self.note = QtWidgets.QLabel("needs a dry signal (capture or reference mode)")
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet(f"color: {theme.DIM}; font-size: 9pt;")
+        lay.addWidget(self.note)
+        self.setMinimumWidth(230)
+
+    def set_busy(self, busy: bool) -> None:
+        """Searching: Cancel and the progress bar show, the Search button is off."""
+        self.button.setEnabled(not busy)
+        self.cancel.setVisible(busy)
+        self.progress.setVisible(busy)
+        if busy:
+            self.progress.setValue(0)
+            self.set_offer(False)
+
+    def set_offer(self, offered: bool) -> None:
+        """Show (or hide) Keep / Discard for a found chain."""
+        self.keep.setVisible(offered)
+        self.discard.setVisible(offered)
+
+    def set_progress(self, p) -> None:
+        """A `gui.capture_process.SearchProgress`: the bar and the best chain so far."""
+        self.progress.setValue(round(100 * min(1.0, max(0.0, p.fraction))))
+        best = " → ".join(p.best_chain) or "no effect"
+        self.note.setText(f"stage {p.stage}/{p.stages}, {p.seconds:.0f} s: best so far {best} "
+                          f"({100 * p.best_relative:.0f} % of no effect)")

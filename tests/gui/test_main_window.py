@@ -236,6 +236,65 @@ def test_refine_runs_in_a_worker_with_progress_and_applies_the_better_params(qtb
     assert "cancelled" in window.refine_panel.note.text()
 
 
+def _small_search():
+    """A quick search for tests: 1 s excerpt, a 16 kHz screen and one short round at 48 kHz."""
+    from fxmatch.capture import SearchSettings, Stage
+
+    return SearchSettings(excerpt_seconds=1.0, stages=(Stage(16000, None, 8, 0.15, (1024, 256), 2),
+                                                       Stage(48000, 2, 8)))
+
+
+def test_search_runs_in_its_own_process_offers_the_chain_and_keep_or_discard(qtbot, window):
+    """Target = the dry file through a 25 dB Distortion; playing a wrong 5 dB: the search, in a process that is
+    neither the window's nor the engine's, reports progress and offers Distortion near 25 dB, playing at once;
+    Discard goes back to the 5 dB chain, a second search is kept."""
+    _start(qtbot, window)
+    window.apply_chain([("Distortion", {"drive_db": 5.0})], animate=False)
+    qtbot.waitUntil(lambda: window.capture_panel.button.isEnabled(), timeout=WAIT_MS)
+    qtbot.wait(3500)  # 3 s of the looped files in the engine's buffers
+    seen: list = []
+    assert window.start_capture(seconds=3.0, settings=_small_search())
+    worker = window.capture_worker
+    worker.progress.connect(seen.append)
+    assert worker.pid not in (None, os.getpid(), window.engine.pid)
+    assert not window.capture_panel.button.isEnabled() and window.capture_panel.cancel.isVisible()
+    assert not window.start_capture()  # one search at a time
+    qtbot.waitUntil(lambda: window.capture_worker is None, timeout=90000)
+    result = window.capture_result
+    assert result is not None, window.capture_panel.note.text()
+    assert result.best.chain == ("Distortion",) and abs(result.best.params[0][1]["drive_db"] - 25.0) < 3.0
+    assert seen and 0 < seen[-1].fraction <= 1 and seen[-1].stages == 2
+    assert "found Distortion" in window.capture_panel.note.text() and window.capture_panel.keep.isVisible()
+    assert window.engine.frozen
+    qtbot.waitUntil(lambda: abs(_drive(window.engine.current_chain()) - 25.0) < 3.0, timeout=WAIT_MS)
+    window.discard_capture()
+    qtbot.waitUntil(lambda: _drive(window.engine.current_chain()) == pytest.approx(5.0), timeout=WAIT_MS)
+    assert not window.capture_panel.keep.isVisible() and window.engine.frozen
+    assert window.start_capture(seconds=3.0, settings=_small_search())
+    qtbot.waitUntil(lambda: window.capture_worker is None, timeout=90000)
+    window.keep_capture()
+    assert not window.capture_panel.keep.isVisible() and "kept Distortion" in window.capture_panel.note.text()
+    assert abs(_drive(window.engine.current_chain()) - 25.0) < 3.0
+
+
+def test_search_can_be_cancelled_and_its_process_ends(qtbot, window):
+    _start(qtbot, window)
+    qtbot.waitUntil(lambda: window.capture_panel.button.isEnabled(), timeout=WAIT_MS)
+    assert window.start_capture(seconds=2.0, k=None)  # the default search: long enough to cancel
+    worker = window.capture_worker
+    qtbot.waitUntil(lambda: "stage" in window.capture_panel.note.text(), timeout=60000)
+    process = worker._process
+    window.cancel_capture()
+    qtbot.waitUntil(lambda: window.capture_worker is None, timeout=30000)
+    assert "cancelled" in window.capture_panel.note.text() and window.capture_result is None
+    assert not process.is_alive() and window.capture_panel.button.isEnabled()
+    assert not window.capture_panel.keep.isVisible()
+    assert window.start_capture(seconds=2.0, k=None)  # a search process that dies is reported, not waited for
+    os.kill(window.capture_worker.pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: window.capture_worker is None, timeout=10000)
+    assert "ended unexpectedly" in window.capture_panel.note.text() and window.capture_panel.button.isEnabled()
+
+
 def test_closing_stops_the_engine_and_remembers_the_set_up(qtbot, settings, window, signal_files):
     _start(qtbot, window)
     engine = window.engine
