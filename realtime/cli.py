@@ -102,13 +102,24 @@ def status_line(engine, t: float) -> str:
             + (f" | safety trips {tel.safety_trips}" if tel.safety_trips else ""))
 
 
+def engine_config(args: argparse.Namespace, model, in_dev: int | str | None, out_dev: int | str | None):
+    """The EngineConfig of `fxmatch live`'s options: input channels count from 1 on the command line (as audio
+    interfaces label them and as `fxmatch app --dry-channel` does) and from 0 in EngineConfig."""
+    from realtime.engine import EngineConfig
+
+    return EngineConfig(model_path=model, mode=args.mode, input_device=in_dev, output_device=out_dev,
+                        sample_rate=args.rate, block_frames=args.block, dry_channel=args.dry_channel - 1,
+                        target_channel=args.target_channel - 1, target_file=args.target, hop_seconds=args.hop,
+                        providers=args.provider, dry_file=args.dry_file)
+
+
 def run(args: argparse.Namespace) -> int:
     import contextlib
 
     import sounddevice as sd
 
     from fxmatch import shipped
-    from realtime.engine import EngineConfig, LiveEngine
+    from realtime.engine import LiveEngine
     from realtime.jack import JackDummyServer
 
     check_args(args)
@@ -122,15 +133,11 @@ def run(args: argparse.Namespace) -> int:
             print(device_listing(sd.query_devices()))
             return 0
         model = shipped.model_path(args.model)
-        config = EngineConfig(model_path=model, mode=args.mode, input_device=in_dev, output_device=out_dev,
-                              sample_rate=args.rate, block_frames=args.block, dry_channel=args.dry_channel - 1,
-                              target_channel=args.target_channel - 1, target_file=args.target, hop_seconds=args.hop,
-                              providers=args.provider, dry_file=args.dry_file)
-        engine = LiveEngine(config)
+        engine = LiveEngine(engine_config(args, model, in_dev, out_dev))
         if args.mode != "analyse":
             engine.set_ab(args.ab)
+        stack.callback(engine.close)
         engine.start()
-        stack.callback(engine.stop)
         tel = engine.telemetry()
         print(f"fxmatch live: {args.mode} mode, {tel.sample_rate} Hz, {tel.block_frames} frames, latency in "
               f"{1e3 * tel.input_latency_s:.1f} ms / out {1e3 * tel.output_latency_s:.1f} ms, model "
@@ -148,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
                 print(status_line(engine, time.monotonic() - t0), flush=True)
         except KeyboardInterrupt:
             pass
-        engine.stop()
+        engine.close()
         tel = engine.telemetry()
         if tel.error:
             print(f"fxmatch: error: {tel.error}", file=sys.stderr)

@@ -114,3 +114,18 @@ def test_without_devices_list_devices_and_start_say_how_to_get_one(tiny_model, s
     assert line.startswith("fxmatch: error: no default output device (")
     assert line.endswith("); pick one with --output-device (list them with `fxmatch live --list-devices`; "
                          "--jack-dummy streams through a JACK dummy server)")
+
+
+@pytest.mark.parametrize("dry, target", [(1, 2), (2, 1), (4, 3)])
+def test_live_channels_count_from_1_like_the_app(tiny_model, dry, target):
+    """`fxmatch live --dry-channel N` means the interface's input N (EngineConfig counts from 0), as in the app."""
+    import argparse
+
+    from realtime.cli import add_arguments, engine_config
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--mode", "capture", "--dry-channel", str(dry), "--target-channel", str(target)])
+    config = engine_config(args, tiny_model, None, None)
+    assert (config.dry_channel, config.target_channel) == (dry - 1, target - 1)
+    assert (parser.parse_args([]).dry_channel, parser.parse_args([]).target_channel) == (1, 2)
