@@ -81,7 +81,7 @@ def impulse_response(x: np.ndarray, y: np.ndarray, max_lag: int,
     """Regularised (Wiener) estimate of the filter taking `x` to `y` (`[samples]` each): (lags, taps), +-max_lag.
 
     `floor` is the regularisation relative to the mean power of `x` per bin (small: sharper, noisier)."""
-    n = scipy.fft.next_fast_len(x.size + y.size)
+    n = scipy.fft.next_fast_len(max(x.size + y.size, 2 * max_lag + 1))  # every lag asked for, unwrapped
     fx, fy = scipy.fft.rfft(x, n), scipy.fft.rfft(y, n)
     power = np.abs(fx) ** 2
     h = scipy.fft.irfft(fy * np.conj(fx) / (power + floor * power.mean() + 1e-30), n)

@@ -170,3 +170,10 @@ def test_candidates_from_ranked_add_sub_chains_with_the_encoders_params():
     assert [c.chain for c in cands] == [(), ("Delay",), ("Distortion",), ("Distortion", "Delay")]
     assert dict(cands[2].params) == {"Distortion": {"drive_db": 20.0}}
     assert sub_chains(("A", "B")) == [(), ("A",), ("B",), ("A", "B")]
+
+
+def test_align_works_on_clips_shorter_than_the_offset_range():
+    """0.6 s clips (the search range is +-1 s): the impulse response is computed long enough for every lag."""
+    x = _dry(0.6)
+    wet = _delayed(_render(x, pedalboard.Distortion(drive_db=20.0)), 80)
+    assert align(x, wet, RATE).offset == 80

@@ -20,6 +20,11 @@ fixed preset for every example: the set's most frequent non-empty chain, every p
 normalised units) and "oracle (twins)" (the true chain and params rendered by the differentiable twins vs y: it
 measures twin mismatch; through pedalboard it would be exactly zero).
 
+With `dry_aware` each model is also scored on the *informed* path, the one `fxmatch estimate --dry` and `fxmatch
+capture` take when the dry signal is known: the model's K most likely chains for y and their sub-chains, started
+from its params, fitted through the twins on (x, y) by `fxmatch.capture.capture`, the parsimonious closest chain
+named; it is scored like any estimator, with its seconds per example (encoder and search).
+
 Models are exported ONNX files run by `fxmatch.inference` (exactly what users get), or trainer checkpoints (.pt)
 run by torch through the same windowing and decoding. A set is a folder written by `training.data.write_dataset`
 or `heldout[:N][@SEED]`: N examples generated from the model's own training data description, dry clips from the
@@ -516,6 +521,8 @@ class EstimatorRun:
     seconds: float
     probabilities: list[float] | None = None
     model: dict[str, Any] | None = None
+    #: the informed path's per-example search figures (relative distance, complete, chains tried, refused)
+    search: list[dict[str, Any]] | None = None
 
 
 def run_reference(eval_set: EvalSet, label: str, progress: bool = True) -> EstimatorRun | None:
@@ -561,6 +568,42 @@ def run_model(est: EstimatorSession, eval_set: EvalSet, label: str, progress: bo
     return EstimatorRun(label, "model", presets, mr, lm, time.perf_counter() - start, probs, desc)
 
 
+#: the informed path's label suffix
+INFORMED = "+ dry (capture search, k={k})"
+
+
+def run_informed(est: EstimatorSession, eval_set: EvalSet, label: str, k: int = 64,
+                 time_budget: float | None = None, progress: bool = True, seed: int = 0) -> EstimatorRun:
+    """The informed path on every example: the model's `k` likeliest chains for y and their sub-chains fitted on
+    (x, y) through the twins (`fxmatch.capture.capture`, `time_budget` s each); the chosen preset rendered by
+    pedalboard and measured vs y. An example whose pair the search refuses keeps the model's blind estimate."""
+    from fxmatch.capture import candidates_from_ranked, capture
+
+    presets, mr, lm, searches = [], [], [], []
+    start = time.perf_counter()
+    for ex in tqdm(eval_set.examples, desc=label, disable=not progress, file=sys.stderr, dynamic_ncols=True):
+        t0, c0 = time.perf_counter(), time.process_time()
+        estimate = est.estimate_array(ex.y, eval_set.sample_rate, top=None, source=f"example {ex.index}")
+        cands = candidates_from_ranked(estimate.ranked, k)
+        try:
+            result = capture(ex.x, ex.y, eval_set.sample_rate, cands, time_budget=time_budget, seed=seed)
+        except FxmatchInputError as exc:
+            preset = [(name, dict(p)) for name, p in estimate.best.params]
+            info: dict[str, Any] = {"refused": str(exc)}
+        else:
+            preset = [(name, dict(p)) for name, p in result.best.params]
+            info = {"relative": result.best.relative, "complete": result.complete, "chains": result.n_candidates,
+                    "offset": result.alignment.offset}
+        info.update(seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0)
+        d = audio_distances(render_preset(preset, ex.x, eval_set.sample_rate), ex.y, eval_set.sample_rate)
+        presets.append(preset)
+        searches.append(info)
+        mr.append(d[0])
+        lm.append(d[1])
+    desc = {**model_description(est), "informed": {"k": int(k), "time_budget": time_budget, "seed": seed}}
+    return EstimatorRun(label, "informed", presets, mr, lm, time.perf_counter() - start, None, desc, searches)
+
+
 def summarise(run: EstimatorRun, eval_set: EvalSet, effects: Sequence[str]) -> dict[str, Any]:
     """All figures of one estimator (JSON-ready), relative figures added later by `add_relative`."""
     truth = [ex.preset for ex in eval_set.examples]
@@ -570,7 +613,23 @@ def summarise(run: EstimatorRun, eval_set: EvalSet, effects: Sequence[str]) -> d
     out["mrstft"] = _stats(run.mrstft)
     out["logmel"] = _stats(run.logmel)
     out["seconds"] = run.seconds
-    if run.model is not None:
+    out["seconds_per_example"] = run.seconds / max(1, len(eval_set.examples))
+    if run.search is not None:
+        out["model"] = run.model
+        out["search"] = {
+            "refused": sum("refused" in s for s in run.search),
+            "incomplete": sum(s.get("complete") is False for s in run.search),
+            "cpu_seconds_per_example": float(np.mean([s["cpu_seconds"] for s in run.search])),
+            "seconds_per_example_median": float(np.median([s["seconds"] for s in run.search])),
+            "seconds_per_example_max": float(np.max([s["seconds"] for s in run.search])),
+        }
+        out["examples"] = [
+            {"index": ex.index, "true": chain_key(ex.chain), "estimated": chain_key(tuple(n for n, _ in p)),
+             "mrstft": m, "logmel": lmv, **s}
+            for ex, p, m, lmv, s in zip(eval_set.examples, run.presets, run.mrstft, run.logmel, run.search)]
+        out["confusion"] = confusion([ex.chain for ex in eval_set.examples], [tuple(n for n, _ in p)
+                                     for p in run.presets], eval_set.vocab.chains)
+    elif run.model is not None:
         out["model"] = run.model
         out["mean_probability"] = float(np.mean(run.probabilities)) if run.probabilities else None
         out["examples"] = [
@@ -600,8 +659,16 @@ def add_relative(estimators: dict[str, dict[str, Any]]) -> None:
 
 
 def evaluate(models: Sequence[str | Path], set_spec: str, n: int | None = None, oracle: bool = True,
-             threads: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Evaluate `models` (the first one describes a held-out set) and the references on one set; the report."""
+             threads: int | None = None, progress: bool = True, dry_aware: bool = False, search_k: int = 64,
+             search_budget: float | None = None) -> dict[str, Any]:
+    """Evaluate `models` (the first one describes a held-out set) and the references on one set; the report.
+
+    `dry_aware`: each model's informed path too (`run_informed`: its `search_k` likeliest chains searched with the
+    dry signal, `search_budget` s per example), next to its blind row."""
+    if search_k < 1:
+        raise FxmatchInputError(f"--search-k must be >= 1, got {search_k}")
+    if search_budget is not None and not (math.isfinite(search_budget) and search_budget > 0):
+        raise FxmatchInputError(f"--search-budget must be > 0 seconds, got {search_budget}")
     _check_n(n)
     if not models:
         raise FxmatchInputError("no model to evaluate")
@@ -623,6 +690,10 @@ def evaluate(models: Sequence[str | Path], set_spec: str, n: int | None = None, 
             label, i = f"{est.info.label} ({est.path.name} #{i})", i + 1
         labels.add(label)
         runs.append(run_model(est, eval_set, label, progress))
+        if dry_aware:
+            informed = f"{label} {INFORMED.format(k=search_k)}"
+            labels.add(informed)
+            runs.append(run_informed(est, eval_set, informed, search_k, search_budget, progress))
     for ref in (NO_EFFECT, MEAN_PRESET, ORACLE) if oracle else (NO_EFFECT, MEAN_PRESET):
         r = run_reference(eval_set, ref, progress)
         if r is not None:
@@ -637,6 +708,8 @@ def evaluate(models: Sequence[str | Path], set_spec: str, n: int | None = None, 
         "set": {**eval_set.description, "n_chains_present": len(chains), "chain_counts": dict(chains.most_common()),
                 "effects": list(eval_set.vocab.effect_names), "vocabulary_chains": eval_set.vocab.n_chains},
         "config": {"set": set_spec, "n": n, "oracle": oracle, "threads": threads, "effects_scored": effects,
+                   "dry_aware": dry_aware, "search_k": search_k if dry_aware else None,
+                   "search_budget": search_budget if dry_aware else None,
                    "mrstft_fft_sizes": list(DEFAULT_FFT_SIZES), "logmel": dict(LOGMEL),
                    "render": "pedalboard(estimated preset)(x) vs y, at the set's sample rate",
                    "mean_preset": "the set's most frequent non-empty chain, every param at 0.5 normalised",
@@ -685,6 +758,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
               "preset through the twins. Param MAE is normalised to [0, 1], on effects correctly present. "
               f"\"Audible\": a true effect whose removal changes y by less than {INAUDIBLE_SNR_DB:.0f} dB below y may be "
               "named or not.")]
+    lines += render_informed(report)
     lines += render_calibration(report)
     for label in report["order"]:
         r = report["estimators"][label]
@@ -698,6 +772,28 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             lines.append(f"| {e} | {p['support']} | {_fmt(p['precision'])} | {_fmt(p['recall'])} | {_fmt(p['f1'])} "
                          f"| {mae} |")
     return "\n".join(lines) + "\n"
+
+
+def render_informed(report: Mapping[str, Any]) -> list[str]:
+    """Markdown lines: each model blind (y alone) next to its informed path (the dry signal known), with the
+    seconds per example; nothing when the evaluation ran without `dry_aware`."""
+    rows = []
+    for label in report["order"]:
+        r = report["estimators"][label]
+        if r["role"] not in ("model", "informed"):
+            continue
+        rel = r.get("relative", {})
+        path = "informed (dry known)" if r["role"] == "informed" else "blind (target only)"
+        rows.append(f"| {label} | {path} | {_fmt(r['chain_accuracy'], pct=True)} "
+                    f"| {_fmt(r.get('audible', {}).get('chain_accuracy'), pct=True)} | {_fmt(r['param_mae']['mean'])} "
+                    f"| {_fmt(rel.get('mrstft_vs_no_effect'), pct=True)} | {_fmt(r.get('seconds_per_example'), 2)} |")
+    if not any(report["estimators"][label]["role"] == "informed" for label in report["order"]):
+        return []
+    return ["", ("Blind (the model hears the target alone) vs informed (the dry signal known: the model's likeliest "
+                 "chains searched through the twins, `fxmatch estimate --dry`); seconds per example include the "
+                 "encoder, the search and the pedalboard render of the result."), "",
+            "| estimator | path | chain acc. | audible acc. | param MAE | MR-STFT vs no effect | s / example |",
+            "|---|---|---:|---:|---:|---:|---:|", *rows]
 
 
 def _save_figure(fig: Any, path: Path) -> None:

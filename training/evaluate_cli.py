@@ -5,7 +5,8 @@ folder written by `training.data.write_dataset` (or `python -m training.make_set
 (N examples, default 200, of MODEL's training data description from the held-out split, rendered by pedalboard).
 Writes eval.json, eval.md, confusion.png and param_error.png into OUT_DIR (default `<model without suffix>.eval/`)
 and prints the Markdown table (or the JSON with --json). `--compare` evaluates more models (e.g. the supervised
-and full-chain baselines) on the same set into one table.
+and full-chain baselines) on the same set into one table. `--dry-aware` scores each model's informed path too (its
+`--search-k` likeliest chains searched with the dry signal through the twins) next to its blind one.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="onnxruntime CPU threads (default 1: examples run one at a time)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.add_argument("--json", action="store_true", help="print the evaluation JSON instead of the table")
+    parser.add_argument("--dry-aware", action="store_true",
+                        help="also score each model's informed path: its likeliest chains searched with the dry "
+                             "signal through the twins (what `fxmatch estimate --dry` does), next to the blind one")
+    parser.add_argument("--search-k", type=_positive_int, default=64, metavar="K",
+                        help="with --dry-aware: the model's K likeliest chains (and sub-chains) are searched "
+                             "(default 64)")
+    parser.add_argument("--search-budget", type=float, metavar="S",
+                        help="with --dry-aware: stop each example's search after S seconds (default: no limit)")
 
 
 def default_out_dir(model: str | Path) -> Path:
@@ -61,8 +70,13 @@ def run(args: argparse.Namespace) -> int:
         from fxmatch.errors import FxmatchInputError
 
         raise FxmatchInputError(f"{out}: exists and is not a folder")
+    if not args.dry_aware and (args.search_budget is not None or args.search_k != 64):
+        from fxmatch.errors import FxmatchInputError
+
+        raise FxmatchInputError("--search-k and --search-budget need --dry-aware")
     report = evaluate([args.model, *args.compare], args.set, n=args.n, oracle=not args.no_oracle,
-                      threads=args.threads, progress=not args.no_progress)
+                      threads=args.threads, progress=not args.no_progress, dry_aware=args.dry_aware,
+                      search_k=args.search_k, search_budget=args.search_budget)
     files = write_outputs(report, out)
     log.info("wrote %s", ", ".join(files.values()))
     if args.json:

@@ -289,3 +289,27 @@ def test_audible_scores_let_inaudible_true_effects_be_named_or_not():
     assert scores["per_effect_f1"]["Delay"] == 0.0
     assert scores["inaudible_true_effects"] == 3
     assert sum(tuple(e for e, _ in t) == tuple(e for e, _ in p) for t, p in zip(truth, estimates)) == 1  # strict
+
+
+def test_dry_aware_scores_the_informed_path_next_to_the_blind_one(models, disk_set, tmp_path, capsys):
+    """A model that always says "no effect" (blind) is corrected by the search with the dry signal known."""
+    out = tmp_path / "informed"
+    rc, stdout, err = _main(capsys, "evaluate", models["dry"], disk_set, "-o", out, "--no-progress", "--no-oracle",
+                            "--dry-aware", "--search-k", "2")
+    assert rc == 0, err
+    report = json.loads((out / "eval.json").read_text())
+    informed_label = "tiny-v0 + dry (capture search, k=2)"
+    assert report["order"][:2] == ["tiny-v0", informed_label] and report["config"]["dry_aware"] is True
+    blind, informed = report["estimators"]["tiny-v0"], report["estimators"][informed_label]
+    n_dist = report["set"]["chain_counts"].get("Distortion", 0)
+    assert 0 < n_dist < 6 and blind["chain_accuracy"] == pytest.approx(1 - n_dist / 6)
+    assert informed["role"] == "informed" and informed["chain_accuracy"] == 1.0, informed["examples"]
+    assert informed["relative"]["mrstft_vs_no_effect"] < 0.5 * blind["relative"]["mrstft_vs_no_effect"]
+    assert informed["search"]["refused"] == 0 and informed["seconds_per_example"] > 0
+    assert len(informed["examples"]) == 6 and all(e["chains"] == 2 for e in informed["examples"])
+    assert "| tiny-v0 | blind (target only) |" in stdout and f"| {informed_label} | informed (dry known) |" in stdout
+
+
+def test_search_options_need_dry_aware(models, disk_set, tmp_path, capsys):
+    rc, _, err = _main(capsys, "evaluate", models["dry"], disk_set, "-o", tmp_path / "x", "--search-budget", "3")
+    assert rc == 2 and "need --dry-aware" in err and len(err.strip().splitlines()) == 1
