@@ -19,8 +19,13 @@ import yaml
 
 from fxmatch.effects import EFFECT_NAMES
 from fxmatch.errors import FxmatchInputError
+from training.model import CHAIN_SCORING, PARAM_SHARING, EncoderConfig
 
 MODES: tuple[str, ...] = ("wta", "naive", "supervised", "full_chain")
+#: the encoder's knobs are EncoderConfig's (training/model.py): TrainConfig holds each under the same name, with
+#: EncoderConfig's default, and the trainer builds the encoder from exactly these keys
+ENCODER_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(EncoderConfig))
+_ENCODER = EncoderConfig()
 
 
 @dataclass
@@ -48,7 +53,7 @@ class TrainConfig:
     pool_cache_dir: str | None = None  # where the midi pool is cached (None: not cached)
     level_jitter_db: float = 0.0  # dry level varied uniformly within ± this many dB per example
     instruments: list[str] | None = None  # synth instruments (None: all)
-    sample_rate: int = 44100
+    sample_rate: int = _ENCODER.sample_rate
     clip_seconds: float = 2.0
     rms_dbfs: float = -20.0
     heldout_fraction: float = 0.1
@@ -56,20 +61,20 @@ class TrainConfig:
     chain_weights: dict[str, float] | None = None  # 'Compressor>Reverb' -> weight, 'dry' for no effect
     train_examples: int = 0  # distinct training examples, reused cyclically (0: a fresh example every time)
     num_workers: int = 0  # DataLoader worker processes per training process
-    # encoder
-    n_fft: int = 2048
-    hop_length: int = 512
-    n_mels: int = 64
-    f_min: float = 20.0
-    f_max: float = 20000.0
-    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
-    hidden: int = 512
-    dropout: float = 0.1
-    param_sharing: str = "chain"  # chain (one param set per candidate chain) | effect (one per effect, shared)
+    # encoder (names, defaults and meaning: EncoderConfig in training/model.py; sample_rate is above)
+    n_fft: int = _ENCODER.n_fft
+    hop_length: int = _ENCODER.hop_length
+    n_mels: int = _ENCODER.n_mels
+    f_min: float = _ENCODER.f_min
+    f_max: float = _ENCODER.f_max
+    channels: list[int] = field(default_factory=lambda: list(_ENCODER.channels))
+    hidden: int = _ENCODER.hidden
+    dropout: float = _ENCODER.dropout
+    param_sharing: str = _ENCODER.param_sharing  # chain (one param set per candidate chain) | effect (one per effect)
     time_pools: list[int] | None = None  # time pooling per 2-D block (None: 2 each)
-    tcn_dilations: list[int] = field(default_factory=list)  # dilated 1-D convolutions over frames (empty: none)
-    tcn_channels: int = 192
-    chain_scoring: str = "chain"  # chain (a logit per chain) | presence (chain scores from per-effect presence)
+    tcn_dilations: list[int] = field(default_factory=lambda: list(_ENCODER.tcn_dilations))  # empty: none
+    tcn_channels: int = _ENCODER.tcn_channels
+    chain_scoring: str = _ENCODER.chain_scoring  # chain (a logit per chain) | presence (from per-effect presence)
     # winner-takes-all
     top_k: int = 4  # candidates from the classifier's top scores
     n_explore: int = 2  # extra random candidate chains per example
@@ -145,8 +150,8 @@ def validate(config: TrainConfig) -> None:
     from training.sources import SOURCE_KINDS
 
     need(config.mode in MODES, "mode", f"one of {', '.join(MODES)}")
-    need(config.param_sharing in ("chain", "effect"), "param_sharing", "chain or effect")
-    need(config.chain_scoring in ("chain", "presence"), "chain_scoring", "chain or presence")
+    need(config.param_sharing in PARAM_SHARING, "param_sharing", " or ".join(PARAM_SHARING))
+    need(config.chain_scoring in CHAIN_SCORING, "chain_scoring", " or ".join(CHAIN_SCORING))
     need(config.time_pools is None or (len(config.time_pools) == len(config.channels)
                                        and all(p >= 1 for p in config.time_pools)),
          "time_pools", "one factor >= 1 per entry of channels")

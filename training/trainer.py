@@ -12,6 +12,7 @@ tensors, dicts and plain values, so `torch.load(path, weights_only=True)` reads 
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import logging
@@ -35,7 +36,7 @@ from fxmatch.effects import get_spec
 from fxmatch.errors import FxmatchInputError
 from fxmatch.vocabulary import ChainVocabulary
 from training.baselines import full_chain_vocabulary, supervised_step
-from training.config import TrainConfig
+from training.config import ENCODER_KEYS, TrainConfig
 from training.data import TargetDataset, chain_key
 from training.model import Encoder, EncoderConfig, chain_membership, count_parameters
 from training.sources import make_source
@@ -102,12 +103,8 @@ def model_vocabulary(config: TrainConfig, vocab: ChainVocabulary) -> ChainVocabu
 
 
 def encoder_config(config: TrainConfig) -> EncoderConfig:
-    return EncoderConfig(sample_rate=config.sample_rate, n_fft=config.n_fft, hop_length=config.hop_length,
-                         n_mels=config.n_mels, f_min=config.f_min, f_max=config.f_max, channels=list(config.channels),
-                         hidden=config.hidden, dropout=config.dropout, param_sharing=config.param_sharing,
-                         time_pools=None if config.time_pools is None else list(config.time_pools),
-                         tcn_dilations=list(config.tcn_dilations), tcn_channels=config.tcn_channels,
-                         chain_scoring=config.chain_scoring)
+    """The encoder's sizes: TrainConfig's value of every EncoderConfig field (lists copied)."""
+    return EncoderConfig(**{k: copy.deepcopy(getattr(config, k)) for k in ENCODER_KEYS})
 
 
 def build_dataset(config: TrainConfig, vocab: ChainVocabulary, split: str = "train", length: int | None = None,

@@ -260,3 +260,46 @@ def test_source_seed_keeps_the_dry_clips_and_changes_the_chains():
     chains_b = [stage_b.draw(i)[0] for i in range(8)]
     chains_c = [stage_c.draw(i)[0] for i in range(8)]
     assert chains_b != chains_c
+
+
+def test_the_encoder_knobs_are_encoder_configs_fields_with_its_defaults():
+    import dataclasses
+
+    from training.config import ENCODER_KEYS
+    from training.model import EncoderConfig
+    from training.trainer import encoder_config
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(ENCODER_KEYS) == {f.name for f in dataclasses.fields(EncoderConfig)} and set(ENCODER_KEYS) <= fields
+    defaults, train_defaults = EncoderConfig(), TrainConfig()
+    assert {k: getattr(train_defaults, k) for k in ENCODER_KEYS} == dataclasses.asdict(defaults)
+    config = tiny(time_pools=[2, 1], tcn_dilations=[1, 2], chain_scoring="presence", param_sharing="effect")
+    built = encoder_config(config)
+    assert dataclasses.asdict(built) == {k: getattr(config, k) for k in ENCODER_KEYS}
+    built.channels.append(1)  # a copy: the run's config is not changed through the encoder's
+    assert config.channels == TINY["channels"]
+
+
+def test_resume_and_init_from_name_the_keys_a_foreign_checkpoint_lacks(tmp_path):
+    torch.save({"model": {}}, tmp_path / "checkpoint.pt")  # no format, no model_config, no optimizer
+    with pytest.raises(FxmatchInputError, match=r"not a training checkpoint of fxmatch \(no optimizer, train_config"):
+        Trainer(tiny(), tmp_path, resume=True)
+    with pytest.raises(FxmatchInputError, match=r"\(no model_config\)"):
+        Trainer(tiny(init_from=str(tmp_path / "checkpoint.pt")), tmp_path / "b")
+    torch.save({"format": "someone-else", "model": {}}, tmp_path / "other.pt")
+    with pytest.raises(FxmatchInputError, match="format 'someone-else'"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(FxmatchInputError, match="is a folder"):
+        load_checkpoint(tmp_path)
+
+
+def test_data_loader_workers_give_the_same_run_as_the_main_process(tmp_path):
+    """num_workers > 0: examples are a function of their index, so worker processes train the same weights."""
+    main = Trainer(tiny(mode="supervised", steps=3), tmp_path / "main")
+    main.train()
+    workers = Trainer(tiny(mode="supervised", steps=3, num_workers=2), tmp_path / "workers")
+    assert workers.loader().num_workers == 2
+    workers.train()
+    for name, value in main.model.state_dict().items():
+        assert torch.allclose(value.float(), workers.model.state_dict()[name].float(), atol=1e-6), name
+    assert load_checkpoint(tmp_path / "workers" / "checkpoint.pt")["step"] == 3
