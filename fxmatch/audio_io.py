@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import io
+import math
 import os
 import re
 import shutil
@@ -16,6 +17,13 @@ import numpy as np
 import soundfile as sf
 
 from fxmatch.errors import FxmatchInputError
+
+
+def rms_dbfs(x: np.ndarray) -> float:
+    """RMS level of `x` (any shape, full scale 1.0) in dBFS, computed in float64; -inf for digital silence."""
+    x = np.asarray(x)
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
+    return 20.0 * math.log10(rms) if rms > 0 else float("-inf")
 
 
 def _open(path: str | os.PathLike) -> sf.SoundFile:

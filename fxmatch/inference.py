@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from fxmatch.audio_io import rms_dbfs  # defined with the audio helpers; realtime, gui and refine import it from here
 from fxmatch.errors import FxmatchInputError
 
 log = logging.getLogger("fxmatch.inference")
@@ -492,12 +493,6 @@ def iter_windows(blocks: Iterable[np.ndarray], window: int, hop: int) -> Iterato
     elif total - last_end >= max(1, hop // 2):
         a = total - window - buf_start
         yield buf[a : a + window].copy()
-
-
-def rms_dbfs(x: np.ndarray) -> float:
-    """RMS level in dBFS (-inf for digital silence)."""
-    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if x.size else 0.0
-    return 20.0 * math.log10(rms) if rms > 0 else float("-inf")
 
 
 # ----------------------------------------------------------------------------------------------------------------

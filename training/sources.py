@@ -23,6 +23,7 @@ import scipy.signal
 import soundfile
 import soxr
 
+from fxmatch import audio_io
 from fxmatch.audio_io import atomic_write
 from fxmatch.errors import FxmatchInputError
 
@@ -55,12 +56,6 @@ def normalise_loudness(x: np.ndarray, rms_dbfs: float = -20.0, peak: float = 0.9
     if top > peak:
         x = x * (peak / top)
     return x.astype(np.float32)
-
-
-def level_dbfs(x: np.ndarray) -> float:
-    """RMS level of `x` in dBFS (-inf for silence)."""
-    rms = float(np.sqrt(np.mean(np.asarray(x, dtype=np.float64) ** 2))) if np.size(x) else 0.0
-    return 20.0 * np.log10(rms) if rms > 0 else float("-inf")
 
 
 class DrySource:
@@ -390,7 +385,7 @@ class FolderSource(DrySource):
         for i in range(len(self.files)):
             audio = self._load(i)
             for start in range(0, max(0, audio.size - self.clip_samples) + 1, self.hop_samples):
-                if level_dbfs(audio[start : start + self.clip_samples]) > self.silence_dbfs:
+                if audio_io.rms_dbfs(audio[start : start + self.clip_samples]) > self.silence_dbfs:
                     self._index.append((i, start))
         if not self._index:
             raise FxmatchInputError(

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from fxmatch.audio_io import rms_dbfs
 from fxmatch.errors import FxmatchInputError
 from training import sources
 
@@ -13,7 +14,7 @@ def test_synth_clips_are_deterministic_normalised_and_sized(instrument):
     assert a.dtype == np.float32 and a.shape == (11025,)
     assert np.array_equal(a, b)
     assert np.all(np.isfinite(a)) and np.max(np.abs(a)) <= 0.99 + 1e-6
-    assert sources.level_dbfs(a) == pytest.approx(-20.0, abs=3.0)  # the peak limit may lower it a little
+    assert rms_dbfs(a) == pytest.approx(-20.0, abs=3.0)  # the peak limit may lower it a little
     assert not np.array_equal(a, src.clip(6))
 
 
@@ -58,7 +59,7 @@ def test_folder_source_resamples_skips_silence_and_splits_by_file(tmp_path):
     clip = train.clip(1)
     assert clip.shape == (4000,) and clip.dtype == np.float32
     assert np.array_equal(clip, train.clip(1 + train.n_clips))  # wraps around
-    assert sources.level_dbfs(clip) == pytest.approx(-20.0, abs=0.1)
+    assert rms_dbfs(clip) == pytest.approx(-20.0, abs=0.1)
 
 
 def test_folder_source_errors_are_clear(tmp_path):
@@ -93,7 +94,7 @@ def test_pooled_source_renders_once_caches_and_crops_reproducibly(tmp_path):
     pooled = sources.PooledSource(inner, pool_size=5, clip_seconds=0.5, cache_dir=tmp_path)
     clips = [pooled.clip(i) for i in range(12)]
     assert all(c.shape == (4000,) and c.dtype == np.float32 for c in clips)
-    assert sources.level_dbfs(clips[3]) == pytest.approx(-20.0, abs=0.1)
+    assert rms_dbfs(clips[3]) == pytest.approx(-20.0, abs=0.1)
     cached = list(tmp_path.glob("pool-*.npy"))
     assert len(cached) == 1 and np.load(cached[0]).shape == (5, 8000)
     again = sources.PooledSource(sources.SynthSource(seed=4, sample_rate=8000, clip_seconds=1.0), 5, 0.5,
@@ -131,7 +132,7 @@ def test_midi_clips_rendered_together_are_dry_distinct_phrases():
     midi = sources.MidiSource(seed=0, sample_rate=22050, clip_seconds=1.0)
     together = midi.clips([0, 1, 2])
     assert all(c.shape == (22050,) for c in together)
-    assert all(sources.level_dbfs(c) == pytest.approx(-20.0, abs=0.2) for c in together)
+    assert all(rms_dbfs(c) == pytest.approx(-20.0, abs=0.2) for c in together)
     assert all(np.array_equal(a, b) for a, b in zip(together, midi.clips([0, 1, 2])))  # reproducible
     assert not np.allclose(together[0], together[1])
 
