@@ -5,17 +5,17 @@
     .venv/bin/python scripts/readme_tables.py
 
 Each table sits between `<!-- BENCH-<NAME>:START -->` and `<!-- BENCH-<NAME>:END -->` in README.md; a missing JSON
-file leaves its block untouched. The README is rewritten atomically.
+file leaves its block untouched. The README is rewritten atomically, keeping its file mode.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
+
+from fxmatch.audio_io import write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -105,8 +105,8 @@ def profile_table(r: dict) -> list[str]:
 RENDERERS = {"EFFECTS": ("effects.json", effects_table), "TRAINING": ("training.json", training_table)}
 
 
-def main() -> int:
-    readme = ROOT / "README.md"
+def main(readme: Path = ROOT / "README.md") -> int:
+    """Rewrite the benchmark blocks of `readme` from RESULTS (0; a block or JSON file missing is skipped)."""
     text = readme.read_text()
     for name, (file, render) in RENDERERS.items():
         path = RESULTS / file
@@ -118,10 +118,7 @@ def main() -> int:
             print(f"README.md has no BENCH-{name} block; skipped", file=sys.stderr)
             continue
         text = pattern.sub(lambda m, block=block: m.group(1) + block + "\n" + m.group(2), text)
-    fd, tmp = tempfile.mkstemp(dir=ROOT, suffix=".md.tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, readme)
+    write_text_atomic(readme, text)  # temp file + rename, keeping README.md's mode
     return 0
 
 
