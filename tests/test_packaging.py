@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -29,8 +30,13 @@ def wheel_venv(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     dependencies come from this interpreter's site-packages on PYTHONPATH (never the source tree: the editable
     install's .pth hook is not read from a PYTHONPATH folder)."""
     tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"  # the tracked files, copied: the build leaves nothing in the checkout
+    for name in _run(["git", "ls-files", "-z"], cwd=ROOT).split("\0"):
+        if name and (ROOT / name).is_file() and not name.startswith(("runs/", "tests/")):
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp / "dist"),
-          str(ROOT)], cwd=tmp)
+          str(src)], cwd=tmp)
     wheels = sorted((tmp / "dist").glob("fxmatch-*.whl"))
     assert len(wheels) == 1, wheels
     env_dir = tmp / "venv"
