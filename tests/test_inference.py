@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -64,9 +65,17 @@ def test_cuda_that_fails_to_load_falls_back_to_cpu_without_error_spew(model, cap
     assert err == "" and out == ""
 
 
-def test_cpu_provider_and_thread_count(model):
-    session = EstimatorSession(model, providers="cpu", threads=1)
+@pytest.mark.parametrize("threads", [1, 3])
+def test_cpu_provider_and_thread_count(model, threads):
+    """`threads=N`: N intra-op threads (the caller's and N - 1 that onnxruntime starts), one inter-op thread."""
+    tasks = Path("/proc/self/task")
+    before = len(list(tasks.iterdir())) if tasks.is_dir() else None
+    session = EstimatorSession(model, providers="cpu", threads=threads)
     assert session.session.get_providers() == ["CPUExecutionProvider"]
+    options = session.session.get_session_options()
+    assert (options.intra_op_num_threads, options.inter_op_num_threads) == (threads, 1)
+    if before is not None:  # Linux: count the threads the session really started
+        assert len(list(tasks.iterdir())) - before == threads - 1
 
 
 def test_unknown_provider_is_an_input_error(model):
@@ -407,3 +416,15 @@ def test_no_effect_is_a_chain_like_any_other():
     est = _estimate(0.9, 0.1)
     assert est.best.chain == () and est.best.no_effect and est.best.label == "no effect"
     assert not est.alternatives[0].no_effect
+
+
+def test_rms_dbfs_of_known_levels():
+    """The one RMS-to-dBFS helper (fxmatch.audio_io, re-exported here): a full-scale square wave is 0 dBFS, a
+    sine of amplitude 1 is -3.01 dBFS, halving is -6.02 dB, silence and nothing are -inf."""
+    t = np.arange(48000) / 48000
+    square = np.sign(np.sin(2 * np.pi * 100 * t) + 1e-9).astype(np.float32)
+    sine = np.sin(2 * np.pi * 100 * t).astype(np.float32)
+    assert inference.rms_dbfs(square) == pytest.approx(0.0, abs=1e-6)
+    assert inference.rms_dbfs(sine) == pytest.approx(-3.0103, abs=1e-3)
+    assert inference.rms_dbfs(0.5 * sine[None, :]) == pytest.approx(-3.0103 - 6.0206, abs=1e-3)
+    assert inference.rms_dbfs(np.zeros(10)) == float("-inf") and inference.rms_dbfs(np.zeros(0)) == float("-inf")
