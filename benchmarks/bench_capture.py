@@ -11,6 +11,12 @@ no-effect MR-STFT distance), the offset error, MR-STFT of
 the chosen preset rendered by pedalboard relative to no effect (whole clip, aligned with the true offset), the
 normalised parameter error on exact hits, and the wall and CPU time per file (1 torch thread; set
 NUMBA_NUM_THREADS=1 too for a one-core figure).
+
+With `k` (a list, e.g. 4, 16, 64) the candidates are the shipped (or given) model's k likeliest chains for the
+wet clip and their sub-chains, started from its params (what `fxmatch estimate --dry` does), one run per k on the
+same examples: the time/accuracy curve. `set_path` takes the examples from a data set folder
+(`python -m training.make_set`, e.g. sampled instruments) instead of synthesising them.
+`python -m benchmarks.bench_capture --k 4,16,64 [--n N] [--set FOLDER] [-o FILE]` runs it from the shell.
 """
 
 from __future__ import annotations
@@ -110,23 +116,82 @@ def score(example: dict[str, Any], result: CaptureResult, seconds: float, cpu_se
     }
 
 
-def run(quick: bool = False, seconds: float | None = None, progress: Any = None) -> dict[str, Any]:
-    """Run the search on 12 held-out examples (4 with `quick`); `seconds`: time budget per file; `progress(row)`
-    is called after each example."""
+def examples_from_set(path: str, n: int, seed: int = 11) -> list[dict[str, Any]]:
+    """The first `n` examples of a data set folder (mono, SAMPLE_RATE Hz), with random offsets as `make_examples`."""
+    from training.data import DiskDataset
+
+    disk = DiskDataset(path)
+    if disk.sample_rate != SAMPLE_RATE:
+        raise ValueError(f"{path}: {disk.sample_rate} Hz; the benchmark runs at {SAMPLE_RATE} Hz")
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(min(n, len(disk))):
+        ex = disk.example(i)
+        x, y = np.asarray(ex["x"], np.float32), np.asarray(ex["y"], np.float32)
+        chain, params = tuple(ex["chain"]), [dict(u) for u in ex["units"]]
+        offset = -int(rng.uniform(0.0, MAX_OFFSET_MS) * SAMPLE_RATE / 1000)
+        out.append({"index": i, "instrument": "set", "x": x, "y": y, "chain": chain, "params": params,
+                    "offset": offset, "audible": audible_chain(chain, params, x, y)})
+    return out
+
+
+def _candidates(session: Any, y: np.ndarray, k: int | None) -> list | None:
+    """The model's `k` likeliest chains for `y` and their sub-chains (None when `k` is None: every chain)."""
+    from fxmatch.capture import candidates_from_ranked
+
+    if k is None:
+        return None
+    estimate = session.estimate_array(y, SAMPLE_RATE, top=None, source="wet clip")
+    return candidates_from_ranked(estimate.ranked, k)
+
+
+def run(quick: bool = False, seconds: float | None = None, progress: Any = None, k: Any = None,
+        model: str | None = None, n: int | None = None, set_path: str | None = None) -> dict[str, Any]:
+    """Run the search on 12 held-out examples (4 with `quick`, `n` when given); `seconds`: time budget per file;
+    `k`: one k or a list of them (the model's k likeliest chains, see the module docstring; None: every chain
+    without the model); `progress(row)` is called after each example."""
     torch.set_num_threads(1)
-    examples = make_examples(4 if quick else 12)
+    count = n if n is not None else 4 if quick else 12
+    examples = examples_from_set(set_path, count) if set_path else make_examples(count)
+    ks = [k] if k is None or isinstance(k, int) else list(k)
+    session = None
+    if any(v is not None for v in ks):
+        from fxmatch import shipped
+        from fxmatch.inference import EstimatorSession
+
+        session = EstimatorSession(shipped.model_path(model), providers="cpu", threads=1)
+    runs = [_run_one(examples, seconds, progress, v, session) for v in ks]
+    out = runs[0] if len(runs) == 1 else {"curve": [{key: r[key] for key in _CURVE_KEYS} for r in runs],
+                                          "runs": runs}
+    out["source"] = set_path or "synth (training.sources.SynthSource, heldout)"
+    if session is not None:
+        out["model"] = session.info.label
+    return out
+
+
+_CURVE_KEYS = ("k", "examples", "exact_accuracy", "audible_accuracy", "mrstft_relative_median", "mrstft_relative_mean",
+               "param_mae_exact", "seconds_per_file_median", "seconds_per_file_max", "cpu_seconds_per_file_median")
+
+
+def _run_one(examples: list[dict[str, Any]], seconds: float | None, progress: Any, k: int | None,
+             session: Any) -> dict[str, Any]:
+    """One search per example with the candidates of `k` (the encoder's time included); the summary."""
     rows = []
     for ex in examples:
         t0, c0 = time.perf_counter(), time.process_time()
-        result = capture(_dry_file(ex["x"], ex["offset"]), ex["y"], SAMPLE_RATE, time_budget=seconds, seed=0)
-        rows.append(score(ex, result, time.perf_counter() - t0, time.process_time() - c0))
+        cands = _candidates(session, ex["y"], k)
+        result = capture(_dry_file(ex["x"], ex["offset"]), ex["y"], SAMPLE_RATE, cands, time_budget=seconds,
+                         seed=0)
+        rows.append({**score(ex, result, time.perf_counter() - t0, time.process_time() - c0), "k": k,
+                     "chains": result.n_candidates})
         if progress is not None:
             progress(rows[-1])
     maes = [r["param_mae"] for r in rows if r["param_mae"] is not None]
     settings = SearchSettings()
     return {
+        "k": k,
         "examples": len(rows),
-        "clip_seconds": CLIP_SECONDS,
+        "clip_seconds": round(examples[0]["y"].size / SAMPLE_RATE, 3),
         "excerpt_seconds": settings.excerpt_seconds,
         "stages": [{"rate": s.rate, "keep": s.keep, "steps": s.steps} for s in settings.stages],
         "exact_accuracy": round(sum(r["exact"] for r in rows) / len(rows), 3),
@@ -141,3 +206,39 @@ def run(quick: bool = False, seconds: float | None = None, progress: Any = None)
         "torch_threads": torch.get_num_threads(),
         "per_example": rows,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m benchmarks.bench_capture [--k 4,16,64] [--n N] [--set FOLDER] [--seconds S] [-o FILE]`."""
+    import argparse
+    import json
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_capture", description=__doc__.splitlines()[0])
+    parser.add_argument("--k", help="comma-separated k values (the model's k likeliest chains); default: every "
+                                    "chain without the model")
+    parser.add_argument("--n", type=int, help="examples (default 12)")
+    parser.add_argument("--set", dest="set_path", help="a data set folder instead of synthesised examples")
+    parser.add_argument("--seconds", type=float, help="time budget per file (s)")
+    parser.add_argument("--model", help="the ONNX model for --k (default: the shipped one)")
+    parser.add_argument("-o", "--output", help="also write the JSON here")
+    args = parser.parse_args(argv)
+    ks = None if not args.k else [int(v) for v in args.k.split(",")]
+
+    def show(row: dict[str, Any]) -> None:
+        print(f"k={row['k']} #{row['index']} {'>'.join(row['chain'])} -> {'>'.join(row['found'])} "
+              f"exact={row['exact']} audible={row['audible']} rel={row['mrstft_relative']} {row['seconds']} s",
+              file=sys.stderr, flush=True)
+
+    result = run(seconds=args.seconds, progress=show, k=ks, model=args.model, n=args.n, set_path=args.set_path)
+    text = json.dumps(result, indent=2) + "\n"
+    if args.output:
+        from fxmatch.audio_io import write_text_atomic
+
+        write_text_atomic(args.output, text)
+    sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
