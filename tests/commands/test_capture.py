@@ -84,3 +84,19 @@ def test_bad_input_exits_2_with_one_line(pair, tmp_path, capsys, case, message):
         args = [dry, wet, "--time-budget", "0"]
     assert main(["capture", *args]) == 2
     assert message in _one_error_line(capsys)
+
+
+def test_a_level_shifted_wet_take_is_matched_with_match_level(pair, tmp_path, capsys):
+    """The wet take recorded 9.5 dB lower: --match-level fits the output gain and still names Distortion at 25 dB."""
+    from tests.export.helpers import tiny_onnx
+
+    dry, wet = pair
+    audio, _ = sf.read(wet, dtype="float32")
+    quiet = _write(tmp_path / "quiet.wav", audio * 10 ** (-9.5 / 20))
+    model = tiny_onnx(tmp_path, favour=0)  # the model's chains (no effect, Distortion) are the candidates
+    assert main(["capture", dry, quiet, "--json", "--match-level", "--search-k", "2", "--model", str(model)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    cap = data["estimate"]["capture"]
+    assert [e["effect"] for e in data["chain"]] == ["Distortion"] and cap["offset_samples"] == 160
+    assert abs(data["chain"][0]["params"]["drive_db"] - 25.0) < 3.0 and abs(cap["gain_db"] + 9.5) < 1.5, cap
+    assert cap["candidates"] == 2
