@@ -95,7 +95,7 @@ def _without_gui(kind: str, model: Path, device: int, seconds: float) -> dict[st
         time.sleep(seconds)
         t1 = engine.telemetry()
     finally:
-        engine.stop()
+        getattr(engine, "close", engine.stop)()  # LiveEngine.close also ends its analysis process
     out = _engine_figures(engine, t0, t1)
     out["engine_start_s"] = round(start_s, 3)
     return out

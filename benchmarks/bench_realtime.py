@@ -256,9 +256,10 @@ def _one(kind: str, model: Path, dry: Path, target: Path, device: int, block: in
     return out
 
 
-def run(quick: bool = False, seconds: float | None = None, model: str | None = None) -> dict[str, Any]:
+def run(quick: bool = False, seconds: float | None = None, model: str | None = None,
+        blocks: tuple[int, ...] = BLOCKS, kinds: tuple[str, ...] = ("default", "in_process")) -> dict[str, Any]:
     """Every block size, both configurations; `seconds` each (default 60, 10 with quick); `model` an ONNX file
-    (default: the shipped one, else an untrained stand-in)."""
+    (default: the shipped one, else an untrained stand-in); `blocks` and `kinds` narrow it (development)."""
     from fxmatch.errors import FxmatchInputError
     from fxmatch.inference import EstimatorSession
     from realtime.jack import JackDummyServer
@@ -267,7 +268,7 @@ def run(quick: bool = False, seconds: float | None = None, model: str | None = N
     if not (math.isfinite(seconds) and seconds > 0):
         raise FxmatchInputError(f"bench realtime: --seconds must be > 0, got {seconds}")
     load_before = round(os.getloadavg()[0], 2)
-    runs: dict[str, dict[str, Any]] = {"default": {}, "in_process": {}}
+    runs: dict[str, dict[str, Any]] = {kind: {} for kind in kinds}
     with tempfile.TemporaryDirectory(prefix="fxmatch-bench-rt-") as tmp:
         folder = Path(tmp)
         model_path, model_note = benchmark_model(folder, model)
@@ -275,7 +276,7 @@ def run(quick: bool = False, seconds: float | None = None, model: str | None = N
         dry, target = _signals(folder)
         jack_realtime = None
         with _Search() as search:
-            for block in BLOCKS:
+            for block in blocks:
                 with JackDummyServer(rate=RATE, period=block) as server:
                     jack_realtime = server.realtime
                     for kind, figures in runs.items():
@@ -285,8 +286,7 @@ def run(quick: bool = False, seconds: float | None = None, model: str | None = N
             search_said = search.said.value.decode()
             searches = search.searches.value
     return {
-        "default": runs["default"],
-        "in_process": runs["in_process"],
+        **runs,
         "model": model_note,
         "model_window_s": round(session.info.window_seconds, 3),
         "provider": session.provider,

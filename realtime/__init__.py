@@ -1,7 +1,9 @@
-"""Real-time engine: sounddevice streaming, ring buffers, analysis worker, streaming chain, A/B, safety limiter.
+"""Real-time engine: sounddevice streaming, ring buffers, analysis process, streaming chain, A/B, safety limiter.
 
 Uses `fxmatch` (torch-free parts) and an exported ONNX model; never `training`. The public API is
-realtime.engine (EngineConfig, LiveEngine, LiveEstimate, Telemetry, Levels); realtime.remote.RemoteEngine is the
-same API with the engine in its own process (what the desktop app uses); realtime.jack starts a JACK dummy server
-for tests and machines without sound hardware.
+realtime.engine (EngineConfig, EngineAPI, LiveEngine, LiveEstimate, Telemetry, Levels); realtime.remote.RemoteEngine
+is the same API with the engine in its own process (what the desktop app uses); realtime.analysis runs the model in
+a process of its own; realtime.sched asks the OS for real-time priority for the callback and background priority
+for heavy work (a capture search); realtime.jack starts a JACK dummy server for tests and machines without sound
+hardware.
 """

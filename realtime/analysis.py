@@ -6,8 +6,9 @@ and feeds the `EstimateStabiliser`:
 
 * chain probabilities and normalised params are smoothed over hops (exponential, `smoothing`); params are
   smoothed in the normalised space, which is linear in each parameter's own scale (log params glide in log);
-* the published chain changes only when another chain has been the smoothed favourite for `hysteresis_hops`
-  consecutive hops (the first estimate is published at once).
+* the published chain changes only when it has not been the smoothed favourite for `hysteresis_hops`
+  consecutive hops (whichever chains led meanwhile); it changes to the favourite of the last of them (the first
+  estimate is published at once).
 
 Where it runs: by default in a process of its own (`AnalysisProcess`, `python -m realtime.analysis`), so that
 resampling and inference never hold the audio process's GIL. That process maps the engine's buffers
@@ -94,11 +95,8 @@ class EstimateStabiliser:
             self.current, changed = best, True
         elif best == self.current:
             self._candidate, self._count = None, 0
-        else:
-            if best == self._candidate:
-                self._count += 1
-            else:
-                self._candidate, self._count = best, 1
+        else:  # the published chain is not the leader: count the hops, whichever chain leads in each
+            self._candidate, self._count = best, self._count + 1
             if self._count >= self.hysteresis_hops:
                 changed = self.info.chains[best] != self.info.chains[self.current]
                 self.current, self._candidate, self._count = best, None, 0

@@ -916,8 +916,14 @@ class LiveEngine(EngineAPI):
     # -- the control thread ----------------------------------------------------------------------------------------
 
     def _control_loop(self) -> None:
-        """Every CONTROL_S: a new estimate from the slot; every 5th: housekeeping; every 5 s: a young-generation
-        garbage collection (automatic collection is off while streaming)."""
+        """Every CONTROL_S: a new estimate from the slot; every 5th: housekeeping; with analysis="thread" (the GUI's
+        process, whose Qt objects form cycles) every 5 s a young-generation garbage collection (automatic
+        collection is off while streaming; the audio process proper allocates almost nothing that forms cycles)."""
+        if self.config.realtime_priority:
+            from realtime.sched import HELPER_PRIORITY, realtime_thread
+
+            realtime_thread(0, HELPER_PRIORITY)
+        collect = self._analysis is None
         n = 0
         while not self._control_stop.wait(CONTROL_S):
             try:
@@ -926,7 +932,7 @@ class LiveEngine(EngineAPI):
                 n += 1
                 if n % 5 == 0:
                     self._housekeeping()
-                if n % 250 == 0 and self._gc_was_enabled is not None:
+                if collect and n % 250 == 0 and self._gc_was_enabled is not None:
                     gc.collect(1)
             except Exception:  # the control thread must keep going
                 log.exception("engine control step failed")

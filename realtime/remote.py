@@ -3,8 +3,11 @@
 Why: the PortAudio callback is Python. In the GUI's process it shares the GIL with Qt painting, pyqtgraph and the
 spectra's FFTs, and every frame the window draws can hold the callback up (`fxmatch bench gui` measured callback
 p99 0.41 ms alone vs 8.0 ms with the app at 60 frames/s). A RemoteEngine runs the LiveEngine (stream, chain,
-A/B, analysis worker) in a child process started with multiprocessing's 'spawn' context (a fresh interpreter: no
-Qt or thread state is forked), so the callback competes only with the child's own threads.
+A/B) in a child process started with multiprocessing's 'spawn' context (a fresh interpreter: no Qt or thread state
+is forked), so the callback competes only with the child's own few threads: its main thread (blocked on the
+control pipe), the LiveEngine's control thread and the status publisher. The LiveEngine there runs its analysis
+in a third process (realtime.analysis.AnalysisProcess) that maps the same shared block: the app's layout is
+window process -> audio process -> analysis process.
 
     engine = RemoteEngine(EngineConfig(...))   # spawns the engine process, which loads the model
     engine.start()                             # FxmatchInputError with LiveEngine's messages on device problems
@@ -18,7 +21,8 @@ Channels between the processes:
   not answer in time is killed and reported. A receiver thread in this process reads the pipe; when the pipe
   closes unexpectedly (the child died), `running` turns False and `telemetry().error` says so.
 * Status: the child's publisher thread sends a snapshot (telemetry's slow fields, the latest estimate, the playing
-  chain, freeze and A/B state) on the same pipe 20 times a second and right after each estimate. Replies carry a
+  chain, freeze and A/B state) on the same pipe 4 times a second and right after each estimate, stop or error
+  (a small pickle: the GIL is the audio callback's for all but a few tens of microseconds of it). Replies carry a
   snapshot too, taken after the op, and the child sends both under one lock, so state read after a call reflects
   the call (`set_chain(c)` then `current_chain() == c`).
 * Audio and callback counters: one `multiprocessing.shared_memory` block per start, laid out as
@@ -95,6 +99,7 @@ class _EngineServer:
                 "frozen": e.frozen, "ab": e.ab_position, "sample_rate": e.sample_rate}
 
     def publish_loop(self) -> None:
+        _helper_priority(self.engine.config)
         while not self.done.is_set():
             self.wake.wait(PUBLISH_S)
             self.wake.clear()
@@ -139,6 +144,7 @@ class _EngineServer:
 
     def serve(self) -> None:
         """Answer requests until "exit" or until the parent goes away."""
+        _helper_priority(self.engine.config)
         publisher = threading.Thread(target=self.publish_loop, name="fxmatch-remote-publish", daemon=True)
         publisher.start()
         while True:
@@ -162,6 +168,15 @@ class _EngineServer:
                 break
         self.done.set()
         self.wake.set()
+
+
+def _helper_priority(config: EngineConfig) -> None:
+    """This thread of the audio process on SCHED_FIFO below the callback (realtime.sched.HELPER_PRIORITY), where
+    granted: it holds the GIL for microseconds and must not be preempted meanwhile."""
+    if config.realtime_priority:
+        from realtime.sched import HELPER_PRIORITY, realtime_thread
+
+        realtime_thread(0, HELPER_PRIORITY)
 
 
 def _quit(engine: LiveEngine | None) -> None:

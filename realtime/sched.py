@@ -7,6 +7,8 @@ and the OS scheduler, which this module asks for what it grants:
 * `realtime_thread(tid)`: SCHED_FIFO for one thread (the PortAudio callback's, found by its native id), with
   `os.sched_setscheduler`. Linux grants it to root / CAP_SYS_NICE or within RLIMIT_RTPRIO; elsewhere it falls back
   quietly and says so ("normal: ..."), the engine's telemetry reports which.
+* `realtime_thread(0, HELPER_PRIORITY)` for the audio process's few other threads: a thread that holds the GIL
+  must not be preempted by a normal process while the callback waits for it (priority inversion).
 * `background(nice, cpus)`: for the analysis process and a capture search: a higher nice value (always allowed)
   and, where the machine has two cores or more, the CPUs given (by default every core but the first).
 * `jackd_realtime_args()`: the flags that make a JACK server real-time when this process may do so (else
@@ -25,6 +27,10 @@ log = logging.getLogger("fxmatch.realtime.sched")
 
 #: SCHED_FIFO priority of the callback thread (JACK's own real-time threads run at 70-80 by default)
 CALLBACK_PRIORITY = 70
+#: SCHED_FIFO priority of the audio process's other threads (control, status): below the callback, above every
+#: normal process, so that one of them holding the GIL is never preempted by the machine's other work while the
+#: callback waits for it (they run for microseconds at a time)
+HELPER_PRIORITY = 60
 #: SCHED_FIFO priority of a real-time JACK dummy server (above the callback, as with a real JACK server)
 JACKD_PRIORITY = 75
 #: nice value of the analysis process (below the audio process, above a capture search)

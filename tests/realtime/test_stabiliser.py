@@ -80,10 +80,6 @@ def _windows(session: EstimatorSession, name: str) -> list[np.ndarray]:
     return [mono[i : i + w] for i in range(0, mono.size - w + 1, w // 4)]
 
 
-@pytest.mark.xfail(strict=True, reason="EstimateStabiliser restarts its hysteresis count whenever the challenger "
-                   "changes: with the shipped model on the looped distortion example the smoothed lead alternates "
-                   "between Distortion > Reverb and Distortion > PeakFilter > Reverb, so 'no effect' stays "
-                   "published (p -> 0.00) forever (realtime/analysis.py, reported in issue 13)")
 def test_the_shipped_model_switches_from_a_clean_loop_to_a_distorted_one(session):
     """Real model, real audio: the clean example looped, then the distortion example looped; the published chain
     must leave 'no effect' for a chain with Distortion within a few seconds of hops."""
