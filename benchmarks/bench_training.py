@@ -2,7 +2,14 @@
 
 One optimiser step (encoder forward, twin re-synthesis of the candidates, MR-STFT loss, backward, Adam) on the same
 batch of 2 s clips at 44.1 kHz from the default vocabulary (64 chains), measured side by side in one run:
-- `wta`: the classifier's top 4 plus 2 exploration chains per example (configs/default.yaml),
+- `wta`: the classifier's top 4 plus 2 exploration chains per example (configs/default.yaml), annealed (softmin
+  weights at temperature 0.1, every candidate in the graph); `wta_hard`: the hard min (candidates scored without
+  autograd, each example's winner rendered again with it),
+- `wta_torch_loss`, `wta_hard_torch_loss`: the same two steps with the MR-STFT loss in plain torch ops (the loss
+  before the fused CPU kernels of `fxmatch.metrics.mrstft_to_targets`), the side-by-side reference of that speed-up,
+- `wta_hard_score_proxy`: the hard step with the winner picked on a cheaper loss (`score_fft_sizes`, 1024 and 256)
+  and fitted on the full one; `score_proxy_agreement` says how often the two losses pick the same winner (fresh
+  examples, untrained encoder and the shipped v3 encoder); the proxy's scoring time counts as `forward_other_s`,
 - `naive`: every one of the 64 candidate chains per example (the cost WTA avoids),
 - `supervised`: the label-regression baseline (no re-synthesis),
 - `full_chain`: the fixed 7-effect chain of Peladeau & Peeters (one candidate),
@@ -32,15 +39,28 @@ from typing import Any
 import torch
 
 from fxmatch.effects import EFFECT_NAMES, get_spec
+from fxmatch.metrics import stft_magnitudes
 from fxmatch.vocabulary import ChainVocabulary
 from training.baselines import full_chain_vocabulary, supervised_step
 from training.data import TargetDataset
 from training.model import Encoder, EncoderConfig, count_parameters
 from training.sources import SynthSource
-from training.wta import ChainRenderer, LossFn, SpectralLoss, make_audio_loss, wta_step
+from training.wta import (
+    ChainRenderer,
+    LossFn,
+    SpectralLoss,
+    candidate_losses,
+    flush_tiny,
+    make_audio_loss,
+    select_candidates,
+    wta_step,
+)
 
 SAMPLE_RATE = 44100
 FFT_SIZES = (2048, 1024, 512, 256)
+SCORE_FFT_SIZES = (1024, 256)  # the proxy of mode wta_hard_score_proxy (TrainConfig.score_fft_sizes)
+DEFAULT_CHECKPOINT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models",
+                                  "fxmatch-default-v3.pt")
 
 #: a mode's step: (model, renderer or None, loss function) -> loss tensor
 StepFn = Callable[[torch.nn.Module, ChainRenderer | None, LossFn], torch.Tensor]
@@ -102,8 +122,9 @@ def _timed_effect(effect: Any, timers: StepTimers) -> Any:
 def timed_renderer(vocab: ChainVocabulary, sample_rate: int, timers: StepTimers) -> ChainRenderer:
     """A renderer of `vocab` whose twins report their forward time to `timers`."""
     renderer = ChainRenderer(vocab, sample_rate)
+    renderer.effects = {name: _timed_effect(e, timers) for name, e in renderer.effects.items()}
     for chain in renderer.chains:
-        chain.effects = [_timed_effect(e, timers) for e in chain.effects]
+        chain.effects = [renderer.effects[e.name] for e in chain.effects]
     return renderer
 
 
@@ -112,19 +133,28 @@ class TimedSpectralLoss(SpectralLoss):
 
     def __init__(self, inner: SpectralLoss, timers: StepTimers):
         super().__init__(inner.fft_sizes)
-        self.timers = timers
+        self.inner, self.timers = inner, timers
+
+    def target_spectra(self, target: torch.Tensor) -> Any:
+        start = time.perf_counter()
+        out = self.inner.target_spectra(target)
+        self.timers.add("loss", time.perf_counter() - start)
+        return out
+
+    def from_spectra(self, estimate: torch.Tensor, spectra: Any, rows: torch.Tensor | None = None) -> torch.Tensor:
+        start = time.perf_counter()
+        out = self.inner.from_spectra(estimate, spectra, rows)
+        self.timers.add("loss", time.perf_counter() - start)
+        return out
+
+
+class TorchOpsSpectralLoss(SpectralLoss):
+    """The same `SpectralLoss` computed with plain torch ops (`stft_magnitudes`, `mrstft_from_magnitudes`): the
+    implementation before the fused CPU loss, kept as the side-by-side reference."""
 
     def target_spectra(self, target: torch.Tensor) -> list[torch.Tensor]:
-        start = time.perf_counter()
-        out = super().target_spectra(target)
-        self.timers.add("loss", time.perf_counter() - start)
-        return out
-
-    def from_spectra(self, estimate: torch.Tensor, spectra: Sequence[torch.Tensor]) -> torch.Tensor:
-        start = time.perf_counter()
-        out = super().from_spectra(estimate, spectra)
-        self.timers.add("loss", time.perf_counter() - start)
-        return out
+        with torch.no_grad():
+            return stft_magnitudes(flush_tiny(target), self.fft_sizes)
 
 
 def timed_loss(loss_fn: LossFn, timers: StepTimers) -> LossFn:
@@ -253,9 +283,49 @@ def frontend_costs(encoder_config: EncoderConfig, vocab: ChainVocabulary, y: tor
     return out
 
 
+def proxy_agreement(vocab: ChainVocabulary, encoder_config: EncoderConfig, fft_sizes: Sequence[int],
+                    score_fft_sizes: Sequence[int], sample_rate: int, seconds: float, n_examples: int,
+                    checkpoint: str | os.PathLike | None = DEFAULT_CHECKPOINT, batch: int = 8) -> dict[str, Any]:
+    """How often the winner on `score_fft_sizes` is the winner on `fft_sizes`, on fresh synthesised examples.
+
+    Candidates as in a WTA step (top-4 + 2 random) with the params of an untrained encoder and, when `checkpoint`
+    exists and holds this vocabulary, of that trained encoder (models/fxmatch-default-v3.pt). Returns per encoder
+    the fraction of examples whose winners agree, and the examples counted.
+    """
+    data = TargetDataset(SynthSource(seed=1, sample_rate=sample_rate, clip_seconds=seconds), vocab, seed=1)
+    torch.manual_seed(0)
+    encoders = {"untrained": Encoder(vocab, encoder_config)}
+    if checkpoint is not None and os.path.isfile(checkpoint):
+        from training.trainer import load_checkpoint
+
+        ckpt = load_checkpoint(checkpoint, require=("model", "model_config"))
+        trained = Encoder.from_config(ckpt["model_config"])
+        if trained.vocab.chains == vocab.chains and trained.cfg.sample_rate == sample_rate:
+            trained.load_state_dict(ckpt["model"])
+            encoders[os.path.basename(str(checkpoint))] = trained
+    renderer = ChainRenderer(vocab, sample_rate)
+    full, proxy = make_audio_loss(fft_sizes), make_audio_loss(score_fft_sizes)
+    generator = torch.Generator().manual_seed(0)
+    agree = dict.fromkeys(encoders, 0)
+    for start in range(0, n_examples, batch):
+        examples = [data[i] for i in range(start, min(n_examples, start + batch))]
+        x = torch.stack([e["x"] for e in examples])
+        y = torch.stack([e["y"] for e in examples])
+        for name, encoder in encoders.items():
+            encoder.eval()
+            with torch.no_grad():
+                logits, params = encoder(y)
+                candidates = select_candidates(logits, 4, 2, generator)
+                on_full = candidate_losses(renderer, x, y, params, candidates, full).argmin(dim=1)
+                on_proxy = candidate_losses(renderer, x, y, params, candidates, proxy).argmin(dim=1)
+            agree[name] += int((on_full == on_proxy).sum())
+    return {"examples": n_examples, "agreement": {name: n / n_examples for name, n in agree.items()}}
+
+
 def run(quick: bool = False, *, batch: int | None = None, clip_seconds: float | None = None,
         effects: Sequence[str] = EFFECT_NAMES, max_length: int = 3, sample_rate: int = SAMPLE_RATE,
-        fft_sizes: Sequence[int] = FFT_SIZES, repeats: int | None = None) -> dict:
+        fft_sizes: Sequence[int] = FFT_SIZES, repeats: int | None = None,
+        score_fft_sizes: Sequence[int] = SCORE_FFT_SIZES, agreement_examples: int | None = None) -> dict:
     """Measure step costs and their profile; returns the JSON-ready result (keywords: smaller runs for tests).
 
     Float32 denormals are flushed to zero while it runs, as the trainer does.
@@ -263,7 +333,8 @@ def run(quick: bool = False, *, batch: int | None = None, clip_seconds: float | 
     load_before = os.getloadavg()[0]
     torch.set_flush_denormal(True)
     try:
-        result = _run(quick, batch, clip_seconds, effects, max_length, sample_rate, fft_sizes, repeats)
+        result = _run(quick, batch, clip_seconds, effects, max_length, sample_rate, fft_sizes, repeats,
+                      score_fft_sizes, agreement_examples)
     finally:
         torch.set_flush_denormal(False)
     # other jobs on the machine slow every figure: the 1-minute load average before and after, for the reader
@@ -272,9 +343,11 @@ def run(quick: bool = False, *, batch: int | None = None, clip_seconds: float | 
 
 
 def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Sequence[str], max_length: int,
-         sample_rate: int, fft_sizes: Sequence[int], repeats: int | None) -> dict:
+         sample_rate: int, fft_sizes: Sequence[int], repeats: int | None, score_fft_sizes: Sequence[int],
+         agreement_examples: int | None) -> dict:
     """`run` with denormals flushed."""
     batch_q, seconds_q, repeats_q = (4, 1.0, 1) if quick else (8, 2.0, 3)
+    agreement_examples = agreement_examples or (8 if quick else 64)
     batch = batch or batch_q
     seconds = clip_seconds or seconds_q
     repeats = repeats or repeats_q
@@ -295,7 +368,8 @@ def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Se
     results: dict[str, dict] = {}
     profiles: dict[str, dict] = {}
 
-    def measure(name: str, model_vocab: ChainVocabulary, step: StepFn, renders: bool = True) -> None:
+    def measure(name: str, model_vocab: ChainVocabulary, step: StepFn, renders: bool = True,
+                loss: LossFn = loss_fn) -> None:
         torch.manual_seed(0)
         model = Encoder(model_vocab, encoder_config)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -303,23 +377,29 @@ def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Se
 
         def one() -> None:
             optimizer.zero_grad(set_to_none=True)
-            step(model, renderer, loss_fn).backward()
+            step(model, renderer, loss).backward()
             optimizer.step()
 
         seconds_per_step = _median_time(one, repeats)
         results[name] = {"step_s": seconds_per_step, "examples_per_s": batch / seconds_per_step}
-        runs = [profile_step(model, optimizer, step, model_vocab if renders else None, loss_fn, sample_rate)
+        runs = [profile_step(model, optimizer, step, model_vocab if renders else None, loss, sample_rate)
                 for _ in range(repeats)]
         profiles[name] = {"data_s": data_s * batch, **_median_profile(runs),
                           "frontend_conv_dft_s": frontend["conv_dft_s"]}
 
     generator = torch.Generator().manual_seed(0)
 
-    def wta(top_k: int, n_explore: int, temperature: float = 0.1) -> StepFn:
-        return lambda m, r, lf: wta_step(m, r, x, y, lf, top_k, n_explore, temperature, 1.0, generator).loss
+    def wta(top_k: int, n_explore: int, temperature: float = 0.1, score: LossFn | None = None) -> StepFn:
+        return lambda m, r, lf: wta_step(m, r, x, y, lf, top_k, n_explore, temperature, 1.0, generator,
+                                         score_loss_fn=score).loss
 
+    torch_ops = TorchOpsSpectralLoss(fft_sizes)
     measure("wta", vocab, wta(4, 2))
+    measure("wta_torch_loss", vocab, wta(4, 2), loss=torch_ops)  # the same step, the loss in plain torch ops
     measure("wta_hard", vocab, wta(4, 2, 0.0))  # temperature 0: candidates scored without autograd, winner refit
+    measure("wta_hard_torch_loss", vocab, wta(4, 2, 0.0), loss=torch_ops)
+    # the winner picked on a cheaper loss (`score_fft_sizes`), fitted on the full one
+    measure("wta_hard_score_proxy", vocab, wta(4, 2, 0.0, make_audio_loss(score_fft_sizes)))
     measure("naive", vocab, wta(vocab.n_chains, 0))
     measure("supervised", vocab, lambda m, r, lf: supervised_step(m, y, chain, params, mask).loss, renders=False)
     measure("full_chain", full_chain_vocabulary(vocab), wta(1, 0, 0.0))
@@ -335,6 +415,14 @@ def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Se
         "steps": results,
         "naive_over_wta_step": results["naive"]["step_s"] / results["wta"]["step_s"],
         "wta_soft_over_hard_step": results["wta"]["step_s"] / results["wta_hard"]["step_s"],
+        # side by side in this run: the fused CPU loss against the same loss in plain torch ops
+        "torch_loss_over_fused_wta_step": results["wta_torch_loss"]["step_s"] / results["wta"]["step_s"],
+        "torch_loss_over_fused_wta_hard_step": results["wta_hard_torch_loss"]["step_s"]
+        / results["wta_hard"]["step_s"],
+        "score_fft_sizes": list(score_fft_sizes),
+        "wta_hard_over_score_proxy_step": results["wta_hard"]["step_s"] / results["wta_hard_score_proxy"]["step_s"],
+        "score_proxy_agreement": proxy_agreement(vocab, encoder_config, fft_sizes, score_fft_sizes, sample_rate,
+                                                 seconds, agreement_examples),
         "data_render_s_per_example": data_s,
         "frontend": frontend,
         "profile": profiles,

@@ -87,6 +87,9 @@ class TrainConfig:
     presence_weight: float = 0.0  # supervised: weight of the BCE of per-effect presence (chain marginals)
     param_weight: float = 1.0  # supervised: weight of the parameter MSE
     fft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512, 256])
+    #: wta, hard min: FFT sizes of a cheaper loss that only picks each example's winner (fitted on fft_sizes); None:
+    #: fft_sizes (the winner of the full loss)
+    score_fft_sizes: list[int] | None = None
     # optimisation
     steps: int = 10000
     batch_size: int = 8  # per process
@@ -183,6 +186,9 @@ def validate(config: TrainConfig) -> None:
     need(0 < config.f_min < config.f_max, "f_min", "positive and below f_max")
     need(len(config.channels) >= 1 and all(c >= 1 for c in config.channels), "channels", "a list of positive ints")
     need(len(config.fft_sizes) >= 1 and all(s >= 16 for s in config.fft_sizes), "fft_sizes", "a list of ints >= 16")
+    need(config.score_fft_sizes is None or (len(config.score_fft_sizes) >= 1
+                                            and all(s >= 16 for s in config.score_fft_sizes)),
+         "score_fft_sizes", "null or a list of ints >= 16")
     need(config.n_fft <= config.sample_rate * config.clip_seconds, "n_fft", "at most the clip length in samples")
     need(config.device == "auto" or config.device == "cpu" or config.device.startswith("cuda"), "device",
          "auto, cpu, cuda or cuda:N")

@@ -247,6 +247,7 @@ class Trainer:
         self.renderer = None if config.mode == "supervised" else ChainRenderer(self.model_vocab, config.sample_rate)
         self.membership = torch.from_numpy(chain_membership(self.model_vocab)).to(self.device)
         self.loss_fn = make_audio_loss(config.fft_sizes)
+        self.score_loss_fn = make_audio_loss(config.score_fft_sizes) if config.score_fft_sizes else None
         self.win_counts = torch.zeros(self.model_vocab.n_chains, dtype=torch.long)
         self.step, self.elapsed_s = 0, 0.0
         self.history: list[dict[str, float]] = []
@@ -323,7 +324,7 @@ class Trainer:
         top_k, n_explore = candidate_counts(c, step, self.model_vocab.n_chains)
         temperature = temperature_at(step, c.temperature_start, c.temperature_end, c.anneal_steps)
         return wta_step(self.net, self.renderer, x, y, self.loss_fn, top_k, n_explore, temperature, c.ce_weight,
-                        generator, c.parsimony)
+                        generator, c.parsimony, self.score_loss_fn)
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> StepResult:
         """Forward, backward and optimiser update for step `step`."""

@@ -14,11 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.nn import functional as F
 
-from fxmatch.metrics import DEFAULT_FFT_SIZES, mrstft_from_magnitudes, stft_magnitudes
+from fxmatch.metrics import (
+    DEFAULT_FFT_SIZES,
+    TargetSpectra,
+    mrstft_from_magnitudes,
+    mrstft_to_targets,
+    stft_magnitudes,
+    target_spectra,
+)
 from fxmatch.vocabulary import ChainVocabulary
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -39,25 +47,40 @@ def flush_tiny(x: torch.Tensor) -> torch.Tensor:
 class SpectralLoss:
     """Per-example audio loss `[batch]` of estimate vs target `[batch, samples]`: the MR-STFT distance.
 
-    `target_spectra(y)` computes a batch's target magnitudes once (no gradient); `from_spectra(estimate, spectra)`
-    scores estimates against rows of them, so a step with C candidates per example does the target's STFTs once
-    instead of C times. Calling it as `loss(estimate, target)` does both.
+    `target_spectra(y)` computes a batch's target magnitudes once (no gradient); `from_spectra(estimate, spectra,
+    rows)` scores estimates against rows of them, so a step with C candidates per example does the target's STFTs
+    once instead of C times. Calling it as `loss(estimate, target)` does both. On CPU float32 (training) it runs the
+    fused `fxmatch.metrics.mrstft_to_targets`; elsewhere `mrstft_from_magnitudes` (the same distance).
     """
 
     def __init__(self, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES):
         self.fft_sizes = tuple(int(s) for s in fft_sizes)
 
-    def target_spectra(self, target: torch.Tensor) -> list[torch.Tensor]:
-        """Magnitudes of `target` `[batch, samples]` per FFT size, each `[batch, bins, frames]`."""
+    def target_spectra(self, target: torch.Tensor) -> TargetSpectra | list[torch.Tensor]:
+        """Magnitudes of `target` `[batch, samples]` per FFT size (`TargetSpectra` on CPU float32)."""
         with torch.no_grad():
+            if _fused(target):
+                return target_spectra(flush_tiny(target), self.fft_sizes)
             return stft_magnitudes(flush_tiny(target), self.fft_sizes)
 
-    def from_spectra(self, estimate: torch.Tensor, spectra: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Losses `[n]` of `estimate` `[n, samples]` against target magnitudes (rows of `target_spectra`)."""
+    def from_spectra(self, estimate: torch.Tensor, spectra: TargetSpectra | Sequence[torch.Tensor],
+                     rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Losses `[n]` of `estimate` `[n, samples]` against rows `rows` `[n]` of `target_spectra` (default: row i)."""
+        if isinstance(spectra, TargetSpectra) and _fused(estimate):
+            return mrstft_to_targets(flush_tiny(estimate), spectra, None if rows is None else rows.cpu())
+        if isinstance(spectra, TargetSpectra):
+            spectra = [m.transpose(1, 2).to(estimate.device) for m in spectra.magnitudes]
+        if rows is not None:
+            spectra = [s[rows.to(s.device)] for s in spectra]
         return mrstft_from_magnitudes(flush_tiny(estimate), spectra, self.fft_sizes, reduce=False)
 
     def __call__(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.from_spectra(estimate, self.target_spectra(target))
+
+
+def _fused(x: torch.Tensor) -> bool:
+    """Whether `x` can take the fused CPU loss (`fxmatch.metrics.mrstft_to_targets`)."""
+    return x.device.type == "cpu" and x.dtype == torch.float32
 
 
 def make_audio_loss(fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES) -> SpectralLoss:
@@ -73,6 +96,8 @@ class ChainRenderer:
 
         self.vocab, self.sample_rate = vocab, int(sample_rate)
         self.chains = [Chain(names) for names in vocab.chains]
+        #: the twins by name (`render_candidates` calls them; one per effect of the vocabulary)
+        self.effects = {e.name: e for chain in self.chains for e in chain.effects}
         self.chain_sizes = torch.tensor([len(names) for names in vocab.chains], dtype=torch.long)
         self.param_index = [
             torch.tensor([i for n in names for i in range(*vocab.param_slice(n).indices(vocab.n_params))],
@@ -85,6 +110,86 @@ class ChainRenderer:
         index = self.param_index[k].to(params.device)
         y = self.chains[k].process_normalised(x.unsqueeze(1), params.index_select(-1, index), self.sample_rate)
         return y.squeeze(1)
+
+    def render_candidates(self, x: torch.Tensor, params: torch.Tensor, candidates: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every candidate's audio, each distinct (example, chain prefix, prefix params) rendered once.
+
+        x `[batch, samples]`; params `[batch, n_chains, n_params]` in [0, 1]; candidates `[batch, C]`. Returns
+        (audio `[n, samples]` of the n distinct candidate renders, example `[n]` of each, index `[batch, C]` of each
+        candidate's row in audio). Candidates of one example whose chains share a prefix with the same params for it
+        (chains in canonical order with per-effect params, e.g. Compressor>Chorus and Compressor>Chorus>Reverb) share
+        that prefix's render, and all nodes at one depth with the same effect run in one twin call: the same audio as
+        `render` chain by chain (the twins treat rows independently), in fewer, larger calls.
+        """
+        batch, n_cand = candidates.shape
+        table = params.detach().cpu().numpy()
+        slices = {name: self.vocab.param_slice(name) for name in self.effects}
+        nodes: dict[tuple, int] = {}  # (parent, effect, its params' bytes) -> row at its depth
+        levels: list[list[tuple]] = []  # per depth: (parent, example, chain, effect) of each node
+        leaves: list[list[Any]] = [[0] * n_cand for _ in range(batch)]  # node of each candidate (int -1-b: dry)
+        for b, row in enumerate(candidates.tolist()):
+            for c, k in enumerate(row):
+                node = -1 - b
+                for depth, name in enumerate(self.vocab.chains[k]):
+                    key = (node, name, table[b, k, slices[name]].tobytes())
+                    if key not in nodes:
+                        if depth == len(levels):
+                            levels.append([])
+                        nodes[key] = len(levels[depth])
+                        levels[depth].append((node, b, k, name))
+                    node = _NodeRef(depth, nodes[key])
+                leaves[b][c] = node
+        outputs: list[torch.Tensor] = []  # per depth: the outputs of its nodes, in node order
+        for depth, level in enumerate(levels):
+            source = x if depth == 0 else outputs[depth - 1]
+            by_effect: dict[str, list[int]] = {}
+            for i, (_, _, _, name) in enumerate(level):
+                by_effect.setdefault(name, []).append(i)
+            order, parts = [], []
+            for name, members in by_effect.items():
+                parents = torch.tensor([-1 - level[i][0] if depth == 0 else level[i][0].index for i in members],
+                                       dtype=torch.long, device=x.device)
+                bs = torch.tensor([level[i][1] for i in members], dtype=torch.long, device=params.device)
+                ks = torch.tensor([level[i][2] for i in members], dtype=torch.long, device=params.device)
+                effect = self.effects[name]
+                unit = params[bs, ks][:, slices[name]]
+                y = effect.process(source.index_select(0, parents).unsqueeze(1), effect.spec.denormalise(unit),
+                                   self.sample_rate)
+                parts.append(y.squeeze(1))
+                order.extend(members)
+            stacked = torch.cat(parts)
+            position = torch.empty(len(level), dtype=torch.long, device=x.device)
+            position[torch.tensor(order, dtype=torch.long, device=x.device)] = torch.arange(len(level), device=x.device)
+            outputs.append(stacked.index_select(0, position))
+        # the distinct renders: the dry rows of empty candidates, then each leaf node once
+        rows: dict[object, int] = {}
+        sources, examples = [], []
+        index = torch.empty(batch, n_cand, dtype=torch.long)
+        for b in range(batch):
+            for c in range(n_cand):
+                leaf = leaves[b][c]
+                key = ("x", b) if isinstance(leaf, int) else (leaf.depth, leaf.index)
+                if key not in rows:
+                    rows[key] = len(sources)
+                    sources.append(key)
+                    examples.append(b)
+                index[b, c] = rows[key]
+        pool = torch.cat([x, *outputs])
+        offsets = [x.shape[0]]
+        for out in outputs:
+            offsets.append(offsets[-1] + out.shape[0])
+        flat = [key[1] if key[0] == "x" else offsets[key[0]] + key[1] for key in sources]
+        audio = pool.index_select(0, torch.tensor(flat, dtype=torch.long, device=x.device))
+        return audio, torch.tensor(examples, dtype=torch.long), index
+
+
+@dataclass(frozen=True)
+class _NodeRef:
+    """A rendered node of `ChainRenderer.render_candidates`: its depth (effects - 1) and its row at that depth."""
+
+    depth: int
+    index: int
 
 
 def select_candidates(
@@ -113,28 +218,22 @@ def candidate_losses(
     params: torch.Tensor,
     candidates: torch.Tensor,
     loss_fn: LossFn,
-    spectra: list[torch.Tensor] | None = None,
+    spectra: TargetSpectra | list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Audio losses `[batch, C]` of each example's candidates: one batched twin run per distinct chain.
+    """Audio losses `[batch, C]` of each example's candidates, rendered by `ChainRenderer.render_candidates`.
 
     x, y `[batch, samples]`; params `[batch, n_chains, n_params]`; candidates `[batch, C]` chain indices; `spectra`:
     y's `SpectralLoss.target_spectra` when the caller has them already (else computed here, once for all chains).
+    All distinct renders are scored in one loss call.
     """
-    batch, n_cand = candidates.shape
-    positions, values = [], []
-    if spectra is None and isinstance(loss_fn, SpectralLoss):
-        spectra = loss_fn.target_spectra(y)
-    for k in torch.unique(candidates).tolist():
-        rows, cols = (candidates == k).nonzero(as_tuple=True)
-        y_hat = renderer.render(k, x[rows], params[rows, k])
-        if spectra is not None:
-            values.append(loss_fn.from_spectra(y_hat, [s[rows] for s in spectra]))
-        else:
-            values.append(loss_fn(y_hat, y[rows]))
-        positions.append(rows * n_cand + cols)
-    flat = torch.zeros(batch * n_cand, device=x.device, dtype=x.dtype)
-    flat = flat.index_put((torch.cat(positions),), torch.cat(values))
-    return flat.reshape(batch, n_cand)
+    audio, examples, index = renderer.render_candidates(x, params, candidates)
+    if isinstance(loss_fn, SpectralLoss):
+        if spectra is None:
+            spectra = loss_fn.target_spectra(y)
+        values = loss_fn.from_spectra(audio, spectra, examples)
+    else:
+        values = loss_fn(audio, y[examples.to(y.device)])
+    return values[index.to(values.device)]
 
 
 @dataclass
@@ -205,18 +304,21 @@ def wta_step(
     ce_weight: float = 1.0,
     generator: torch.Generator | None = None,
     parsimony: float = 0.0,
+    score_loss_fn: LossFn | None = None,
 ) -> StepResult:
     """One WTA forward: encode y, pick candidates, render them from x, annealed-MCL loss (naive: all chains).
 
     At temperature 0 (the hard min) only the winner receives a gradient, so the candidates are scored without
     autograd and only each example's winner is rendered again with it (`hard_wta_step`): the same loss and
-    gradient, without building and walking back through the losers' graphs.
+    gradient, without building and walking back through the losers' graphs. `score_loss_fn` (hard min only; default
+    `loss_fn`): a cheaper proxy that picks the winner, e.g. fewer FFT sizes; the winner is still fitted on `loss_fn`.
     """
     logits, params = model(y)
     candidates = select_candidates(logits, top_k, n_explore, generator)
     sizes = renderer.chain_sizes.to(candidates.device)[candidates] if parsimony > 0 else None
     if temperature <= 0 and candidates.shape[1] > 1:  # one candidate (full chain): nothing to score
-        result = hard_wta_step(renderer, x, y, loss_fn, logits, params, candidates, ce_weight, sizes, parsimony)
+        result = hard_wta_step(renderer, x, y, loss_fn, logits, params, candidates, ce_weight, sizes, parsimony,
+                               score_loss_fn)
     else:
         losses = candidate_losses(renderer, x, y, params, candidates, loss_fn)
         result = wta_loss(losses, candidates, logits, temperature, ce_weight, sizes, parsimony)
@@ -235,11 +337,16 @@ def hard_wta_step(
     ce_weight: float,
     sizes: torch.Tensor | None = None,
     parsimony: float = 0.0,
+    score_loss_fn: LossFn | None = None,
 ) -> StepResult:
-    """Hard winner-takes-all: score `candidates` `[batch, C]` without gradient, then fit each example's winner."""
+    """Hard winner-takes-all: score `candidates` `[batch, C]` without gradient (on `score_loss_fn`, default
+    `loss_fn`), then fit each example's winner on `loss_fn`."""
     spectra = loss_fn.target_spectra(y) if isinstance(loss_fn, SpectralLoss) else None  # for scoring and refit
     with torch.no_grad():
-        losses = candidate_losses(renderer, x, y, params.detach(), candidates, loss_fn, spectra)
+        if score_loss_fn is None or score_loss_fn is loss_fn:
+            losses = candidate_losses(renderer, x, y, params.detach(), candidates, loss_fn, spectra)
+        else:
+            losses = candidate_losses(renderer, x, y, params.detach(), candidates, score_loss_fn)
     column = parsimonious_winners(losses, sizes, parsimony)
     winners = candidates.gather(1, column.unsqueeze(1))  # [batch, 1]
     fit = candidate_losses(renderer, x, y, params, winners, loss_fn, spectra).mean()

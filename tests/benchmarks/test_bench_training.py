@@ -7,7 +7,8 @@ import pytest
 
 from benchmarks import bench_training
 
-MODES = ("wta", "wta_hard", "naive", "supervised", "full_chain")
+MODES = ("wta", "wta_torch_loss", "wta_hard", "wta_hard_torch_loss", "wta_hard_score_proxy", "naive", "supervised",
+         "full_chain")
 PROFILE_KEYS = ("data_s", "frontend_s", "frontend_conv_dft_s", "encoder_rest_s", "twins_forward_s", "loss_s",
                 "forward_other_s", "forward_s", "backward_s", "backward_loss_and_twins_s", "backward_encoder_s",
                 "twins_backward_replayed_s", "optimizer_s", "step_s", "twins")
@@ -18,7 +19,7 @@ EFFECTS = ("Compressor", "Distortion", "PeakFilter")
 def result() -> dict:
     """A quick run at tiny sizes: 3 effects (8 chains), batch 2 x 0.25 s at 16 kHz, one repeat."""
     out = bench_training.run(quick=True, batch=2, clip_seconds=0.25, effects=EFFECTS, sample_rate=16000,
-                             fft_sizes=(512, 128), repeats=1)
+                             fft_sizes=(512, 128), repeats=1, score_fft_sizes=(128,), agreement_examples=4)
     return json.loads(json.dumps(out, allow_nan=False))  # JSON-ready
 
 
@@ -50,8 +51,10 @@ def test_the_twin_profile_names_each_effect_rendered(result):
         assert (twin["calls"], twin["examples"]) == (1, 2), name
         assert twin["forward_s"] > 0 and twin["backward_s"] > 0, name
     naive = profile["naive"]["twins"]
-    # every chain on every example: each effect sits in 4 of the 8 chains
-    assert set(naive) == set(EFFECTS) and all(t["calls"] == 4 and t["examples"] == 8 for t in naive.values())
+    # every chain on every example: each effect sits in 4 of the 8 chains (x 2 examples), one twin call per position
+    # it holds in a chain (Compressor first only; Distortion first or second; PeakFilter first, second or third)
+    assert set(naive) == set(EFFECTS) and all(t["examples"] == 8 for t in naive.values())
+    assert {n: t["calls"] for n, t in naive.items()} == {"Compressor": 1, "Distortion": 2, "PeakFilter": 3}
     assert profile["naive"]["twins_backward_replayed_s"] == pytest.approx(sum(t["backward_s"] for t in naive.values()))
 
 
@@ -60,3 +63,18 @@ def test_the_front_ends_are_compared_side_by_side(result):
     assert f["stft_s"] > 0 and f["conv_dft_s"] > 0
     assert f["conv_dft_over_stft"] == pytest.approx(f["conv_dft_s"] / f["stft_s"])
     assert all(result["profile"][m]["frontend_conv_dft_s"] == f["conv_dft_s"] for m in MODES)
+
+
+def test_the_fused_loss_and_the_score_proxy_are_measured_side_by_side(result):
+    steps = result["steps"]
+    assert result["torch_loss_over_fused_wta_step"] == pytest.approx(steps["wta_torch_loss"]["step_s"]
+                                                                     / steps["wta"]["step_s"])
+    assert result["torch_loss_over_fused_wta_hard_step"] == pytest.approx(steps["wta_hard_torch_loss"]["step_s"]
+                                                                          / steps["wta_hard"]["step_s"])
+    assert result["wta_hard_over_score_proxy_step"] == pytest.approx(steps["wta_hard"]["step_s"]
+                                                                     / steps["wta_hard_score_proxy"]["step_s"])
+    assert result["score_fft_sizes"] == [128]
+    agreement = result["score_proxy_agreement"]
+    # the shipped encoder's vocabulary (7 effects, 44.1 kHz) is not this run's: only the untrained encoder counts
+    assert agreement["examples"] == 4 and set(agreement["agreement"]) == {"untrained"}
+    assert 0.0 <= agreement["agreement"]["untrained"] <= 1.0

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from fxmatch.effects import distortion
+from fxmatch.metrics import mrstft_distance
 from training import wta
 from training.baselines import full_chain_vocabulary, supervised_step
 
@@ -52,8 +53,6 @@ def test_candidate_losses_equal_per_example_losses(tiny_vocab):
             direct = loss_fn(renderer.render(k, x[b : b + 1], params[b : b + 1, k]), y[b : b + 1])
             assert losses[b, c].item() == pytest.approx(direct.item(), rel=1e-5)
     # the target spectra shared by all candidates give what a plain per-call distance gives
-    from fxmatch.metrics import mrstft_distance
-
     plain = wta.candidate_losses(renderer, x, y, params, candidates,
                                  lambda e, t: mrstft_distance(wta.flush_tiny(e), wta.flush_tiny(t), (256, 64),
                                                               reduce=False))
@@ -123,7 +122,7 @@ def test_parsimony_gives_the_win_to_the_smallest_chain_within_tolerance():
 
 def test_hard_step_without_the_losers_graphs_gives_the_soft_paths_gradient_at_its_limit(tiny_vocab):
     """temperature 0 (no-grad scoring, winner re-rendered) equals one-hot weights over all candidates' losses."""
-    x, y, params, k = _distorted_batch(tiny_vocab, [14.0, 26.0, 33.0])
+    x, y, params, _k = _distorted_batch(tiny_vocab, [14.0, 26.0, 33.0])
     params[:, :, tiny_vocab.param_slice("Distortion")] += 0.04
     loss_fn = wta.make_audio_loss((256, 64))
     renderer = wta.ChainRenderer(tiny_vocab, 16000)
@@ -141,3 +140,101 @@ def test_hard_step_without_the_losers_graphs_gives_the_soft_paths_gradient_at_it
     assert torch.allclose(fast.params.grad, slow.params.grad, rtol=1e-4, atol=1e-7)
     assert float(fast.params.grad.abs().sum()) > 0
 
+
+
+@pytest.fixture(scope="module")
+def three_vocab():
+    """Compressor, Distortion, PeakFilter, chains of 0 to 3 effects (8 chains, canonical order: shared prefixes)."""
+    from fxmatch.effects import get_spec
+    from fxmatch.vocabulary import ChainVocabulary
+
+    return ChainVocabulary(effects=tuple(get_spec(n) for n in ("Compressor", "Distortion", "PeakFilter")),
+                           max_length=3)
+
+
+def _batch(vocab, shared: bool, batch: int = 3, samples: int = 3000):
+    torch.manual_seed(1)
+    x = torch.randn(batch, samples) * 0.2
+    y = torch.tanh(3 * x) * 0.5
+    if shared:  # one param set per effect, as param_sharing "effect" gives
+        params = (torch.rand(batch, 1, vocab.n_params) * 0.8 + 0.1).expand(-1, vocab.n_chains, -1).clone()
+    else:
+        params = torch.rand(batch, vocab.n_chains, vocab.n_params) * 0.8 + 0.1
+    return x, y, params
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_prefix_shared_rendering_gives_each_candidate_its_own_chains_audio(three_vocab, shared):
+    x, y, params = _batch(three_vocab, shared)
+    renderer = wta.ChainRenderer(three_vocab, 16000)
+    candidates = torch.tensor([[7, 4, 1, 0], [7, 5, 2, 1], [6, 3, 4, 0]])  # (C,D,P) with (C,D), (C), ...
+    audio, examples, index = renderer.render_candidates(x, params, candidates)
+    for b in range(3):
+        for c in range(4):
+            k = int(candidates[b, c])
+            direct = renderer.render(k, x[b : b + 1], params[b : b + 1, k])[0]
+            assert int(examples[index[b, c]]) == b
+            torch.testing.assert_close(audio[index[b, c]], direct, rtol=1e-6, atol=1e-7)
+    # distinct renders: one per candidate (no two candidates of a row are one chain), rendered nodes fewer when the
+    # prefixes' params are shared (C,D,P reuses C,D's and C's renders)
+    assert audio.shape[0] == 12 and len(set(index.flatten().tolist())) == 12
+    losses = wta.candidate_losses(renderer, x, y, params, candidates, wta.make_audio_loss((256, 64)))
+    for b in range(3):
+        for c in range(4):
+            k = int(candidates[b, c])
+            direct = mrstft_distance(renderer.render(k, x[b : b + 1], params[b : b + 1, k]), y[b : b + 1],
+                                         (256, 64))
+            assert float(losses[b, c]) == pytest.approx(float(direct), rel=2e-5)
+
+
+def test_shared_prefixes_are_rendered_once(three_vocab, monkeypatch):
+    x, _, params = _batch(three_vocab, shared=True, batch=1)
+    renderer = wta.ChainRenderer(three_vocab, 16000)
+    calls = []
+    for name, effect in renderer.effects.items():
+        def counted(xx, p, sr, _process=effect.process, _name=name):
+            calls.append((_name, xx.shape[0]))
+            return _process(xx, p, sr)
+
+        monkeypatch.setitem(renderer.effects, name, type(effect)(effect.spec, counted))
+    candidates = torch.tensor([[1, 4, 7]])  # (C), (C, D), (C, D, P): one Compressor, one Distortion, one PeakFilter
+    renderer.render_candidates(x, params, candidates)
+    assert sorted(calls) == [("Compressor", 1), ("Distortion", 1), ("PeakFilter", 1)]
+    calls.clear()
+    unshared = params.clone()
+    unshared[0, 4, three_vocab.param_slice("Compressor")] += 0.1  # (C, D) has its own Compressor params
+    renderer.render_candidates(x, unshared, candidates)
+    assert sorted(calls) == [("Compressor", 2), ("Distortion", 2), ("PeakFilter", 1)]
+
+
+def test_fused_spectral_loss_equals_the_torch_distance_and_its_gradient():
+    torch.manual_seed(2)
+    y = torch.randn(2, 4000)
+    x = y[[0, 1, 0]] * 0.6 + 0.3 * torch.randn(3, 4000)
+    x[0, :800] = 0.0  # bins below the 1e-7 floor pass no gradient (nor do flushed samples)
+    rows = torch.tensor([0, 1, 0])
+    loss = wta.make_audio_loss((512, 128, 64))
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    fused = loss.from_spectra(a, loss.target_spectra(y), rows)
+    plain = mrstft_distance(wta.flush_tiny(b), y[rows], (512, 128, 64), reduce=False)
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=0)
+    weights = torch.tensor([0.3, 1.0, 2.0])
+    (weights * fused).sum().backward()
+    (weights * plain).sum().backward()
+    assert float((a.grad - b.grad).norm() / b.grad.norm()) < 1e-5 and float(a.grad.abs().sum()) > 0
+    assert loss.from_spectra(y, loss.target_spectra(y)).abs().max() == 0  # zero for identical signals
+
+
+def test_score_proxy_picks_the_winner_and_the_full_loss_fits_it(tiny_vocab):
+    x, y, params, _k = _distorted_batch(tiny_vocab, [14.0, 26.0, 33.0])
+    params[:, :, tiny_vocab.param_slice("Distortion")] += 0.04
+    renderer = wta.ChainRenderer(tiny_vocab, 16000)
+    full, proxy = wta.make_audio_loss((256, 64)), wta.make_audio_loss((128,))
+    model = FixedModel(torch.zeros(3, tiny_vocab.n_chains), params)
+    result = wta.wta_step(model, renderer, x, y, full, 4, 0, 0.0, score_loss_fn=proxy)
+    candidates = torch.arange(tiny_vocab.n_chains).expand(3, -1)
+    on_proxy = wta.candidate_losses(renderer, x, y, params, candidates, proxy)
+    on_full = wta.candidate_losses(renderer, x, y, params, candidates, full)
+    assert result.winners.tolist() == on_proxy.argmin(dim=1).tolist()
+    expected = on_full.gather(1, result.winners[:, None]).mean()
+    assert float(result.fit) == pytest.approx(float(expected), rel=1e-5)
