@@ -154,28 +154,40 @@ def _reverb_forward_float32(
     u = np.empty(n, dtype=np.float32)
     acc = np.empty(n, dtype=np.float32)
     buf = np.empty(n, dtype=np.float32)
+    rings = np.empty((n_combs, max(1, comb_delays.max())), dtype=np.float32)
+    lasts = np.empty(n_combs, dtype=np.float32)
+    heads = np.empty(n_combs, dtype=np.int64)
     for b in range(batch):
         f, d = feedback[b], damp[b]
         one_minus_d = one - d
         for i in range(n):
             u[i] = (x[b, 0, i] + x[b, 1, i]) * gain if sides == 2 else x[b, 0, i] * gain
         for s in range(sides):
-            acc[:] = 0.0
-            for c in range(n_combs):
-                m = comb_delays[s, c]
-                state = states[b, s, c]
-                last = np.float32(0.0)
-                for i in range(n):
-                    o = buf[i - m] if i >= m else np.float32(0.0)
-                    last = o * one_minus_d + last * d
+            # the combs side by side, sample by sample: the same float32 operations in the same order (each comb's
+            # recursion, and acc summing comb 0 to 7), but 8 independent recursions in flight instead of one, each
+            # through a circular delay line of its own length
+            rings[:] = 0.0
+            lasts[:] = 0.0
+            heads[:] = 0
+            for i in range(n):
+                ui = u[i]
+                total = np.float32(0.0)
+                for c in range(n_combs):
+                    h = heads[c]
+                    o = rings[c, h]
+                    last = o * one_minus_d + lasts[c] * d
                     if undenormalise:
                         last = (last + tiny) - tiny
-                    t = u[i] + last * f
+                    t = ui + last * f
                     if undenormalise:
                         t = (t + tiny) - tiny
-                    buf[i] = t
-                    acc[i] += o
-                    state[i] = last
+                    rings[c, h] = t
+                    h += 1
+                    heads[c] = 0 if h == comb_delays[s, c] else h
+                    lasts[c] = last
+                    total += o
+                    states[b, s, c, i] = last
+                acc[i] = total
             for a in range(allpass_delays.shape[1]):
                 m = allpass_delays[s, a]
                 for i in range(n):
