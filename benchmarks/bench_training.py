@@ -11,7 +11,8 @@ batch of 2 s clips at 44.1 kHz from the default vocabulary (64 chains), measured
   and fitted on the full one; `score_proxy_agreement` says how often the two losses pick the same winner (fresh
   examples, untrained encoder and the shipped v3 encoder); the proxy's scoring time counts as `forward_other_s`,
 - `naive`: every one of the 64 candidate chains per example (the cost WTA avoids),
-- `supervised`: the label-regression baseline (no re-synthesis),
+- `supervised`: the label-regression baseline (no re-synthesis); `supervised_fused_adam`, `wta_hard_fused_adam`:
+  the same steps with Adam's fused kernel (`TrainConfig.fused_optimizer`; the others use the per-tensor loop),
 - `full_chain`: the fixed 7-effect chain of Peladeau & Peeters (one candidate),
 plus the data cost (one dry clip rendered by pedalboard through a random chain). Median over repeats; the
 ratio `naive_over_wta_step` is what the candidate selection saves. Timings are measured, never asserted.
@@ -369,10 +370,10 @@ def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Se
     profiles: dict[str, dict] = {}
 
     def measure(name: str, model_vocab: ChainVocabulary, step: StepFn, renders: bool = True,
-                loss: LossFn = loss_fn) -> None:
+                loss: LossFn = loss_fn, fused: bool = False) -> None:
         torch.manual_seed(0)
         model = Encoder(model_vocab, encoder_config)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True if fused else None)
         renderer = ChainRenderer(model_vocab, sample_rate) if renders else None
 
         def one() -> None:
@@ -402,6 +403,10 @@ def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Se
     measure("wta_hard_score_proxy", vocab, wta(4, 2, 0.0, make_audio_loss(score_fft_sizes)))
     measure("naive", vocab, wta(vocab.n_chains, 0))
     measure("supervised", vocab, lambda m, r, lf: supervised_step(m, y, chain, params, mask).loss, renders=False)
+    # the same step with Adam's fused kernel (TrainConfig.fused_optimizer)
+    measure("supervised_fused_adam", vocab, lambda m, r, lf: supervised_step(m, y, chain, params, mask).loss,
+            renders=False, fused=True)
+    measure("wta_hard_fused_adam", vocab, wta(4, 2, 0.0), fused=True)
     measure("full_chain", full_chain_vocabulary(vocab), wta(1, 0, 0.0))
 
     return {
@@ -419,6 +424,8 @@ def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Se
         "torch_loss_over_fused_wta_step": results["wta_torch_loss"]["step_s"] / results["wta"]["step_s"],
         "torch_loss_over_fused_wta_hard_step": results["wta_hard_torch_loss"]["step_s"]
         / results["wta_hard"]["step_s"],
+        "supervised_over_fused_adam_step": results["supervised"]["step_s"]
+        / results["supervised_fused_adam"]["step_s"],
         "score_fft_sizes": list(score_fft_sizes),
         "wta_hard_over_score_proxy_step": results["wta_hard"]["step_s"] / results["wta_hard_score_proxy"]["step_s"],
         "score_proxy_agreement": proxy_agreement(vocab, encoder_config, fft_sizes, score_fft_sizes, sample_rate,

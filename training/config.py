@@ -98,6 +98,9 @@ class TrainConfig:
     warmup_steps: int = 100
     lr_min_ratio: float = 0.1  # cosine decay to lr * lr_min_ratio at the last step
     grad_clip: float = 5.0  # max gradient norm (0: no clipping)
+    #: AdamW's fused kernel (one pass over all parameters; on a 2-core CPU 20x cheaper than the per-tensor loop, equal
+    #: to it up to float32 rounding, ~1e-8); False: the per-tensor loop (the steps of runs made before this knob)
+    fused_optimizer: bool = False
     # logging
     log_every: int = 10
     checkpoint_every: int = 500

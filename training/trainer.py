@@ -242,7 +242,8 @@ class Trainer:
         if self.info.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                           fused=True if config.fused_optimizer else None)
         self.dataset = build_dataset(config, self.vocab)
         self.renderer = None if config.mode == "supervised" else ChainRenderer(self.model_vocab, config.sample_rate)
         self.membership = torch.from_numpy(chain_membership(self.model_vocab)).to(self.device)

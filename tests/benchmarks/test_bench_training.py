@@ -8,7 +8,7 @@ import pytest
 from benchmarks import bench_training
 
 MODES = ("wta", "wta_torch_loss", "wta_hard", "wta_hard_torch_loss", "wta_hard_score_proxy", "naive", "supervised",
-         "full_chain")
+         "supervised_fused_adam", "wta_hard_fused_adam", "full_chain")
 PROFILE_KEYS = ("data_s", "frontend_s", "frontend_conv_dft_s", "encoder_rest_s", "twins_forward_s", "loss_s",
                 "forward_other_s", "forward_s", "backward_s", "backward_loss_and_twins_s", "backward_encoder_s",
                 "twins_backward_replayed_s", "optimizer_s", "step_s", "twins")
@@ -44,7 +44,8 @@ def test_every_mode_has_a_step_time_and_a_profile(result):
 
 def test_the_twin_profile_names_each_effect_rendered(result):
     profile = result["profile"]
-    assert profile["supervised"]["twins"] == {} and profile["supervised"]["twins_forward_s"] == 0
+    for mode in ("supervised", "supervised_fused_adam"):
+        assert profile[mode]["twins"] == {} and profile[mode]["twins_forward_s"] == 0
     full = profile["full_chain"]["twins"]
     assert set(full) == set(EFFECTS)
     for name, twin in full.items():  # one candidate: every effect runs once on the whole batch
@@ -73,6 +74,8 @@ def test_the_fused_loss_and_the_score_proxy_are_measured_side_by_side(result):
                                                                           / steps["wta_hard"]["step_s"])
     assert result["wta_hard_over_score_proxy_step"] == pytest.approx(steps["wta_hard"]["step_s"]
                                                                      / steps["wta_hard_score_proxy"]["step_s"])
+    assert result["supervised_over_fused_adam_step"] == pytest.approx(steps["supervised"]["step_s"]
+                                                                      / steps["supervised_fused_adam"]["step_s"])
     assert result["score_fft_sizes"] == [128]
     agreement = result["score_proxy_agreement"]
     # the shipped encoder's vocabulary (7 effects, 44.1 kHz) is not this run's: only the untrained encoder counts
