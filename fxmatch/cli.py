@@ -63,6 +63,28 @@ _HELP = {
 }
 
 
+# top-level module -> (package to pip-install, extra of pyproject.toml that brings it)
+_EXTRA_OF_MODULE: dict[str, tuple[str, str]] = {
+    "yaml": ("pyyaml", "train"),
+    "tqdm": ("tqdm", "train"),
+    "onnx": ("onnx", "train"),
+    "sounddevice": ("sounddevice", "live"),
+    "PyQt6": ("PyQt6", "app"),
+    "pyqtgraph": ("pyqtgraph", "app"),
+}
+
+
+def missing_extra_message(exc: ModuleNotFoundError, command: str | None) -> str | None:
+    """One line naming the extra to install when `exc` is a module of an optional extra, else None."""
+    top = (exc.name or "").partition(".")[0]
+    if top not in _EXTRA_OF_MODULE:
+        return None
+    package, extra = _EXTRA_OF_MODULE[top]
+    what = f"fxmatch {command}" if command else "this command"
+    return (f"{what} needs {package}, which is not installed: "
+            f'pip install "fxmatch[{extra}]" (in a source checkout: pip install -e ".[{extra}]")')
+
+
 def _available(name: str) -> bool:
     module = _LAZY[name][0]
     try:
@@ -89,6 +111,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable]]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    command: str | None = None
     try:
         parser, runners = build_parser()
         args = parser.parse_args(argv)
@@ -98,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.command:
             parser.print_help(sys.stderr)
             return 2
+        command = args.command
+        if command == "bench" and getattr(args, "name", None):
+            command = f"bench {args.name}"
         return int(runners[args.command](args) or 0)
     except FxmatchInputError as exc:
         print(f"fxmatch: error: {exc}", file=sys.stderr)
@@ -108,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:
+        message = missing_extra_message(exc, command) if isinstance(exc, ModuleNotFoundError) else None
+        if message is not None:
+            print(f"fxmatch: error: {message}", file=sys.stderr)
+            return 2
         if os.environ.get("FXMATCH_DEBUG"):
             raise
         print(f"fxmatch: unexpected failure: {type(exc).__name__}: {exc} (set FXMATCH_DEBUG=1 for details)",

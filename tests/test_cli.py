@@ -84,3 +84,36 @@ def test_help_works_without_the_editable_install_hooks():
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "apply" in proc.stdout and "unexpected failure" not in proc.stderr
+
+
+@pytest.mark.parametrize(("module", "argv", "package", "extra"), [
+    ("yaml", ["train", "configs/tiny.yaml"], "pyyaml", "train"),
+    ("onnx", ["export", "missing.pt", "out.onnx"], "onnx", "train"),
+    ("tqdm", ["evaluate", "models/fxmatch-default.onnx", "heldout:2"], "tqdm", "train"),
+    ("sounddevice", ["live", "--list-devices"], "sounddevice", "live"),
+    ("PyQt6", ["app", "--screenshot", "shots"], "PyQt6", "app"),
+])
+def test_missing_optional_extra_exits_2_naming_what_to_install(tmp_path, module, argv, package, extra):
+    # The module is hidden for real: `None` in sys.modules makes every `import` of it fail as if not installed.
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    argv = [str(repo / a) if a.startswith(("configs/", "models/")) else a for a in argv]
+    code = (f"import sys; sys.modules[{module!r}] = None; from fxmatch.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], cwd=tmp_path, check=False, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"fxmatch: error: fxmatch {argv[0]} needs {package}, which is not installed")
+    assert f'pip install "fxmatch[{extra}]"' in lines[0]
+    assert not list(tmp_path.iterdir())  # nothing was started, nothing written
+
+
+def test_missing_module_outside_the_extras_stays_an_unexpected_failure():
+    from fxmatch.cli import missing_extra_message
+
+    assert missing_extra_message(ModuleNotFoundError("No module named 'scipy'", name="scipy"), "estimate") is None
+    message = missing_extra_message(ModuleNotFoundError("x", name="PyQt6.QtWidgets"), "app")
+    assert message is not None and 'pip install "fxmatch[app]"' in message
