@@ -172,8 +172,9 @@ def preset_from_capture(result, top: int = 5):
 
 def format_report(dry: str, wet: str, rate: int, result, top: int, seconds: float, gain: bool = False) -> str:
     """The readable report: alignment, level, chosen chain with params, ranking, costs."""
-    from fxmatch.commands.estimate import _fmt, chain_text
+    from fxmatch.commands.estimate import chain_text
     from fxmatch.effects import get_spec
+    from fxmatch.inference import format_value
 
     al, best = result.alignment, result.best
     later = "the wet file starts later" if al.offset > 0 else "the wet file starts earlier" if al.offset < 0 else \
@@ -195,7 +196,7 @@ def format_report(dry: str, wet: str, rate: int, result, top: int, seconds: floa
             spec = get_spec(name)
             for i, (k, v) in enumerate(params.items()):
                 head = f"  {name:<12}" if i == 0 else " " * 14
-                lines.append(f"{head} {k:<{width}}  {_fmt(v):>8} {spec.param(k).unit}".rstrip())
+                lines.append(f"{head} {k:<{width}}  {format_value(v):>8} {spec.param(k).unit}".rstrip())
     lines.append("ranking      (relative to no effect; * = chosen: the shortest chain within "
                  "10 % of the closest)")
     last = result.ranking[0].stage

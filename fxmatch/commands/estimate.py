@@ -305,21 +305,11 @@ def confidence_lines(result) -> list[str]:
 # human output
 
 
-def _fmt(v: float) -> str:
-    a = abs(v)
-    if a >= 100:
-        return f"{v:.0f}"
-    if a >= 10:
-        return f"{v:.1f}"
-    if a >= 1:
-        return f"{v:.2f}"
-    return f"{v:.3f}"
-
-
 def format_table(target: str, result, preset, refine_info: dict[str, Any] | None, seconds: float) -> str:
     """The readable report of an estimate: chain (or "no effect detected"), how sure, windows agreeing, params with
     units, alternatives (those of the preset's metadata)."""
     from fxmatch.effects import get_spec
+    from fxmatch.inference import format_value
 
     ch = {1: "mono", 2: "stereo"}.get(result.channels, f"{result.channels} ch")
     n = result.n_windows
@@ -339,7 +329,7 @@ def format_table(target: str, result, preset, refine_info: dict[str, Any] | None
             for i, (name, value) in enumerate(e.params.items()):
                 unit = spec.param(name).unit if name in spec.param_names else ""
                 head = f"  {e.effect:<12}" if i == 0 else " " * 14
-                lines.append(f"{head} {name:<{width}}  {_fmt(value):>8} {unit}".rstrip())
+                lines.append(f"{head} {name:<{width}}  {format_value(value):>8} {unit}".rstrip())
     alternatives = (preset.estimate or {}).get("alternatives", [])
     if alternatives:
         lines.append("alternatives")
