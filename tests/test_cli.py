@@ -117,3 +117,27 @@ def test_missing_module_outside_the_extras_stays_an_unexpected_failure():
     assert missing_extra_message(ModuleNotFoundError("No module named 'scipy'", name="scipy"), "estimate") is None
     message = missing_extra_message(ModuleNotFoundError("x", name="PyQt6.QtWidgets"), "app")
     assert message is not None and 'pip install "fxmatch[app]"' in message
+
+
+def test_bench_capture_passes_k_n_and_seconds_through(tmp_path, capsys):
+    out = tmp_path / "capture.json"
+    assert main(["bench", "capture", "--k", "1,2", "--n", "1", "--seconds", "1.5", "-o", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert json.loads(capsys.readouterr().out) == result
+    assert [c["k"] for c in result["curve"]] == [1, 2] and [c["examples"] for c in result["curve"]] == [1, 1]
+    assert result["model"].startswith("fxmatch-default")
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["bench", "capture", "--k", "4,x"], "--k: expected comma-separated whole numbers >= 1"),
+    (["bench", "capture", "--k", "0"], "--k: expected comma-separated whole numbers >= 1"),
+    (["bench", "capture", "--n", "0"], "--n: expected a whole number >= 1"),
+    (["bench", "capture", "--set", "no-such-folder"], "--set no-such-folder: not a folder"),
+    (["bench", "effects", "--k", "4"], "benchmark 'effects' takes no --k"),
+    (["bench", "effects", "--set", "."], "benchmark 'effects' takes no --set"),
+])
+def test_bench_bad_capture_options_exit_2_in_one_line(tmp_path, monkeypatch, capsys, argv, needle):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
