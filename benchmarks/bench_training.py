@@ -10,6 +10,9 @@ batch of 2 s clips at 44.1 kHz from the default vocabulary (64 chains), measured
 - `wta_hard_score_proxy`: the hard step with the winner picked on a cheaper loss (`score_fft_sizes`, 1024 and 256)
   and fitted on the full one; `score_proxy_agreement` says how often the two losses pick the same winner (fresh
   examples, untrained encoder and the shipped v3 encoder); the proxy's scoring time counts as `forward_other_s`,
+- `wta_hard_effect_params`: `wta_hard` with one param set per effect (`param_sharing: effect`, as the
+  configs/cpu-sim*.yaml runs), where candidates that share a chain prefix share its render (the others: one param
+  set per chain, so only identical prefixes with identical params, i.e. none, are shared),
 - `naive`: every one of the 64 candidate chains per example (the cost WTA avoids),
 - `supervised`: the label-regression baseline (no re-synthesis); `supervised_fused_adam`, `wta_hard_fused_adam`:
   the same steps with Adam's fused kernel (`TrainConfig.fused_optimizer`; the others use the per-tensor loop),
@@ -370,9 +373,9 @@ def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Se
     profiles: dict[str, dict] = {}
 
     def measure(name: str, model_vocab: ChainVocabulary, step: StepFn, renders: bool = True,
-                loss: LossFn = loss_fn, fused: bool = False) -> None:
+                loss: LossFn = loss_fn, fused: bool = False, config: EncoderConfig = encoder_config) -> None:
         torch.manual_seed(0)
-        model = Encoder(model_vocab, encoder_config)
+        model = Encoder(model_vocab, config)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True if fused else None)
         renderer = ChainRenderer(model_vocab, sample_rate) if renders else None
 
@@ -401,6 +404,9 @@ def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Se
     measure("wta_hard_torch_loss", vocab, wta(4, 2, 0.0), loss=torch_ops)
     # the winner picked on a cheaper loss (`score_fft_sizes`), fitted on the full one
     measure("wta_hard_score_proxy", vocab, wta(4, 2, 0.0, make_audio_loss(score_fft_sizes)))
+    # one param set per effect (configs/cpu-sim*.yaml): candidates sharing a chain prefix share its render
+    measure("wta_hard_effect_params", vocab, wta(4, 2, 0.0),
+            config=dataclasses.replace(encoder_config, param_sharing="effect"))
     measure("naive", vocab, wta(vocab.n_chains, 0))
     measure("supervised", vocab, lambda m, r, lf: supervised_step(m, y, chain, params, mask).loss, renders=False)
     # the same step with Adam's fused kernel (TrainConfig.fused_optimizer)

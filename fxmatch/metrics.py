@@ -125,6 +125,17 @@ def _l1_to_rows(values: np.ndarray, target: np.ndarray, rows: np.ndarray, out: n
 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
+def _overlap_add(frames: np.ndarray, window: np.ndarray, hop: int, offset: int, out: np.ndarray) -> None:
+    """out[i, offset + t * hop + k] += window[k] * frames[i, t, k]: the adjoint of stft's windowed framing."""
+    n_fft = window.shape[0]
+    for i in range(frames.shape[0]):
+        for t in range(frames.shape[1]):
+            start = offset + t * hop
+            for k in range(n_fft):
+                out[i, start + k] += window[k] * frames[i, t, k]
+
+
+@numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _magnitude_terms_backward(spec: np.ndarray, target: np.ndarray, rows: np.ndarray, norm_coef: np.ndarray,
                               log_coef: np.ndarray, grad: np.ndarray) -> None:
     """Adjoint of (||t - e||, sum |log t - log e|) w.r.t. spec `[n, frames, bins, 2]` into grad (same shape).
@@ -155,38 +166,71 @@ def _magnitude_terms_backward(spec: np.ndarray, target: np.ndarray, rows: np.nda
             g_out[2 * q + 1] = g * im
 
 
+def _terms_forward(phys: torch.Tensor, target: torch.Tensor, log_target: torch.Tensor,
+                   rows: torch.Tensor) -> torch.Tensor:
+    """(||t - e||, sum |log t - log e|) `[n, 2]` (float64) of spectra `phys` `[n, frames, bins, 2]` vs target rows."""
+    mag = torch.empty(phys.shape[:-1], dtype=torch.float32)
+    sq = np.empty(phys.shape[0], dtype=np.float64)
+    rows_np = rows.numpy()
+    _magnitude_and_sq_error(phys.numpy(), target.numpy(), rows_np, mag.numpy(), sq)
+    log_sum = np.empty(phys.shape[0], dtype=np.float64)
+    _l1_to_rows(mag.log_().numpy(), log_target.numpy(), rows_np, log_sum)
+    return torch.stack([torch.from_numpy(np.sqrt(sq)), torch.from_numpy(log_sum)], dim=1)
+
+
 class _SpectralTerms(torch.autograd.Function):
-    """(||t - e||, sum |log t - log e|) per row `[n, 2]` (float64) of a complex spectrum `[n, bins, frames]`."""
+    """Per row and FFT size, (||t - e||, sum |log t - log e|) `[n, sizes, 2]` (float64) of a reflect-padded signal
+    `[n, samples + 2 * (max size // 2)]` (float32) against rows of `TargetSpectra`.
+
+    Forward: torch.stft (no graph) and the fused magnitude kernels. Backward: the kernels' adjoint gives the gradient
+    of each spectrum, and the STFT's adjoint is written out (an inverse real FFT per frame with the DC and Nyquist
+    bins doubled, times n_fft / 2 and the window, then overlap-added with `fold`) instead of autograd's walk back
+    through stft's framing view.
+    """
 
     @staticmethod
-    def forward(ctx, spec: torch.Tensor, target: torch.Tensor, log_target: torch.Tensor,
-                rows: torch.Tensor) -> torch.Tensor:
-        phys = torch.view_as_real(spec.detach().transpose(1, 2))  # [n, frames, bins, 2], contiguous from torch.stft
-        if not phys.is_contiguous():
-            phys = phys.contiguous()
-        mag = torch.empty(phys.shape[:-1], dtype=torch.float32)
-        sq = np.empty(phys.shape[0], dtype=np.float64)
-        rows_np = rows.numpy()
-        _magnitude_and_sq_error(phys.numpy(), target.numpy(), rows_np, mag.numpy(), sq)
-        log_sum = np.empty(phys.shape[0], dtype=np.float64)
-        _l1_to_rows(mag.log_().numpy(), log_target.numpy(), rows_np, log_sum)
-        log_sum = torch.from_numpy(log_sum)
-        norm = torch.from_numpy(np.sqrt(sq))
-        ctx.save_for_backward(spec, target, rows, norm)
-        return torch.stack([norm, log_sum], dim=1)
+    def forward(ctx, padded: torch.Tensor, spectra: TargetSpectra, rows: torch.Tensor) -> torch.Tensor:
+        widest = max(spectra.fft_sizes) // 2
+        length = padded.shape[1]
+        specs, terms = [], []
+        with torch.no_grad():
+            for r, n_fft in enumerate(spectra.fft_sizes):
+                cut = widest - n_fft // 2
+                window = torch.hann_window(n_fft, dtype=padded.dtype)
+                spec = torch.stft(padded[:, cut : length - cut], n_fft, hop_length=n_fft // spectra.hop_divisor,
+                                  window=window, return_complex=True, center=False)
+                phys = torch.view_as_real(spec.transpose(1, 2))  # [n, frames, bins, 2], contiguous from torch.stft
+                if not phys.is_contiguous():
+                    phys = phys.contiguous()
+                terms.append(_terms_forward(phys, spectra.magnitudes[r], spectra.log_magnitudes[r], rows))
+                specs.append(phys)
+        ctx.specs, ctx.spectra, ctx.rows, ctx.length = specs, spectra, rows, length
+        out = torch.stack(terms, dim=1)
+        ctx.norms = out[:, :, 0].clone()
+        return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        spec, target, rows, norm = ctx.saved_tensors
+        spectra, rows, length = ctx.spectra, ctx.rows, ctx.length
+        widest = max(spectra.fft_sizes) // 2
         grad_out = grad_out.detach().to(torch.float64)
-        norm_coef = torch.where(norm > 0, grad_out[:, 0] / norm.clamp_min(1e-300), torch.zeros_like(norm))
-        phys = torch.view_as_real(spec.detach().transpose(1, 2))
-        if not phys.is_contiguous():
-            phys = phys.contiguous()
-        grad = torch.empty_like(phys)
-        _magnitude_terms_backward(phys.numpy(), target.numpy(), rows.numpy(), norm_coef.float().contiguous().numpy(),
-                                  grad_out[:, 1].float().contiguous().numpy(), grad.numpy())
-        return torch.view_as_complex(grad).transpose(1, 2), None, None, None
+        grad = torch.zeros(ctx.specs[0].shape[0], length, dtype=torch.float32)
+        for r, (n_fft, phys) in enumerate(zip(spectra.fft_sizes, ctx.specs)):
+            norm = ctx.norms[:, r]
+            norm_coef = torch.where(norm > 0, grad_out[:, r, 0] / norm.clamp_min(1e-300), torch.zeros_like(norm))
+            g = torch.empty_like(phys)
+            _magnitude_terms_backward(phys.numpy(), spectra.magnitudes[r].numpy(), rows.numpy(),
+                                      norm_coef.float().contiguous().numpy(),
+                                      grad_out[:, r, 1].float().contiguous().numpy(), g.numpy())
+            g_complex = torch.view_as_complex(g)  # [n, frames, bins]
+            g_complex[:, :, 0] *= 2.0
+            g_complex[:, :, -1] *= 2.0
+            frames = torch.fft.irfft(g_complex, n=n_fft, dim=-1)  # [n, frames, n_fft]
+            window = torch.hann_window(n_fft, dtype=frames.dtype) * (n_fft / 2)
+            _overlap_add(frames.contiguous().numpy(), window.numpy(), n_fft // spectra.hop_divisor,
+                         widest - n_fft // 2, grad.numpy())
+        ctx.specs = None
+        return grad, None, None
 
 
 @dataclass
@@ -242,19 +286,14 @@ def mrstft_to_targets(estimate: torch.Tensor, spectra: TargetSpectra, rows: torc
     rows = rows.to(torch.long).contiguous()
     step = max(1, chunk_samples // max(1, n_samples))
     widest = max(spectra.fft_sizes) // 2
-    terms: list[list[torch.Tensor]] = [[] for _ in spectra.fft_sizes]
+    parts = []
     for start, chunk in zip(range(0, n, step), estimate.split(step)):
         # torch.stft's centring pad, once for all sizes: a narrower reflection is the inner part of a wider one
         padded = F.pad(chunk.unsqueeze(1), (widest, widest), mode="reflect").squeeze(1)
-        for r, n_fft in enumerate(spectra.fft_sizes):
-            cut = widest - n_fft // 2
-            window = torch.hann_window(n_fft, dtype=chunk.dtype)
-            spec = torch.stft(padded[:, cut : padded.shape[1] - cut], n_fft, hop_length=n_fft // spectra.hop_divisor,
-                              window=window, return_complex=True, center=False)
-            terms[r].append(_SpectralTerms.apply(spec, spectra.magnitudes[r], spectra.log_magnitudes[r],
-                                                 rows[start : start + step]))
+        parts.append(_SpectralTerms.apply(padded, spectra, rows[start : start + step]))
+    terms = torch.cat(parts)  # [n, sizes, 2]
     total = torch.zeros(n, dtype=torch.float64)
     for r, mag in enumerate(spectra.magnitudes):
-        t = torch.cat(terms[r])
-        total = total + t[:, 0] / spectra.norms[r][rows].clamp_min(_FLOOR) + t[:, 1] / (mag.shape[1] * mag.shape[2])
+        total = total + (terms[:, r, 0] / spectra.norms[r][rows].clamp_min(_FLOOR)
+                         + terms[:, r, 1] / (mag.shape[1] * mag.shape[2]))
     return (total / len(spectra.fft_sizes)).to(estimate.dtype)

@@ -7,7 +7,8 @@ import pytest
 
 from benchmarks import bench_training
 
-MODES = ("wta", "wta_torch_loss", "wta_hard", "wta_hard_torch_loss", "wta_hard_score_proxy", "naive", "supervised",
+MODES = ("wta", "wta_torch_loss", "wta_hard", "wta_hard_torch_loss", "wta_hard_score_proxy",
+         "wta_hard_effect_params", "naive", "supervised",
          "supervised_fused_adam", "wta_hard_fused_adam", "full_chain")
 PROFILE_KEYS = ("data_s", "frontend_s", "frontend_conv_dft_s", "encoder_rest_s", "twins_forward_s", "loss_s",
                 "forward_other_s", "forward_s", "backward_s", "backward_loss_and_twins_s", "backward_encoder_s",
@@ -81,3 +82,4 @@ def test_the_fused_loss_and_the_score_proxy_are_measured_side_by_side(result):
     # the shipped encoder's vocabulary (7 effects, 44.1 kHz) is not this run's: only the untrained encoder counts
     assert agreement["examples"] == 4 and set(agreement["agreement"]) == {"untrained"}
     assert 0.0 <= agreement["agreement"]["untrained"] <= 1.0
+
