@@ -69,6 +69,9 @@ def run_search(request: SearchRequest, queue: Any, cancel: Any) -> None:
     """The search process: candidates, `capture`, one final message on `queue` (module docstring)."""
     t0 = time.perf_counter()
     try:
+        from realtime.sched import background
+
+        background()  # below the audio engine and its analysis: nice 10, off the first core (realtime.sched)
         import torch
 
         torch.set_num_threads(max(1, int(request.threads)))

@@ -313,7 +313,7 @@ class MainWindow(QtWidgets.QMainWindow):
             try:
                 engine.start()
             except BaseException:
-                engine.stop()
+                engine.close()
                 raise
         except FxmatchInputError as exc:
             self._start_failed(str(exc))
@@ -353,7 +353,7 @@ class MainWindow(QtWidgets.QMainWindow):
             try:
                 if engine.frozen:
                     self._manual_chain = _round_chain(engine.current_chain())
-                engine.stop()
+                engine.close()  # an in-process LiveEngine also ends its analysis process
             except Exception:
                 log.exception("engine stop failed")
         self.chain_view.show_message(PRESS_START)

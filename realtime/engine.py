@@ -469,6 +469,10 @@ class EngineAPI(EngineReadings):
         """Stop the stream and the analysis; idempotent, never hangs."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """stop() and end what a restart would reuse (LiveEngine: its analysis process); the engine is done."""
+        self.stop()
+
     def telemetry(self) -> Telemetry:
         """A snapshot of xruns, callback durations, load, estimate rate and latency, stream latencies, errors."""
         raise NotImplementedError
@@ -500,7 +504,7 @@ class EngineAPI(EngineReadings):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.close()
 
     def set_ab(self, position: str) -> None:
         """Play "target" (A), "matched" (B) or "dry", with an equal-power crossfade of `crossfade_ms`."""
