@@ -117,6 +117,43 @@ def test_status_usage_errors_are_one_line(tmp_path, capsys):
     assert code == 2 and "not a readable checkpoint" in err and len(err.strip().splitlines()) == 1
 
 
+def test_status_of_a_checkpoint_without_its_training_state_is_one_line_exit_2(tmp_path, capsys):
+    import torch
+
+    torch.save({"format": "fxmatch-checkpoint", "model": {}}, tmp_path / "checkpoint.pt")
+    code, out, err = _status(capsys, str(tmp_path))
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "not a training checkpoint of fxmatch (no step, elapsed_s" in err
+
+
+def test_status_reads_a_whole_checkpoint_while_the_trainer_rewrites_it(finished_run, tmp_path):
+    # A second process replaces checkpoint.pt 40 times with the trainer's own save_checkpoint (temp file, rename),
+    # a new step each time; every status read meanwhile sees one complete checkpoint, never a cut one.
+    import shutil
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("log.csv", "wins.json", "checkpoint.pt"):
+        shutil.copy(finished_run / name, run / name)
+    code = ("import sys, torch; from training.trainer import load_checkpoint, save_checkpoint; "
+            "p = sys.argv[1]; c = load_checkpoint(p); print('ready', flush=True)\n"
+            "for i in range(100, 140):\n    c['step'] = i; save_checkpoint(p, c)")
+    writer = subprocess.Popen([sys.executable, "-c", code, str(run / "checkpoint.pt")], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    seen = set()
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        while writer.poll() is None:
+            seen.add(run_status(run)["checkpoint_step"])
+    finally:
+        writer.kill()
+        writer.wait()
+    assert writer.returncode == 0
+    seen.add(run_status(run)["checkpoint_step"])
+    assert seen <= {6, *range(100, 140)} and 139 in seen and len(seen) >= 3, seen
+    assert not [p.name for p in run.iterdir() if p.name not in ("log.csv", "wins.json", "checkpoint.pt")]
+
+
 def test_read_log_keeps_the_latest_history_and_skips_a_cut_line(tmp_path):
     path = tmp_path / "log.csv"
     path.write_text("step,loss,examples_per_s\n1,3.0,10\n2,2.5,10\n3,2.0,10\n2,2.4,12\n3,2.1,12\n4,1.9,1")
