@@ -14,6 +14,10 @@ import pytest
 from fxmatch import testsignals
 from fxmatch.audio_io import write_audio
 
+# A JACK dummy server (48 kHz, 256 frames, unique name) per test module, the realtime tests' own fixture: where none
+# can start (no jackd, or it will not run here) the app's audio tests skip, saying why, instead of erroring.
+from tests.realtime.conftest import jack_server  # noqa: F401
+
 RATE = 48000
 
 
@@ -58,15 +62,6 @@ def signal_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     write_audio(paths["dry"], dry, RATE)
     write_audio(paths["target"], target, RATE)
     return paths
-
-
-@pytest.fixture(scope="module")
-def jack_server():
-    """A JACK dummy server (48 kHz, 256 frames, unique name) for the module's tests."""
-    from realtime.jack import JackDummyServer
-
-    with JackDummyServer(rate=RATE, period=256) as server:
-        yield server
 
 
 @pytest.fixture
