@@ -238,3 +238,28 @@ def test_score_proxy_picks_the_winner_and_the_full_loss_fits_it(tiny_vocab):
     assert result.winners.tolist() == on_proxy.argmin(dim=1).tolist()
     expected = on_full.gather(1, result.winners[:, None]).mean()
     assert float(result.fit) == pytest.approx(float(expected), rel=1e-5)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_tree_rendered_losses_give_the_chain_by_chain_gradient(three_vocab, shared):
+    """Autograd through the shared renders sums each prefix's gradient as rendering every chain on its own does."""
+    x, y, params = _batch(three_vocab, shared)
+    renderer = wta.ChainRenderer(three_vocab, 16000)
+    loss = wta.make_audio_loss((256, 64))
+    candidates = torch.tensor([[7, 4, 1, 0], [7, 5, 2, 1], [6, 3, 4, 0]])
+    weights = torch.rand(3, 4, generator=torch.Generator().manual_seed(3))
+    tree = params.clone().requires_grad_(True)
+    (weights * wta.candidate_losses(renderer, x, y, tree, candidates, loss)).sum().backward()
+    plain = params.clone().requires_grad_(True)
+    total = sum(weights[b, c] * mrstft_distance(renderer.render(int(k), x[b : b + 1], plain[b : b + 1, int(k)]),
+                                                y[b : b + 1], (256, 64))
+                for b in range(3) for c, k in enumerate(candidates[b]))
+    total.backward()
+    # with shared params the gradient of a shared prefix lands on one chain's copy of them: compare per effect sums
+    per_effect = lambda g: torch.cat([g[:, :, three_vocab.param_slice(n)].sum(dim=1)
+                                      for n in ("Compressor", "Distortion", "PeakFilter")], dim=-1)
+    if shared:
+        torch.testing.assert_close(per_effect(tree.grad), per_effect(plain.grad), rtol=1e-4, atol=1e-6)
+    else:
+        torch.testing.assert_close(tree.grad, plain.grad, rtol=1e-4, atol=1e-6)
+    assert float(tree.grad.abs().sum()) > 0
