@@ -69,26 +69,25 @@ class ABPanel(QtWidgets.QFrame):
             self.distance.setText(f"A↔B  <span style='color:{colour}'>{db:.1f} dB</span>")
 
 
-class RefinePanel(QtWidgets.QFrame):
-    """The Refine button, its progress and Cancel."""
+class _TaskPanel(QtWidgets.QFrame):
+    """A captioned panel that starts a background task: its button, Cancel and a progress bar while it runs, and a
+    note line; subclasses add rows between the progress bar and the note (`extra_rows`)."""
 
-    refineRequested = QtCore.pyqtSignal()
     cancelRequested = QtCore.pyqtSignal()
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None):
+    def __init__(self, caption: str, button_text: str, tooltip: str, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("panel")
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(12, 10, 12, 10)
         lay.setSpacing(6)
-        caption = QtWidgets.QLabel("REFINE")
-        caption.setStyleSheet(f"color: {theme.DIM}; font-size: 8pt; letter-spacing: 1px;")
-        lay.addWidget(caption)
+        label = QtWidgets.QLabel(caption)
+        label.setStyleSheet(f"color: {theme.DIM}; font-size: 8pt; letter-spacing: 1px;")
+        lay.addWidget(label)
         row = QtWidgets.QHBoxLayout()
-        self.button = QtWidgets.QPushButton("✦ Refine params")
+        self.button = QtWidgets.QPushButton(button_text)
         self.button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        self.button.setToolTip("fit the params to the last seconds of dry and target through the effect twins")
-        self.button.clicked.connect(self.refineRequested.emit)
+        self.button.setToolTip(tooltip)
         self.cancel = QtWidgets.QPushButton("Cancel")
         self.cancel.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
         self.cancel.clicked.connect(self.cancelRequested.emit)
@@ -102,84 +101,75 @@ class RefinePanel(QtWidgets.QFrame):
         self.progress.setTextVisible(False)
         self.progress.setVisible(False)
         lay.addWidget(self.progress)
+        for extra in self.extra_rows():
+            lay.addLayout(extra)
         self.note = QtWidgets.QLabel("needs a dry signal (capture or reference mode)")
         self.note.setWordWrap(True)
         self.note.setStyleSheet(f"color: {theme.DIM}; font-size: 9pt;")
         lay.addWidget(self.note)
         self.setMinimumWidth(230)
 
+    def extra_rows(self) -> list[QtWidgets.QLayout]:
+        """Rows shown between the progress bar and the note (none here)."""
+        return []
+
     def set_busy(self, busy: bool) -> None:
+        """Running: Cancel and the progress bar show, the button is off."""
         self.button.setEnabled(not busy)
         self.cancel.setVisible(busy)
         self.progress.setVisible(busy)
         if busy:
             self.progress.setValue(0)
 
+
+class RefinePanel(_TaskPanel):
+    """The Refine button, its progress and Cancel."""
+
+    refineRequested = QtCore.pyqtSignal()
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__("REFINE", "✦ Refine params",
+                         "fit the params to the last seconds of dry and target through the effect twins", parent)
+        self.button.clicked.connect(self.refineRequested.emit)
+
     def set_progress(self, step: int, steps: int, distance: float) -> None:
+        """Step `step` of `steps`, the spectral distance so far."""
         self.progress.setValue(int(100 * step / max(1, steps)))
         self.note.setText(f"step {step}/{steps}: distance {distance:.3f}")
 
 
-class CapturePanel(QtWidgets.QFrame):
+class CapturePanel(_TaskPanel):
     """The chain search: Search button, progress and Cancel while it runs, then Keep / Discard for its result."""
 
     searchRequested = QtCore.pyqtSignal()
-    cancelRequested = QtCore.pyqtSignal()
     keepRequested = QtCore.pyqtSignal()
     discardRequested = QtCore.pyqtSignal()
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
-        super().__init__(parent)
-        self.setObjectName("panel")
-        lay = QtWidgets.QVBoxLayout(self)
-        lay.setContentsMargins(12, 10, 12, 10)
-        lay.setSpacing(6)
-        caption = QtWidgets.QLabel("SEARCH CHAINS")
-        caption.setStyleSheet(f"color: {theme.DIM}; font-size: 8pt; letter-spacing: 1px;")
-        lay.addWidget(caption)
-        row = QtWidgets.QHBoxLayout()
-        self.button = QtWidgets.QPushButton("⌕ Search chains")
-        self.button.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        self.button.setToolTip("fit the model's most likely chains to the last seconds of dry and target through "
-                               "the effect twins (in a process of its own) and play the closest")
+        super().__init__("SEARCH CHAINS", "⌕ Search chains",
+                         "fit the model's most likely chains to the last seconds of dry and target through "
+                         "the effect twins (in a process of its own) and play the closest", parent)
         self.button.clicked.connect(self.searchRequested.emit)
-        self.cancel = QtWidgets.QPushButton("Cancel")
-        self.cancel.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
-        self.cancel.clicked.connect(self.cancelRequested.emit)
-        self.cancel.setVisible(False)
-        row.addWidget(self.button, 1)
-        row.addWidget(self.cancel)
-        lay.addLayout(row)
-        self.progress = QtWidgets.QProgressBar()
-        self.progress.setRange(0, 100)
-        self.progress.setTextVisible(False)
-        self.progress.setVisible(False)
-        lay.addWidget(self.progress)
+        self.keep.clicked.connect(self.keepRequested.emit)
+        self.discard.clicked.connect(self.discardRequested.emit)
+
+    def extra_rows(self) -> list[QtWidgets.QLayout]:
+        """Keep / Discard, hidden until a search offers a chain."""
         choice = QtWidgets.QHBoxLayout()
         self.keep = QtWidgets.QPushButton("Keep")
         self.keep.setToolTip("keep the found chain playing")
-        self.keep.clicked.connect(self.keepRequested.emit)
         self.discard = QtWidgets.QPushButton("Discard")
         self.discard.setToolTip("go back to what played before the search")
-        self.discard.clicked.connect(self.discardRequested.emit)
         for b in (self.keep, self.discard):
             b.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
             b.setVisible(False)
             choice.addWidget(b)
-        lay.addLayout(choice)
-        self.note = QtWidgets.QLabel("needs a dry signal (capture or reference mode)")
-        self.note.setWordWrap(True)
-        self.note.setStyleSheet(f"color: {theme.DIM}; font-size: 9pt;")
-        lay.addWidget(self.note)
-        self.setMinimumWidth(230)
+        return [choice]
 
     def set_busy(self, busy: bool) -> None:
-        """Searching: Cancel and the progress bar show, the Search button is off."""
-        self.button.setEnabled(not busy)
-        self.cancel.setVisible(busy)
-        self.progress.setVisible(busy)
+        """Searching: Cancel and the progress bar show, the Search button is off, no chain on offer."""
+        super().set_busy(busy)
         if busy:
-            self.progress.setValue(0)
             self.set_offer(False)
 
     def set_offer(self, offered: bool) -> None:

@@ -13,19 +13,13 @@ import pytest
 
 from fxmatch.errors import FxmatchInputError
 from realtime.engine import EngineConfig, LiveEngine
+from tests.realtime.jack_engines import jack_engine
 
 pytestmark = pytest.mark.audio
 RATE = 48000
 CHAIN = (("Compressor", {"threshold_db": -25.0, "ratio": 4.0, "attack_ms": 5.0, "release_ms": 100.0}),
          ("Delay", {"delay_seconds": 0.1, "feedback": 0.3, "mix": 0.3}))
 
-
-def _engine(jack_server, tiny_model, signal_files, **kw) -> LiveEngine:
-    cfg = {"model_path": tiny_model, "mode": "reference", "input_device": jack_server.device,
-           "output_device": jack_server.device, "target_file": signal_files["target"],
-           "dry_file": signal_files["dry"], "providers": "cpu", "hop_seconds": 0.1}
-    cfg.update(kw)
-    return LiveEngine(EngineConfig(**cfg))
 
 
 def _wait(cond, timeout=5.0):
@@ -37,7 +31,7 @@ def _wait(cond, timeout=5.0):
 
 def test_stream_runs_at_real_time_pace_applies_the_chain_and_publishes_estimates(jack_server, tiny_model,
                                                                                  signal_files):
-    engine = _engine(jack_server, tiny_model, signal_files)
+    engine = jack_engine(jack_server, tiny_model, signal_files)
     engine.set_chain(CHAIN)
     engine.start()
     try:
@@ -67,7 +61,7 @@ def test_stream_runs_at_real_time_pace_applies_the_chain_and_publishes_estimates
 
 
 def test_following_the_estimate_plays_its_chain(jack_server, tiny_model, signal_files):
-    engine = _engine(jack_server, tiny_model, signal_files)
+    engine = jack_engine(jack_server, tiny_model, signal_files)
     with engine:
         assert _wait(lambda: engine.current_chain() and engine.current_chain()[0][0] == "Distortion")
         engine.set_chain(CHAIN)
@@ -77,7 +71,7 @@ def test_following_the_estimate_plays_its_chain(jack_server, tiny_model, signal_
 
 
 def test_ab_crossfade_on_the_stream_is_free_of_discontinuities(jack_server, tiny_model, signal_files):
-    engine = _engine(jack_server, tiny_model, signal_files, target_file=signal_files["sine220"],
+    engine = jack_engine(jack_server, tiny_model, signal_files, target_file=signal_files["sine220"],
                      dry_file=signal_files["sine330"], loudness_match=False, crossfade_ms=30.0)
     engine.set_chain(())
     with engine:
@@ -93,7 +87,7 @@ def test_ab_crossfade_on_the_stream_is_free_of_discontinuities(jack_server, tiny
 
 
 def test_injected_nan_trips_safety_and_the_stream_recovers(jack_server, tiny_model, signal_files):
-    engine = _engine(jack_server, tiny_model, signal_files)
+    engine = jack_engine(jack_server, tiny_model, signal_files)
     engine.set_chain((("Reverb", {"room_size": 0.8, "damping": 0.5, "wet_level": 0.4, "dry_level": 0.8}),))
     with engine:
         time.sleep(0.3)
@@ -108,7 +102,7 @@ def test_injected_nan_trips_safety_and_the_stream_recovers(jack_server, tiny_mod
 
 
 def test_levels_and_ab_distance_are_reported(jack_server, tiny_model, signal_files):
-    engine = _engine(jack_server, tiny_model, signal_files)
+    engine = jack_engine(jack_server, tiny_model, signal_files)
     with engine:
         time.sleep(2.2)
         lv = engine.levels()
@@ -118,7 +112,7 @@ def test_levels_and_ab_distance_are_reported(jack_server, tiny_model, signal_fil
 
 
 def test_stop_is_idempotent_and_quick(jack_server, tiny_model, signal_files):
-    engine = _engine(jack_server, tiny_model, signal_files)
+    engine = jack_engine(jack_server, tiny_model, signal_files)
     engine.start()
     time.sleep(0.2)
     t = time.monotonic()
@@ -146,7 +140,7 @@ def test_capture_mode_opens_a_duplex_stream(jack_server, tiny_model):
     ({"dry_file": None, "dry_channel": 5}, r"channel 6 \(channels count from 1\)"),
 ])
 def test_bad_device_settings_raise_input_error(jack_server, tiny_model, signal_files, kw, match):
-    engine = _engine(jack_server, tiny_model, signal_files, **kw)
+    engine = jack_engine(jack_server, tiny_model, signal_files, **kw)
     with pytest.raises(FxmatchInputError, match=match):
         engine.start()
     assert not engine.running

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from realtime.analysis import SLOT_FLOATS, StableEstimate, decode_estimate, read_estimate, write_estimate
-from realtime.engine import EngineConfig, LiveEngine
+from tests.realtime.jack_engines import jack_engine
 
 RATE = 48000
 CHAIN = (("Compressor", {"threshold_db": -25.0, "ratio": 4.0, "attack_ms": 5.0, "release_ms": 100.0}),
@@ -95,17 +95,10 @@ def test_background_lowers_priority_and_keeps_off_the_first_core():
 # -- on a JACK dummy server ----------------------------------------------------------------------------------------
 
 
-def _engine(jack_server, tiny_model, signal_files, **kw) -> LiveEngine:
-    cfg = {"model_path": tiny_model, "mode": "reference", "input_device": jack_server.device,
-           "output_device": jack_server.device, "target_file": signal_files["target"],
-           "dry_file": signal_files["dry"], "providers": "cpu", "hop_seconds": 0.1}
-    cfg.update(kw)
-    return LiveEngine(EngineConfig(**cfg))
-
 
 @pytest.mark.audio
 def test_a_killed_analysis_process_is_restarted_without_stopping_the_audio(jack_server, tiny_model, signal_files):
-    engine = _engine(jack_server, tiny_model, signal_files)
+    engine = jack_engine(jack_server, tiny_model, signal_files)
     engine.set_chain(CHAIN)
     switch = sys.getswitchinterval()
     try:
@@ -140,7 +133,7 @@ def test_the_audio_keeps_flowing_and_estimates_keep_coming_while_a_capture_searc
                                                                                         signal_files):
     from benchmarks.bench_realtime import _Search
 
-    engine = _engine(jack_server, tiny_model, signal_files, hop_seconds=0.25)
+    engine = jack_engine(jack_server, tiny_model, signal_files, hop_seconds=0.25)
     engine.set_chain(CHAIN)
     with _Search() as search, engine:
         assert _wait(lambda: engine.latest_estimate() is not None)
