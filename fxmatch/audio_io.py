@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from fxmatch.errors import FxmatchInputError
+from fxmatch.errors import FxmatchInputError, require_file
 
 
 def rms_dbfs(x: np.ndarray) -> float:
@@ -27,13 +27,7 @@ def rms_dbfs(x: np.ndarray) -> float:
 
 
 def _open(path: str | os.PathLike) -> sf.SoundFile:
-    p = Path(path)
-    if not p.exists():
-        raise FxmatchInputError(f"{p}: no such file")
-    if p.is_dir():
-        raise FxmatchInputError(f"{p}: is a folder, not an audio file")
-    if p.stat().st_size == 0:
-        raise FxmatchInputError(f"{p}: empty file")
+    p = require_file(path, "file", "an audio file")
     try:
         return sf.SoundFile(str(p))
     except (sf.LibsndfileError, RuntimeError) as exc:

@@ -40,7 +40,7 @@ import numpy as np
 import onnxruntime as ort
 
 from fxmatch.audio_io import rms_dbfs  # defined with the audio helpers; realtime, gui and refine import it from here
-from fxmatch.errors import FxmatchInputError
+from fxmatch.errors import FxmatchInputError, require_file
 
 log = logging.getLogger("fxmatch.inference")
 
@@ -559,15 +559,9 @@ class EstimatorSession:
 
     def __init__(self, model_path: str | os.PathLike, providers: str | Sequence[str] = "auto",
                  threads: int | None = None, batch_size: int = 8):
-        path = Path(model_path)
+        path = require_file(model_path, "model file", "an ONNX model")
         self.path = path
         self.batch_size = max(1, int(batch_size))
-        if not path.exists():
-            raise FxmatchInputError(f"{path}: no such model file")
-        if path.is_dir():
-            raise FxmatchInputError(f"{path}: is a folder, not an ONNX model")
-        if path.stat().st_size == 0:
-            raise FxmatchInputError(f"{path}: empty model file")
         ort.set_default_logger_severity(3)
         try_cuda, explicit = _wants_cuda(providers)
         self.session: ort.InferenceSession | None = None

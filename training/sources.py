@@ -8,7 +8,6 @@ from disjoint seed streams, file clips from disjoint files.
 
 from __future__ import annotations
 
-import functools
 import logging
 import shutil
 import struct
@@ -347,6 +346,10 @@ def file_split(relative_path: str, heldout_fraction: float) -> str:
     return "heldout" if bucket < heldout_fraction * 10_000 else "train"
 
 
+#: decoded files a FolderSource keeps in memory (oldest dropped first)
+LOADED_FILES = 8
+
+
 class FolderSource(DrySource):
     """WAV/FLAC files under a folder (recursively), mixed to mono, resampled with soxr, cut into clips.
 
@@ -366,6 +369,7 @@ class FolderSource(DrySource):
         hop_seconds: float | None = None,
     ):
         self.folder = Path(folder)
+        self._loaded: dict[int, np.ndarray] = {}
         self.split, self.sample_rate, self.clip_seconds = split, int(sample_rate), float(clip_seconds)
         self.rms_dbfs, self.silence_dbfs = float(rms_dbfs), float(silence_dbfs)
         self.heldout_fraction = float(heldout_fraction)
@@ -393,9 +397,18 @@ class FolderSource(DrySource):
                 f"(below {self.silence_dbfs} dBFS) or the files are shorter than a clip")
         self.n_clips = len(self._index)
 
-    @functools.lru_cache(maxsize=8)
     def _load(self, file_index: int) -> np.ndarray:
-        """File `file_index` as mono float32 at `sample_rate` (cached)."""
+        """File `file_index` as mono float32 at `sample_rate` (the last LOADED_FILES kept per source)."""
+        cache = self._loaded
+        if file_index in cache:
+            return cache[file_index]
+        if len(cache) >= LOADED_FILES:
+            cache.pop(next(iter(cache)))
+        cache[file_index] = audio = self._read(file_index)
+        return audio
+
+    def _read(self, file_index: int) -> np.ndarray:
+        """File `file_index` as mono float32 at `sample_rate`."""
         path = self.files[file_index]
         try:
             data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from fxmatch.audio_io import atomic_write, write_text_atomic
 from fxmatch.effects import get_spec
-from fxmatch.errors import FxmatchInputError
+from fxmatch.errors import FxmatchInputError, require_file
 from fxmatch.vocabulary import ChainVocabulary
 from training.baselines import full_chain_vocabulary, supervised_step
 from training.config import ENCODER_KEYS, TrainConfig
@@ -163,13 +163,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     (missing file, a folder, an empty or foreign file, a pickle of Python objects) is an FxmatchInputError in one
     line naming the problem.
     """
-    p = Path(path)
-    if not p.exists():
-        raise FxmatchInputError(f"checkpoint {str(p)!r} does not exist")
-    if p.is_dir():
-        raise FxmatchInputError(f"{p}: is a folder, not a checkpoint file")
-    if p.stat().st_size == 0:
-        raise FxmatchInputError(f"{p}: not a readable checkpoint (empty file)")
+    p = require_file(path, "checkpoint file")
     try:
         with warnings.catch_warnings():  # torch warns about foreign pickle protocols before failing
             warnings.simplefilter("ignore")

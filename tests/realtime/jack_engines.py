@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
+import time
+
 from realtime.engine import EngineConfig, LiveEngine
+
+#: the dummy server's rate (Hz) and a chain the tests play
+RATE = 48000
+CHAIN = (("Compressor", {"threshold_db": -25.0, "ratio": 4.0, "attack_ms": 5.0, "release_ms": 100.0}),
+         ("Delay", {"delay_seconds": 0.1, "feedback": 0.3, "mix": 0.3}))
+
+
+def wait_for(cond, timeout: float = 5.0) -> bool:
+    """Poll `cond()` every 20 ms until it holds or `timeout` s pass; its last value."""
+    t = time.monotonic()
+    while not cond() and time.monotonic() - t < timeout:
+        time.sleep(0.02)
+    return cond()
 
 
 def jack_engine(jack_server, tiny_model, signal_files, **kw) -> LiveEngine:

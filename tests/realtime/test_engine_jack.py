@@ -13,20 +13,9 @@ import pytest
 
 from fxmatch.errors import FxmatchInputError
 from realtime.engine import EngineConfig, LiveEngine
-from tests.realtime.jack_engines import jack_engine
+from tests.realtime.jack_engines import CHAIN, RATE, jack_engine, wait_for
 
 pytestmark = pytest.mark.audio
-RATE = 48000
-CHAIN = (("Compressor", {"threshold_db": -25.0, "ratio": 4.0, "attack_ms": 5.0, "release_ms": 100.0}),
-         ("Delay", {"delay_seconds": 0.1, "feedback": 0.3, "mix": 0.3}))
-
-
-
-def _wait(cond, timeout=5.0):
-    t = time.monotonic()
-    while not cond() and time.monotonic() - t < timeout:
-        time.sleep(0.02)
-    return cond()
 
 
 def test_stream_runs_at_real_time_pace_applies_the_chain_and_publishes_estimates(jack_server, tiny_model,
@@ -43,7 +32,7 @@ def test_stream_runs_at_real_time_pace_applies_the_chain_and_publishes_estimates
         # 187.5 callbacks/s: never faster than real time; on a loaded machine a non-realtime client misses some
         # cycles (counted as xruns), so the lower bound is loose
         assert 0.7 * RATE / 256 <= rate <= 1.05 * RATE / 256
-        assert _wait(lambda: engine.latest_estimate() is not None and engine.latest_estimate().seq >= 3)
+        assert wait_for(lambda: engine.latest_estimate() is not None and engine.latest_estimate().seq >= 3)
         est = engine.latest_estimate()
         assert est.chain == ("Distortion",) and 5.0 <= est.params[0][1]["drive_db"] <= 40.0
         assert est.latency_ms > 0 and tel.estimates_per_s > 0
@@ -63,7 +52,7 @@ def test_stream_runs_at_real_time_pace_applies_the_chain_and_publishes_estimates
 def test_following_the_estimate_plays_its_chain(jack_server, tiny_model, signal_files):
     engine = jack_engine(jack_server, tiny_model, signal_files)
     with engine:
-        assert _wait(lambda: engine.current_chain() and engine.current_chain()[0][0] == "Distortion")
+        assert wait_for(lambda: engine.current_chain() and engine.current_chain()[0][0] == "Distortion")
         engine.set_chain(CHAIN)
         assert engine.frozen and engine.current_chain() == CHAIN
         engine.reset_to_estimate()
@@ -92,7 +81,7 @@ def test_injected_nan_trips_safety_and_the_stream_recovers(jack_server, tiny_mod
     with engine:
         time.sleep(0.3)
         engine.inject_fault("nan")
-        assert _wait(lambda: engine.telemetry().safety_trips >= 1, 2.0)
+        assert wait_for(lambda: engine.telemetry().safety_trips >= 1, 2.0)
         time.sleep(0.5)
         assert engine.running
         out = engine.recent_audio("output", RATE // 2)

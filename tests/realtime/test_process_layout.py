@@ -14,19 +14,7 @@ import numpy as np
 import pytest
 
 from realtime.analysis import SLOT_FLOATS, StableEstimate, decode_estimate, read_estimate, write_estimate
-from tests.realtime.jack_engines import jack_engine
-
-RATE = 48000
-CHAIN = (("Compressor", {"threshold_db": -25.0, "ratio": 4.0, "attack_ms": 5.0, "release_ms": 100.0}),
-         ("Delay", {"delay_seconds": 0.1, "feedback": 0.3, "mix": 0.3}))
-
-
-def _wait(cond, timeout=5.0):
-    t = time.monotonic()
-    while not cond() and time.monotonic() - t < timeout:
-        time.sleep(0.02)
-    return cond()
-
+from tests.realtime.jack_engines import CHAIN, RATE, jack_engine, wait_for
 
 # -- the estimate slot ---------------------------------------------------------------------------------------------
 
@@ -95,7 +83,6 @@ def test_background_lowers_priority_and_keeps_off_the_first_core():
 # -- on a JACK dummy server ----------------------------------------------------------------------------------------
 
 
-
 @pytest.mark.audio
 def test_a_killed_analysis_process_is_restarted_without_stopping_the_audio(jack_server, tiny_model, signal_files):
     engine = jack_engine(jack_server, tiny_model, signal_files)
@@ -105,18 +92,18 @@ def test_a_killed_analysis_process_is_restarted_without_stopping_the_audio(jack_
         engine.start()
         # the audio process is tuned for streaming; the estimates come from another process
         assert sys.getswitchinterval() == pytest.approx(0.00025) and not gc.isenabled()
-        assert _wait(lambda: engine.latest_estimate() is not None and engine.latest_estimate().seq >= 2)
+        assert wait_for(lambda: engine.latest_estimate() is not None and engine.latest_estimate().seq >= 2)
         pid = engine.analysis_pid
         assert pid not in (None, os.getpid()) and engine.telemetry().analysis == f"process {pid}"
         assert engine.latest_estimate().chain == ("Distortion",)
-        assert _wait(lambda: engine.telemetry().callback_priority != "")
+        assert wait_for(lambda: engine.telemetry().callback_priority != "")
         t0, c0 = time.monotonic(), engine.telemetry().callbacks
         os.kill(pid, signal.SIGKILL)
-        assert _wait(lambda: engine.telemetry().analysis_restarts == 1, 3.0)
+        assert wait_for(lambda: engine.telemetry().analysis_restarts == 1, 3.0)
         new_pid = engine.analysis_pid
         assert new_pid not in (None, pid)
         seq = engine.latest_estimate().seq
-        assert _wait(lambda: engine.latest_estimate().seq >= seq + 3, 15.0)  # the new process estimates again
+        assert wait_for(lambda: engine.latest_estimate().seq >= seq + 3, 15.0)  # the new process estimates again
         tel = engine.telemetry()
         rate = (tel.callbacks - c0) / (time.monotonic() - t0)
         assert tel.running and tel.error is None and engine.running
@@ -125,7 +112,7 @@ def test_a_killed_analysis_process_is_restarted_without_stopping_the_audio(jack_
     finally:
         engine.close()
     assert sys.getswitchinterval() == switch and gc.isenabled()
-    assert engine.analysis_pid is None and _wait(lambda: not os.path.exists(f"/proc/{new_pid}"), 3.0)
+    assert engine.analysis_pid is None and wait_for(lambda: not os.path.exists(f"/proc/{new_pid}"), 3.0)
 
 
 @pytest.mark.audio
@@ -136,7 +123,7 @@ def test_the_audio_keeps_flowing_and_estimates_keep_coming_while_a_capture_searc
     engine = jack_engine(jack_server, tiny_model, signal_files, hop_seconds=0.25)
     engine.set_chain(CHAIN)
     with _Search() as search, engine:
-        assert _wait(lambda: engine.latest_estimate() is not None)
+        assert wait_for(lambda: engine.latest_estimate() is not None)
         time.sleep(0.5)
         t0, tel0, seq0 = time.monotonic(), engine.telemetry(), engine.latest_estimate().seq
         time.sleep(3.0)
