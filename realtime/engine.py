@@ -52,6 +52,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from fxmatch.audio_io import rms_dbfs
 from fxmatch.errors import FxmatchInputError
 from fxmatch.inference import EstimatorSession, to_mono
 from realtime.ab import POSITIONS, ABMixer
@@ -287,10 +288,9 @@ class _Loop:
 
 
 def _db(x: np.ndarray) -> float:
-    if x.size == 0:
-        return float("-inf")
-    ms = float(np.dot(x, x)) / x.size
-    return 10.0 * math.log10(ms) if ms > 0 and math.isfinite(ms) else float("-inf")
+    """RMS level of `x` in dBFS for the meters (fxmatch.audio_io.rms_dbfs); -inf for silence or non-finite audio."""
+    level = rms_dbfs(x)
+    return level if math.isfinite(level) else float("-inf")
 
 
 def device_error(which: str, device: int | str | None, reason: str, ui: str = "cli") -> str:
