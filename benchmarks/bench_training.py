@@ -300,7 +300,7 @@ def proxy_agreement(vocab: ChainVocabulary, encoder_config: EncoderConfig, fft_s
     torch.manual_seed(0)
     encoders = {"untrained": Encoder(vocab, encoder_config)}
     if checkpoint is not None and os.path.isfile(checkpoint):
-        from training.trainer import load_checkpoint
+        from training.checkpoint import load_checkpoint
 
         ckpt = load_checkpoint(checkpoint, require=("model", "model_config"))
         trained = Encoder.from_config(ckpt["model_config"])

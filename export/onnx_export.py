@@ -146,7 +146,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[Encoder, dict[str, Any]]:
     one. Anything else (missing file, not a torch file, a foreign pickle, wrong keys, weights that do
     not fit the config) is an FxmatchInputError naming the problem.
     """
-    from training.trainer import load_checkpoint as read_checkpoint  # the one reader (its import is slow: lazy)
+    from training.checkpoint import load_checkpoint as read_checkpoint  # the one reader
 
     p = Path(path)
     ckpt = read_checkpoint(p)

@@ -51,7 +51,7 @@ def test_the_shipped_weights_are_the_onnx_models_and_load_as_a_starting_point(se
     import torch
 
     from export.onnx_export import load_checkpoint as load_encoder
-    from training.trainer import load_checkpoint
+    from training.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(V3_WEIGHTS, require=("model", "model_config"))  # what init_from needs
     assert ckpt["format"] == "fxmatch-checkpoint" and ckpt["step"] > 0

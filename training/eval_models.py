@@ -27,8 +27,8 @@ class CheckpointEstimator(EstimatorSession):
     """A trainer checkpoint run by torch with `EstimatorSession`'s windowing, aggregation and decoding."""
 
     def __init__(self, path: str | Path, batch_size: int = 8):
+        from training.checkpoint import load_checkpoint
         from training.model import Encoder
-        from training.trainer import load_checkpoint
 
         self.path = Path(path)
         self.batch_size = max(1, int(batch_size))

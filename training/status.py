@@ -74,24 +74,15 @@ def process_alive(pid: int) -> bool:
 def _read_checkpoint(path: Path) -> dict[str, Any] | None:
     """The checkpoint's step, elapsed time and run config (memory-mapped: tensors are not read); None if absent.
 
-    Its own `torch.load(weights_only=True, mmap=True)` rather than training.trainer.load_checkpoint: importing the
-    trainer (scipy.signal, numba kernels) would more than double the time and memory of a status call, ~1.3 s and
-    ~150 MB on a machine whose cores the run being watched needs. The trainer replaces checkpoint.pt atomically
-    (temp file, rename), so this reads the old file or the new one, never half of either.
+    Read by training.checkpoint.load_checkpoint with `mmap=True` (that module imports only torch and the core, not
+    the trainer's data sources and twins). The trainer replaces checkpoint.pt atomically (temp file, rename), so this
+    reads the old file or the new one, never half of either.
     """
     if not path.is_file():
         return None
-    import torch
+    from training.checkpoint import load_checkpoint
 
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is bad input
-        raise FxmatchInputError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "fxmatch-checkpoint":
-        raise FxmatchInputError(f"{path}: not an fxmatch checkpoint")
-    missing = [k for k in ("step", "elapsed_s", "train_config") if k not in ckpt]
-    if missing:
-        raise FxmatchInputError(f"{path}: not a training checkpoint of fxmatch (no {', '.join(missing)})")
+    ckpt = load_checkpoint(path, require=("step", "elapsed_s", "train_config"), mmap=True)
     return {"step": int(ckpt["step"]), "elapsed_s": float(ckpt["elapsed_s"]), "config": dict(ckpt["train_config"]),
             "world_size": int(ckpt.get("world_size", 1))}
 

@@ -18,9 +18,7 @@ import json
 import logging
 import math
 import os
-import re
 import time
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +29,12 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from fxmatch.audio_io import atomic_write, write_text_atomic
+from fxmatch.audio_io import write_text_atomic
 from fxmatch.effects import get_spec
-from fxmatch.errors import FxmatchInputError, require_file
+from fxmatch.errors import FxmatchInputError
 from fxmatch.vocabulary import ChainVocabulary
 from training.baselines import full_chain_vocabulary, supervised_step
+from training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from training.config import ENCODER_KEYS, TrainConfig
 from training.data import TargetDataset, chain_key
 from training.model import Encoder, EncoderConfig, chain_membership, count_parameters
@@ -45,7 +44,6 @@ from training.wta import ChainRenderer, StepResult, make_audio_loss, temperature
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_FORMAT = "fxmatch-checkpoint"
 #: what `--resume` reads from a checkpoint
 RESUME_KEYS = ("model", "optimizer", "train_config", "step", "elapsed_s", "win_counts")
 #: knobs that may change between a run and its resumption
@@ -148,49 +146,6 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     span = max(1, config.steps - config.warmup_steps)
     progress = min(1.0, (step - config.warmup_steps) / span)
     return config.lr * (config.lr_min_ratio + (1 - config.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """torch.save to a temporary file in the same folder, then an atomic rename (`fxmatch.audio_io.atomic_write`)."""
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",
-                    require: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Read a checkpoint with `torch.load(weights_only=True)` (the one loader of training, export and evaluate).
-
-    A dict whose `format`, when it names one, is CHECKPOINT_FORMAT, holding every key of `require`; anything else
-    (missing file, a folder, an empty or foreign file, a pickle of Python objects) is an FxmatchInputError in one
-    line naming the problem.
-    """
-    p = require_file(path, "checkpoint file")
-    try:
-        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before failing
-            warnings.simplefilter("ignore")
-            ckpt = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many types for foreign files
-        raise FxmatchInputError(f"{p}: not a readable checkpoint ({_load_error(exc)})") from None
-    if not isinstance(ckpt, dict):
-        raise FxmatchInputError(f"{p}: not an fxmatch checkpoint (holds a {type(ckpt).__name__}, not a dict)")
-    if ckpt.get("format", CHECKPOINT_FORMAT) != CHECKPOINT_FORMAT:
-        raise FxmatchInputError(f"{p}: not an fxmatch checkpoint (format {ckpt['format']!r})")
-    missing = [k for k in require if k not in ckpt]
-    if missing:
-        raise FxmatchInputError(f"{p}: not a training checkpoint of fxmatch (no {', '.join(missing)})")
-    return ckpt
-
-
-def _load_error(exc: Exception) -> str:
-    """A short reason for a failed `torch.load(weights_only=True)` (torch's own text runs over many lines)."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
-    for line in text.splitlines():
-        if "Unsupported global" in line:
-            what = line.split("Unsupported global:", 1)[-1].strip().removeprefix("GLOBAL").strip().split()
-            return "it holds Python objects, not only tensors and plain values" + (f": {what[0]}" if what else "")
-    if "weights_only" in text or "Weights only" in text or isinstance(exc, (EOFError, ValueError)):
-        return "not a PyTorch checkpoint of tensors and plain values"
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return first[:160]
 
 
 class StepBatches(torch.utils.data.Sampler):

@@ -16,9 +16,10 @@ import torch
 import yaml
 
 from fxmatch import cli
+from training.checkpoint import load_checkpoint
 from training.config import config_from_dict
 from training.status import format_duration, process_alive, read_log, run_status, win_entropy_bits
-from training.trainer import Trainer, load_checkpoint
+from training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -135,7 +136,7 @@ def test_status_reads_a_whole_checkpoint_while_the_trainer_rewrites_it(finished_
     run.mkdir()
     for name in ("log.csv", "wins.json", "checkpoint.pt"):
         shutil.copy(finished_run / name, run / name)
-    code = ("import sys, torch; from training.trainer import load_checkpoint, save_checkpoint; "
+    code = ("import sys, torch; from training.checkpoint import load_checkpoint, save_checkpoint; "
             "p = sys.argv[1]; c = load_checkpoint(p); print('ready', flush=True)\n"
             "for i in range(100, 140):\n    c['step'] = i; save_checkpoint(p, c)")
     writer = subprocess.Popen([sys.executable, "-c", code, str(run / "checkpoint.pt")], cwd=ROOT,

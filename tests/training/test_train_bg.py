@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from training.trainer import load_checkpoint
+from training.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "train-bg.sh"

@@ -7,9 +7,10 @@ import torch
 from fxmatch import cli
 from fxmatch.errors import FxmatchInputError
 from training import trainer as trainer_mod
+from training.checkpoint import load_checkpoint
 from training.config import TrainConfig, config_from_dict, load_config
 from training.model import Encoder
-from training.trainer import DistInfo, StepBatches, Trainer, candidate_counts, learning_rate, load_checkpoint
+from training.trainer import DistInfo, StepBatches, Trainer, candidate_counts, learning_rate
 from training.wta import candidate_losses
 
 TINY = {
