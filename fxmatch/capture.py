@@ -7,7 +7,8 @@ through the differentiable twins on a short excerpt: chain length by chain lengt
 around the fit of the chain one effect shorter (a beam of the best ones extended), all chains of a length fitted in
 one batch (Adam on logits of the normalised params, multi-resolution STFT loss, early stop); the best few go on at
 higher rates (the Phaser always at the recording's own rate), the alignment is refined with the best chain's twin
-output, and the shortest chain within a tolerance of the closest wins (parsimony). Layers: imports only fxmatch,
+output, and the shortest chain within a tolerance of the closest wins (parsimony; with the encoder's probabilities,
+"closest" counts its log-probability of each chain too: `choose`). Layers: imports only fxmatch,
 torch, numpy and scipy.
 """
 
@@ -182,6 +183,8 @@ class Candidate:
 
     chain: tuple[str, ...]
     params: tuple[tuple[str, dict[str, float]], ...] | None = None
+    #: the encoder's probability of the chain (0-1), used by the choice when `SearchSettings.prior_weight` > 0
+    prior: float | None = None
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,8 @@ class ChainFit:
     gain_db: float
     #: how far the search took this chain (0: the screen only; the last stage: fitted longest, at the highest rate)
     stage: int
+    #: the encoder's probability of the chain (None: not known)
+    prior: float | None = None
 
     @property
     def label(self) -> str:
@@ -280,13 +285,18 @@ def all_candidates(vocabulary: ChainVocabulary | None = None) -> list[Candidate]
 
 def candidates_from_ranked(ranked: Sequence[Any], k: int) -> list[Candidate]:
     """The first `k` chains of an encoder's ranking (objects with `.chain` and `.params`, e.g.
-    `inference.ChainEstimate`) and all their sub-chains, each with the encoder's params of its effects."""
+    `inference.ChainEstimate`) and all their sub-chains, each with the encoder's params of its effects and its
+    probability of the chain (from the whole ranking; None for a chain the ranking lacks)."""
+    ranked = list(ranked)
+    prior = {tuple(e.chain): float(getattr(e, "probability", math.nan)) for e in ranked}
     out: dict[tuple[str, ...], Candidate] = {}
-    for estimate in list(ranked)[: max(1, int(k))]:
+    for estimate in ranked[: max(1, int(k))]:
         params = dict(estimate.params)
         for chain in sub_chains(estimate.chain):
             if chain not in out:
-                out[chain] = Candidate(chain, tuple((n, dict(params[n])) for n in chain))
+                p = prior.get(chain, math.nan)
+                out[chain] = Candidate(chain, tuple((n, dict(params[n])) for n in chain),
+                                       None if math.isnan(p) else p)
     return sorted(out.values(), key=lambda c: (len(c.chain), c.chain))
 
 
@@ -310,10 +320,14 @@ class Stage:
 
 
 #: the first stage screens every chain (by length, longer chains starting from the shorter ones' fits) with a cheap
-#: loss at 16 kHz; the best few go on with the real MR-STFT distance at 24 kHz, then at the input's rate (<= 48 kHz)
+#: loss at 16 kHz on the excerpt's first 0.5 s; the best 16 go on with the real MR-STFT distance at 24 kHz on its
+#: first 1.0 s, then the best 3 at the input's rate (<= 48 kHz) on all of it. The short windows first widen the
+#: narrow valleys of LFO rates and delays (a rate error shifts the LFO's phase in proportion to the time since the
+#: recording's start) and halve the CPU time (12 sampled-instrument examples, k = 64: 35.7 -> 19.6 s median,
+#: the same chains named; README)
 DEFAULT_STAGES: tuple[Stage, ...] = (
-    Stage(16000, None, 20, 0.15, (2048, 512), 2),
-    Stage(24000, 8, 30, 0.1),
+    Stage(16000, None, 20, 0.15, (2048, 512), 2, 0.5),
+    Stage(24000, 16, 30, 0.1, seconds=1.0),
     Stage(48000, 3, 20, 0.05),
 )
 
@@ -322,16 +336,18 @@ DEFAULT_STAGES: tuple[Stage, ...] = (
 class SearchSettings:
     """How `capture` searches: excerpt and longest pre-roll (s), stages, starts fitted per chain in the first stage,
     chains of each length extended to the next (None: all), parsimony tolerance (relative distance), whether an
-    output gain is fitted, early-stop patience (steps)."""
+    output gain is fitted, early-stop patience (steps), weight of the encoder's log-probability in the choice
+    (`choose`; 0: the distance alone)."""
 
     excerpt_seconds: float = 1.5
     max_preroll_seconds: float = 1.0
     stages: tuple[Stage, ...] = DEFAULT_STAGES
     restarts: int = 2
     beam: int | None = 4
-    tolerance: float = 0.1
+    tolerance: float = 0.05
     fit_gain: bool = False
     patience: int = 6
+    prior_weight: float = 0.01
 
 
 #: the output gain a chain may add, +- dB (the wet recording's level need not match the dry one's)
@@ -509,11 +525,11 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def _rank(fits: list[ChainFit], tolerance: float) -> list[ChainFit]:
+def _rank(fits: list[ChainFit], tolerance: float, prior_weight: float = 0.0) -> list[ChainFit]:
     """The parsimonious choice among the chains fitted furthest first, then the rest (furthest, closest first)."""
     last = max(f.stage for f in fits)
     final = [f for f in fits if f.stage == last]
-    chosen = final[choose(final, tolerance)]
+    chosen = final[choose(final, tolerance, prior_weight)]
     rest = sorted((f for f in fits if f is not chosen), key=lambda f: (-f.stage, f.relative))
     return [chosen, *rest]
 
@@ -785,12 +801,25 @@ def _survivors(ranked: list[_Row], keep: int | None) -> list[_Row]:
     return chosen
 
 
-def choose(fits: Sequence[ChainFit], tolerance: float) -> int:
-    """Index of the parsimonious choice: the shortest chain within `tolerance` (relative) of the best distance."""
-    best = min(f.relative for f in fits)
-    limit = best * (1.0 + tolerance)
-    within = [i for i, f in enumerate(fits) if f.relative <= limit]
-    return min(within, key=lambda i: (len(fits[i].chain), fits[i].relative))
+#: the smallest probability the choice's prior term uses (a chain the encoder rules out costs -log of this at most)
+_MIN_PRIOR = 1e-4
+
+
+def choice_score(fit: ChainFit, prior_weight: float = 0.0) -> float:
+    """What the choice minimises: the relative distance minus `prior_weight` times the log of the encoder's
+    probability of the chain (>= the relative distance; the distance alone when the weight is 0 or no prior)."""
+    if prior_weight <= 0 or fit.prior is None:
+        return fit.relative
+    return fit.relative - prior_weight * math.log(max(fit.prior, _MIN_PRIOR))
+
+
+def choose(fits: Sequence[ChainFit], tolerance: float, prior_weight: float = 0.0) -> int:
+    """Index of the parsimonious choice: the shortest chain within `tolerance` (relative) of the best score
+    (`choice_score`: the relative distance, less `prior_weight` times the log of the encoder's probability)."""
+    scores = [choice_score(f, prior_weight) for f in fits]
+    limit = min(scores) * (1.0 + tolerance)
+    within = [i for i, v in enumerate(scores) if v <= limit]
+    return min(within, key=lambda i: (len(fits[i].chain), scores[i]))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1009,12 +1038,14 @@ class _Search:
     def result(self, n_candidates: int) -> CaptureResult:
         """The ranking of every fitted chain (the parsimonious choice first) and the search's figures."""
         layout, last = self.layout, max(r.stage for r in self.fitted.values())
+        prior = {c.chain: c.prior for c in self.cands}
         fits = []
         for r in self.fitted.values():
             u = _sigmoid(r.z)
             gain = float(layout.gain_db(u[layout.gain])) if self.settings.fit_gain else 0.0
-            fits.append(ChainFit(r.chain, layout.decode(r.chain, u), r.distance, r.relative, gain, r.stage))
-        return CaptureResult(_rank(fits, self.settings.tolerance), self.alignment,
+            fits.append(ChainFit(r.chain, layout.decode(r.chain, u), r.distance, r.relative, gain, r.stage,
+                                 prior.get(r.chain)))
+        return CaptureResult(_rank(fits, self.settings.tolerance, self.settings.prior_weight), self.alignment,
                              min(self.settings.stages[last].rate, self.rate), self.start / self.rate,
                              self.length / self.rate, self.no_effect[last], time.perf_counter() - self.clock.t0,
                              n_candidates, not self.clock.out_of_time)

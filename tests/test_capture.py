@@ -122,6 +122,19 @@ def test_choose_prefers_the_shortest_chain_within_the_tolerance():
     assert choose(fits, 0.01) == 0
 
 
+def test_choose_with_a_prior_weight_keeps_an_effect_the_encoder_is_sure_of():
+    """A close tie in distance goes to the chain the encoder finds likelier; without priors, or at weight 0, the
+    distance alone decides; a clearly closer chain still wins over a likelier one."""
+    def fit(chain, rel, prior):
+        return ChainFit(tuple(chain), [], rel, rel, 0.0, 1, prior)
+
+    tie = [fit(["Reverb"], 0.300, 0.01), fit(["Chorus", "Reverb"], 0.305, 0.6)]
+    assert choose(tie, 0.0) == 0 and choose(tie, 0.0, prior_weight=0.02) == 1
+    assert choose([replace(f, prior=None) for f in tie], 0.0, prior_weight=0.02) == 0
+    far = [fit(["Reverb"], 0.10, 0.01), fit(["Chorus", "Reverb"], 0.30, 0.6)]
+    assert choose(far, 0.0, prior_weight=0.02) == 0
+
+
 def test_search_can_be_cancelled_and_reports_progress():
     x = _dry()
     wet = _render(x, pedalboard.Distortion(drive_db=20.0))
@@ -159,16 +172,19 @@ def test_spectra_distance_is_the_projects_mrstft():
 
 def test_candidates_from_ranked_add_sub_chains_with_the_encoders_params():
     class Ranked:
-        def __init__(self, chain, params):
-            self.chain, self.params = chain, params
+        def __init__(self, chain, params, probability):
+            self.chain, self.params, self.probability = chain, params, probability
 
     ranked = [Ranked(("Distortion", "Delay"), [("Distortion", {"drive_db": 20.0}),
-                                               ("Delay", {"delay_seconds": 0.3, "feedback": 0.1, "mix": 0.3})]),
+                                               ("Delay", {"delay_seconds": 0.3, "feedback": 0.1, "mix": 0.3})], 0.7),
               Ranked(("Reverb",), [("Reverb", {"room_size": 0.5, "damping": 0.5, "wet_level": 0.3,
-                                               "dry_level": 0.6})])]
+                                               "dry_level": 0.6})], 0.2),
+              Ranked(("Distortion",), [("Distortion", {"drive_db": 10.0})], 0.1)]
     cands = candidates_from_ranked(ranked, 1)
     assert [c.chain for c in cands] == [(), ("Delay",), ("Distortion",), ("Distortion", "Delay")]
     assert dict(cands[2].params) == {"Distortion": {"drive_db": 20.0}}
+    # each candidate's prior is the encoder's probability of that chain, from the whole ranking (None: not ranked)
+    assert [c.prior for c in cands] == [None, None, 0.1, 0.7]
     assert sub_chains(("A", "B")) == [(), ("A",), ("B",), ("A", "B")]
 
 

@@ -170,6 +170,17 @@ def preset_from_capture(result, top: int = 5):
     return Preset.from_chain([(name, {k: round(v, 6) for k, v in p.items()}) for name, p in best.params], estimate)
 
 
+def choice_text(result) -> str:
+    """How the search's chain was chosen, in words (the default settings' tolerance and prior weight)."""
+    from fxmatch.capture import SearchSettings
+
+    settings = SearchSettings()
+    text = f"the shortest chain within {100 * settings.tolerance:g} % of the closest"
+    if settings.prior_weight > 0 and any(f.prior is not None for f in result.ranking):
+        text += f", distance - {settings.prior_weight:g} x ln(model's probability)"
+    return text
+
+
 def format_report(dry: str, wet: str, rate: int, result, top: int, seconds: float, gain: bool = False) -> str:
     """The readable report: alignment, level, chosen chain with params, ranking, costs."""
     from fxmatch.commands.estimate import chain_text
@@ -197,8 +208,7 @@ def format_report(dry: str, wet: str, rate: int, result, top: int, seconds: floa
             for i, (k, v) in enumerate(params.items()):
                 head = f"  {name:<12}" if i == 0 else " " * 14
                 lines.append(f"{head} {k:<{width}}  {format_value(v):>8} {spec.param(k).unit}".rstrip())
-    lines.append("ranking      (relative to no effect; * = chosen: the shortest chain within "
-                 "10 % of the closest)")
+    lines.append(f"ranking      (relative to no effect; * = chosen: {choice_text(result)})")
     last = result.ranking[0].stage
     for i, fit in enumerate(result.ranking[:top]):
         mark = "*" if i == 0 else " "
