@@ -17,3 +17,9 @@ def test_k_list_gives_one_run_per_k_on_the_same_examples(tmp_path, capsys):
     assert first["chain"] == second["chain"] and first["index"] == second["index"] == 0
     assert first["chains"] <= 8 and first["chains"] < second["chains"] <= 15  # sub-chains of the likeliest 1, 2
     assert all(0 <= c["exact_accuracy"] <= 1 and c["seconds_per_file_median"] > 0 for c in result["curve"])
+    # the run records the search's settings: the stages' windows and the choice rule
+    from fxmatch.capture import SearchSettings
+
+    run = result["runs"][0]
+    assert [s["seconds"] for s in run["stages"]] == [s.seconds for s in SearchSettings().stages]
+    assert run["tolerance"] == SearchSettings().tolerance and run["prior_weight"] == SearchSettings().prior_weight
