@@ -323,8 +323,8 @@ class Stage:
 #: loss at 16 kHz on the excerpt's first 0.5 s; the best 16 go on with the real MR-STFT distance at 24 kHz on its
 #: first 1.0 s, then the best 3 at the input's rate (<= 48 kHz) on all of it. The short windows first widen the
 #: narrow valleys of LFO rates and delays (a rate error shifts the LFO's phase in proportion to the time since the
-#: recording's start) and halve the CPU time (12 sampled-instrument examples, k = 64: 35.7 -> 19.6 s median,
-#: the same chains named; README)
+#: recording's start) and halve the CPU time (12 sampled-instrument examples, k = 64: 35.8 -> 19.6 s median, as
+#: many chains named; README)
 DEFAULT_STAGES: tuple[Stage, ...] = (
     Stage(16000, None, 20, 0.15, (2048, 512), 2, 0.5),
     Stage(24000, 16, 30, 0.1, seconds=1.0),
