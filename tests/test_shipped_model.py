@@ -1,5 +1,5 @@
 """The shipped model file itself: it loads, carries its contract, decodes to params in range, estimates the bundled
-examples plausibly, and the weights shipped to continue training from (models/fxmatch-default-v3.pt) are its own."""
+examples plausibly, and the weights shipped to continue training from (models/fxmatch-default-v4.pt) are its own."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fxmatch import shipped
 from fxmatch.effects import get_spec
 from fxmatch.inference import EstimatorSession
 
-V3_WEIGHTS = shipped.DEFAULT_MODEL.parent / "fxmatch-default-v3.pt"
+SHIPPED_WEIGHTS = shipped.DEFAULT_MODEL.parent / "fxmatch-default-v4.pt"
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +46,16 @@ def test_the_clean_example_is_heard_as_no_effect(session):
     assert session.estimate_file(shipped.default_examples() / "keys_clean_target.flac").best.chain == ()
 
 
-@pytest.mark.skipif(not V3_WEIGHTS.is_file(), reason="models/fxmatch-default-v3.pt is not in this copy")
+@pytest.mark.skipif(not SHIPPED_WEIGHTS.is_file(), reason="models/fxmatch-default-v4.pt is not in this copy")
 def test_the_shipped_weights_are_the_onnx_models_and_load_as_a_starting_point(session):
     import torch
 
     from export.onnx_export import load_checkpoint as load_encoder
     from training.checkpoint import load_checkpoint
 
-    ckpt = load_checkpoint(V3_WEIGHTS, require=("model", "model_config"))  # what init_from needs
+    ckpt = load_checkpoint(SHIPPED_WEIGHTS, require=("model", "model_config"))  # what init_from needs
     assert ckpt["format"] == "fxmatch-checkpoint" and ckpt["step"] > 0
-    encoder, _ = load_encoder(V3_WEIGHTS)
+    encoder, _ = load_encoder(SHIPPED_WEIGHTS)
     rng = np.random.default_rng(3)
     audio = (0.1 * rng.standard_normal((2, session.info.window_samples))).astype(np.float32)
     logits, params = session.run(audio)

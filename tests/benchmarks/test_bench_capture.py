@@ -15,7 +15,8 @@ def test_k_list_gives_one_run_per_k_on_the_same_examples(tmp_path, capsys):
     assert [c["k"] for c in result["curve"]] == [1, 2] and result["model"].startswith("fxmatch-default")
     first, second = (r["per_example"][0] for r in result["runs"])
     assert first["chain"] == second["chain"] and first["index"] == second["index"] == 0
-    assert first["chains"] <= 8 and first["chains"] < second["chains"] <= 15  # sub-chains of the likeliest 1, 2
+    assert first["chains"] <= 8 and first["chains"] <= second["chains"] <= 15  # sub-chains of the likeliest 1, 2
+    # (the second likeliest chain's sub-chains may all be the first's: no more chains, but never fewer)
     assert all(0 <= c["exact_accuracy"] <= 1 and c["seconds_per_file_median"] > 0 for c in result["curve"])
     # the run records the search's settings: the stages' windows and the choice rule
     from fxmatch.capture import SearchSettings
