@@ -156,7 +156,7 @@ def _sharpen(x: np.ndarray, y: np.ndarray, lag: int, sample_rate: int) -> int:
 def level_db(x: np.ndarray, y: np.ndarray, offset: int) -> float:
     """RMS level of `y` against `x` delayed by `offset` samples, over their overlap (dB)."""
     xa = _shift(x, offset, y.size)
-    lo, hi = max(0, offset), min(y.size, x.size + offset)
+    lo, hi = _overlap(x, y, offset)
     num, den = float(np.mean(y[lo:hi] ** 2)), float(np.mean(xa[lo:hi] ** 2))
     return 10.0 * math.log10(max(num, 1e-20) / max(den, 1e-20)) if hi > lo else 0.0
 
