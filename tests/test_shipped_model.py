@@ -46,7 +46,6 @@ def test_the_clean_example_is_heard_as_no_effect(session):
     assert session.estimate_file(shipped.default_examples() / "keys_clean_target.flac").best.chain == ()
 
 
-@pytest.mark.skipif(not SHIPPED_WEIGHTS.is_file(), reason="models/fxmatch-default-v4.pt is not in this copy")
 def test_the_shipped_weights_are_the_onnx_models_and_load_as_a_starting_point(session):
     import torch
 
