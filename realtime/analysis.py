@@ -70,13 +70,12 @@ class EstimateStabiliser:
         self.probs: np.ndarray | None = None
         self.params: np.ndarray | None = None
         self.current: int | None = None
-        self._candidate: int | None = None
-        self._count = 0
+        self._count = 0  # consecutive hops the published chain has not led
 
     def reset(self) -> None:
         """Forget the history (the next window is published at once)."""
         self.probs = self.params = None
-        self.current = self._candidate = None
+        self.current = None
         self._count = 0
 
     def update(self, probs: np.ndarray, params: np.ndarray) -> StableEstimate:
@@ -94,12 +93,12 @@ class EstimateStabiliser:
         if self.current is None:
             self.current, changed = best, True
         elif best == self.current:
-            self._candidate, self._count = None, 0
+            self._count = 0
         else:  # the published chain is not the leader: count the hops, whichever chain leads in each
-            self._candidate, self._count = best, self._count + 1
+            self._count += 1
             if self._count >= self.hysteresis_hops:
                 changed = self.info.chains[best] != self.info.chains[self.current]
-                self.current, self._candidate, self._count = best, None, 0
+                self.current, self._count = best, 0
         k = self.current
         order = [int(i) for i in np.argsort(-self.probs, kind="stable") if int(i) != k][: self.top]
         return StableEstimate(
