@@ -27,9 +27,7 @@ def snr_db(reference: np.ndarray | torch.Tensor, estimate: np.ndarray | torch.Te
 
 
 def _stft_mag(x: torch.Tensor, n_fft: int, hop_divisor: int = 4) -> torch.Tensor:
-    window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
-    spec = torch.stft(x, n_fft, hop_length=n_fft // hop_divisor, window=window, return_complex=True, center=True)
-    return spec.abs().clamp_min(1e-7)
+    return _stft(x, n_fft, hop_divisor).abs().clamp_min(1e-7)
 
 
 def stft_magnitudes(x: torch.Tensor, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES,
@@ -250,6 +248,7 @@ class TargetSpectra:
 
 
 def _stft(x: torch.Tensor, n_fft: int, hop_divisor: int) -> torch.Tensor:
+    """Complex STFT of `x` `[..., samples]`: Hann window of `n_fft`, hop `n_fft // hop_divisor`, centred."""
     window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
     return torch.stft(x, n_fft, hop_length=n_fft // hop_divisor, window=window, return_complex=True, center=True)
 
