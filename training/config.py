@@ -57,7 +57,7 @@ class TrainConfig:
     clip_seconds: float = 2.0
     rms_dbfs: float = -20.0
     heldout_fraction: float = 0.1
-    renderer: str = "pedalboard"  # pedalboard (the hidden generator) | twins
+    renderer: str = "pedalboard"  # pedalboard (the hidden generator) | twins | sox (training/foreign.py)
     chain_weights: dict[str, float] | None = None  # 'Compressor>Reverb' -> weight, 'dry' for no effect
     train_examples: int = 0  # distinct training examples, reused cyclically (0: a fresh example every time)
     num_workers: int = 0  # DataLoader worker processes per training process

@@ -2,9 +2,10 @@
 
 Example `index` of a data set is a pure function of (seed, index): the dry clip is the source's clip `index`, the
 chain is drawn from the vocabulary's candidates (uniformly, or with configured weights) and its parameters from
-each effect's ranges (`EffectSpec.sample`). The target is rendered by pedalboard (the "hidden" generator, default)
-or by the differentiable twins. Labels (chain index, normalised parameters in the vocabulary's shared layout,
-presence masks) serve evaluation and the supervised baseline only.
+each effect's ranges (`EffectSpec.sample`). The target is rendered by pedalboard (the "hidden" generator, default),
+by the differentiable twins, or by SoX (`training.foreign`: another implementation of the same labels). Labels
+(chain index, normalised parameters in the vocabulary's shared layout, presence masks) serve evaluation and the
+supervised baseline only.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from training.sources import DrySource
 
 log = logging.getLogger(__name__)
 
-RENDERERS: tuple[str, ...] = ("pedalboard", "twins")
+RENDERERS: tuple[str, ...] = ("pedalboard", "twins", "sox")
 DATASET_FORMAT = "fxmatch-dataset"
 EMPTY_CHAIN_KEY = "dry"
 
@@ -110,6 +111,10 @@ class TargetDataset(torch.utils.data.Dataset):
     ):
         if renderer not in RENDERERS:
             raise FxmatchInputError(f"unknown renderer {renderer!r}; known: {', '.join(RENDERERS)}")
+        if renderer == "sox":
+            from training.foreign import require_sox
+
+            require_sox()
         self.source, self.vocab, self.seed, self.length, self.renderer = source, vocab, int(seed), int(length), renderer
         self.chain_weights = dict(chain_weights or {})
         self.level_jitter_db = float(level_jitter_db)
@@ -151,6 +156,10 @@ class TargetDataset(torch.utils.data.Dataset):
         names = self.vocab.chains[k]
         if self.renderer == "pedalboard":
             y = render_pedalboard(self.vocab, names, params, x, self.sample_rate)
+        elif self.renderer == "sox":
+            from training.foreign import render_sox
+
+            y = render_sox(self.vocab, names, params, x, self.sample_rate)
         else:
             y = render_twins(names, params, x, self.sample_rate)
         if not np.all(np.isfinite(y)):

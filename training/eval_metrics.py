@@ -5,7 +5,7 @@ probability."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,12 +47,15 @@ def _ratio(num: float, den: float) -> float | None:
 
 
 def audible_effects(preset: Preset, x: np.ndarray, y: np.ndarray, sample_rate: int,
-                    threshold_db: float = INAUDIBLE_SNR_DB) -> tuple[str, ...]:
-    """The effects of `preset` whose removal changes `y` (pedalboard render of x) by more than `threshold_db` below y."""
+                    threshold_db: float = INAUDIBLE_SNR_DB,
+                    render: Callable[[Preset, np.ndarray, int], np.ndarray] | None = None) -> tuple[str, ...]:
+    """The effects of `preset` whose removal changes `y` (a render of x by `render`, default pedalboard's
+    `render_preset`; the set's own renderer, e.g. SoX's) by more than `threshold_db` below y."""
+    render = render or render_preset
     energy = float(np.sum(np.asarray(y, dtype=np.float64) ** 2))
     out = []
     for i, (name, _) in enumerate(preset):
-        without = render_preset(preset[:i] + preset[i + 1:], x, sample_rate)
+        without = render(preset[:i] + preset[i + 1:], x, sample_rate)
         diff = float(np.sum((without.astype(np.float64) - y) ** 2))
         if diff > 0 and (energy <= 0 or 10.0 * math.log10(energy / diff) < threshold_db):
             out.append(name)

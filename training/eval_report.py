@@ -51,6 +51,12 @@ def render_markdown(report: Mapping[str, Any]) -> str:
               "preset through the twins. Param MAE is normalised to [0, 1], on effects correctly present. "
               f"\"Audible\": a true effect whose removal changes y by less than {INAUDIBLE_SNR_DB:.0f} dB below y may be "
               "named or not.")]
+    data = s.get("data") if isinstance(s.get("data"), Mapping) else {}
+    if data.get("renderer") == "sox":
+        lines += ["", ("This set's targets were rendered by SoX (training/foreign.py: the same effect names and "
+                       "parameters, another implementation), so the oracle row (the true preset through the twins, "
+                       "i.e. pedalboard) measures the mapping gap between SoX and pedalboard, not twin mismatch; "
+                       "audibility is judged with SoX renders.")]
     lines += render_informed(report)
     lines += render_calibration(report)
     for label in report["order"]:

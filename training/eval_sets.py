@@ -47,9 +47,19 @@ class EvalExample:
         return tuple(name for name, _ in self.preset)
 
 
-def with_audibility(examples: list[EvalExample], sample_rate: int) -> list[EvalExample]:
-    """`examples` with their audible true effects computed (pedalboard renders of each chain minus one effect)."""
-    return [dataclasses.replace(ex, audible=audible_effects(ex.preset, ex.x, ex.y, sample_rate)) for ex in examples]
+def with_audibility(examples: list[EvalExample], sample_rate: int, renderer: str = "pedalboard") -> list[EvalExample]:
+    """`examples` with their audible true effects computed (renders of each chain minus one effect by the set's
+    `renderer`: pedalboard, or SoX for a set whose targets SoX made, so the mapping gap never counts as audible)."""
+    render = None
+    if renderer == "sox":
+        from training.foreign import render_sox_preset as render
+    return [dataclasses.replace(ex, audible=audible_effects(ex.preset, ex.x, ex.y, sample_rate, render=render))
+            for ex in examples]
+
+
+def set_renderer(data: Any) -> str:
+    """The renderer of a set's data description (`TargetDataset.describe()`): 'sox' or 'pedalboard' (otherwise)."""
+    return "sox" if isinstance(data, Mapping) and data.get("renderer") == "sox" else "pedalboard"
 
 
 @dataclass
@@ -98,7 +108,8 @@ def heldout_config(info: ModelInfo, seed: int | None = None):
                             "PooledSource": "midi", "MixedSource": "mix"}.get(kind, "synth")
     if seed is not None:
         values["seed"] = int(seed)
-    values["renderer"] = "pedalboard"  # the hidden generator, whatever the model trained on
+    # the hidden generator whatever the model trained on (twins included), but SoX targets stay SoX's
+    values["renderer"] = "sox" if train_config.get("renderer") == "sox" else "pedalboard"
     samples = round(values["sample_rate"] * values["clip_seconds"])
     values["n_fft"] = min(2048, max(16, samples))  # encoder knobs are irrelevant here; keep validation happy
     values["hop_length"] = max(1, values["n_fft"] // 4)
@@ -137,7 +148,7 @@ def load_set(spec: str, info: ModelInfo | None = None, n: int | None = None, pro
         for i in tqdm(range(count), desc="held-out set", disable=not progress, file=sys.stderr, dynamic_ncols=True):
             ex = dataset.example(i)
             examples.append(EvalExample(i, ex["x"], ex["y"], list(zip(ex["chain"], ex["units"]))))
-        examples = with_audibility(examples, dataset.sample_rate)
+        examples = with_audibility(examples, dataset.sample_rate, dataset.renderer)
         desc = {"kind": "heldout", "spec": spec, "n": count, "data": dataset.describe(),
                 "sample_rate": dataset.sample_rate, "clip_seconds": dataset.source.clip_seconds,
                 "from_model": info.label}
@@ -166,7 +177,7 @@ def load_set(spec: str, info: ModelInfo | None = None, n: int | None = None, pro
         if ex["x"].ndim != 1 or ex["y"].ndim != 1 or ex["x"].size == 0 or ex["x"].shape != ex["y"].shape:
             raise FxmatchInputError(f"{spec}: example {i}: x and y must be mono and of equal, non-zero length")
         examples.append(EvalExample(i, ex["x"], ex["y"], list(zip(ex["chain"], ex["units"]))))
-    examples = with_audibility(examples, disk.sample_rate)
+    examples = with_audibility(examples, disk.sample_rate, set_renderer(disk.labels.get("data")))
     desc = {"kind": "folder", "spec": str(path), "n": count, "of": len(disk), "data": disk.labels.get("data"),
             "sample_rate": disk.sample_rate, "clip_seconds": examples[0].x.size / disk.sample_rate}
     return EvalSet(examples, disk.sample_rate, disk.vocab, desc)

@@ -18,7 +18,9 @@ An estimator hears only the target y and names a chain with params in units (a p
 References evaluated with the same code: "no effect" (the preset with no effect: y vs x), "mean preset" (one
 fixed preset for every example: the set's most frequent non-empty chain, every parameter mid-range, i.e. 0.5 in
 normalised units) and "oracle (twins)" (the true chain and params rendered by the differentiable twins vs y: it
-measures twin mismatch; through pedalboard it would be exactly zero).
+measures twin mismatch; through pedalboard it would be exactly zero). On a set rendered by SoX (`renderer: sox`,
+training.foreign) the oracle measures the mapping gap between SoX and pedalboard for the same labels instead, and
+audibility is judged with SoX renders.
 
 With `dry_aware` each model is also scored on the *informed* path, the one `fxmatch estimate --dry` and `fxmatch
 capture` take when the dry signal is known: the model's K most likely chains for y and their sub-chains, started

@@ -2,13 +2,15 @@
 
 The set is the held-out split of a model's training data description (`--model`, an exported .onnx or a trainer
 checkpoint) or of a training config (`--config`, YAML): dry clips never seen in training, fresh params, rendered by
-pedalboard. It is written by `training.data.write_dataset` into a temporary folder next to OUT, then renamed onto
-OUT (which must not exist or be empty), so a half-written set never looks like a set.
+pedalboard, or by SoX where the config or the model's training data says `renderer: sox` (training.foreign). It is
+written by `training.data.write_dataset` into a temporary folder next to OUT, then renamed onto OUT (which must not
+exist or be empty), so a half-written set never looks like a set.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import shutil
@@ -24,12 +26,14 @@ log = logging.getLogger(__name__)
 
 
 def config_heldout_dataset(config_path: str | Path, n: int, seed: int | None = None) -> TargetDataset:
-    """`n` held-out examples of a training config (seed replaced by `seed` when given), rendered by pedalboard."""
+    """`n` held-out examples of a training config (seed replaced by `seed` when given), rendered by pedalboard, or by
+    SoX when the config asks for `renderer: sox` (a config's `twins` still gets pedalboard)."""
     from training.config import load_config
     from training.trainer import build_dataset, build_vocabulary
 
-    overrides = {"renderer": "pedalboard", **({"seed": int(seed)} if seed is not None else {})}
-    config = load_config(config_path, overrides)
+    config = load_config(config_path, {"seed": int(seed)} if seed is not None else None)
+    if config.renderer != "sox":
+        config = dataclasses.replace(config, renderer="pedalboard")
     return build_dataset(config, build_vocabulary(config), split="heldout", length=n)
 
 
