@@ -12,8 +12,9 @@ Mapping, per effect (pedalboard's parameter names and units; "clamped" where SoX
 
 - Compressor -> `compand`: attack,decay = attack_ms / 1000, release_ms / 1000 s (SoX's integrator time constants;
   JUCE's are the times / 2 pi, so SoX's detector is ~6x slower for the same labels); transfer function
-  `6:-120,-120,T,T,0,T*(1-1/R)` dB (6 dB soft knee, slope 1/ratio above threshold_db T); no make-up gain; initial
-  level -120 dB (JUCE's envelope starts at 0); no look-ahead delay.
+  `6:-120,-120,T,T,0,T*(1-1/R)` dB (6 dB soft knee, slope 1/ratio above threshold_db T, clamped to <= 0 dB as SoX
+  refuses points above full scale); no make-up gain; initial level -120 dB (JUCE's envelope starts at 0); no
+  look-ahead delay. The headroom scaling (below) only lowers its input, shifting these points by the same dB.
 - Distortion -> `overdrive`: gain = drive_db dB (SoX: 0-100 dB, clamped), colour 20 (SoX's default: a bias that adds
   even harmonics), then an output gain from 0 dB at drive 5 dB rising linearly to OVERDRIVE_MAKEUP_DB = +5 dB at
   40 dB (applied here, in float): SoX's `0.5 x + 0.75 * dc_block(soft_clip(g x + 0.1))` matches tanh's level at low
@@ -132,14 +133,16 @@ def run_sox(x: np.ndarray, args: Sequence[str], sample_rate: int) -> np.ndarray:
     return y[: x.size].copy()
 
 
-def _scaled(x: np.ndarray, sample_rate: int, args_for: Callable[[float], list[str]]) -> np.ndarray:
-    """Run a scale-invariant pass on `x` brought to HEADROOM_PEAK_DBFS; `args_for(level_db)` gets the scale's dB."""
+def _scaled(x: np.ndarray, sample_rate: int, args_for: Callable[[float], list[str]],
+            max_level_db: float = math.inf) -> np.ndarray:
+    """Run a scale-invariant pass on `x` brought to HEADROOM_PEAK_DBFS (raised by at most `max_level_db`);
+    `args_for(level_db)` gets the scale in dB."""
     peak = float(np.max(np.abs(x))) if x.size else 0.0
     if peak == 0.0:
         return run_sox(x, args_for(0.0), sample_rate)
     target_db = HEADROOM_PEAK_DBFS
     for _ in range(4):
-        level_db = target_db - 20.0 * math.log10(peak)
+        level_db = min(target_db - 20.0 * math.log10(peak), max_level_db)
         gain = 10.0 ** (level_db / 20.0)
         y = run_sox(x * np.float32(gain), args_for(level_db), sample_rate)
         if float(np.max(np.abs(y))) < _FULL_SCALE:
@@ -153,17 +156,17 @@ def _scaled(x: np.ndarray, sample_rate: int, args_for: Callable[[float], list[st
 
 def compressor(x: np.ndarray, p: Mapping[str, float], sample_rate: int) -> np.ndarray:
     """Compressor -> `compand` (module docstring)."""
-    threshold, ratio = float(p["threshold_db"]), max(float(p["ratio"]), 1.0)
+    threshold, ratio = min(float(p["threshold_db"]), 0.0), max(float(p["ratio"]), 1.0)
     attack, release = float(p["attack_ms"]) / 1000.0, float(p["release_ms"]) / 1000.0
 
     def args(level_db: float) -> list[str]:
+        # the transfer function in SoX's levels: the input's dB plus level_db (<= 0: SoX refuses points above 0 dB)
         t = threshold + level_db
-        top = level_db
-        out_top = t + (top - t) / ratio
-        points = ",".join(_fmt(v) for v in (-120.0 + level_db, -120.0 + level_db, t, t, top, out_top))
+        out_top = t + (level_db - t) / ratio
+        points = ",".join(_fmt(v) for v in (-120.0 + level_db, -120.0 + level_db, t, t, level_db, out_top))
         return ["compand", f"{_fmt(attack)},{_fmt(release)}", f"6:{points}", "0", _fmt(-120.0 + level_db), "0"]
 
-    return _scaled(x, sample_rate, args)
+    return _scaled(x, sample_rate, args, max_level_db=0.0)
 
 
 def distortion(x: np.ndarray, p: Mapping[str, float], sample_rate: int) -> np.ndarray:
