@@ -46,7 +46,8 @@ Mapping, per effect (pedalboard's parameter names and units; "clamped" where SoX
 
 Levels and timing: SoX's samples are 32-bit integers internally (clipped at full scale; chorus, phaser and echo keep
 24 bits), so every effect but `overdrive` runs on the input scaled to a peak of HEADROOM_PEAK_DBFS and is scaled back
-afterwards (`compand`'s transfer function and initial level shift with the scale, so it sees the true levels); a
+afterwards (`compand`'s input is only ever scaled down, its transfer function and initial level shifted by the
+same dB, so it acts on the true levels); a
 pass that still reaches full scale is run again with 20 dB more headroom. `overdrive` depends on the absolute level
 and runs unscaled (an input above full scale, possible only with non-canonical orders, is clipped by SoX: a warning
 is logged). No `-G`/guard, no `--norm`, no dither (pysox passes `-D`): SoX never rescales on its own. Every pass's
@@ -71,6 +72,7 @@ from fxmatch.errors import FxmatchInputError
 from fxmatch.vocabulary import ChainVocabulary
 
 log = logging.getLogger(__name__)
+logging.getLogger("sox").setLevel(logging.WARNING)  # pysox logs every command line at INFO (fxmatch --verbose)
 
 #: peak level (dBFS) the input of a scale-invariant SoX pass is brought to (SoX clips at 0 dBFS)
 HEADROOM_PEAK_DBFS = -30.0
