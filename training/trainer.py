@@ -48,7 +48,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 RESUME_KEYS = ("model", "optimizer", "train_config", "step", "elapsed_s", "win_counts")
 #: knobs that may change between a run and its resumption
 RESUMABLE_CHANGES = frozenset({"steps", "log_every", "checkpoint_every", "progress", "num_workers", "device",
-                               "torch_threads", "pool_cache_dir"})
+                               "torch_threads", "pool_cache_dir", "channels_last"})
 UNBOUNDED_EXAMPLES = 1 << 40
 LOG_COLUMNS = ("step", "loss", "fit", "ce", "temperature", "lr", "examples_per_s", "elapsed_s",
                "candidates_per_example", "chains_won")
@@ -163,6 +163,25 @@ class StepBatches(torch.utils.data.Sampler):
             yield [(first + j) % self.length for j in range(self.batch_size)]
 
 
+def plain_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state` with every tensor contiguous (a channels-last run's weights stored as a plain run's)."""
+    return {k: v.contiguous() for k, v in state.items()}
+
+
+def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give each per-parameter state tensor (Adam's moments) its parameter's memory format, in place.
+
+    A state loaded from a checkpoint keeps the layout it was saved with, and AdamW's fused CPU kernel gives a
+    channels-last parameter with a plain-layout moment wrong updates, silently (0.16 off after one step of lr 0.1;
+    tests/training/test_channels_last.py).
+    """
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for key, value in optimizer.state.get(param, {}).items():
+                if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                    optimizer.state[param][key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
@@ -185,6 +204,8 @@ class Trainer:
         self.model_vocab = model_vocabulary(config, self.vocab)
         torch.manual_seed(config.seed)  # identical initial weights on every process
         self.model = Encoder(self.model_vocab, encoder_config(config)).to(self.device)
+        if config.channels_last:  # the 4-D weights (2-D convolutions) in NHWC; their activations follow
+            self.model.to(memory_format=torch.channels_last)
         if config.init_from and not resume:
             self._initialise_from(Path(config.init_from))
         self.net: torch.nn.Module = self.model
@@ -228,6 +249,7 @@ class Trainer:
                                     f"(only {', '.join(sorted(RESUMABLE_CHANGES))} may change)")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
+        match_parameter_layout(self.optimizer)  # e.g. a run resumed with another channels_last
         self.step, self.elapsed_s = int(ckpt["step"]), float(ckpt["elapsed_s"])
         self.win_counts = torch.tensor(ckpt["win_counts"], dtype=torch.long)
         self._trim_log()
@@ -249,7 +271,8 @@ class Trainer:
         """What `checkpoint.pt` holds (tensors, dicts and plain values only)."""
         return {
             "format": CHECKPOINT_FORMAT, "version": 1, "step": self.step, "elapsed_s": self.elapsed_s,
-            "mode": self.config.mode, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "mode": self.config.mode, "model": plain_layout(self.model.state_dict()),
+            "optimizer": self.optimizer.state_dict(),
             "model_config": self.model.config, "train_config": self.config.to_dict(),
             "data": self.dataset.describe(), "win_counts": self.win_counts.tolist(),
             "world_size": self.info.world_size,
