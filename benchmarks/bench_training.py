@@ -15,7 +15,12 @@ batch of 2 s clips at 44.1 kHz from the default vocabulary (64 chains), measured
   set per chain, so only identical prefixes with identical params, i.e. none, are shared),
 - `naive`: every one of the 64 candidate chains per example (the cost WTA avoids),
 - `supervised`: the label-regression baseline (no re-synthesis); `supervised_fused_adam`, `wta_hard_fused_adam`:
-  the same steps with Adam's fused kernel (`TrainConfig.fused_optimizer`; the others use the per-tensor loop),
+  the same steps with Adam's fused kernel (`TrainConfig.fused_optimizer`; the others use the per-tensor loop);
+  `supervised_channels_last`: the supervised step with the encoder's 2-D convolutions in NHWC
+  (`TrainConfig.channels_last`; the other rows keep the plain NCHW layout),
+- `supervised_sim`: the supervised step of the shipped model's simulation stages (configs/cpu-sim-1c.yaml: its
+  encoder, with a dilated 1-D stack, presence scoring and per-effect params, and its loss weights), plain layout and
+  per-tensor Adam as stage 1d runs; `supervised_sim_fast`: the same with `channels_last` and the fused AdamW,
 - `full_chain`: the fixed 7-effect chain of Peladeau & Peeters (one candidate),
 plus the data cost (one dry clip rendered by pedalboard through a random chain). Median over repeats; the
 ratio `naive_over_wta_step` is what the candidate selection saves. Timings are measured, never asserted.
@@ -46,9 +51,11 @@ from fxmatch.effects import EFFECT_NAMES, get_spec
 from fxmatch.metrics import stft_magnitudes
 from fxmatch.vocabulary import ChainVocabulary
 from training.baselines import full_chain_vocabulary, supervised_step
+from training.config import load_config
 from training.data import TargetDataset
-from training.model import Encoder, EncoderConfig, count_parameters
+from training.model import Encoder, EncoderConfig, chain_membership, count_parameters
 from training.sources import SynthSource
+from training.trainer import encoder_config as encoder_config_of
 from training.wta import (
     ChainRenderer,
     LossFn,
@@ -65,6 +72,9 @@ FFT_SIZES = (2048, 1024, 512, 256)
 SCORE_FFT_SIZES = (1024, 256)  # the proxy of mode wta_hard_score_proxy (TrainConfig.score_fft_sizes)
 DEFAULT_CHECKPOINT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models",
                                   "fxmatch-default-v4.pt")
+#: the simulation stage whose encoder and loss weights the supervised_sim rows train (the shipped model's; stage 1d
+#: differs from it only in seeds, steps and learning rate)
+SIM_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "cpu-sim-1c.yaml")
 
 #: a mode's step: (model, renderer or None, loss function) -> loss tensor
 StepFn = Callable[[torch.nn.Module, ChainRenderer | None, LossFn], torch.Tensor]
@@ -373,9 +383,12 @@ def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Se
     profiles: dict[str, dict] = {}
 
     def measure(name: str, model_vocab: ChainVocabulary, step: StepFn, renders: bool = True,
-                loss: LossFn = loss_fn, fused: bool = False, config: EncoderConfig = encoder_config) -> None:
+                loss: LossFn = loss_fn, fused: bool = False, config: EncoderConfig = encoder_config,
+                channels_last: bool = False) -> None:
         torch.manual_seed(0)
         model = Encoder(model_vocab, config)
+        if channels_last:  # as the trainer does with TrainConfig.channels_last
+            model.to(memory_format=torch.channels_last)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True if fused else None)
         renderer = ChainRenderer(model_vocab, sample_rate) if renders else None
 
@@ -414,6 +427,20 @@ def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Se
             renders=False, fused=True)
     measure("wta_hard_fused_adam", vocab, wta(4, 2, 0.0), fused=True)
     measure("full_chain", full_chain_vocabulary(vocab), wta(1, 0, 0.0))
+    # the encoder's 2-D convolutions in NHWC (TrainConfig.channels_last)
+    measure("supervised_channels_last", vocab, lambda m, r, lf: supervised_step(m, y, chain, params, mask).loss,
+            renders=False, channels_last=True)
+    # the shipped model's supervised step (configs/cpu-sim-1c.yaml), plain and with both speed knobs
+    sim = load_config(SIM_CONFIG)
+    sim_encoder = dataclasses.replace(encoder_config_of(sim), sample_rate=sample_rate)
+    membership = torch.from_numpy(chain_membership(vocab))
+
+    def sim_step(m: torch.nn.Module, r: ChainRenderer | None, lf: LossFn) -> torch.Tensor:
+        return supervised_step(m, y, chain, params, mask, sim.ce_weight, sim.presence_weight, membership,
+                               sim.param_weight).loss
+
+    measure("supervised_sim", vocab, sim_step, renders=False, config=sim_encoder)
+    measure("supervised_sim_fast", vocab, sim_step, renders=False, config=sim_encoder, fused=True, channels_last=True)
 
     return {
         "benchmark": "training",
@@ -432,6 +459,11 @@ def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Se
         / results["wta_hard"]["step_s"],
         "supervised_over_fused_adam_step": results["supervised"]["step_s"]
         / results["supervised_fused_adam"]["step_s"],
+        "supervised_over_channels_last_step": results["supervised"]["step_s"]
+        / results["supervised_channels_last"]["step_s"],
+        "supervised_sim_over_fast_step": results["supervised_sim"]["step_s"] / results["supervised_sim_fast"]["step_s"],
+        "sim_config": os.path.relpath(SIM_CONFIG, os.path.dirname(os.path.dirname(SIM_CONFIG))),
+        "sim_encoder_parameters": count_parameters(Encoder(vocab, sim_encoder)),
         "score_fft_sizes": list(score_fft_sizes),
         "wta_hard_over_score_proxy_step": results["wta_hard"]["step_s"] / results["wta_hard_score_proxy"]["step_s"],
         "score_proxy_agreement": proxy_agreement(vocab, encoder_config, fft_sizes, score_fft_sizes, sample_rate,

@@ -9,7 +9,8 @@ from benchmarks import bench_training
 
 MODES = ("wta", "wta_torch_loss", "wta_hard", "wta_hard_torch_loss", "wta_hard_score_proxy",
          "wta_hard_effect_params", "naive", "supervised",
-         "supervised_fused_adam", "wta_hard_fused_adam", "full_chain")
+         "supervised_fused_adam", "wta_hard_fused_adam", "full_chain", "supervised_channels_last", "supervised_sim",
+         "supervised_sim_fast")
 PROFILE_KEYS = ("data_s", "frontend_s", "frontend_conv_dft_s", "encoder_rest_s", "twins_forward_s", "loss_s",
                 "forward_other_s", "forward_s", "backward_s", "backward_loss_and_twins_s", "backward_encoder_s",
                 "twins_backward_replayed_s", "optimizer_s", "step_s", "twins")
@@ -45,7 +46,8 @@ def test_every_mode_has_a_step_time_and_a_profile(result):
 
 def test_the_twin_profile_names_each_effect_rendered(result):
     profile = result["profile"]
-    for mode in ("supervised", "supervised_fused_adam"):
+    for mode in ("supervised", "supervised_fused_adam", "supervised_channels_last", "supervised_sim",
+                 "supervised_sim_fast"):
         assert profile[mode]["twins"] == {} and profile[mode]["twins_forward_s"] == 0
     full = profile["full_chain"]["twins"]
     assert set(full) == set(EFFECTS)
@@ -83,3 +85,14 @@ def test_the_fused_loss_and_the_score_proxy_are_measured_side_by_side(result):
     assert agreement["examples"] == 4 and set(agreement["agreement"]) == {"untrained"}
     assert 0.0 <= agreement["agreement"]["untrained"] <= 1.0
 
+
+
+def test_the_channels_last_and_the_shipped_models_supervised_steps_are_measured_side_by_side(result):
+    steps = result["steps"]
+    assert result["supervised_over_channels_last_step"] == pytest.approx(steps["supervised"]["step_s"]
+                                                                         / steps["supervised_channels_last"]["step_s"])
+    assert result["supervised_sim_over_fast_step"] == pytest.approx(steps["supervised_sim"]["step_s"]
+                                                                    / steps["supervised_sim_fast"]["step_s"])
+    assert result["sim_config"] == "configs/cpu-sim-1c.yaml"
+    # the simulation encoder (a dilated 1-D stack of 256 channels) is not the default one
+    assert result["sim_encoder_parameters"] != result["encoder_parameters"] > 0
