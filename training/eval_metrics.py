@@ -46,20 +46,50 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den if den > 0 else None
 
 
-def audible_effects(preset: Preset, x: np.ndarray, y: np.ndarray, sample_rate: int,
-                    threshold_db: float = INAUDIBLE_SNR_DB,
-                    render: Callable[[Preset, np.ndarray, int], np.ndarray] | None = None) -> tuple[str, ...]:
-    """The effects of `preset` whose removal changes `y` (a render of x by `render`, default pedalboard's
-    `render_preset`; the set's own renderer, e.g. SoX's) by more than `threshold_db` below y."""
+def removal_db(preset: Preset, x: np.ndarray, y: np.ndarray, sample_rate: int,
+               render: Callable[[Preset, np.ndarray, int], np.ndarray] | None = None) -> dict[str, float]:
+    """How much each effect of `preset` changes `y` (a render of x by `render`, default pedalboard's `render_preset`;
+    the set's own renderer, e.g. SoX's): y's energy over that of y minus the chain without the effect, dB (higher =
+    subtler; inf when its removal changes nothing)."""
     render = render or render_preset
     energy = float(np.sum(np.asarray(y, dtype=np.float64) ** 2))
-    out = []
+    out = {}
     for i, (name, _) in enumerate(preset):
         without = render(preset[:i] + preset[i + 1:], x, sample_rate)
         diff = float(np.sum((without.astype(np.float64) - y) ** 2))
-        if diff > 0 and (energy <= 0 or 10.0 * math.log10(energy / diff) < threshold_db):
-            out.append(name)
-    return tuple(out)
+        out[name] = math.inf if diff <= 0 else (-math.inf if energy <= 0 else 10.0 * math.log10(energy / diff))
+    return out
+
+
+def audible_effects(preset: Preset, x: np.ndarray, y: np.ndarray, sample_rate: int,
+                    threshold_db: float = INAUDIBLE_SNR_DB,
+                    render: Callable[[Preset, np.ndarray, int], np.ndarray] | None = None) -> tuple[str, ...]:
+    """The effects of `preset` whose removal changes `y` by more than `threshold_db` below y (`removal_db`)."""
+    return audible_from_removal(removal_db(preset, x, y, sample_rate, render), threshold_db)
+
+
+def audible_from_removal(removal: Mapping[str, float], threshold_db: float = INAUDIBLE_SNR_DB) -> tuple[str, ...]:
+    """The effects of a `removal_db` result that change y by more than `threshold_db` below y, in chain order."""
+    return tuple(name for name, db in removal.items() if db < threshold_db)
+
+
+#: bins of `removal_db` (dB below y) for the recall-by-audibility table: (label, low, high)
+REMOVAL_BINS: tuple[tuple[str, float, float], ...] = (
+    ("< 10 dB", -math.inf, 10.0), ("10-20 dB", 10.0, 20.0), ("20-30 dB", 20.0, 30.0), (">= 30 dB", 30.0, math.inf))
+
+
+def recall_by_removal(truth: Sequence[Preset], estimates: Sequence[Preset],
+                      removal: Sequence[Mapping[str, float]], effects: Sequence[str]) -> dict[str, Any]:
+    """Per effect and `REMOVAL_BINS` bin: how many true effects changed y by that much, and the share named."""
+    out: dict[str, Any] = {"bins": [label for label, _, _ in REMOVAL_BINS], "per_effect": {}}
+    for e in effects:
+        rows = []
+        for label, lo, hi in REMOVAL_BINS:
+            hits = [e in {n for n, _ in p} for t, p, r in zip(truth, estimates, removal)
+                    if e in r and lo <= r[e] < hi]
+            rows.append({"bin": label, "n": len(hits), "recall": float(np.mean(hits)) if hits else None})
+        out["per_effect"][e] = rows
+    return out
 
 
 def audible_scores(truth: Sequence[Preset], estimates: Sequence[Preset], audible: Sequence[Sequence[str]],

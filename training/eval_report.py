@@ -70,7 +70,21 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             mae = f"{_fmt(m['mean'])} ({m['n_examples']})" if m else "—"
             lines.append(f"| {e} | {p['support']} | {_fmt(p['precision'])} | {_fmt(p['recall'])} | {_fmt(p['f1'])} "
                          f"| {mae} |")
+        lines += render_recall_by_removal(r.get("recall_by_removal"))
     return "\n".join(lines) + "\n"
+
+
+def render_recall_by_removal(table: Mapping[str, Any] | None) -> list[str]:
+    """Recall per effect against how much the true effect changes y (its removal's difference, dB below y)."""
+    if not table:
+        return []
+    bins = table["bins"]
+    lines = ["", "Recall by how much the true effect changes y (the chain without it vs y, dB below y; n in brackets):",
+             "", "| effect | " + " | ".join(bins) + " |", "|---|" + "---:|" * len(bins)]
+    for e, rows in table["per_effect"].items():
+        cells = [f"{_fmt(row['recall'], 2)} ({row['n']})" if row["n"] else "—" for row in rows]
+        lines.append(f"| {e} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def render_informed(report: Mapping[str, Any]) -> list[str]:

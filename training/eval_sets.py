@@ -19,7 +19,7 @@ from fxmatch.errors import FxmatchInputError
 from fxmatch.inference import ModelInfo
 from fxmatch.vocabulary import ChainVocabulary
 from training.data import DiskDataset, TargetDataset
-from training.eval_metrics import Preset, _spec, audible_effects
+from training.eval_metrics import Preset, _spec, audible_from_removal, removal_db
 
 DEFAULT_HELDOUT_N = 200
 
@@ -41,6 +41,8 @@ class EvalExample:
     preset: Preset
     #: the true effects whose removal is audible (None: not computed, every true effect counts)
     audible: tuple[str, ...] | None = None
+    #: per true effect, how much its removal changes y (dB below y; `removal_db`); None: not computed
+    removal: dict[str, float] | None = None
 
     @property
     def chain(self) -> tuple[str, ...]:
@@ -53,8 +55,11 @@ def with_audibility(examples: list[EvalExample], sample_rate: int, renderer: str
     render = None
     if renderer == "sox":
         from training.foreign import render_sox_preset as render
-    return [dataclasses.replace(ex, audible=audible_effects(ex.preset, ex.x, ex.y, sample_rate, render=render))
-            for ex in examples]
+    out = []
+    for ex in examples:
+        removal = removal_db(ex.preset, ex.x, ex.y, sample_rate, render=render)
+        out.append(dataclasses.replace(ex, audible=audible_from_removal(removal), removal=removal))
+    return out
 
 
 def set_renderer(data: Any) -> str:

@@ -76,6 +76,7 @@ from training.eval_metrics import (
     expected_calibration_error,
     log_mel_distance,
     normalised,
+    recall_by_removal,
     reliability_bins,
     render_preset,
     score_presets,
@@ -224,6 +225,9 @@ def summarise(run: EstimatorRun, eval_set: EvalSet, effects: Sequence[str]) -> d
     out: dict[str, Any] = {"role": run.role, **score_presets(truth, run.presets, effects, eval_set.vocab)}
     if all(ex.audible is not None for ex in eval_set.examples):
         out["audible"] = audible_scores(truth, run.presets, [ex.audible or () for ex in eval_set.examples], effects)
+    if run.role != "reference" and all(ex.removal is not None for ex in eval_set.examples):
+        out["recall_by_removal"] = recall_by_removal(truth, run.presets, [ex.removal or {} for ex in eval_set.examples],
+                                                     effects)
     out["mrstft"] = _stats(run.mrstft)
     out["logmel"] = _stats(run.logmel)
     out["seconds"] = run.seconds

@@ -10,8 +10,8 @@ import pytest
 from fxmatch import cli, testsignals
 from fxmatch.vocabulary import ChainVocabulary
 from tests.export.helpers import SAMPLE_RATE, WINDOW_SECONDS, tiny_checkpoint, tiny_encoder, tiny_onnx, tiny_vocab
+from training import eval_metrics, make_set
 from training import evaluate as evaluate_mod
-from training import make_set
 from training.data import TargetDataset, write_dataset
 from training.evaluate import (
     confusion,
@@ -278,6 +278,32 @@ def test_an_effect_that_does_not_change_the_target_is_inaudible():
     y = evaluate_mod.render_preset(chain, x, sr)
     assert evaluate_mod.audible_effects(chain, x, y, sr) == ("Distortion",)
     assert evaluate_mod.audible_effects([], x, x, sr) == ()
+
+
+def test_removal_db_measures_how_much_each_effect_changes_the_target():
+    sr = 16000
+    x = testsignals.make("pluck", sr, 1.0, seed=3)[0] * 0.3
+    chain = [("Compressor", {"threshold_db": 0.0, "ratio": 4.0, "attack_ms": 5.0, "release_ms": 100.0}),
+             ("Distortion", {"drive_db": 20.0}),
+             ("PeakFilter", {"cutoff_frequency_hz": 1000.0, "gain_db": 0.5, "q": 1.0})]
+    y = evaluate_mod.render_preset(chain, x, sr)
+    removal = eval_metrics.removal_db(chain, x, y, sr)
+    assert list(removal) == ["Compressor", "Distortion", "PeakFilter"]
+    assert removal["Compressor"] > 60.0  # a threshold above the signal: removing it changes nothing audible
+    assert removal["Distortion"] < 10.0  # 20 dB of drive: y is mostly distortion
+    assert 10.0 < removal["PeakFilter"] < 40.0  # a 0.5 dB bell is small but there
+    assert eval_metrics.audible_from_removal(removal, 30.0) == evaluate_mod.audible_effects(chain, x, y, sr)
+
+
+def test_recall_by_removal_bins_each_true_effect_by_how_much_it_changes_y():
+    truth = [[("Delay", {})], [("Delay", {})], [("Delay", {})], [("Delay", {}), ("Reverb", {})]]
+    estimates = [[("Delay", {})], [], [("Reverb", {})], [("Delay", {}), ("Reverb", {})]]
+    removal = [{"Delay": 5.0}, {"Delay": 25.0}, {"Delay": 26.0}, {"Delay": 8.0, "Reverb": 35.0}]
+    table = eval_metrics.recall_by_removal(truth, estimates, removal, ["Delay", "Reverb", "Chorus"])
+    delay = {row["bin"]: (row["n"], row["recall"]) for row in table["per_effect"]["Delay"]}
+    assert delay == {"< 10 dB": (2, 1.0), "10-20 dB": (0, None), "20-30 dB": (2, 0.0), ">= 30 dB": (0, None)}
+    assert table["per_effect"]["Reverb"][3] == {"bin": ">= 30 dB", "n": 1, "recall": 1.0}
+    assert all(row["n"] == 0 for row in table["per_effect"]["Chorus"])
 
 
 def test_audible_scores_let_inaudible_true_effects_be_named_or_not():
