@@ -12,6 +12,11 @@ analysis every 250 ms (4 Hz), and a capture search busy meanwhile:
   per frame), reading the engine's shared memory;
 * `in_process` (the worst case beside it): realtime.engine.LiveEngine with `analysis="thread"` in this process, the
   same GUI-like thread in the same process (sharing the callback's GIL), the old layout.
+* `floor` (the machine's own floor): a minimal PortAudio duplex client on the same server that only copies input
+  to output (its callback on SCHED_FIFO where granted, as the engine's), with the same capture search busy and
+  nothing else of fxmatch running. Misses here come from the platform (the scheduler, a virtual machine's vCPUs),
+  so no layout of fxmatch can go below them; keys `xruns`, `late_callbacks`, `max_gap_ms` (the longest time
+  between two callback starts), `server_missed_cycles`.
 
 The capture search is one process for the whole benchmark running `fxmatch.capture.capture` (twin fitting of the
 64 default chains, 1 torch thread) on a 2 s pedalboard render, again and again, on the cores
@@ -277,8 +282,62 @@ def _one(kind: str, model: Path, dry: Path, target: Path, server, block: int, se
     return out
 
 
+def _floor(server, block: int, seconds: float, search: _Search | None = None) -> dict[str, Any]:
+    """The machine's floor: a minimal PortAudio duplex client on the same server, its callback (SCHED_FIFO where
+    granted, as the engine's) copying input to output and stamping its start; no engine, analysis or GUI reader,
+    the capture search busy as in the other runs. Its misses are the platform's (scheduler, VM), not fxmatch's."""
+    import gc
+
+    import sounddevice as sd
+
+    from realtime.sched import realtime_thread
+
+    capacity = int((WARMUP_S + seconds + 10.0) * RATE / block) + 16
+    stamps = np.zeros(capacity)
+    state = {"n": 0, "flagged": 0, "priority": ""}
+
+    def callback(indata, outdata, frames, time_info, status) -> None:
+        i = state["n"]
+        if i < capacity:
+            stamps[i] = time.perf_counter()
+        if i == 0:
+            state["priority"] = realtime_thread(threading.get_native_id())
+        if status:
+            state["flagged"] += 1
+        outdata[:] = indata
+        state["n"] = i + 1
+
+    searches0 = search.searches.value if search is not None else 0
+    stream = sd.Stream(device=(server.device, server.device), channels=(2, 2), samplerate=RATE, blocksize=block,
+                       dtype="float32", latency="low", callback=callback)
+    gc.freeze()
+    try:
+        with stream:
+            time.sleep(WARMUP_S)
+            n0, flagged0, server0 = state["n"], state["flagged"], _server_xruns(server)
+            cpu0 = search.cpu_seconds() if search is not None else 0.0
+            start = time.monotonic()
+            time.sleep(seconds)
+            n1, flagged1 = state["n"], state["flagged"]
+            elapsed = time.monotonic() - start
+            server_xruns = _server_xruns(server) - server0
+            search_cpu = search.cpu_seconds() - cpu0 if search is not None else 0.0
+    finally:
+        gc.unfreeze()
+    gaps = np.diff(stamps[n0 : min(n1, capacity)])
+    return {"xruns": flagged1 - flagged0, "late_callbacks": int(np.sum(gaps > 1.5 * block / RATE)),
+            "callbacks": n1 - n0, "max_gap_ms": round(float(gaps.max()) * 1e3, 3) if gaps.size else None,
+            "block_frames": block, "budget_ms": round(1e3 * block / RATE, 3), "callback_priority": state["priority"],
+            "server_missed_cycles": server_xruns,
+            "searches_finished": search.searches.value - searches0 if search is not None else 0,
+            "search_cpu_share": round(search_cpu / elapsed, 3), "seconds": round(elapsed, 2)}
+
+
+KINDS = ("default", "in_process", "floor")
+
+
 def run(quick: bool = False, seconds: float | None = None, model: str | None = None,
-        blocks: tuple[int, ...] = BLOCKS, kinds: tuple[str, ...] = ("default", "in_process")) -> dict[str, Any]:
+        blocks: tuple[int, ...] = BLOCKS, kinds: tuple[str, ...] = KINDS) -> dict[str, Any]:
     """Every block size, both configurations; `seconds` each (default 60, 10 with quick); `model` an ONNX file
     (default: the shipped one, else an untrained stand-in); `blocks` and `kinds` narrow it (development)."""
     from fxmatch.errors import FxmatchInputError
@@ -302,7 +361,8 @@ def run(quick: bool = False, seconds: float | None = None, model: str | None = N
                     jack_realtime = server.realtime
                     for kind, figures in runs.items():
                         log.info("%s, %d frames, %.0f s", kind, block, seconds)
-                        figures[str(block)] = _one(kind, model_path, dry, target, server, block, seconds, search)
+                        figures[str(block)] = (_floor(server, block, seconds, search) if kind == "floor" else
+                                               _one(kind, model_path, dry, target, server, block, seconds, search))
             search_said = search.said.value.decode()
             searches = search.searches.value
     return {
