@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from fxmatch import audibility
+from fxmatch.audibility import render_chain
 from fxmatch.effects import get_spec
 from fxmatch.effects.spec import EffectSpec
 from fxmatch.metrics import DEFAULT_FFT_SIZES, mrstft_distance
@@ -21,7 +23,7 @@ from training.model import mel_filterbank
 Preset = list[tuple[str, dict[str, float]]]
 
 #: an effect whose removal changes the target by less than this (difference below y, dB) counts as inaudible
-INAUDIBLE_SNR_DB = 30.0
+INAUDIBLE_SNR_DB = audibility.INAUDIBLE_DB
 
 LOGMEL = {"n_fft": 2048, "hop_length": 512, "n_mels": 64, "f_min": 20.0, "eps": 1e-8}
 
@@ -48,17 +50,9 @@ def _ratio(num: float, den: float) -> float | None:
 
 def removal_db(preset: Preset, x: np.ndarray, y: np.ndarray, sample_rate: int,
                render: Callable[[Preset, np.ndarray, int], np.ndarray] | None = None) -> dict[str, float]:
-    """How much each effect of `preset` changes `y` (a render of x by `render`, default pedalboard's `render_preset`;
-    the set's own renderer, e.g. SoX's): y's energy over that of y minus the chain without the effect, dB (higher =
-    subtler; inf when its removal changes nothing)."""
-    render = render or render_preset
-    energy = float(np.sum(np.asarray(y, dtype=np.float64) ** 2))
-    out = {}
-    for i, (name, _) in enumerate(preset):
-        without = render(preset[:i] + preset[i + 1:], x, sample_rate)
-        diff = float(np.sum((without.astype(np.float64) - y) ** 2))
-        out[name] = math.inf if diff <= 0 else (-math.inf if energy <= 0 else 10.0 * math.log10(energy / diff))
-    return out
+    """How much each effect of `preset` changes `y` (fxmatch.audibility.removal_db; `render` defaults to pedalboard,
+    the set's own renderer, e.g. SoX's, where another made y)."""
+    return audibility.removal_db(preset, x, y, sample_rate, render or render_preset)
 
 
 def audible_effects(preset: Preset, x: np.ndarray, y: np.ndarray, sample_rate: int,
@@ -70,7 +64,7 @@ def audible_effects(preset: Preset, x: np.ndarray, y: np.ndarray, sample_rate: i
 
 def audible_from_removal(removal: Mapping[str, float], threshold_db: float = INAUDIBLE_SNR_DB) -> tuple[str, ...]:
     """The effects of a `removal_db` result that change y by more than `threshold_db` below y, in chain order."""
-    return tuple(name for name, db in removal.items() if db < threshold_db)
+    return audibility.audible(removal, threshold_db)
 
 
 #: bins of `removal_db` (dB below y) for the recall-by-audibility table: (label, low, high)
@@ -99,7 +93,7 @@ def audible_scores(truth: Sequence[Preset], estimates: Sequence[Preset], audible
     counts = {e: {"tp": 0, "fp": 0, "fn": 0} for e in effects}
     for t, p, heard in zip(truth, estimates, audible):
         true_set, est_set, heard_set = {e for e, _ in t}, {e for e, _ in p}, set(heard)
-        correct += heard_set <= est_set <= true_set
+        correct += audibility.audibly_right(true_set, heard_set, est_set)
         for e in effects:
             if e in heard_set:
                 counts[e]["tp" if e in est_set else "fn"] += 1
@@ -205,16 +199,7 @@ def audio_distances(estimate: np.ndarray, target: np.ndarray, sample_rate: int) 
 
 def render_preset(preset: Preset, x: np.ndarray, sample_rate: int) -> np.ndarray:
     """Render mono `x` `[samples]` through pedalboard with `preset`; float32 `[samples]` (non-finite -> 0)."""
-    import pedalboard
-
-    if not preset:
-        return np.array(x, dtype=np.float32, copy=True)
-    board = pedalboard.Pedalboard([get_spec(name).pedalboard_plugin(p) for name, p in preset])
-    y = board(np.ascontiguousarray(x[None], dtype=np.float32), float(sample_rate))[0]
-    y = np.nan_to_num(np.asarray(y, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    if y.size != x.size:  # keep the target's length
-        y = np.pad(y, (0, max(0, x.size - y.size)))[: x.size]
-    return y
+    return render_chain(preset, x, sample_rate)
 
 
 def confusion(truth: Sequence[tuple[str, ...]], estimated: Sequence[tuple[str, ...]],

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from fxmatch import shipped
+from fxmatch import audibility, shipped
 from fxmatch.commands import estimate as estimate_cmd
 from fxmatch.errors import FxmatchInputError
 from fxmatch.inference import format_value
@@ -120,10 +120,24 @@ class ExampleResult:
     confidence: str = ""  # how sure, in words: "fairly sure (p = 0.82)", "unsure: alternatives are close ..."
     unsure: bool = False
     windows: str = ""  # "2 of 2" windows agreeing on the chain
+    #: per true effect, how much removing it changes the target (dB below it; fxmatch.audibility.removal_db)
+    removal_db: dict[str, float] = field(default_factory=dict)
 
     @property
     def chain_correct(self) -> bool:
         return self.preset.effect_names == self.example.true.effect_names
+
+    @property
+    def inaudible(self) -> tuple[str, ...]:
+        """True effects too subtle to count (fxmatch.audibility): naming them or not is both right."""
+        heard = audibility.audible(self.removal_db)
+        return tuple(name for name in self.removal_db if name not in heard)
+
+    @property
+    def audibly_correct(self) -> bool:
+        """Every audible true effect named, nothing outside the true chain."""
+        return audibility.audibly_right(self.example.true.effect_names, audibility.audible(self.removal_db),
+                                        self.preset.effect_names)
 
 
 def prepare_output(folder: str | os.PathLike) -> Path:
@@ -190,6 +204,8 @@ def run_example(session, ex: Example, out: Path, refine_steps: int = 0) -> Examp
     rendered = preset.to_pedalboard()(np.ascontiguousarray(dry), float(rate)).astype(np.float32)
     n = min(rendered.shape[-1], dry.shape[-1])
     distance, distance_dry = (float(d) for d in mrstft(np.stack([rendered[:, :n], dry[:, :n]]), target))
+    true_chain = [(e.effect, e.params) for e in ex.true.chain]
+    removal = audibility.removal_db(true_chain, dry, audibility.render_chain(true_chain, dry, rate), rate)
     preset.estimate["example"] = ex.name
     preset.estimate["mrstft_to_target"] = round(distance, 4)
     preset.estimate["mrstft_no_effect"] = round(distance_dry, 4)
@@ -199,7 +215,7 @@ def run_example(session, ex: Example, out: Path, refine_steps: int = 0) -> Examp
     write_audio(out / files[2], rendered, rate)
     conf = describe_confidence(result)
     return ExampleResult(ex, preset, result.best.probability, distance, distance_dry, seconds, target, rendered,
-                         rate, files, conf.text, conf.unsure, f"{result.n_agree} of {result.n_windows}")
+                         rate, files, conf.text, conf.unsure, f"{result.n_agree} of {result.n_windows}", removal)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -245,6 +261,12 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else format_value(v)
 
 
+def _removal_words(db: float) -> str:
+    """What removing an effect does to the target, in words (`db`: the difference's level below the target)."""
+    return ("removing it leaves the target unchanged" if db == float("inf") else
+            f"removing it changes the target by only {db:.0f} dB below its level")
+
+
 def _chain_label(preset) -> str:
     return " > ".join(preset.effect_names) or "no effect"
 
@@ -267,7 +289,8 @@ def param_rows(true, estimate) -> list[tuple[str, str, float | None, float | Non
 def format_example(r: ExampleResult, i: int, n: int) -> str:
     """The block of one example: true and estimated chains, probability, distances, params side by side."""
     ex = r.example
-    mark = "correct chain" if r.chain_correct else "chain differs"
+    mark = ("correct chain" if r.chain_correct else
+            "chain differs; audibly right" if r.audibly_correct else "chain differs")
     estimated = _chain_label(r.preset) if r.preset.chain else "no effect detected"
     lines = [
         f"[{i}/{n}] {ex.name}" + (f" ({ex.instrument})" if ex.instrument else ""),
@@ -277,6 +300,9 @@ def format_example(r: ExampleResult, i: int, n: int) -> str:
         + (f"; windows agreeing: {r.windows}" if r.windows else ""),
         f"  MR-STFT to target: estimate {r.distance:.3f}, no effect {r.distance_dry:.3f}",
     ]
+    for name in r.inaudible:
+        lines.insert(2, f"             ({name} is inaudible here: {_removal_words(r.removal_db[name])}; naming it or "
+                        "not is right)")
     refine = (r.preset.estimate or {}).get("refine")
     if refine:
         lines.append(f"  refine     {refine['steps']} steps: twin distance {refine['distance_before']:.4f} -> "
@@ -306,9 +332,14 @@ def format_summary(results: list[ExampleResult]) -> str:
                      f"{r.probability:>5.2f}  {r.distance:>7.3f}  {r.distance_dry:>9.3f}"
                      + ("  unsure" if r.unsure else ""))
     correct = sum(r.chain_correct for r in results)
+    audibly = sum(r.audibly_correct for r in results)
     closer = sum(r.distance < r.distance_dry for r in results)
     unsure = sum(r.unsure for r in results)
-    lines.append(f"chain correct for {correct} of {len(results)}; the estimate is closer to the target than no "
+    lines.append(f"chain correct for {correct} of {len(results)}"
+                 + (f" ({audibly} of {len(results)} audibly: an effect whose removal changes the target by less than "
+                    f"{audibility.INAUDIBLE_DB:.0f} dB below it may be named or not)"
+                    if any(r.inaudible for r in results) else "")
+                 + "; the estimate is closer to the target than no "
                  f"effect for {closer} of {len(results)} (MR-STFT, lower is closer)"
                  + (f"; {unsure} of {len(results)} estimates are unsure (listen before using them)" if unsure else ""))
     return "\n".join(lines)

@@ -78,6 +78,18 @@ def test_demo_prints_the_table_and_names_the_folder(demo_run, examples):
     assert out.rstrip().splitlines()[-1].strip() == str(folder.resolve())
 
 
+def test_demo_says_which_true_effects_are_inaudible(demo_run):
+    """drums: a 0.6 dB PeakFilter; bass: a compressor whose threshold sits above the signal (the bundled examples)."""
+    rc, out, _ = demo_run
+    assert rc == 0
+    block = out[out.index("drums_compressor_peakfilter_delay (drums)"):]
+    assert "(PeakFilter is inaudible here: removing it changes the target by only" in block.split("\n\n")[0]
+    block = out[out.index("bass_compressor_chorus_reverb (bass)"):]
+    assert "(Compressor is inaudible here: removing it leaves the target unchanged" in block.split("\n\n")[0]
+    assert out.count("is inaudible here") == 2
+    assert re.search(r"chain correct for 1 of 6 \(\d of 6 audibly: ", out)
+
+
 def test_demo_says_no_effect_detected_and_flags_unsure_estimates(tmp_path, examples):
     """A model that always hears no effect, and one that barely prefers Distortion (p ~ 0.55)."""
     dry_model = tiny_onnx(tmp_path, favour=0, name="dry.onnx")
