@@ -75,6 +75,9 @@ class TrainConfig:
     tcn_dilations: list[int] = field(default_factory=lambda: list(_ENCODER.tcn_dilations))  # empty: none
     tcn_channels: int = _ENCODER.tcn_channels
     chain_scoring: str = _ENCODER.chain_scoring  # chain (a logit per chain) | presence (from per-effect presence)
+    envelope_lags: int = _ENCODER.envelope_lags  # band-envelope autocorrelation lags (frames) beside pooling; 0: none
+    envelope_bands: int = _ENCODER.envelope_bands  # envelopes for envelope_lags (divides n_mels)
+    envelope_features: int = _ENCODER.envelope_features  # envelope_lags' output size
     # winner-takes-all
     top_k: int = 4  # candidates from the classifier's top scores
     n_explore: int = 2  # extra random candidate chains per example
@@ -167,6 +170,10 @@ def validate(config: TrainConfig) -> None:
          "time_pools", "one factor >= 1 per entry of channels")
     need(all(d >= 1 for d in config.tcn_dilations), "tcn_dilations", "a list of ints >= 1")
     need(config.tcn_channels >= 1, "tcn_channels", "at least 1")
+    need(config.envelope_lags >= 0, "envelope_lags", "at least 0 (0: none)")
+    need(config.envelope_lags == 0 or (config.envelope_bands >= 1 and config.n_mels % config.envelope_bands == 0),
+         "envelope_bands", "a divisor of n_mels")
+    need(config.envelope_features >= 1, "envelope_features", "at least 1")
     need(config.midi_pool >= 0, "midi_pool", "at least 0")
     need(0 <= config.level_jitter_db <= 40, "level_jitter_db", "between 0 and 40")
     need(config.source != "mix" or bool(config.source_mix), "source_mix", "a mapping of source kind to weight")

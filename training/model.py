@@ -121,7 +121,18 @@ class EncoderConfig:
     tcn_channels: int = 192
     #: "chain": a free logit per candidate chain; "presence": chain logits from per-effect presence logits
     chain_scoring: str = "chain"
+    #: frame lags (1..N) of the band-envelope autocorrelations fed to the trunk beside the pooled CNN features
+    #: (EnvelopeLags: echo spacing and modulation periods, which pooling over time blurs); 0: none
+    envelope_lags: int = 0
+    #: mel bands averaged into this many envelopes for EnvelopeLags (must divide n_mels)
+    envelope_bands: int = 16
+    #: size of EnvelopeLags' output
+    envelope_features: int = 256
 
+
+#: EncoderConfig knobs that only add inputs to the trunk: a checkpoint without them can start a model with them
+#: (training.trainer's init_from appends zero weights for the new inputs, so the model starts as the checkpoint's)
+SIDE_FEATURE_KEYS = ("envelope_lags", "envelope_bands", "envelope_features")
 
 PARAM_SHARING = ("chain", "effect")
 CHAIN_SCORING = ("chain", "presence")
@@ -138,6 +149,42 @@ class DilatedResidual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.mix(F.relu(self.norm(self.conv(x))))
+
+
+class EnvelopeLags(nn.Module):
+    """Band-envelope autocorrelations over frame lags 1..`lags`: log-mel `[batch, n_mels, frames]` -> `[batch, out]`.
+
+    The mel bands are averaged into `bands` envelopes; each envelope's level and its onset strength (the positive
+    first difference) lose their mean over time and are correlated with themselves `l` frames later, l = 1..lags,
+    normalised by the lag-0 value (an echo after `l` frames, or a modulation of period `l`, is a peak at `l`; frames
+    past the end count as zeros, so any length works); a linear layer with ReLU maps the `2 x bands x lags` values to
+    `out` features.
+    """
+
+    def __init__(self, n_mels: int, bands: int, lags: int, out: int):
+        super().__init__()
+        if bands < 1 or n_mels % bands:
+            raise ValueError(f"envelope_bands must divide n_mels ({n_mels}), got {bands}")
+        if lags < 1:
+            raise ValueError(f"envelope_lags must be >= 1, got {lags}")
+        self.bands, self.lags = bands, lags
+        self.proj = nn.Linear(2 * bands * lags, out)
+
+    def correlations(self, mel: torch.Tensor) -> torch.Tensor:
+        """`[batch, 2, bands, lags]`: the normalised autocorrelations of the levels (0) and onsets (1)."""
+        b, m, t = mel.shape
+        level = mel.reshape(b, self.bands, m // self.bands, t).mean(dim=2)  # [batch, bands, frames]
+        onset = F.relu(level[..., 1:] - level[..., :-1])
+        parts = []
+        for e in (level, onset):
+            e = F.pad(e - e.mean(dim=-1, keepdim=True), (0, self.lags))
+            energy = e.square().sum(dim=-1) + 1e-6
+            parts.append(torch.stack([(e[..., :-lag] * e[..., lag:]).sum(dim=-1) / energy
+                                      for lag in range(1, self.lags + 1)], dim=-1))
+        return torch.stack(parts, dim=1)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.proj(self.correlations(mel).flatten(1)))
 
 
 def chain_membership(vocab: ChainVocabulary) -> np.ndarray:
@@ -192,6 +239,10 @@ class Encoder(nn.Module):
         else:
             self.tcn = nn.Identity()
             pooled = 2 * width  # mean and max over frames (the v1/v2 encoder)
+        self.envelope_lags: nn.Module | None = None
+        if c.envelope_lags:
+            self.envelope_lags = EnvelopeLags(c.n_mels, c.envelope_bands, c.envelope_lags, c.envelope_features)
+            pooled += c.envelope_features  # appended after the pooled CNN features
         self.trunk = nn.Sequential(
             nn.Linear(pooled, c.hidden), nn.ReLU(), nn.Dropout(c.dropout),
             nn.Linear(c.hidden, c.hidden), nn.ReLU(),
@@ -219,14 +270,15 @@ class Encoder(nn.Module):
         """Shared embedding `[batch, hidden]` of audio `[batch, samples]`."""
         mel = self.frontend(audio).unsqueeze(1)  # [batch, 1, n_mels, frames]
         h = self.cnn(self.input_norm(mel))  # [batch, C, F, T]
+        side = [] if self.envelope_lags is None else [self.envelope_lags(mel[:, 0])]
         h = h.flatten(1, 2)  # [batch, C * F, T]
         if self.cfg.tcn_dilations:
             h = self.tcn(h)  # [batch, tcn_channels, T]
             mean = h.mean(dim=-1)
             std = (h - mean.unsqueeze(-1)).square().mean(dim=-1).add(1e-6).sqrt()
-            pooled = torch.cat([mean, h.amax(dim=-1), std], dim=1)
+            pooled = torch.cat([mean, h.amax(dim=-1), std, *side], dim=1)
         else:
-            pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1)
+            pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1), *side], dim=1)
         return self.trunk(pooled)
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

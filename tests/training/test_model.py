@@ -21,6 +21,7 @@ SMALL = EncoderConfig(sample_rate=16000, n_fft=512, hop_length=128, n_mels=32, c
 TCN_PRESENCE = EncoderConfig(sample_rate=16000, n_fft=512, hop_length=128, n_mels=32, channels=[8, 16],
                              time_pools=[2, 1], tcn_dilations=[1, 2, 4], tcn_channels=24, hidden=32,
                              param_sharing="effect", chain_scoring="presence")
+LAGS = EncoderConfig(**{**TCN_PRESENCE.__dict__, "envelope_lags": 20, "envelope_bands": 8, "envelope_features": 16})
 
 
 def test_encoder_outputs_have_the_contract_shapes_for_any_length(tiny_vocab):
@@ -80,23 +81,46 @@ def test_effect_shared_params_are_one_set_broadcast_to_every_chain(tiny_vocab):
         Encoder(tiny_vocab, EncoderConfig(**{**SMALL.__dict__, "param_sharing": "both"}))
 
 
-@pytest.mark.parametrize("sharing", ["chain", "effect", "tcn-presence"])
+@pytest.mark.parametrize("sharing", ["chain", "effect", "tcn-presence", "envelope-lags"])
 def test_encoder_exports_to_onnx_with_dynamic_batch_and_length(tmp_path, tiny_vocab, sharing):
     """The ONNX graph (conv-DFT front-end) matches PyTorch (torch.stft front-end) for every architecture."""
     ort = pytest.importorskip("onnxruntime")
-    config = TCN_PRESENCE if sharing == "tcn-presence" else EncoderConfig(**{**SMALL.__dict__, "param_sharing": sharing})
+    config = {"tcn-presence": TCN_PRESENCE, "envelope-lags": LAGS}.get(sharing) or EncoderConfig(
+        **{**SMALL.__dict__, "param_sharing": sharing})
     model = Encoder(tiny_vocab, config).eval()
     path = tmp_path / "encoder.onnx"
     torch.onnx.export(model, (torch.randn(1, 8000),), str(path), input_names=["audio"],
                       output_names=["chain_logits", "params"], dynamic_axes={"audio": {0: "batch", 1: "samples"}},
                       dynamo=False)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    audio = (np.random.default_rng(0).standard_normal((2, 12000)) * 0.1).astype(np.float32)
-    logits, params = session.run(None, {"audio": audio})
-    with torch.no_grad():
-        ref_logits, ref_params = model(torch.from_numpy(audio))
-    assert np.allclose(logits, ref_logits.numpy(), atol=1e-4)
-    assert np.allclose(params, ref_params.numpy(), atol=1e-4)
+    for samples in (12000, 1500):  # another length than the traced one; fewer frames than envelope lags
+        audio = (np.random.default_rng(0).standard_normal((2, samples)) * 0.1).astype(np.float32)
+        logits, params = session.run(None, {"audio": audio})
+        with torch.no_grad():
+            ref_logits, ref_params = model(torch.from_numpy(audio))
+        assert np.all(np.isfinite(logits)) and np.all(np.isfinite(params))
+        assert np.allclose(logits, ref_logits.numpy(), atol=1e-4)
+        assert np.allclose(params, ref_params.numpy(), atol=1e-4)
+
+
+def test_envelope_lags_peak_at_the_echo_time():
+    """Clicks at random times plus their echo 0.3 s later: the onset autocorrelation of every band peaks there."""
+    from training.model import EnvelopeLags
+
+    rate, hop = 16000, 128
+    x = np.zeros(3 * rate, dtype=np.float32)
+    rng = np.random.default_rng(4)
+    for start in rng.choice(np.arange(0, 2 * rate, hop), size=12, replace=False):
+        x[start : start + 64] += rng.standard_normal(64).astype(np.float32)
+    delay = round(0.3 * rate / hop) * hop  # a whole number of frames: 37
+    y = x.copy()
+    y[delay:] += 0.7 * x[:-delay]
+    mel = LogMel(rate, 512, hop, 32, 20.0, 8000.0)(torch.from_numpy(y)[None])
+    corr = EnvelopeLags(32, 8, 60, 4).correlations(mel)[0]  # [2, bands, lags]
+    lag = delay // hop
+    assert corr.shape == (2, 8, 60)
+    assert torch.all(corr[1].argmax(dim=-1) + 1 == lag)
+    assert torch.all(corr[1, :, lag - 1] > 0.3) and torch.all(corr.abs() <= 1.0 + 1e-5)
 
 
 

@@ -1,6 +1,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -224,6 +225,24 @@ def test_init_from_starts_a_run_from_another_runs_weights(tmp_path):
         assert torch.equal(value, second.model.state_dict()[name]), name
     with pytest.raises(FxmatchInputError, match="differs"):
         Trainer(tiny(hidden=24, init_from=str(tmp_path / "a" / "checkpoint.pt")), tmp_path / "c")
+
+
+def test_init_from_adds_envelope_lags_without_changing_what_the_model_computes(tmp_path):
+    first = Trainer(tiny(mode="supervised", steps=2), tmp_path / "a")
+    first.train()
+    lags = {"envelope_lags": 8, "envelope_bands": 8, "envelope_features": 12}
+    second = Trainer(tiny(steps=2, init_from=str(tmp_path / "a" / "checkpoint.pt"), **lags), tmp_path / "b")
+    assert second.model.envelope_lags is not None
+    y = torch.from_numpy(np.random.default_rng(2).standard_normal((3, 4000)).astype(np.float32)) * 0.1
+    with torch.no_grad():
+        before, after = first.model.eval()(y), second.model.eval()(y)
+    assert torch.allclose(before[0], after[0], atol=1e-5) and torch.allclose(before[1], after[1], atol=1e-6)
+    trunk = second.model.state_dict()["trunk.0.weight"]
+    assert trunk.shape[1] == first.model.state_dict()["trunk.0.weight"].shape[1] + 12 and not trunk[:, -12:].any()
+    second.train()  # the new inputs learn: their weights leave zero
+    assert second.model.state_dict()["trunk.0.weight"][:, -12:].abs().sum() > 0
+    with pytest.raises(FxmatchInputError, match="differs"):  # a checkpoint with lags cannot start one with others
+        Trainer(tiny(init_from=str(tmp_path / "b" / "checkpoint.pt"), **{**lags, "envelope_lags": 4}), tmp_path / "c")
 
 
 def test_a_checkpoint_without_a_newer_knob_resumes_when_the_knob_keeps_its_default(tmp_path):
