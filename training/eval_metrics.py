@@ -80,7 +80,7 @@ def recall_by_removal(truth: Sequence[Preset], estimates: Sequence[Preset],
         rows = []
         for label, lo, hi in REMOVAL_BINS:
             hits = [e in {n for n, _ in p} for t, p, r in zip(truth, estimates, removal)
-                    if e in r and lo <= r[e] < hi]
+                    if e in r and lo <= r[e] and (r[e] < hi or hi == math.inf)]  # inf: removal changes nothing
             rows.append({"bin": label, "n": len(hits), "recall": float(np.mean(hits)) if hits else None})
         out["per_effect"][e] = rows
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -298,7 +299,7 @@ def test_removal_db_measures_how_much_each_effect_changes_the_target():
 def test_recall_by_removal_bins_each_true_effect_by_how_much_it_changes_y():
     truth = [[("Delay", {})], [("Delay", {})], [("Delay", {})], [("Delay", {}), ("Reverb", {})]]
     estimates = [[("Delay", {})], [], [("Reverb", {})], [("Delay", {}), ("Reverb", {})]]
-    removal = [{"Delay": 5.0}, {"Delay": 25.0}, {"Delay": 26.0}, {"Delay": 8.0, "Reverb": 35.0}]
+    removal = [{"Delay": 5.0}, {"Delay": 25.0}, {"Delay": 26.0}, {"Delay": 8.0, "Reverb": math.inf}]
     table = eval_metrics.recall_by_removal(truth, estimates, removal, ["Delay", "Reverb", "Chorus"])
     delay = {row["bin"]: (row["n"], row["recall"]) for row in table["per_effect"]["Delay"]}
     assert delay == {"< 10 dB": (2, 1.0), "10-20 dB": (0, None), "20-30 dB": (2, 0.0), ">= 30 dB": (0, None)}
