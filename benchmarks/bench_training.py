@@ -71,7 +71,7 @@ SAMPLE_RATE = 44100
 FFT_SIZES = (2048, 1024, 512, 256)
 SCORE_FFT_SIZES = (1024, 256)  # the proxy of mode wta_hard_score_proxy (TrainConfig.score_fft_sizes)
 DEFAULT_CHECKPOINT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models",
-                                  "fxmatch-default-v4.pt")
+                                  "fxmatch-default-v5.pt")
 #: the simulation stage whose encoder and loss weights the supervised_sim rows train (the shipped model's; stage 1d
 #: differs from it only in seeds, steps and learning rate)
 SIM_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "cpu-sim-1c.yaml")
@@ -303,7 +303,7 @@ def proxy_agreement(vocab: ChainVocabulary, encoder_config: EncoderConfig, fft_s
     """How often the winner on `score_fft_sizes` is the winner on `fft_sizes`, on fresh synthesised examples.
 
     Candidates as in a WTA step (top-4 + 2 random) with the params of an untrained encoder and, when `checkpoint`
-    exists and holds this vocabulary, of that trained encoder (models/fxmatch-default-v4.pt). Returns per encoder
+    exists and holds this vocabulary, of that trained encoder (models/fxmatch-default-v5.pt). Returns per encoder
     the fraction of examples whose winners agree, and the examples counted.
     """
     data = TargetDataset(SynthSource(seed=1, sample_rate=sample_rate, clip_seconds=seconds), vocab, seed=1)
