@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "default 200, of the model's held-out split; a folder of that name wins)")
     parser.add_argument("-o", "--out", metavar="OUT_DIR", help="output folder (default: <model>.eval next to it)")
     parser.add_argument("--n", type=_positive_int, metavar="N", help="evaluate at most N examples")
-    parser.add_argument("--compare", nargs="+", default=[], metavar="OTHER",
+    parser.add_argument("--compare", nargs="+", action="extend", default=[], metavar="OTHER",
                         help="more models (.onnx or .pt) evaluated on the same set, in the same table")
     parser.add_argument("--no-oracle", action="store_true", help="skip the oracle-through-the-twins reference")
     parser.add_argument("--threads", type=_positive_int, default=1, metavar="N",

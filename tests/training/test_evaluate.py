@@ -340,3 +340,14 @@ def test_dry_aware_scores_the_informed_path_next_to_the_blind_one(models, disk_s
 def test_search_options_need_dry_aware(models, disk_set, tmp_path, capsys):
     rc, _, err = _main(capsys, "evaluate", models["dry"], disk_set, "-o", tmp_path / "x", "--search-budget", "3")
     assert rc == 2 and "need --dry-aware" in err and len(err.strip().splitlines()) == 1
+
+
+def test_compare_may_be_repeated_and_keeps_every_model():
+    import argparse
+
+    from training import evaluate_cli
+
+    parser = argparse.ArgumentParser()
+    evaluate_cli.add_arguments(parser)
+    args = parser.parse_args(["m.onnx", "heldout:8", "--compare", "a.onnx", "--compare", "b.onnx", "c.pt"])
+    assert args.compare == ["a.onnx", "b.onnx", "c.pt"]
