@@ -86,6 +86,7 @@ def test_a_stuck_server_ignoring_sigterm_is_killed_and_reaped(monkeypatch, caplo
 _INTERRUPTED = """
 import os, signal, threading
 from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if the runner ignores SIGINT
 from realtime import jack
 from realtime.jack import JackDummyServer
 jack.TERM_GRACE_S = 1.0
