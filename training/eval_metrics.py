@@ -59,12 +59,7 @@ def audible_effects(preset: Preset, x: np.ndarray, y: np.ndarray, sample_rate: i
                     threshold_db: float = INAUDIBLE_SNR_DB,
                     render: Callable[[Preset, np.ndarray, int], np.ndarray] | None = None) -> tuple[str, ...]:
     """The effects of `preset` whose removal changes `y` by more than `threshold_db` below y (`removal_db`)."""
-    return audible_from_removal(removal_db(preset, x, y, sample_rate, render), threshold_db)
-
-
-def audible_from_removal(removal: Mapping[str, float], threshold_db: float = INAUDIBLE_SNR_DB) -> tuple[str, ...]:
-    """The effects of a `removal_db` result that change y by more than `threshold_db` below y, in chain order."""
-    return audibility.audible(removal, threshold_db)
+    return audibility.audible(removal_db(preset, x, y, sample_rate, render), threshold_db)
 
 
 #: bins of `removal_db` (dB below y) for the recall-by-audibility table: (label, low, high)

@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from fxmatch.audibility import audible
 from fxmatch.errors import FxmatchInputError
 from fxmatch.inference import ModelInfo
 from fxmatch.vocabulary import ChainVocabulary
 from training.data import DiskDataset, TargetDataset
-from training.eval_metrics import Preset, _spec, audible_from_removal, removal_db
+from training.eval_metrics import Preset, _spec, removal_db
 
 DEFAULT_HELDOUT_N = 200
 
@@ -58,7 +59,7 @@ def with_audibility(examples: list[EvalExample], sample_rate: int, renderer: str
     out = []
     for ex in examples:
         removal = removal_db(ex.preset, ex.x, ex.y, sample_rate, render=render)
-        out.append(dataclasses.replace(ex, audible=audible_from_removal(removal), removal=removal))
+        out.append(dataclasses.replace(ex, audible=audible(removal), removal=removal))
     return out
 
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from fxmatch import cli, testsignals
+from fxmatch import audibility, cli, testsignals
 from fxmatch.vocabulary import ChainVocabulary
 from tests.export.helpers import SAMPLE_RATE, WINDOW_SECONDS, tiny_checkpoint, tiny_encoder, tiny_onnx, tiny_vocab
 from training import eval_metrics, make_set
@@ -293,7 +293,7 @@ def test_removal_db_measures_how_much_each_effect_changes_the_target():
     assert removal["Compressor"] > 60.0  # a threshold above the signal: removing it changes nothing audible
     assert removal["Distortion"] < 10.0  # 20 dB of drive: y is mostly distortion
     assert 10.0 < removal["PeakFilter"] < 40.0  # a 0.5 dB bell is small but there
-    assert eval_metrics.audible_from_removal(removal, 30.0) == evaluate_mod.audible_effects(chain, x, y, sr)
+    assert audibility.audible(removal, 30.0) == evaluate_mod.audible_effects(chain, x, y, sr)
 
 
 def test_recall_by_removal_bins_each_true_effect_by_how_much_it_changes_y():
