@@ -78,6 +78,8 @@ class TrainConfig:
     envelope_lags: int = _ENCODER.envelope_lags  # band-envelope autocorrelation lags (frames) beside pooling; 0: none
     envelope_bands: int = _ENCODER.envelope_bands  # envelopes for envelope_lags (divides n_mels)
     envelope_features: int = _ENCODER.envelope_features  # envelope_lags' output size
+    spectrum_bins: int = _ENCODER.spectrum_bins  # log-spaced bands of the long-term spectrum beside pooling; 0: none
+    spectrum_features: int = _ENCODER.spectrum_features  # spectrum_bins' output size
     # winner-takes-all
     top_k: int = 4  # candidates from the classifier's top scores
     n_explore: int = 2  # extra random candidate chains per example
@@ -174,6 +176,8 @@ def validate(config: TrainConfig) -> None:
     need(config.envelope_lags == 0 or (config.envelope_bands >= 1 and config.n_mels % config.envelope_bands == 0),
          "envelope_bands", "a divisor of n_mels")
     need(config.envelope_features >= 1, "envelope_features", "at least 1")
+    need(config.spectrum_bins == 0 or config.spectrum_bins >= 16, "spectrum_bins", "0 (none) or at least 16")
+    need(config.spectrum_features >= 1, "spectrum_features", "at least 1")
     need(config.midi_pool >= 0, "midi_pool", "at least 0")
     need(0 <= config.level_jitter_db <= 40, "level_jitter_db", "between 0 and 40")
     need(config.source != "mix" or bool(config.source_mix), "source_mix", "a mapping of source kind to weight")

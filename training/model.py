@@ -38,10 +38,11 @@ def mel_to_hz(m: np.ndarray | float) -> np.ndarray:
     return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
 
 
-def mel_filterbank(n_fft: int, sample_rate: float, n_mels: int, f_min: float, f_max: float) -> np.ndarray:
-    """Triangular mel filters `[n_mels, n_fft // 2 + 1]` (peak 1); a filter narrower than a bin keeps its nearest bin."""
+def triangular_filterbank(n_fft: int, sample_rate: float, edges_hz: np.ndarray) -> np.ndarray:
+    """Triangular filters `[len(edges_hz) - 2, n_fft // 2 + 1]` (peak 1) between consecutive edges; a filter narrower
+    than a bin keeps its nearest bin."""
     bins = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
-    edges = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))
+    edges = np.asarray(edges_hz, dtype=np.float64)
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     rising = (bins[None, :] - lower) / (centre - lower)
     falling = (upper - bins[None, :]) / (upper - centre)
@@ -49,6 +50,24 @@ def mel_filterbank(n_fft: int, sample_rate: float, n_mels: int, f_min: float, f_
     for i in np.flatnonzero(fb.sum(axis=1) == 0):
         fb[i, int(np.argmin(np.abs(bins - centre[i, 0])))] = 1.0
     return fb.astype(np.float32)
+
+
+def interpolating_filterbank(n_fft: int, sample_rate: float, edges_hz: np.ndarray) -> np.ndarray:
+    """Averaging triangular filters `[len(edges_hz) - 2, n_fft // 2 + 1]` (rows sum to 1): each reaches at least one
+    bin either side of its centre, so a band narrower than a bin linearly interpolates its two neighbours."""
+    bin_hz = sample_rate / n_fft
+    bins = np.arange(n_fft // 2 + 1) * bin_hz
+    edges = np.asarray(edges_hz, dtype=np.float64)
+    centre = edges[1:-1, None]
+    lower = np.minimum(edges[:-2, None], centre - bin_hz)
+    upper = np.maximum(edges[2:, None], centre + bin_hz)
+    fb = np.clip(np.minimum((bins - lower) / (centre - lower), (upper - bins) / (upper - centre)), 0.0, None)
+    return (fb / fb.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def mel_filterbank(n_fft: int, sample_rate: float, n_mels: int, f_min: float, f_max: float) -> np.ndarray:
+    """Triangular mel filters `[n_mels, n_fft // 2 + 1]` (peak 1); a filter narrower than a bin keeps its nearest bin."""
+    return triangular_filterbank(n_fft, sample_rate, mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2)))
 
 
 class LogMel(nn.Module):
@@ -90,11 +109,18 @@ class LogMel(nn.Module):
                           return_complex=True)[:, : self.n_bins]
         return spec.real.square() + spec.imag.square()
 
+    def power(self, audio: torch.Tensor) -> torch.Tensor:
+        """Power spectrum `[batch, n_bins, frames]`: `torch.stft` in training, the conv1d DFT in an ONNX export."""
+        fft = self.use_fft and not torch.onnx.is_in_onnx_export() and audio.shape[-1] > self.n_fft // 2
+        return self.power_fft(audio) if fft else self.power_dft(audio)
+
+    def log_mel(self, power: torch.Tensor) -> torch.Tensor:
+        """Power `[batch, n_bins, frames]` -> log-mel `[batch, n_mels, frames]`."""
+        return torch.log(torch.matmul(self.mel, power) + 1e-8)
+
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         """`[batch, samples]` -> `[batch, n_mels, frames]`."""
-        fft = self.use_fft and not torch.onnx.is_in_onnx_export() and audio.shape[-1] > self.n_fft // 2
-        power = self.power_fft(audio) if fft else self.power_dft(audio)
-        return torch.log(torch.matmul(self.mel, power) + 1e-8)
+        return self.log_mel(self.power(audio))
 
 
 @dataclass
@@ -128,11 +154,22 @@ class EncoderConfig:
     envelope_bands: int = 16
     #: size of EnvelopeLags' output
     envelope_features: int = 256
+    #: log-spaced bands of the long-term spectrum fed to the trunk (SpectrumShape: a PeakFilter's bell, which the
+    #: CNN's frequency pooling blurs); 0: none
+    spectrum_bins: int = 0
+    #: size of SpectrumShape's output
+    spectrum_features: int = 256
 
 
-#: EncoderConfig knobs that only add inputs to the trunk: a checkpoint without them can start a model with them
-#: (training.trainer's init_from appends zero weights for the new inputs, so the model starts as the checkpoint's)
-SIDE_FEATURE_KEYS = ("envelope_lags", "envelope_bands", "envelope_features")
+#: EncoderConfig knobs that only add inputs to the trunk, by the switch that turns each on (0: absent): a checkpoint
+#: without some of them can start a model with them (training.trainer's init_from gives their inputs zero weights)
+SIDE_FEATURES: dict[str, tuple[str, ...]] = {
+    "envelope_lags": ("envelope_lags", "envelope_bands", "envelope_features"),
+    "spectrum_bins": ("spectrum_bins", "spectrum_features"),
+}
+
+#: SpectrumShape's band range (Hz): an octave either side of PeakFilter's centre-frequency range (200-6000 Hz)
+SPECTRUM_F_MIN, SPECTRUM_F_MAX = 100.0, 12000.0
 
 PARAM_SHARING = ("chain", "effect")
 CHAIN_SCORING = ("chain", "presence")
@@ -187,6 +224,69 @@ class EnvelopeLags(nn.Module):
         return F.relu(self.proj(self.correlations(mel).flatten(1)))
 
 
+class SpectrumShape(nn.Module):
+    """Fine long-term spectrum: power `[batch, n_bins, frames]` -> `[batch, out]`.
+
+    The power is averaged over frames and over `bins` log-spaced triangular bands between `f_min` and `f_max`,
+    logged and centred (level-free). Two channels go to a small 1-D CNN over frequency: that shape, and its deviation
+    from its own moving average over about an octave (a bell's peak or dip stands out of the instrument's broad
+    tilt, which pooling the mel CNN over frequency blurs); the maps are flattened (frequency position kept) and a
+    linear layer with ReLU gives `out` features.
+    """
+
+    def __init__(self, n_fft: int, sample_rate: float, n_bins: int, bins: int, out: int,
+                 f_min: float = SPECTRUM_F_MIN, f_max: float = SPECTRUM_F_MAX):
+        super().__init__()
+        if bins < 16:
+            raise ValueError(f"spectrum_bins must be 0 (off) or >= 16, got {bins}")
+        fb = interpolating_filterbank(n_fft, sample_rate, np.geomspace(f_min, f_max, bins + 2))
+        if fb[:, n_bins:].any():
+            raise ValueError(f"SpectrumShape's bands reach above the front-end's last bin ({n_bins})")
+        self.register_buffer("bands", torch.from_numpy(fb[:, :n_bins]), persistent=False)
+        octave = bins / math.log2(f_max / f_min)
+        self.smooth = 2 * int(octave / 2) + 1  # odd moving-average width, about an octave of bands
+        self.norm = nn.BatchNorm1d(2)
+        self.cnn = nn.Sequential(
+            nn.Conv1d(2, 32, 5, padding=2), nn.ReLU(),
+            nn.Conv1d(32, 32, 5, stride=2, padding=2), nn.ReLU(),
+            nn.Conv1d(32, 32, 5, stride=2, padding=2), nn.ReLU(),
+        )
+        width = bins
+        for _ in range(2):
+            width = (width - 1) // 2 + 1
+        self.proj = nn.Linear(32 * width, out)
+
+    def shape(self, power: torch.Tensor) -> torch.Tensor:
+        """`[batch, 2, bins]`: the centred log band spectrum and its deviation from a one-octave moving average."""
+        ltas = torch.log(torch.matmul(self.bands, power.mean(dim=-1, keepdim=True))[..., 0] + 1e-10)
+        ltas = ltas - ltas.mean(dim=-1, keepdim=True)
+        trend = F.avg_pool1d(ltas.unsqueeze(1), self.smooth, stride=1, padding=self.smooth // 2,
+                             count_include_pad=False)[:, 0]
+        return torch.stack([ltas, ltas - trend], dim=1)
+
+    def forward(self, power: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.proj(self.cnn(self.norm(self.shape(power))).flatten(1)))
+
+
+def trunk_freq(c: EncoderConfig) -> int:
+    """Mel bands left after the 2-D blocks' frequency pooling (by 2 each)."""
+    freq = c.n_mels
+    for _ in c.channels:
+        freq = math.ceil(freq / 2)
+    return freq
+
+
+def trunk_input_widths(c: EncoderConfig) -> list[tuple[str, int]]:
+    """The trunk's input, in order: ("cnn", pooled CNN width) then one (switch key, width) per side feature on."""
+    width = c.channels[-1] * trunk_freq(c)
+    parts = [("cnn", 3 * c.tcn_channels if c.tcn_dilations else 2 * width)]
+    if c.envelope_lags:
+        parts.append(("envelope_lags", c.envelope_features))
+    if c.spectrum_bins:
+        parts.append(("spectrum_bins", c.spectrum_features))
+    return parts
+
+
 def chain_membership(vocab: ChainVocabulary) -> np.ndarray:
     """`[n_chains, n_effects]` float32: 1 where effect e is in chain k."""
     names = vocab.effect_names
@@ -227,22 +327,20 @@ class Encoder(nn.Module):
                        nn.MaxPool2d((2, time_pool), ceil_mode=True)]
             in_ch = out_ch
         self.cnn = nn.Sequential(*blocks)
-        freq = c.n_mels
-        for _ in c.channels:
-            freq = math.ceil(freq / 2)
-        width = in_ch * freq
         if c.tcn_dilations:
+            width = c.channels[-1] * trunk_freq(c)
             self.tcn: nn.Module = nn.Sequential(nn.Conv1d(width, c.tcn_channels, 1),
                                                 *[DilatedResidual(c.tcn_channels, d) for d in c.tcn_dilations])
-            width = c.tcn_channels
-            pooled = 3 * width  # mean, max and standard deviation over frames
         else:
-            self.tcn = nn.Identity()
-            pooled = 2 * width  # mean and max over frames (the v1/v2 encoder)
+            self.tcn = nn.Identity()  # mean and max over frames (the v1/v2 encoder); with a TCN also the std
         self.envelope_lags: nn.Module | None = None
         if c.envelope_lags:
             self.envelope_lags = EnvelopeLags(c.n_mels, c.envelope_bands, c.envelope_lags, c.envelope_features)
-            pooled += c.envelope_features  # appended after the pooled CNN features
+        self.spectrum: nn.Module | None = None
+        if c.spectrum_bins:
+            self.spectrum = SpectrumShape(c.n_fft, c.sample_rate, self.frontend.n_bins, c.spectrum_bins,
+                                          c.spectrum_features, f_max=min(SPECTRUM_F_MAX, 0.9 * c.sample_rate / 2))
+        pooled = sum(w for _, w in trunk_input_widths(c))  # side features appended after the pooled CNN features
         self.trunk = nn.Sequential(
             nn.Linear(pooled, c.hidden), nn.ReLU(), nn.Dropout(c.dropout),
             nn.Linear(c.hidden, c.hidden), nn.ReLU(),
@@ -268,9 +366,12 @@ class Encoder(nn.Module):
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         """Shared embedding `[batch, hidden]` of audio `[batch, samples]`."""
-        mel = self.frontend(audio).unsqueeze(1)  # [batch, 1, n_mels, frames]
+        power = self.frontend.power(audio)  # [batch, n_bins, frames]
+        mel = self.frontend.log_mel(power).unsqueeze(1)  # [batch, 1, n_mels, frames]
         h = self.cnn(self.input_norm(mel))  # [batch, C, F, T]
         side = [] if self.envelope_lags is None else [self.envelope_lags(mel[:, 0])]
+        if self.spectrum is not None:
+            side.append(self.spectrum(power))
         h = h.flatten(1, 2)  # [batch, C * F, T]
         if self.cfg.tcn_dilations:
             h = self.tcn(h)  # [batch, tcn_channels, T]

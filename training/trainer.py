@@ -37,7 +37,8 @@ from training.baselines import full_chain_vocabulary, supervised_step
 from training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from training.config import ENCODER_KEYS, TrainConfig
 from training.data import TargetDataset, chain_key
-from training.model import SIDE_FEATURE_KEYS, Encoder, EncoderConfig, chain_membership, count_parameters
+from training.model import (SIDE_FEATURES, Encoder, EncoderConfig, chain_membership, count_parameters,
+                            trunk_input_widths)
 from training.sources import make_source
 from training.wta import ChainRenderer, StepResult, make_audio_loss, temperature_at, wta_step
 
@@ -233,7 +234,7 @@ class Trainer:
     def _initialise_from(self, path: Path) -> None:
         """Start from another run's encoder weights (same architecture and vocabulary), e.g. a pre-trained one.
 
-        The checkpoint may lack side features this config adds (training.model.SIDE_FEATURE_KEYS): their layers
+        The checkpoint may lack side features this config adds (training.model.SIDE_FEATURES): their layers
         keep their fresh initialisation and the trunk's first layer gets zero weights for their inputs, so the
         model starts computing exactly what the checkpoint did."""
         ckpt = load_checkpoint(path, require=("model", "model_config"))
@@ -241,31 +242,37 @@ class Trainer:
         defaults = asdict(EncoderConfig())
         stored = {**defaults, **(theirs.get("encoder") or {})}
         differ = {k for k, v in mine["encoder"].items() if stored.get(k) != v}
-        widen = differ <= set(SIDE_FEATURE_KEYS) and not stored["envelope_lags"]  # the checkpoint had none of them
+        added = {switch for switch, keys in SIDE_FEATURES.items() if differ & set(keys) and not stored[switch]}
+        widen = bool(added) and differ <= {k for switch in added for k in SIDE_FEATURES[switch]}
         if theirs.get("vocabulary") != mine["vocabulary"] or (differ and not widen):
             raise FxmatchInputError(f"init_from {path}: its encoder or vocabulary differs from this config's")
         if differ:
-            self._load_widened(ckpt["model"])
+            self._load_widened(ckpt["model"], trunk_input_widths(EncoderConfig(**stored)))
             log.info("initialised from %s (step %s of %s), adding %s with zero weight into the trunk", path,
                      ckpt.get("step"), ckpt.get("mode"), ", ".join(sorted(differ)))
             return
         self.model.load_state_dict(ckpt["model"])
         log.info("initialised from %s (step %s of %s)", path, ckpt.get("step"), ckpt.get("mode"))
 
-    def _load_widened(self, state: Mapping[str, torch.Tensor]) -> None:
+    def _load_widened(self, state: Mapping[str, torch.Tensor], stored_inputs: list[tuple[str, int]]) -> None:
         """Load `state` into a model with extra trunk inputs: tensors of equal shape are copied; the trunk's first
-        weight `[hidden, inputs]` gets the stored columns first and zeros for the new inputs; new layers keep their
-        initialisation."""
+        weight `[hidden, inputs]` gets the stored columns at their parts' new places (`stored_inputs`: the
+        checkpoint's trunk_input_widths) and zeros for the new parts' inputs; new layers keep their initialisation."""
         own = self.model.state_dict()
         merged = dict(own)
+        starts, at = {}, 0
+        for part, width in trunk_input_widths(self.model.cfg):
+            starts[part], at = at, at + width
         for key, value in state.items():
             if key not in own:
                 raise FxmatchInputError(f"init_from: the checkpoint's {key} has no place in this model")
             if own[key].shape == value.shape:
                 merged[key] = value
             elif key == "trunk.0.weight" and own[key].shape[0] == value.shape[0] and own[key].shape[1] > value.shape[1]:
-                widened = torch.zeros_like(own[key])
-                widened[:, : value.shape[1]] = value
+                widened, src = torch.zeros_like(own[key]), 0
+                for part, width in stored_inputs:
+                    widened[:, starts[part] : starts[part] + width] = value[:, src : src + width]
+                    src += width
                 merged[key] = widened
             else:
                 raise FxmatchInputError(f"init_from: the checkpoint's {key} has shape {tuple(value.shape)}, this "

@@ -22,6 +22,7 @@ TCN_PRESENCE = EncoderConfig(sample_rate=16000, n_fft=512, hop_length=128, n_mel
                              time_pools=[2, 1], tcn_dilations=[1, 2, 4], tcn_channels=24, hidden=32,
                              param_sharing="effect", chain_scoring="presence")
 LAGS = EncoderConfig(**{**TCN_PRESENCE.__dict__, "envelope_lags": 20, "envelope_bands": 8, "envelope_features": 16})
+SIDE = EncoderConfig(**{**LAGS.__dict__, "spectrum_bins": 32, "spectrum_features": 8})
 
 
 def test_encoder_outputs_have_the_contract_shapes_for_any_length(tiny_vocab):
@@ -81,11 +82,11 @@ def test_effect_shared_params_are_one_set_broadcast_to_every_chain(tiny_vocab):
         Encoder(tiny_vocab, EncoderConfig(**{**SMALL.__dict__, "param_sharing": "both"}))
 
 
-@pytest.mark.parametrize("sharing", ["chain", "effect", "tcn-presence", "envelope-lags"])
+@pytest.mark.parametrize("sharing", ["chain", "effect", "tcn-presence", "envelope-lags", "lags-and-spectrum"])
 def test_encoder_exports_to_onnx_with_dynamic_batch_and_length(tmp_path, tiny_vocab, sharing):
     """The ONNX graph (conv-DFT front-end) matches PyTorch (torch.stft front-end) for every architecture."""
     ort = pytest.importorskip("onnxruntime")
-    config = {"tcn-presence": TCN_PRESENCE, "envelope-lags": LAGS}.get(sharing) or EncoderConfig(
+    config = {"tcn-presence": TCN_PRESENCE, "envelope-lags": LAGS, "lags-and-spectrum": SIDE}.get(sharing) or EncoderConfig(
         **{**SMALL.__dict__, "param_sharing": sharing})
     model = Encoder(tiny_vocab, config).eval()
     path = tmp_path / "encoder.onnx"
@@ -176,3 +177,29 @@ def test_log_sigmoid_is_finite_and_exact_far_from_zero():
     x = torch.tensor([-200.0, -30.0, -1.0, 0.0, 1.0, 30.0, 200.0])
     assert torch.all(torch.isfinite(log_sigmoid(x)))
     assert torch.allclose(log_sigmoid(x), torch.nn.functional.logsigmoid(x), atol=1e-6)
+
+
+def test_spectrum_shape_finds_a_peak_filters_bell():
+    """Pink-ish noise through pedalboard's PeakFilter (+9 dB): the detrended band spectrum rises above the dry one's
+    most at the filter's centre, and the band spectrum there by more than 5 dB."""
+    import pedalboard
+
+    from training.model import SpectrumShape
+
+    rate = 44100
+    rng = np.random.default_rng(8)
+    white = np.fft.rfft(rng.standard_normal(2 * rate))
+    freqs = np.fft.rfftfreq(2 * rate, 1 / rate)
+    dry = np.fft.irfft(white / np.sqrt(np.maximum(freqs, 20.0)), n=2 * rate).astype(np.float32)
+    dry *= 0.1 / dry.std()
+    frontend = LogMel(rate, 2048, 512, 64, 20.0, 20000.0)
+    shape = SpectrumShape(2048, rate, frontend.n_bins, 128, 8)
+    centres = np.geomspace(100.0, 12000.0, 130)[1:-1]
+    for centre_hz in (300.0, 1000.0, 4000.0):
+        wet = pedalboard.PeakFilter(cutoff_frequency_hz=centre_hz, gain_db=9.0, q=2.0)(dry, rate)
+        with torch.no_grad():
+            wet_shape, dry_shape = (shape.shape(frontend.power(torch.from_numpy(a)[None]))[0].numpy() for a in (wet, dry))
+        found = centres[int(np.argmax(wet_shape[1] - dry_shape[1]))]  # the detrended channel
+        assert abs(np.log2(found / centre_hz)) < 0.1, (centre_hz, found)
+        at = int(np.argmin(np.abs(np.log2(centres / centre_hz))))
+        assert wet_shape[0, at] - dry_shape[0, at] > 1.2  # natural-log power: more than 5 dB of the 9

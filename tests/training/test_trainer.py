@@ -245,6 +245,21 @@ def test_init_from_adds_envelope_lags_without_changing_what_the_model_computes(t
         Trainer(tiny(init_from=str(tmp_path / "b" / "checkpoint.pt"), **{**lags, "envelope_lags": 4}), tmp_path / "c")
 
 
+def test_init_from_adds_a_side_feature_before_one_the_checkpoint_has(tmp_path):
+    """A checkpoint with SpectrumShape starts a model with EnvelopeLags too: the lags' columns go in between."""
+    spectrum = {"spectrum_bins": 16, "spectrum_features": 6}
+    first = Trainer(tiny(mode="supervised", steps=2, **spectrum), tmp_path / "a")
+    first.train()
+    both = {**spectrum, "envelope_lags": 8, "envelope_bands": 8, "envelope_features": 12}
+    second = Trainer(tiny(steps=2, init_from=str(tmp_path / "a" / "checkpoint.pt"), **both), tmp_path / "b")
+    y = torch.from_numpy(np.random.default_rng(3).standard_normal((3, 4000)).astype(np.float32)) * 0.1
+    with torch.no_grad():
+        before, after = first.model.eval()(y), second.model.eval()(y)
+    assert torch.allclose(before[0], after[0], atol=1e-5) and torch.allclose(before[1], after[1], atol=1e-6)
+    trunk = second.model.state_dict()["trunk.0.weight"]
+    assert not trunk[:, -18:-6].any() and trunk[:, -6:].abs().sum() > 0
+
+
 def test_a_checkpoint_without_a_newer_knob_resumes_when_the_knob_keeps_its_default(tmp_path):
     run = Trainer(tiny(steps=2), tmp_path)
     run.train()
