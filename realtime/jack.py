@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -110,6 +111,52 @@ def reap_stale_servers(registry: Path = REGISTRY) -> list[str]:
         for leftover in registry.parent.glob(f"jack_*{name}_*"):  # jack_NAME_0_0, jack_sem.0_NAME_client
             leftover.unlink(missing_ok=True)
         log.info("freed the JACK registry slot of dead server %r", name)
+    reap_orphan_files(registry.parent)
+    return reaped
+
+
+_OWN_SERVER = re.compile(r"^jack_(?:sem\.\d+_)?(fxmatch-(\d+)-[0-9a-f]{8})_")
+
+
+def _running_commands() -> str:
+    """The command lines of every process this user can see, NUL-joined (from /proc)."""
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            lines.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return "\0".join(lines)
+
+
+def reap_orphan_files(shm: Path = REGISTRY.parent) -> list[str]:
+    """Remove the /dev/shm files of this project's JACK servers (named fxmatch-PID-HEX by JackDummyServer) whose
+    owner process PID is gone and whose jackd no longer runs; returns the names. A server that did not shut down
+    cleanly after its registry slot was freed leaves them behind, and many of them slow later servers down."""
+    found: dict[str, list[Path]] = {}
+    try:
+        entries = list(shm.iterdir())
+    except OSError:
+        return []
+    for path in entries:
+        m = _OWN_SERVER.match(path.name)
+        if m and not _pid_alive(int(m.group(2))):
+            found.setdefault(m.group(1), []).append(path)
+    if not found:
+        return []
+    running = _running_commands()
+    reaped = []
+    for name, paths in found.items():
+        if name in running:
+            continue
+        for path in paths:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                continue
+        reaped.append(name)
+    if reaped:
+        log.info("removed the shm files of %d dead JACK servers", len(reaped))
     return reaped
 
 

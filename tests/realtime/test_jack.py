@@ -151,3 +151,23 @@ def test_a_good_server_stops_cleanly_and_restores_the_environment():
     assert not running(pid)
     assert os.environ.get("JACK_DEFAULT_SERVER") == before
     assert jackd_children(os.getpid()) == []
+
+
+def test_orphan_shm_files_of_dead_servers_are_removed_and_live_ones_kept(tmp_path):
+    """Files named after a server whose owner died and whose jackd is gone go; a live owner's, a still-running
+    jackd's (its name on a command line) and other files stay."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead, live, running = (f"fxmatch-{pid}-{tag}" for pid, tag in
+                           ((gone.pid, "0123abcd"), (os.getpid(), "4567cdef"), (gone.pid, "89ab0123")))
+    names = [f"jack_{dead}_0_0", f"jack_sem.0_{dead}_system", f"jack_{live}_0_0", f"jack_sem.0_{running}_system",
+             "jack-shm-registry", "jack_db-0", "unrelated"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    still = subprocess.Popen(["sh", "-c", "sleep 30", running])  # a process whose command line holds the name
+    try:
+        assert jack.reap_orphan_files(tmp_path) == [dead]
+    finally:
+        still.kill()
+        still.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:])
