@@ -103,6 +103,21 @@ def test_search_names_distortion_against_no_effect_and_a_longer_chain():
     assert no_effect.relative > 3 * result.best.relative
 
 
+def test_stages_without_a_rate_run_at_the_recordings_rate():
+    """Stage(None, ...) fits the twins at the input's own rate: a Reverb (which pedalboard renders differently at
+    another rate) comes out closer to its target than in the same search at half the rate."""
+    x = _dry()
+    wet = _render(x, pedalboard.Reverb(room_size=0.6, wet_level=0.4))
+    cands = [Candidate(("Reverb",), (("Reverb", {"room_size": 0.6, "damping": 0.5, "wet_level": 0.4,
+                                                  "dry_level": 0.4}),))]
+    native = SearchSettings(excerpt_seconds=0.6, stages=(Stage(None, None, 2, 0.01, (1024, 256), 2),))
+    low = SearchSettings(excerpt_seconds=0.6, stages=(Stage(8000, None, 2, 0.01, (1024, 256), 2),))
+    at_native, at_low = (capture(x, wet, RATE, cands, settings=s, seed=1) for s in (native, low))
+    assert at_native.sample_rate == RATE and at_low.sample_rate == 8000
+    reverb = [next(f for f in r.ranking if f.chain == ("Reverb",)) for r in (at_native, at_low)]
+    assert reverb[0].relative < 0.05 < reverb[1].relative
+
+
 def test_parsimony_drops_an_inaudible_effect():
     x = _dry()
     wet = _render(x, pedalboard.Distortion(drive_db=25.0), pedalboard.PeakFilter(gain_db=0.0))  # a flat EQ
