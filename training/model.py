@@ -118,9 +118,12 @@ class LogMel(nn.Module):
         """Power `[batch, n_bins, frames]` -> log-mel `[batch, n_mels, frames]`."""
         return torch.log(torch.matmul(self.mel, power) + 1e-8)
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        """`[batch, samples]` -> `[batch, n_mels, frames]`."""
-        return self.log_mel(self.power(audio))
+    def forward(self, audio: torch.Tensor, with_power: bool = False) -> Any:
+        """`[batch, samples]` -> log-mel `[batch, n_mels, frames]` (and the power `[batch, n_bins, frames]` it came
+        from, as a pair, when `with_power`)."""
+        power = self.power(audio)
+        mel = self.log_mel(power)
+        return (mel, power) if with_power else mel
 
 
 @dataclass
@@ -366,8 +369,11 @@ class Encoder(nn.Module):
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         """Shared embedding `[batch, hidden]` of audio `[batch, samples]`."""
-        power = self.frontend.power(audio)  # [batch, n_bins, frames]
-        mel = self.frontend.log_mel(power).unsqueeze(1)  # [batch, 1, n_mels, frames]
+        if self.spectrum is None:
+            mel, power = self.frontend(audio), None
+        else:
+            mel, power = self.frontend(audio, with_power=True)  # power: [batch, n_bins, frames]
+        mel = mel.unsqueeze(1)  # [batch, 1, n_mels, frames]
         h = self.cnn(self.input_norm(mel))  # [batch, C, F, T]
         side = [] if self.envelope_lags is None else [self.envelope_lags(mel[:, 0])]
         if self.spectrum is not None:
