@@ -166,6 +166,9 @@ def test_orphan_shm_files_of_dead_servers_are_removed_and_live_ones_kept(tmp_pat
         (tmp_path / name).write_bytes(b"x")
     still = subprocess.Popen(["sh", "-c", "sleep 30", running])  # a process whose command line holds the name
     try:
+        cmdline, t = Path(f"/proc/{still.pid}/cmdline"), time.monotonic()
+        while running.encode() not in cmdline.read_bytes() and time.monotonic() - t < 10:  # until it has exec'd
+            time.sleep(0.01)
         assert jack.reap_orphan_files(tmp_path) == [dead]
     finally:
         still.kill()
