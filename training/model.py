@@ -38,15 +38,19 @@ def mel_to_hz(m: np.ndarray | float) -> np.ndarray:
     return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
 
 
+def _triangles(bins: np.ndarray, lower: np.ndarray, centre: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Triangles `[filters, bins]` rising from `lower` to 1 at `centre` and falling to 0 at `upper` (Hz, `[filters, 1]`)."""
+    return np.clip(np.minimum((bins[None, :] - lower) / (centre - lower), (upper - bins[None, :]) / (upper - centre)),
+                   0.0, None)
+
+
 def triangular_filterbank(n_fft: int, sample_rate: float, edges_hz: np.ndarray) -> np.ndarray:
     """Triangular filters `[len(edges_hz) - 2, n_fft // 2 + 1]` (peak 1) between consecutive edges; a filter narrower
     than a bin keeps its nearest bin."""
     bins = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
     edges = np.asarray(edges_hz, dtype=np.float64)
-    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (bins[None, :] - lower) / (centre - lower)
-    falling = (upper - bins[None, :]) / (upper - centre)
-    fb = np.clip(np.minimum(rising, falling), 0.0, None)
+    centre = edges[1:-1, None]
+    fb = _triangles(bins, edges[:-2, None], centre, edges[2:, None])
     for i in np.flatnonzero(fb.sum(axis=1) == 0):
         fb[i, int(np.argmin(np.abs(bins - centre[i, 0])))] = 1.0
     return fb.astype(np.float32)
@@ -56,12 +60,10 @@ def interpolating_filterbank(n_fft: int, sample_rate: float, edges_hz: np.ndarra
     """Averaging triangular filters `[len(edges_hz) - 2, n_fft // 2 + 1]` (rows sum to 1): each reaches at least one
     bin either side of its centre, so a band narrower than a bin linearly interpolates its two neighbours."""
     bin_hz = sample_rate / n_fft
-    bins = np.arange(n_fft // 2 + 1) * bin_hz
     edges = np.asarray(edges_hz, dtype=np.float64)
     centre = edges[1:-1, None]
-    lower = np.minimum(edges[:-2, None], centre - bin_hz)
-    upper = np.maximum(edges[2:, None], centre + bin_hz)
-    fb = np.clip(np.minimum((bins - lower) / (centre - lower), (upper - bins) / (upper - centre)), 0.0, None)
+    fb = _triangles(np.arange(n_fft // 2 + 1) * bin_hz, np.minimum(edges[:-2, None], centre - bin_hz), centre,
+                    np.maximum(edges[2:, None], centre + bin_hz))
     return (fb / fb.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -374,10 +376,7 @@ class Encoder(nn.Module):
 
     def features(self, audio: torch.Tensor) -> torch.Tensor:
         """Shared embedding `[batch, hidden]` of audio `[batch, samples]`."""
-        if self.spectrum is None:
-            mel, power = self.frontend(audio), None
-        else:
-            mel, power = self.frontend(audio, with_power=True)  # power: [batch, n_bins, frames]
+        mel, power = self.frontend(audio, with_power=True)  # power: [batch, n_bins, frames], for SpectrumShape
         mel = mel.unsqueeze(1)  # [batch, 1, n_mels, frames]
         h = self.cnn(self.input_norm(mel))  # [batch, C, F, T]
         side = [] if self.envelope_lags is None else [self.envelope_lags(mel[:, 0])]
