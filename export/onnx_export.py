@@ -323,6 +323,7 @@ def to_onnx_model(encoder: Encoder, metadata: Mapping[str, Any], opset: int = DE
     if said.getvalue().strip():
         log.debug("torch.onnx said: %s", said.getvalue()[-4000:])
     model = onnx.load_from_string(buf.getvalue())
+    compute_dft_basis_in_graph(model, encoder.frontend)
     model.producer_name = "fxmatch"
     model.producer_version = fxmatch_version
     model.doc_string = (
@@ -335,6 +336,68 @@ def to_onnx_model(encoder: Encoder, metadata: Mapping[str, Any], opset: int = DE
         entry.key = key
         entry.value = json.dumps(value, allow_nan=False, separators=(",", ":"))
     return model
+
+
+def compute_dft_basis_in_graph(model: onnx.ModelProto, frontend: Any) -> bool:
+    """Replace the front-end's stored DFT basis (float32 `[2 * n_bins, 1, n_fft]`, 15 MB at n_fft 2048) by nodes
+    that compute it: cos / -sin of 2 pi (k n mod n_fft) / n_fft times the scaled window, from an integer grid.
+
+    onnxruntime folds these nodes into a constant once, when a session loads, so inference costs the same; the
+    file keeps only the window (`n_fft` floats). The values match the stored basis to float32 rounding of the
+    angle (< 1e-6). Returns False (model unchanged) when the graph holds no such constant.
+    """
+    from onnx import helper, numpy_helper
+
+    basis = frontend.basis.detach().cpu().numpy()
+    graph = model.graph
+    found = None
+    for i, node in enumerate(graph.node):
+        if node.op_type != "Constant" or len(node.attribute) != 1 or node.attribute[0].name != "value":
+            continue
+        tensor = node.attribute[0].t
+        if tuple(tensor.dims) == basis.shape and np.array_equal(numpy_helper.to_array(tensor), basis):
+            found = (i, node)
+            break
+    if found is None:
+        return False
+    index, node = found
+    n_bins, n_fft = int(frontend.n_bins), int(frontend.n_fft)
+    prefix = "/frontend/dft_basis/"
+
+    def name(s: str) -> str:
+        return prefix + s
+
+    consts = {
+        "zero": np.array(0, np.int64), "one": np.array(1, np.int64), "n_bins": np.array(n_bins, np.int64),
+        "n_fft": np.array(n_fft, np.int64), "axis0": np.array([0], np.int64), "axis1": np.array([1], np.int64),
+        "step": np.array(2.0 * math.pi / n_fft, np.float32),
+        "window": frontend.window.detach().cpu().numpy().astype(np.float32),
+    }
+    for key, value in consts.items():
+        graph.initializer.append(numpy_helper.from_array(value, name(key)))
+    nodes = [
+        helper.make_node("Range", [name("zero"), name("n_bins"), name("one")], [name("k")]),
+        helper.make_node("Range", [name("zero"), name("n_fft"), name("one")], [name("n")]),
+        helper.make_node("Unsqueeze", [name("k"), name("axis1")], [name("k_col")]),
+        helper.make_node("Unsqueeze", [name("n"), name("axis0")], [name("n_row")]),
+        helper.make_node("Mul", [name("k_col"), name("n_row")], [name("kn")]),
+        helper.make_node("Mod", [name("kn"), name("n_fft")], [name("kn_mod")]),  # exact: the angle stays < 2 pi
+        helper.make_node("Cast", [name("kn_mod")], [name("kn_float")], to=onnx.TensorProto.FLOAT),
+        helper.make_node("Mul", [name("kn_float"), name("step")], [name("angle")]),
+        helper.make_node("Cos", [name("angle")], [name("cos")]),
+        helper.make_node("Sin", [name("angle")], [name("sin")]),
+        helper.make_node("Mul", [name("cos"), name("window")], [name("re_rows")]),
+        helper.make_node("Mul", [name("sin"), name("window")], [name("sin_rows")]),
+        helper.make_node("Neg", [name("sin_rows")], [name("im_rows")]),
+        helper.make_node("Concat", [name("re_rows"), name("im_rows")], [name("rows")], axis=0),
+        helper.make_node("Unsqueeze", [name("rows"), name("axis1")], [node.output[0]]),
+    ]
+    for j, new_node in enumerate(nodes):
+        new_node.name = name(f"{new_node.op_type}_{j}")
+    del graph.node[index]
+    for j, new_node in enumerate(nodes):
+        graph.node.insert(index + j, new_node)
+    return True
 
 
 def parity_inputs(sample_rate: int, window: int, seed: int = 0) -> dict[str, np.ndarray]:

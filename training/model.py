@@ -1,7 +1,8 @@
 """The encoder f_θ: raw audio -> log-mel (inside the model, ONNX-exportable) -> CNN -> chain logits and params.
 
 Every op exports to ONNX with dynamic batch and length: while exporting, the STFT is a strided `conv1d` with a
-fixed Hann-windowed DFT basis (no `torch.stft`); in training and PyTorch inference the same spectrogram comes from
+fixed Hann-windowed DFT basis (no `torch.stft`; the export computes the basis in the graph, so the file does not store
+it: export/onnx_export.py); in training and PyTorch inference the same spectrogram comes from
 `torch.stft` (about 9x cheaper on a CPU, equal to float tolerance: tests/training/test_model.py). The mel filterbank
 is a matrix product with a buffer; time structure (echoes, modulation) is read by an optional stack of dilated 1-D
 convolutions over frames before pooling over time (mean, max and standard deviation).

@@ -3,6 +3,7 @@ import pickle
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime as ort
 import pytest
 import torch
@@ -56,6 +57,33 @@ def test_exported_graph_has_dynamic_batch_and_length(exported, shape):
     assert logits.shape == (shape[0], enc.n_chains) and params.shape == (shape[0], enc.n_chains, enc.n_params)
     np.testing.assert_allclose(logits, ref_logits.numpy(), atol=1e-5)
     np.testing.assert_allclose(params, ref_params.numpy(), atol=1e-5)
+
+
+def test_the_dft_basis_is_computed_in_the_graph_not_stored(exported):
+    enc, _, path, _ = exported
+    model = onnx.load(str(path))
+    basis = enc.frontend.basis.numpy()
+    stored = [onnx.numpy_helper.to_array(t) for t in model.graph.initializer]
+    stored += [onnx.numpy_helper.to_array(a.t) for n in model.graph.node if n.op_type == "Constant"
+               for a in n.attribute if a.name == "value"]
+    assert max(a.size for a in stored) < basis.size // 4  # the basis is by far the largest tensor a model had
+    conv = next(n for n in model.graph.node if n.op_type == "Conv" and n.name.startswith("/frontend/"))
+    # run the graph up to the basis (the conv's weight input) and compare with the module's float64-made basis
+    model.graph.output.append(onnx.helper.make_tensor_value_info(conv.input[1], onnx.TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    computed = sess.run([conv.input[1]], {"audio": np.zeros((1, 4000), np.float32)})[0]
+    assert computed.shape == basis.shape
+    np.testing.assert_allclose(computed, basis, rtol=0, atol=2e-6 * np.abs(basis).max())
+
+
+def test_a_graph_without_the_basis_constant_is_left_unchanged():
+    model = onnx.helper.make_model(onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y"])], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])]))
+    before = model.SerializeToString()
+    assert onnx_export.compute_dft_basis_in_graph(model, tiny_encoder().frontend) is False
+    assert model.SerializeToString() == before
 
 
 def test_parity_on_real_audio_pluck(exported):
