@@ -109,12 +109,16 @@ def score_presets(truth: Sequence[Preset], estimates: Sequence[Preset], effects:
 
     `truth` and `estimates`: one preset per example (list of (effect, params in units)); `effects`: the effects to
     score presence for. Presence scores of an effect never present nor estimated are None (left out of the macro
-    mean). MAE pools |estimated - true| normalised values over the params of effects in both presets.
+    mean). `chain_accuracy_without` per effect: the exact chain accuracy when that effect is struck from both the true
+    and the estimated chains (how much naming that effect costs). MAE pools |estimated - true| normalised values over
+    the params of effects in both presets.
     """
     if len(truth) != len(estimates):
         raise ValueError(f"{len(truth)} true presets but {len(estimates)} estimates")
     n = len(truth)
     correct = sum(tuple(e for e, _ in t) == tuple(e for e, _ in p) for t, p in zip(truth, estimates))
+    without = {e: sum(tuple(f for f, _ in t if f != e) == tuple(f for f, _ in p if f != e)
+                      for t, p in zip(truth, estimates)) for e in effects}
     counts = {e: {"tp": 0, "fp": 0, "fn": 0} for e in effects}
     errors: dict[str, dict[str, list[float]]] = {}
     for t, p in zip(truth, estimates):
@@ -137,6 +141,7 @@ def score_presets(truth: Sequence[Preset], estimates: Sequence[Preset], effects:
             "recall": tp / (tp + fn) if tp + fn else None,
             "f1": 2 * tp / (2 * tp + fp + fn) if defined else None,
             "support": tp + fn, "estimated": tp + fp, "tp": tp, "fp": fp, "fn": fn,
+            "chain_accuracy_without": without[e] / n if n else None,
         }
     f1s = [v["f1"] for v in per_effect.values() if v["f1"] is not None]
     tp, fp, fn = (sum(counts[e][k] for e in effects) for k in ("tp", "fp", "fn"))

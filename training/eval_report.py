@@ -64,12 +64,15 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         if r["role"] != "model":
             continue
         lines += ["", f"Per effect, {label}:", "",
-                  "| effect | support | precision | recall | F1 | param MAE (n) |", "|---|---:|---:|---:|---:|---:|"]
+                  "| effect | support | precision | recall | F1 | param MAE (n) | chain acc. without it |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         for e, p in r["presence"]["per_effect"].items():
             m = r["param_mae"]["per_effect"].get(e)
             mae = f"{_fmt(m['mean'])} ({m['n_examples']})" if m else "—"
             lines.append(f"| {e} | {p['support']} | {_fmt(p['precision'])} | {_fmt(p['recall'])} | {_fmt(p['f1'])} "
-                         f"| {mae} |")
+                         f"| {mae} | {_fmt(p.get('chain_accuracy_without'), pct=True)} |")
+        lines += ["", ("\"Chain acc. without it\": the exact chain accuracy with that effect struck from both the true "
+                       "and the estimated chains, i.e. what naming it costs.")]
         lines += render_recall_by_removal(r.get("recall_by_removal"))
     return "\n".join(lines) + "\n"
 

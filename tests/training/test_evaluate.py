@@ -93,6 +93,11 @@ def test_presence_f1_and_param_mae_of_a_hand_made_case():
     assert per["Compressor"]["precision"] == pytest.approx(0.5) and per["Compressor"]["f1"] == pytest.approx(0.5)
     assert per["Distortion"]["f1"] == 1.0 and per["Distortion"]["support"] == 2
     assert per["Reverb"]["f1"] is None  # never present nor estimated: left out of the macro mean
+    # struck from both chains: without the Compressor every example matches; without Distortion examples 1 and 2
+    # still differ by their Compressor; without an effect no chain holds, the plain accuracy
+    assert per["Compressor"]["chain_accuracy_without"] == 1.0
+    assert per["Distortion"]["chain_accuracy_without"] == pytest.approx(0.5)
+    assert per["Reverb"]["chain_accuracy_without"] == pytest.approx(0.5)
     assert scores["presence"]["macro_f1"] == pytest.approx(0.75)
     assert scores["presence"]["micro"]["f1"] == pytest.approx(2 * 3 / (2 * 3 + 1 + 1))
     mae = scores["param_mae"]
