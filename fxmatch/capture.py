@@ -647,6 +647,10 @@ def _start_rows(cand: Candidate, layout: _Layout, sig: _Signals, fitted: Mapping
 
 
 _ZOOM_LEVELS = 3  # zoom levels after a grid (its step / 2.5, / 6.25, / 15.6)
+#: zoom levels at the last stage (the recording's rate, the whole excerpt), from the grid's step down to step / 98: a
+#: fine param 0.02 off (normalised) can leave a Chorus or a Delay at 50 % of the no-effect distance, and the earlier
+#: stages' short, low-rate windows cannot place it closer (docs/capture.md)
+_FINAL_ZOOM_LEVELS = 5
 
 
 def _logit(u: np.ndarray) -> np.ndarray:
@@ -1035,14 +1039,16 @@ class _Search:
 
     def carry_on(self, index: int) -> None:
         """Stage `index`: the best chains so far (and sub-chains of the best two), zoomed in on their fine params
-        at this stage's rate, then fitted further."""
+        at this stage's rate (the last stage from the grid's step down, `_FINAL_ZOOM_LEVELS`), then fitted further."""
         rows = _survivors(sorted(self.fitted.values(), key=lambda r: r.relative), self.settings.stages[index].keep)
         sigs = self._stage_pair(index)
+        last = index == len(self.settings.stages) - 1
+        scale, levels = (1.0, _FINAL_ZOOM_LEVELS) if last else (_ZOOM_FACTOR ** -_ZOOM_LEVELS, 1)
         for row in rows:
             u = _sigmoid(row.z)
             for name in row.chain:
                 u, _ = _zoom(u, row.chain, name, self.layout, sigs[_needs_native(row.chain)], self.settings.fit_gain,
-                             self.clock, _grid_step(name) / _ZOOM_FACTOR ** _ZOOM_LEVELS, 1)
+                             self.clock, _grid_step(name) * scale, levels)
             row.z = _logit(u)
         self._fit(rows, sigs, index)
 
