@@ -49,7 +49,7 @@ from fxmatch.inference import (
     MODEL_FORMAT_VERSION,
     OUTPUT_NAMES,
 )
-from training.model import Encoder
+from training.model import Encoder, LogMel
 
 log = logging.getLogger("fxmatch.export")
 
@@ -338,7 +338,7 @@ def to_onnx_model(encoder: Encoder, metadata: Mapping[str, Any], opset: int = DE
     return model
 
 
-def compute_dft_basis_in_graph(model: onnx.ModelProto, frontend: Any) -> bool:
+def compute_dft_basis_in_graph(model: onnx.ModelProto, frontend: LogMel) -> bool:
     """Replace the front-end's stored DFT basis (float32 `[2 * n_bins, 1, n_fft]`, 15 MB at n_fft 2048) by nodes
     that compute it: cos / -sin of 2 pi (k n mod n_fft) / n_fft times the scaled window, from an integer grid.
 
@@ -350,17 +350,17 @@ def compute_dft_basis_in_graph(model: onnx.ModelProto, frontend: Any) -> bool:
 
     basis = frontend.basis.detach().cpu().numpy()
     graph = model.graph
-    found = None
-    for i, node in enumerate(graph.node):
+
+    def holds_basis(node: onnx.NodeProto) -> bool:
         if node.op_type != "Constant" or len(node.attribute) != 1 or node.attribute[0].name != "value":
-            continue
+            return False
         tensor = node.attribute[0].t
-        if tuple(tensor.dims) == basis.shape and np.array_equal(numpy_helper.to_array(tensor), basis):
-            found = (i, node)
-            break
-    if found is None:
+        return tuple(tensor.dims) == basis.shape and np.array_equal(numpy_helper.to_array(tensor), basis)
+
+    index = next((i for i, node in enumerate(graph.node) if holds_basis(node)), None)
+    if index is None:
         return False
-    index, node = found
+    node = graph.node[index]
     n_bins, n_fft = int(frontend.n_bins), int(frontend.n_fft)
     prefix = "/frontend/dft_basis/"
 

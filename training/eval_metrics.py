@@ -116,9 +116,9 @@ def score_presets(truth: Sequence[Preset], estimates: Sequence[Preset], effects:
     if len(truth) != len(estimates):
         raise ValueError(f"{len(truth)} true presets but {len(estimates)} estimates")
     n = len(truth)
-    correct = sum(tuple(e for e, _ in t) == tuple(e for e, _ in p) for t, p in zip(truth, estimates))
-    without = {e: sum(tuple(f for f, _ in t if f != e) == tuple(f for f, _ in p if f != e)
-                      for t, p in zip(truth, estimates)) for e in effects}
+    chains = [([e for e, _ in t], [e for e, _ in p]) for t, p in zip(truth, estimates)]  # (true, estimated) names
+    correct = sum(a == b for a, b in chains)
+    without = {e: sum([f for f in a if f != e] == [f for f in b if f != e] for a, b in chains) for e in effects}
     counts = {e: {"tp": 0, "fp": 0, "fn": 0} for e in effects}
     errors: dict[str, dict[str, list[float]]] = {}
     for t, p in zip(truth, estimates):
