@@ -37,8 +37,7 @@ from training.baselines import full_chain_vocabulary, supervised_step
 from training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from training.config import ENCODER_KEYS, TrainConfig
 from training.data import TargetDataset, chain_key
-from training.model import (SIDE_FEATURES, Encoder, EncoderConfig, chain_membership, count_parameters,
-                            trunk_input_widths)
+from training.model import SIDE_FEATURES, Encoder, EncoderConfig, chain_membership, count_parameters, trunk_input_widths
 from training.sources import make_source
 from training.wta import ChainRenderer, StepResult, make_audio_loss, temperature_at, wta_step
 
