@@ -4,3 +4,5 @@
 files is `fxmatch.inference` (no torch needed there). Nothing is imported here, so that listing the `fxmatch`
 subcommands stays cheap.
 """
+
+import fxmatch  # noqa: F401 - sets the OpenMP wait policy before torch or numba loads (fxmatch.threads)

@@ -41,6 +41,7 @@ import onnxruntime as ort
 
 from fxmatch.audio_io import rms_dbfs  # defined with the audio helpers; realtime, gui and refine import it from here
 from fxmatch.errors import FxmatchInputError, require_file
+from fxmatch.threads import ORT_NO_SPIN_CONFIG
 
 log = logging.getLogger("fxmatch.inference")
 
@@ -524,6 +525,8 @@ def _session_options(threads: int | None) -> ort.SessionOptions:
     so = ort.SessionOptions()
     so.log_severity_level = 3  # errors only; we report problems ourselves
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    for key, value in ORT_NO_SPIN_CONFIG.items():  # idle pool threads sleep: a busy machine stays fast
+        so.add_session_config_entry(key, value)
     if threads:
         so.intra_op_num_threads = int(threads)
         so.inter_op_num_threads = 1

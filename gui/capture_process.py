@@ -72,9 +72,9 @@ def run_search(request: SearchRequest, queue: Any, cancel: Any) -> None:
         from realtime.sched import background
 
         background()  # below the audio engine and its analysis: nice 10, off the first core (realtime.sched)
-        import torch
+        from fxmatch.threads import set_cpu_threads
 
-        torch.set_num_threads(max(1, int(request.threads)))
+        set_cpu_threads(request.threads)
         from fxmatch.capture import CaptureCancelled, SearchSettings, capture
         from fxmatch.errors import FxmatchInputError
     except Exception as exc:  # noqa: BLE001 - a broken environment: say so in one line

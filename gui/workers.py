@@ -46,10 +46,10 @@ class RefineWorker(QtCore.QThread):
         from fxmatch.refine import RefineCancelled, refine_arrays
 
         try:
-            import torch
+            from fxmatch.threads import set_cpu_threads
 
-            if self.threads > 0 and torch.get_num_threads() != self.threads:
-                torch.set_num_threads(self.threads)
+            if self.threads > 0:
+                set_cpu_threads(self.threads)  # numba's count is per thread: set it here, in the worker
             chain, report = refine_arrays(
                 [n for n, _ in self.chain], self.chain, self.dry, self.target, self.sample_rate, self.steps,
                 self.seconds, progress=lambda s, n, d: self.progress.emit(s, n, d),

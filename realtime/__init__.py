@@ -7,3 +7,5 @@ a process of its own; realtime.sched asks the OS for real-time priority for the 
 for heavy work (a capture search); realtime.jack starts a JACK dummy server for tests and machines without sound
 hardware.
 """
+
+import fxmatch  # noqa: F401 - sets the OpenMP wait policy before torch or numba loads (fxmatch.threads)

@@ -51,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder holding examples.json and its audio (default: the bundled examples/)")
     parser.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"),
                         help="onnxruntime execution provider (default: auto = CUDA when it works, else CPU)")
+    parser.add_argument("--threads", type=int, help="CPU threads for inference and refine (default: all cores; "
+                                                     "idle threads sleep, so a busy machine stays fast)")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -220,13 +222,18 @@ def run_example(session, ex: Example, out: Path, refine_steps: int = 0) -> Examp
 
 def run(args: argparse.Namespace) -> int:
     from fxmatch.inference import EstimatorSession
+    from fxmatch.threads import set_cpu_threads
 
     if args.refine < 0:
         raise FxmatchInputError(f"demo: --refine STEPS must be >= 0, got {args.refine}")
+    if args.threads is not None and args.threads < 1:
+        raise FxmatchInputError(f"demo: --threads must be >= 1, got {args.threads}")
     t_start = time.perf_counter()
     examples = load_examples(args.examples)
     model = shipped.model_path(args.model)
-    session = EstimatorSession(model, providers=args.provider)
+    session = EstimatorSession(model, providers=args.provider, threads=args.threads)
+    if args.refine:
+        set_cpu_threads(args.threads)
     out = prepare_output(args.output)
     index = (Path(args.examples) if args.examples else shipped.DEFAULT_EXAMPLES) / EXAMPLES_INDEX
     check_outputs(out, examples, [index, model])

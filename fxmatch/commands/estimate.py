@@ -65,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", type=int, default=3, help="number of alternative chains to report (default: 3)")
     parser.add_argument("--provider", default="auto", choices=("auto", "cpu", "cuda"),
                         help="onnxruntime execution provider (default: auto = CUDA when it works, else CPU)")
-    parser.add_argument("--threads", type=int, help="CPU threads for inference (default: all)")
+    parser.add_argument("--threads", type=int, help="CPU threads for inference, refine and the search (default: all "
+                                                     "cores; idle threads sleep, so a busy machine stays fast)")
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -114,6 +115,10 @@ def run(args: argparse.Namespace) -> int:
     if args.dry:
         audio_info(args.dry)
     session = EstimatorSession(model_path(args.model), providers=args.provider, threads=args.threads)
+    if args.dry:
+        from fxmatch.threads import set_cpu_threads
+
+        set_cpu_threads(args.threads)  # the twins' torch and numba kernels (refine or search)
     t0 = time.perf_counter()
     # at least CONFIDENCE_ALTERNATIVES runners-up: "how sure" compares the best chain with them whatever --top says;
     # the search needs the whole ranking
