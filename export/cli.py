@@ -1,15 +1,19 @@
-"""`fxmatch export CKPT OUT.onnx [--calibrate SET]`: a training checkpoint -> a checked, self-describing ONNX model
-(with `--calibrate`, its chain probabilities temperature-scaled on held-out examples)."""
+"""`fxmatch export CKPT OUT.onnx [--calibrate SET] [--force]`: a training checkpoint -> a checked, self-describing ONNX
+model (with `--calibrate`, its chain probabilities temperature-scaled on held-out examples). OUT must end in .onnx, is
+never the checkpoint, and replaces an existing file only when that is an ONNX model (or with `--force`)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="training checkpoint (.pt) written by `fxmatch train`")
-    parser.add_argument("output", help="ONNX file to write (written atomically, only if every check passes)")
+    parser.add_argument("output", help="ONNX file to write, ending in .onnx (written atomically, only if every check "
+                                       "passes)")
     parser.add_argument("--name", help="model name stored in the metadata (default: the checkpoint's, "
                                        "else the output file's name)")
     parser.add_argument("--model-version", dest="model_version", help="model version stored in the metadata "
@@ -25,7 +29,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "examples of the checkpoint's held-out split, default 200; without @SEED the training "
                              "seed + 1, so `fxmatch evaluate heldout` examples stay unseen) or a data set folder "
                              "(default: not calibrated, T = 1)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace OUTPUT even when it exists and is not an ONNX model (never the checkpoint)")
     parser.add_argument("--json", action="store_true", help="print the export report as JSON")
+
+
+#: an ONNX file starts with its ir_version field (protobuf field 1, varint: tag byte 0x08)
+_ONNX_FIRST_BYTE = b"\x08"
+
+
+def _is_onnx_model(path: str | os.PathLike) -> bool:
+    """True when `path` parses as an ONNX model with a graph (an empty file counts: nothing to lose)."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    with open(path, "rb") as fh:
+        head = fh.read(1)
+    if not head:
+        return True
+    if head != _ONNX_FIRST_BYTE:  # a WAV, a zip checkpoint, a pickle: no need to parse it all
+        return False
+    try:
+        model = onnx.load_model(os.fspath(path), load_external_data=False)
+    except (DecodeError, OSError, ValueError, RuntimeError):
+        return False
+    return model.ir_version > 0 and len(model.graph.node) > 0
+
+
+def check_output_path(checkpoint: str | os.PathLike, output: str | os.PathLike, force: bool = False) -> None:
+    """FxmatchInputError (exit 2, before any work) for an OUTPUT that is the checkpoint (by file identity, links
+    included), lacks the `.onnx` suffix, cannot be written, or is an existing file other than an ONNX model (unless
+    `force`)."""
+    from fxmatch.audio_io import check_output, output_target
+    from fxmatch.errors import FxmatchInputError
+
+    check_output(output, [checkpoint], hint="give a new .onnx file name")
+    target, through = output_target(output)
+    if through:  # a FIFO or device (/dev/null): nothing stored there to lose
+        return
+    if Path(output).suffix.lower() != ".onnx":
+        raise FxmatchInputError(f"{output}: an ONNX model's name must end in .onnx")
+    if target.exists() and not force and not _is_onnx_model(target):
+        raise FxmatchInputError(f"{output}: exists and is not an ONNX model; refusing to replace it (pass --force "
+                                "to replace it anyway)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from fxmatch.cli import print_json
 
     check_options(args.opset, args.tolerance, args.window_seconds, args.hop_seconds)
+    check_output_path(args.checkpoint, args.output, force=args.force)
     try:
         report = export_checkpoint(args.checkpoint, args.output, name=args.name, version=args.model_version,
                                    window_seconds=args.window_seconds, hop_seconds=args.hop_seconds,
