@@ -27,8 +27,8 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 from fxmatch.errors import FxmatchInputError
 from gui import theme
 from gui.settings import AppSettings
-from gui.widgets.ab_panel import ABPanel, CapturePanel, RefinePanel
-from gui.widgets.chain_view import PRESS_START, ChainData, ChainHeader, ChainView, chain_label
+from gui.widgets.ab_panel import AB_SECONDS, ABPanel, CapturePanel, RefinePanel, ab_distance_db
+from gui.widgets.chain_view import PRESS_START, ChainData, ChainHeader, ChainView, chain_label, playing_state
 from gui.widgets.meters import MetersPanel
 from gui.widgets.setup_panel import SetupPanel, absolute
 from gui.widgets.spectrum import BandAnalyser, SpectrogramView, SpectrumView
@@ -93,7 +93,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.capture_worker: CaptureWorker | None = None
         #: the last search's result (fxmatch.capture.CaptureResult) and what played before it was offered
         self.capture_result = None
-        self._before_capture: tuple[bool, ChainData | None] | None = None
+        self._before_capture: tuple[bool, ChainData | None, str] | None = None
+        #: why the playing chain plays (gui.widgets.chain_view.SOURCES), said above the cards
+        self.playing_source = "estimate"
         self.last_dialog: QtWidgets.QMessageBox | None = None
         self.refine_report: dict[str, Any] | None = None
         self._estimate = None
@@ -400,6 +402,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.chain_view.show_chain(chain, animate=True)
         if est is None and self.chain_view.names() is None and self._tick_count % 8 == 0:
             self.chain_view.show_message(self._waiting_message(engine))
+        self._update_state(frozen or self._pending_edit is not None)  # an edit on its way freezes
         self.ab.set_position(engine.ab_position)
         self.meters.set_levels(engine.levels())
         analyser = self._analyser
@@ -414,7 +417,32 @@ class MainWindow(QtWidgets.QMainWindow):
             column = analyser(engine.recent_audio(source, analyser.n_fft))
         self.spectrogram.advance(dt, column)
         if self._tick_count % 15 == 0:  # the distance costs a few ms of FFTs: about 3 times a second
-            self.ab.set_distance(engine.ab_distance_db())
+            self.ab.set_distance(self.ab_distance(engine))
+
+    def ab_distance(self, engine) -> float | None:
+        """How far B sounds from A over the last AB_SECONDS (gui.widgets.ab_panel.ab_distance_db); None: no B."""
+        if self.setup.current_mode() == "analyse" or not engine.sample_rate:
+            return None
+        rate = int(engine.sample_rate)
+        n = int(AB_SECONDS * rate)
+        return ab_distance_db(engine.recent_audio("target", n), engine.recent_audio("matched", n), rate)
+
+    def _update_state(self, frozen: bool | None = None) -> None:
+        """Say above the cards why the shown chain plays, against the model's most likely chain."""
+        frozen = self.is_frozen() if frozen is None else frozen
+        source = self.playing_source
+        if not frozen:
+            source = "estimate"
+        elif source == "estimate":  # frozen by someone else than this window: still frozen
+            source = "frozen"
+        est = self._estimate
+        analyse = self.setup.current_mode() == "analyse"
+        if est is None:
+            text, colour = playing_state(source, self.chain_view.names(), None, None, analyse=analyse)
+        else:
+            text, colour = playing_state(source, self.chain_view.names(), est.chain, est.probability,
+                                         est.alternatives, analyse=analyse)
+        self.chain_view.set_state(text, colour)
 
     def _waiting_message(self, engine) -> str:
         """What the chain area says while the engine runs without an estimate: listening, or the target is silent."""
@@ -483,7 +511,10 @@ class MainWindow(QtWidgets.QMainWindow):
             self.engine.set_frozen(bool(frozen))
         elif not frozen:
             self._manual_chain = None
+        if not frozen or self.playing_source == "estimate":
+            self.playing_source = "frozen" if frozen else "estimate"
         self.header.set_frozen(self.is_frozen())
+        self._update_state()
         self.update_status()
 
     def reset_to_estimate(self) -> None:
@@ -494,12 +525,17 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.engine is not None:
             self.engine.reset_to_estimate()
         self._shown_key = None
+        self.playing_source = "estimate"
         self.header.set_frozen(False)
+        self._update_state(False)
 
-    def apply_chain(self, chain: Sequence[tuple[str, Mapping[str, float]]], animate: bool = True) -> None:
-        """Play `chain` now (freezes the estimate); stored for the next start when stopped."""
+    def apply_chain(self, chain: Sequence[tuple[str, Mapping[str, float]]], animate: bool = True,
+                    source: str = "frozen") -> None:
+        """Play `chain` now (freezes the estimate; `source` says why, see chain_view.SOURCES); stored for the next
+        start when stopped."""
         chain = _round_chain(chain)
         self._manual_chain = chain
+        self.playing_source = source
         self._shown_key = _chain_key(chain)
         self.chain_view.show_chain(chain, animate=animate)
         if self.engine is not None:
@@ -508,12 +544,15 @@ class MainWindow(QtWidgets.QMainWindow):
             except FxmatchInputError as exc:
                 self.show_error_dialog("Cannot play this chain", str(exc))
         self.header.set_frozen(True)
+        self._update_state(True)
 
     def _on_chain_edited(self, chain: ChainData) -> None:
         self._pending_edit = chain
         self._manual_chain = chain
         self._shown_key = _chain_key(chain)
+        self.playing_source = "edited"
         self.header.set_frozen(True)
+        self._update_state(True)
         if not self._edit_timer.isActive():
             self._edit_timer.start()
 
@@ -532,7 +571,7 @@ class MainWindow(QtWidgets.QMainWindow):
         known = dict(self._estimate.params) if self._estimate is not None else {}
         known.update(dict(self.chain_view.chain()))
         chain = [(n, dict(known[n]) if n in known else get_spec(n).defaults()) for n in names]
-        self.apply_chain(chain)
+        self.apply_chain(chain, source="alternative")
 
     # ------------------------------------------------------------------------------------------------ A/B
     def set_ab(self, position: str) -> None:
@@ -606,7 +645,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.refine_report = report
         d0, d1 = report["distance_before"], report["distance_after"]
         if report["kept"] == "refined":
-            self.apply_chain(chain)
+            self.apply_chain(chain, source="refined")
             self.refine_panel.note.setText(f"refined: distance {d0:.3f} → {d1:.3f} (applied)")
         else:
             self.refine_panel.note.setText(f"no better params found (distance {d0:.3f})")
@@ -665,13 +704,15 @@ class MainWindow(QtWidgets.QMainWindow):
         """Offer the found chain: it plays at once as B (matched); Keep or Discard decide."""
         engine = self.engine
         if engine is not None:
-            before = (bool(engine.frozen), _round_chain(engine.current_chain()) if engine.frozen else None)
+            frozen = bool(engine.frozen)
+            before = (frozen, _round_chain(engine.current_chain()) if frozen else None,
+                      self.playing_source if frozen else "estimate")
         else:
-            before = (self._manual_chain is not None, self._manual_chain)
+            before = (self._manual_chain is not None, self._manual_chain, self.playing_source)
         self._before_capture = before
         self.capture_result = result
         best = result.best
-        self.apply_chain(best.params)
+        self.apply_chain(best.params, source="search")
         self.capture_panel.set_offer(True)
         runner = next((f for f in result.ranking[1:] if f.chain != best.chain), None)
         also = f"; next {chain_label(list(runner.chain))} {100 * runner.relative:.0f} %" if runner else ""
@@ -684,6 +725,9 @@ class MainWindow(QtWidgets.QMainWindow):
         """Keep the found chain (it stays playing, frozen)."""
         self._before_capture = None
         self.capture_panel.set_offer(False)
+        if self.playing_source == "search":
+            self.playing_source = "kept"
+            self._update_state()
         if self.capture_result is not None:
             self.capture_panel.note.setText(f"kept {chain_label(list(self.capture_result.best.chain))}")
 
@@ -693,9 +737,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.capture_panel.set_offer(False)
         if before is None:
             return
-        frozen, chain = before
+        frozen, chain, source = before
         if frozen and chain is not None:
-            self.apply_chain(chain)
+            self.apply_chain(chain, source=source)
         else:
             self.reset_to_estimate()
         self.capture_panel.note.setText("discarded: back to what played before")
@@ -764,8 +808,7 @@ class MainWindow(QtWidgets.QMainWindow):
         except FxmatchInputError as exc:
             self.show_error_dialog("Cannot load the preset", str(exc))
             return False
-        self.apply_chain([(e.effect, e.params) for e in preset.chain])
-        self.header.chain_label.setText(chain_label(preset.effect_names) + "  (preset)")
+        self.apply_chain([(e.effect, e.params) for e in preset.chain], source="preset")
         self.settings.set("last_preset_dir", os.path.dirname(absolute(str(path))))
         notes = preset.training_range_notes()
         if notes:

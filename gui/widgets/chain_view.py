@@ -1,4 +1,5 @@
-"""The chain as a row of pedal-like cards (knobs in units), and its header (probability, freeze, alternatives)."""
+"""The chain as a row of pedal-like cards (knobs in units) under a line saying why it plays, and its header
+(the estimate, how sure the model is in the command line's words, freeze, alternatives)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from fxmatch.effects import get_spec
 from fxmatch.effects.spec import EffectSpec
+from fxmatch.inference import Confidence, describe
 from gui import theme
 from gui.widgets.knob import Knob, format_value
 
@@ -26,6 +28,68 @@ def chain_label(names: Sequence[str]) -> str:
     if not names:
         return "no effect"
     return " → ".join(names)
+
+
+#: why the playing chain plays (MainWindow keeps it, `playing_state` words it): following the estimate, frozen
+#: (F / Freeze), a knob edit, an auditioned alternative, a loaded preset, refined params, a search result on offer,
+#: a search result kept
+SOURCES = ("estimate", "frozen", "edited", "alternative", "preset", "refined", "search", "kept")
+
+_WHY = {
+    "frozen": "❄ Frozen (F)",
+    "edited": "❄ Frozen on your edit",
+    "alternative": "❄ Auditioning an alternative",
+    "preset": "❄ A loaded preset",
+    "refined": "❄ Refined on the dry and target",
+    "search": "⌕ Search result on offer (Keep or Discard), the best fit to the dry and target",
+    "kept": "⌕ Kept from the search, the best fit to the dry and target",
+}
+
+#: the state line's tooltip: what each state means
+STATE_TIP = ("Why this chain plays.\n"
+             "▶ the estimate: the model's chain for the target. Held: a new favourite takes over only once it has "
+             "led a few analyses in a row, so the sound does not flip.\n"
+             "❄ frozen: F, a knob edit, an alternative, a preset or Refine froze it; R follows the estimate again.\n"
+             "⌕ from the search: it fitted the dry and the target together; the model hears only the target, so "
+             "it may rate the chain lower.")
+
+#: confidence level (fxmatch.inference.describe) -> colour of its words and bar
+LEVEL_COLOURS = {"sure": theme.OK, "fairly sure": theme.OK, "not very sure": theme.WARN, "unsure": theme.BAD}
+
+
+def _pct(q: float) -> str:
+    return f"{100 * q:.0f} %"
+
+
+def playing_state(source: str, playing: Sequence[str] | None, est_chain: Sequence[str] | None,
+                  est_probability: float | None,
+                  alternatives: Sequence[tuple[Sequence[str], float]] = (),
+                  analyse: bool = False) -> tuple[str, str]:
+    """Why `playing` plays and how it stands against the model's most likely chain: (text, colour); `analyse`:
+    nothing plays (analyse-only mode), the estimate is shown."""
+    known = est_chain is not None and est_probability is not None and math.isfinite(est_probability)
+    if source == "estimate":
+        verb = "Showing" if analyse else "▶ Playing"
+        if not known:
+            return "", theme.DIM
+        top, top_p = max([(tuple(c), float(q)) for c, q in alternatives] + [(tuple(est_chain), est_probability)],
+                         key=lambda cq: cq[1])
+        if top != tuple(est_chain) and top_p > est_probability:
+            return (f"{verb} the estimate, held: {chain_label(top)} is more likely now ({_pct(top_p)} against "
+                    f"{_pct(est_probability)}) and takes over once it leads a few analyses in a row"), theme.WARN
+        return f"{verb} the estimate: the model's most likely chain ({_pct(est_probability)})", theme.DIM
+    why = _WHY.get(source, _WHY["frozen"])
+    if not known or playing is None:
+        return why, theme.ACCENT
+    ranked = sorted([(tuple(est_chain), float(est_probability))] + [(tuple(c), float(q)) for c, q in alternatives],
+                    key=lambda cq: -cq[1])
+    top, top_p = ranked[0]
+    if tuple(playing) == top:
+        return f"{why}: {chain_label(playing)}, also the model's most likely chain ({_pct(top_p)})", theme.ACCENT
+    q = dict(ranked).get(tuple(playing))
+    odds = f"the model gives it {_pct(q)}" if q is not None else f"not in the model's {len(ranked)} most likely"
+    return (f"{why}: {chain_label(playing)}, {odds}; its most likely is {chain_label(top)} ({_pct(top_p)}), "
+            "R follows it"), theme.ACCENT
 
 
 def _spec(name: str) -> EffectSpec | None:
@@ -137,10 +201,17 @@ class ChainView(QtWidgets.QWidget):
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         scroll.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        #: why the shown chain plays (the estimate, held, frozen, an edit, a search result, ...): `set_state`
+        self.state_label = QtWidgets.QLabel("")
+        self.state_label.setWordWrap(True)
+        self.state_label.setToolTip(STATE_TIP)
+        self.state_label.setVisible(False)
         outer = QtWidgets.QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(4)
+        outer.addWidget(self.state_label)
         outer.addWidget(scroll)
-        self.setMinimumHeight(230)
+        scroll.setMinimumHeight(230)  # the cards; the state line above adds its own height
         self._message: QtWidgets.QLabel | None = None
         self._placeholder(PRESS_START)
 
@@ -177,6 +248,18 @@ class ChainView(QtWidgets.QWidget):
             self._placeholder(text)
         elif self._message.text() != text:
             self._message.setText(text)
+
+    def set_state(self, text: str, colour: str = theme.DIM) -> None:
+        """Say why the shown chain plays (`playing_state`); empty text hides the line."""
+        style = f"color: {colour}; font-size: 9pt;"
+        if self.state_label.text() != text or self.state_label.styleSheet() != style:
+            self.state_label.setText(text)
+            self.state_label.setStyleSheet(style)
+        self.state_label.setVisible(bool(text))
+
+    def state(self) -> str:
+        """The line saying why the shown chain plays ('' when none)."""
+        return self.state_label.text()
 
     def names(self) -> tuple[str, ...] | None:
         """Effect names shown (None before any chain was shown)."""
@@ -224,7 +307,8 @@ class ChainView(QtWidgets.QWidget):
 
 
 class ChainHeader(QtWidgets.QWidget):
-    """Estimated chain, its probability, freeze / reset, and the top alternatives (click to audition)."""
+    """Estimated chain, how sure the model is (words and bar), freeze / reset, and the top alternatives (click to
+    audition)."""
 
     freezeToggled = QtCore.pyqtSignal(bool)
     resetRequested = QtCore.pyqtSignal()
@@ -249,21 +333,23 @@ class ChainHeader(QtWidgets.QWidget):
         self.chain_label.setObjectName("big")
         col.addWidget(caption)
         col.addWidget(self.chain_label)
-        lay.addLayout(col)
         self.probability = QtWidgets.QProgressBar()
         self.probability.setRange(0, 100)
         self.probability.setValue(0)
-        self.probability.setTextVisible(False)  # the number is a label beside the bar, never drawn over it
+        self.probability.setTextVisible(False)  # the words are a label beside the bar, never drawn over it
         self.probability.setFixedSize(90, 8)
         self.probability.setToolTip("the model's probability of this chain")
-        self.probability_text = QtWidgets.QLabel("p = –")
-        self.probability_text.setToolTip("the model's probability of this chain")
-        self.probability_text.setMinimumWidth(self.probability_text.fontMetrics().horizontalAdvance("p = 100 %") + 4)
+        #: how sure the model is, in the command line's words (fxmatch.inference.describe)
+        self.probability_text = QtWidgets.QLabel("–")
+        self.probability_text.setToolTip("how sure the model is of this chain")
+        self.confidence: Confidence | None = None  # the last estimate's, None before one
         p_row = QtWidgets.QHBoxLayout()
         p_row.setSpacing(6)
         p_row.addWidget(self.probability_text)
         p_row.addWidget(self.probability, 0, QtCore.Qt.AlignmentFlag.AlignVCenter)
-        lay.addLayout(p_row)
+        p_row.addStretch(1)
+        col.addLayout(p_row)  # under the chain's name: a long chain and the words need not share a line
+        lay.addLayout(col)
         self.alt_buttons: list[QtWidgets.QPushButton] = []
         self._alt_chains: list[tuple[str, ...]] = []
         alt_caption = QtWidgets.QLabel("alternatives (click to audition):")
@@ -300,12 +386,25 @@ class ChainHeader(QtWidgets.QWidget):
 
     def set_estimate(self, names: Sequence[str] | None, probability: float | None,
                      alternatives: Sequence[tuple[Sequence[str], float]] = ()) -> None:
-        """Show the estimated chain, its probability (0..1) and up to three alternatives."""
+        """Show the estimated chain, how sure the model is (probability 0..1, in words) and up to 3 alternatives."""
         self.chain_label.setText("–" if names is None else chain_label(names))
-        known = probability is not None and math.isfinite(probability)
+        known = names is not None and probability is not None and math.isfinite(probability)
         p = max(0, min(100, round(100 * probability))) if known else 0
         self.probability.setValue(p)
-        self.probability_text.setText(f"p = {p} %" if known else "p = –")
+        if known:
+            conf = describe(probability, [(chain_label(c), q) for c, q in alternatives])
+            colour = LEVEL_COLOURS.get(conf.level, theme.TEXT)
+            self.confidence = conf
+            self.probability_text.setText(conf.text)
+            self.probability_text.setStyleSheet(f"color: {colour};")
+            self.probability.setStyleSheet(f"QProgressBar::chunk {{ background: {colour}; border-radius: 4px; }}")
+            tip = conf.warning or f"{conf.level}: the model's probability of this chain is {p} %"
+            self.probability_text.setToolTip(tip)
+            self.probability.setToolTip(tip)
+        else:
+            self.confidence = None
+            self.probability_text.setText("–")
+            self.probability_text.setStyleSheet("")
         self._alt_chains = [tuple(c) for c, _ in alternatives][: self.N_ALTERNATIVES]
         for i, b in enumerate(self.alt_buttons):
             if i < len(self._alt_chains):

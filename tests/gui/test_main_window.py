@@ -64,7 +64,8 @@ def test_start_shows_the_estimate_levels_and_status_then_stop_button_stops(qtbot
     assert window.status_labels["model"].text() == "model tiny-v0 on <b>CPU</b>"
     assert window.status_labels["cpu"].text().startswith("audio load ")
     assert [k for k, lab in window.status_labels.items() if "CPU" in lab.text()] == ["model"]  # no lone "CPU"
-    assert window.header.probability_text.text() == f"p = {window.header.probability.value()} %"
+    assert window.header.probability_text.text() == window.header.confidence.text  # fxmatch.inference's words
+    assert window.chain_view.state().startswith("▶ Playing the estimate")
     assert "xruns" in window.status_labels["xruns"].text()
     assert window.spectrum.target_curve.getData()[0] is not None
     assert not window.setup.mode.isEnabled()  # the set-up is locked while running

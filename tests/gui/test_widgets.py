@@ -94,15 +94,15 @@ def test_chain_header_shows_probability_and_alternatives_clickable(qtbot):
     qtbot.addWidget(header)
     alts = ((("Distortion", "Delay"), 0.12), ((), 0.05), (("Reverb",), 0.02), (("Delay",), 0.01))
     header.show()
-    assert header.probability_text.text() == "p = –"  # before any estimate
+    assert header.probability_text.text() == "–"  # before any estimate
     header.set_estimate(("Distortion",), 0.81, alts)
     assert header.probability.value() == 81
-    assert header.probability_text.text() == "p = 81 %"
-    assert not header.probability.isTextVisible()  # the number is beside the bar, not drawn over it
+    assert header.probability_text.text() == "fairly sure (p = 0.81)"  # the command line's words
+    assert not header.probability.isTextVisible()  # the words are beside the bar, not drawn over it
     QtWidgets.QApplication.processEvents()
     label, bar = header.probability_text, header.probability
     assert label.parentWidget() is bar.parentWidget() and not label.geometry().intersects(bar.geometry())
-    assert label.width() >= label.fontMetrics().horizontalAdvance("p = 100 %")
+    assert label.width() >= label.fontMetrics().horizontalAdvance(label.text())
     visible = [b for b in header.alt_buttons if not b.isHidden()]
     # alternatives use the names of the title and the cards
     assert len(visible) == 3 and visible[0].text() == "12%  Distortion → Delay"
@@ -165,6 +165,7 @@ def test_ab_panel_buttons_emit_positions_and_show_distance(qtbot):
     ab.set_position("target")
     assert ab.position() == "target"
     ab.set_distance(4.25)
+    assert "noticeable" in ab.distance.text()
     assert "4.2 dB" in ab.distance.text() or "4.3 dB" in ab.distance.text()
     ab.set_distance(None)
     assert "–" in ab.distance.text()
