@@ -21,6 +21,7 @@ same examples: the time/accuracy curve. `set_path` takes the examples from a dat
 
 from __future__ import annotations
 
+import logging
 import statistics
 import time
 from typing import Any
@@ -30,8 +31,11 @@ import torch
 
 from fxmatch.capture import CaptureResult, SearchSettings, capture
 from fxmatch.effects import get_spec
+from fxmatch.errors import FxmatchInputError
 from fxmatch.metrics import mrstft_distance
 from fxmatch.vocabulary import ChainVocabulary
+
+log = logging.getLogger("fxmatch.bench.capture")
 
 SAMPLE_RATE = 44100
 CLIP_SECONDS = 2.0
@@ -145,14 +149,21 @@ def _candidates(session: Any, y: np.ndarray, k: int | None) -> list | None:
     return candidates_from_ranked(estimate.ranked, k)
 
 
+def check_options(k: Any = None, model: str | None = None, **_: Any) -> None:
+    """FxmatchInputError (exit 2) for options that would be ignored: `model` is read only with `k`."""
+    if model is not None and k is None:
+        raise FxmatchInputError("bench capture: --model is used only with --k (the model's k likeliest chains); "
+                                "add --k, e.g. --k 4,16,64")
+
+
 def run(quick: bool = False, seconds: float | None = None, progress: Any = None, k: Any = None,
         model: str | None = None, n: int | None = None, set_path: str | None = None) -> dict[str, Any]:
     """Run the search on 12 held-out examples (4 with `quick`, `n` when given); `seconds`: time budget per file;
     `k`: one k or a list of them (the model's k likeliest chains, see the module docstring; None: every chain
     without the model); `progress(row)` is called after each example."""
+    check_options(k=k, model=model)
     torch.set_num_threads(1)
     count = n if n is not None else 4 if quick else 12
-    examples = examples_from_set(set_path, count) if set_path else make_examples(count)
     ks = [k] if k is None or isinstance(k, int) else list(k)
     session = None
     if any(v is not None for v in ks):
@@ -160,6 +171,8 @@ def run(quick: bool = False, seconds: float | None = None, progress: Any = None,
         from fxmatch.inference import EstimatorSession
 
         session = EstimatorSession(shipped.model_path(model), providers="cpu", threads=1)
+    log.info("making %d example%s (%s)", count, "" if count == 1 else "s", set_path or "synthesised, held-out")
+    examples = examples_from_set(set_path, count) if set_path else make_examples(count)
     runs = [_run_one(examples, seconds, progress, v, session) for v in ks]
     out = runs[0] if len(runs) == 1 else {"curve": [{key: r[key] for key in _CURVE_KEYS} for r in runs],
                                           "runs": runs}
@@ -177,7 +190,8 @@ def _run_one(examples: list[dict[str, Any]], seconds: float | None, progress: An
              session: Any) -> dict[str, Any]:
     """One search per example with the candidates of `k` (the encoder's time included); the summary."""
     rows = []
-    for ex in examples:
+    for i, ex in enumerate(examples):
+        log.info("%sexample %d of %d: searching", "" if k is None else f"k={k}, ", i + 1, len(examples))
         t0, c0 = time.perf_counter(), time.process_time()
         cands = _candidates(session, ex["y"], k)
         result = capture(_dry_file(ex["x"], ex["offset"]), ex["y"], SAMPLE_RATE, cands, time_budget=seconds,
@@ -216,16 +230,25 @@ def main(argv: list[str] | None = None) -> int:
     import json
     import sys
 
+    from benchmarks.cli import _k_list, _positive_int, positive_seconds
+    from benchmarks.cli import check_options as check_all
+
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_capture", description=__doc__.splitlines()[0])
-    parser.add_argument("--k", help="comma-separated k values (the model's k likeliest chains); default: every "
-                                    "chain without the model")
-    parser.add_argument("--n", type=int, help="examples (default 12)")
+    parser.add_argument("--k", type=_k_list, help="comma-separated k values (the model's k likeliest chains); "
+                                                  "default: every chain without the model")
+    parser.add_argument("--n", type=_positive_int, help="examples (default 12)")
     parser.add_argument("--set", dest="set_path", help="a data set folder instead of synthesised examples")
-    parser.add_argument("--seconds", type=float, help="time budget per file (s)")
+    parser.add_argument("--seconds", type=positive_seconds, help="time budget per file (s, > 0)")
     parser.add_argument("--model", help="the ONNX model for --k (default: the shipped one)")
     parser.add_argument("-o", "--output", help="also write the JSON here")
     args = parser.parse_args(argv)
-    ks = None if not args.k else [int(v) for v in args.k.split(",")]
+    ks = args.k
+    options = {"k": ks, "model": args.model, "seconds": args.seconds, "set_path": args.set_path}
+    try:  # every option checked before the work (minutes), as `fxmatch bench capture` does
+        check_all("capture", {key: v for key, v in options.items() if v is not None}, args.output,
+                  sys.modules[__name__])
+    except FxmatchInputError as exc:
+        parser.error(str(exc))
 
     def show(row: dict[str, Any]) -> None:
         print(f"k={row['k']} #{row['index']} {'>'.join(row['chain'])} -> {'>'.join(row['found'])} "

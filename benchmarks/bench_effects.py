@@ -9,6 +9,7 @@ pedalboard's own forward render of the same 16 signals.
 
 from __future__ import annotations
 
+import logging
 import platform
 import statistics
 import time
@@ -24,6 +25,8 @@ from fxmatch.effects.fidelity import compare
 
 SAMPLE_RATE = 44100
 
+log = logging.getLogger("fxmatch.bench.effects")
+
 
 def fidelity(n_draws: int, seconds: float, seed: int = 1234) -> dict[str, dict[str, float]]:
     """Median/p10 SNR and median MR-STFT per effect over `n_draws` random params and signals."""
@@ -31,6 +34,7 @@ def fidelity(n_draws: int, seconds: float, seed: int = 1234) -> dict[str, dict[s
     kinds = ("pluck", "chord", "noise")
     out: dict[str, dict[str, float]] = {}
     for name in EFFECT_NAMES:
+        log.info("fidelity: %s, %d parameter draws against pedalboard", name, n_draws)
         spec = get_spec(name)
         snrs, dists = [], []
         for i in range(n_draws):
@@ -140,6 +144,8 @@ def run(quick: bool = False) -> dict:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     n_draws = 10 if quick else 50
     fid = fidelity(n_draws=n_draws, seconds=1.0 if quick else 2.0)
+    log.info("speed: the %d-effect twin chain forward and backward, batch 16, against a naive loop and pedalboard",
+             len(EFFECT_NAMES))
     sp = speed(batch=16, seconds=2.0, naive_slice=500 if quick else 2000, repeats=2 if quick else 3)
     return {
         "benchmark": "effects",

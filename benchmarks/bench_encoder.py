@@ -175,6 +175,7 @@ def run(quick: bool = False, model: str | None = None, checkpoint: str | None = 
     repeats, warmup = (10, 3) if quick else (100, 10)
     with tempfile.TemporaryDirectory(prefix="fxmatch-bench-encoder-") as tmp:
         folder = Path(tmp)
+        log.info("preparing the models")
         onnx_path, encoder, ref_onnx, reference = prepare_models(model, checkpoint, folder)
         cpu_all = EstimatorSession(onnx_path, providers="cpu")
         info = cpu_all.info
@@ -188,11 +189,13 @@ def run(quick: bool = False, model: str | None = None, checkpoint: str | None = 
                 raise FxmatchInputError(f"{onnx_path}: the checkpoint's encoder does not match the model "
                                         "(sample rate, chains or params differ)")
 
+        log.info("latency: onnxruntime CPU, all threads and 1 thread, %d runs each", repeats)
         onnx_cpu = _time_ms(lambda: cpu_all.run(x), repeats, warmup)
         cpu_one = EstimatorSession(onnx_path, providers="cpu", threads=1)
         onnx_1 = _time_ms(lambda: cpu_one.run(x), repeats, warmup)
 
         xt = torch.from_numpy(x)
+        log.info("latency: PyTorch CPU, default threads and 1 thread")
 
         def torch_forward() -> None:
             with torch.inference_mode():
@@ -206,6 +209,7 @@ def run(quick: bool = False, model: str | None = None, checkpoint: str | None = 
         finally:
             torch.set_num_threads(threads)
 
+        log.info("latency: CUDA, when there is one")
         onnx_cuda, cuda_note = None, ""
         if CUDA in ort.get_available_providers():
             gpu = EstimatorSession(onnx_path, providers="cuda")
@@ -228,8 +232,10 @@ def run(quick: bool = False, model: str | None = None, checkpoint: str | None = 
             torch_cuda = _time_ms(torch_gpu_forward, repeats * 3, warmup * 3)
             encoder.to("cpu")
 
+        log.info("parity: onnxruntime against PyTorch")
         par = parity(encoder, ref_onnx, rate, int(EstimatorSession(ref_onnx, providers="cpu").info.window_samples))
 
+        log.info("fxmatch estimate on a %.0f-minute stereo file (a subprocess)", ESTIMATE_SECONDS / 60)
         long_file = make_long_file(folder / "three-minutes.wav")
         est = estimate_subprocess(long_file, onnx_path)
         auto = EstimatorSession(onnx_path, providers="auto")

@@ -37,6 +37,7 @@ params) on their own. `frontend` compares `torch.stft` with the exported conv1d 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import platform
 import statistics
@@ -75,6 +76,8 @@ DEFAULT_CHECKPOINT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspat
 #: the simulation stage whose encoder and loss weights the supervised_sim rows train (the shipped model's; stage 1d
 #: differs from it only in seeds, steps and learning rate)
 SIM_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "cpu-sim-1c.yaml")
+
+log = logging.getLogger("fxmatch.bench.training")
 
 #: a mode's step: (model, renderer or None, loss function) -> loss tensor
 StepFn = Callable[[torch.nn.Module, ChainRenderer | None, LossFn], torch.Tensor]
@@ -368,6 +371,7 @@ def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Se
     vocab = ChainVocabulary(effects=tuple(get_spec(n) for n in effects), max_length=max_length)
     encoder_config = EncoderConfig(sample_rate=sample_rate)
     data = TargetDataset(SynthSource(seed=0, sample_rate=sample_rate, clip_seconds=seconds), vocab, seed=0)
+    log.info("rendering a batch of %d examples", batch)
     t0 = time.perf_counter()
     examples = [data[i] for i in range(batch)]
     data_s = (time.perf_counter() - t0) / batch
@@ -385,6 +389,7 @@ def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Se
     def measure(name: str, model_vocab: ChainVocabulary, step: StepFn, renders: bool = True,
                 loss: LossFn = loss_fn, fused: bool = False, config: EncoderConfig = encoder_config,
                 channels_last: bool = False) -> None:
+        log.info("step %s: %d timed, then profiled", name, repeats)
         torch.manual_seed(0)
         model = Encoder(model_vocab, config)
         if channels_last:  # as the trainer does with TrainConfig.channels_last
@@ -441,6 +446,9 @@ def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Se
 
     measure("supervised_sim", vocab, sim_step, renders=False, config=sim_encoder)
     measure("supervised_sim_fast", vocab, sim_step, renders=False, config=sim_encoder, fused=True, channels_last=True)
+    log.info("score proxy agreement on %d examples", agreement_examples)
+    agreement = proxy_agreement(vocab, encoder_config, fft_sizes, score_fft_sizes, sample_rate, seconds,
+                                agreement_examples)
 
     return {
         "benchmark": "training",
@@ -466,8 +474,7 @@ def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Se
         "sim_encoder_parameters": count_parameters(Encoder(vocab, sim_encoder)),
         "score_fft_sizes": list(score_fft_sizes),
         "wta_hard_over_score_proxy_step": results["wta_hard"]["step_s"] / results["wta_hard_score_proxy"]["step_s"],
-        "score_proxy_agreement": proxy_agreement(vocab, encoder_config, fft_sizes, score_fft_sizes, sample_rate,
-                                                 seconds, agreement_examples),
+        "score_proxy_agreement": agreement,
         "data_render_s_per_example": data_s,
         "frontend": frontend,
         "profile": profiles,

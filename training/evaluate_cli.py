@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("set", metavar="SET",
                         help="data set folder (write_dataset / training.make_set) or heldout[:N][@SEED] (N examples, "
                              "default 200, of the model's held-out split; a folder of that name wins)")
-    parser.add_argument("-o", "--out", metavar="OUT_DIR", help="output folder (default: <model>.eval next to it)")
+    parser.add_argument("-o", "--out", metavar="OUT_DIR",
+                        help="output folder, made if missing; the folder it goes into must exist (default: "
+                             "<model>.eval next to the model)")
     parser.add_argument("--n", type=_positive_int, metavar="N", help="evaluate at most N examples")
     parser.add_argument("--compare", nargs="+", action="extend", default=[], metavar="OTHER",
                         help="more models (.onnx or .pt) evaluated on the same set, in the same table")
@@ -61,15 +63,26 @@ def default_out_dir(model: str | Path) -> Path:
     return p.with_name(p.stem + ".eval")
 
 
+def check_out_dir(out: Path) -> None:
+    """FxmatchInputError (exit 2, before any work) unless `out` is a folder to write into, or can be made as one: its
+    parent folder must exist (`-o nodir/sub` is refused, as the README's exit-code table says), and be writable."""
+    from fxmatch.audio_io import check_output
+    from fxmatch.errors import FxmatchInputError
+
+    if out.exists() and not out.is_dir():
+        raise FxmatchInputError(f"{out}: exists and is not a folder")
+    # a file in the folder when it exists, else the folder itself as a new entry of its parent: either way the
+    # place it goes must exist and take new files
+    check_output(out / "eval.json" if out.is_dir() else out)
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate, write the outputs, print the table (or JSON). Bad input: FxmatchInputError (exit 2)."""
     from training.evaluate import evaluate, render_markdown, write_outputs
 
     out = Path(args.out) if args.out else default_out_dir(args.model)
-    if out.exists() and not out.is_dir():
-        from fxmatch.errors import FxmatchInputError
-
-        raise FxmatchInputError(f"{out}: exists and is not a folder")
+    if args.out or Path(args.model).parent.is_dir():  # else the missing model is what to report
+        check_out_dir(out)
     if not args.dry_aware and (args.search_budget is not None or args.search_k != 64):
         from fxmatch.errors import FxmatchInputError
 
