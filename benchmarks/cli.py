@@ -18,7 +18,7 @@ from typing import Any
 from fxmatch.cli import print_json
 from fxmatch.errors import FxmatchInputError
 
-BENCHMARKS = ("effects", "training", "encoder", "realtime", "gui", "capture")
+BENCHMARKS = ("effects", "training", "encoder", "realtime", "gui", "capture", "threads")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -68,6 +68,7 @@ _EXTRA_OF_MODULE: dict[str, tuple[str, str]] = {
     "yaml": ("pyyaml", "train"),
     "tqdm": ("tqdm", "train"),
     "onnx": ("onnx", "train"),
+    "pyroomacoustics": ("pyroomacoustics", "train"),
     "sounddevice": ("sounddevice", "live"),
     "PyQt6": ("PyQt6", "app"),
     "pyqtgraph": ("pyqtgraph", "app"),

@@ -22,6 +22,7 @@ from fxmatch.errors import FxmatchInputError
 from training.model import CHAIN_SCORING, PARAM_SHARING, EncoderConfig
 
 MODES: tuple[str, ...] = ("wta", "naive", "supervised", "full_chain")
+CHAIN_PRIORS: tuple[str, ...] = ("uniform", "length_uniform")
 #: the encoder's knobs are EncoderConfig's (training/model.py): TrainConfig holds each under the same name, with
 #: EncoderConfig's default, and the trainer builds the encoder from exactly these keys
 ENCODER_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(EncoderConfig))
@@ -49,6 +50,10 @@ class TrainConfig:
     source_path: str | None = None  # folder of WAV/FLAC (folder), or a soundfont (midi, when soundfont is unset)
     source_mix: dict[str, float] | None = None  # mix: source kind -> weight, e.g. {synth: 0.4, midi: 0.6}
     soundfont: str | None = None  # General MIDI soundfont of the midi source (None: the system's)
+    soundfont2: str | None = None  # the midi2 source's soundfont (None: TimGM6mb)
+    #: what a recording brings, added to every dry clip (training.recorded.RecordingLike): part -> probability, parts
+    #: room, mic, noise, double, dynamics; None: clips as the sources give them
+    augment: dict[str, float] | None = None
     midi_pool: int = 0  # midi: phrases rendered once and reused with fresh chains (0: render every clip)
     pool_cache_dir: str | None = None  # where the midi pool is cached (None: not cached)
     level_jitter_db: float = 0.0  # dry level varied uniformly within ± this many dB per example
@@ -59,6 +64,9 @@ class TrainConfig:
     heldout_fraction: float = 0.1
     renderer: str = "pedalboard"  # pedalboard (the hidden generator) | twins | sox (training/foreign.py)
     chain_weights: dict[str, float] | None = None  # 'Compressor>Reverb' -> weight, 'dry' for no effect
+    #: the chain prior of the data: uniform (every candidate chain alike) | length_uniform (every chain length alike,
+    #: chains of one length alike); chain_weights multiply it
+    chain_prior: str = "uniform"
     train_examples: int = 0  # distinct training examples, reused cyclically (0: a fresh example every time)
     num_workers: int = 0  # DataLoader worker processes per training process
     # encoder (names, defaults and meaning: EncoderConfig in training/model.py; sample_rate is above)
@@ -183,6 +191,7 @@ def validate(config: TrainConfig) -> None:
     need(config.source != "mix" or bool(config.source_mix), "source_mix", "a mapping of source kind to weight")
     need(config.source in SOURCE_KINDS, "source", f"one of {', '.join(SOURCE_KINDS)}")
     need(config.renderer in RENDERERS, "renderer", f"one of {', '.join(RENDERERS)}")
+    need(config.chain_prior in CHAIN_PRIORS, "chain_prior", " or ".join(CHAIN_PRIORS))
     unknown = [e for e in config.effects if e not in EFFECT_NAMES]
     need(not unknown and len(config.effects) > 0 and len(set(config.effects)) == len(config.effects), "effects",
          f"distinct effect names among {', '.join(EFFECT_NAMES)}")

@@ -56,6 +56,13 @@ def chain_probabilities(vocab: ChainVocabulary, weights: Mapping[str, float] | N
     return p / p.sum()
 
 
+def length_uniform_weights(vocab: ChainVocabulary, lengths: Sequence[int]) -> dict[str, float]:
+    """Chain weights (by `chain_key`) making each of `lengths` equally likely, chains of one length alike; other
+    lengths get 0."""
+    count = {n: sum(len(c) == n for c in vocab.chains) for n in lengths}
+    return {chain_key(c): (1.0 / count[len(c)] if count.get(len(c)) else 0.0) for c in vocab.chains}
+
+
 def label_vectors(vocab: ChainVocabulary, chain_index: int, params: Params) -> dict[str, np.ndarray]:
     """Normalised params `[n_params]` (0 outside the chain), param mask `[n_params]`, presence `[n_effects]`."""
     values = np.zeros(vocab.n_params, dtype=np.float32)

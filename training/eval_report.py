@@ -34,8 +34,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines = [(f"Evaluation on {s.get('spec')} ({s.get('kind')}, {s.get('n')} examples, {s.get('sample_rate')} Hz, "
              f"{_fmt(s.get('clip_seconds'), 2)} s clips, {s.get('n_chains_present')} distinct chains)."), "",
              ("| estimator | chain acc. | audible acc. | presence F1 (macro) | audible F1 | param MAE | MR-STFT "
-              "| vs no effect | vs oracle | log-mel | log-mel vs no effect |"),
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| vs no effect | vs oracle | log-mel | log-mel vs no effect | effects named on unprocessed "
+              "| worse than no estimate | median vs no effect |"),
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label in report["order"]:
         r = report["estimators"][label]
         rel = r.get("relative", {})
@@ -45,10 +46,15 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             f"| {_fmt(r.get('audible', {}).get('macro_f1'))} "
             f"| {_fmt(r['param_mae']['mean'])} | {_fmt(r['mrstft']['mean'])} "
             f"| {_fmt(rel.get('mrstft_vs_no_effect'), pct=True)} | {_times(rel.get('mrstft_vs_oracle'))} "
-            f"| {_fmt(r['logmel']['mean'])} | {_fmt(rel.get('logmel_vs_no_effect'), pct=True)} |")
+            f"| {_fmt(r['logmel']['mean'])} | {_fmt(rel.get('logmel_vs_no_effect'), pct=True)} "
+            f"| {_fmt(r.get('named_on_unprocessed'), 2)} | {_fmt(r.get('worse_than_no_estimate'), pct=True)} "
+            f"| {_fmt(r.get('mrstft_vs_no_effect_median'), pct=True)} |")
     lines += ["", ("Distances are means over examples of pedalboard(estimated preset)(x) vs y; \"vs no effect\" is "
               "the ratio to the no-effect reference's mean (lower is better), \"vs oracle\" the ratio to the true "
-              "preset through the twins. Param MAE is normalised to [0, 1], on effects correctly present. "
+              "preset through the twins. \"Effects named on unprocessed\": the mean number of effects named on the "
+              "examples whose true chain is empty (— when there are none); \"worse than no estimate\": the share "
+              "of examples whose render is farther from y than x itself; \"median vs no effect\": the median of "
+              "that ratio over examples (y == x left out). Param MAE is normalised to [0, 1], on effects correctly present. "
               f"\"Audible\": a true effect whose removal changes y by less than {INAUDIBLE_SNR_DB:.0f} dB below y may be "
               "named or not.")]
     data = s.get("data") if isinstance(s.get("data"), Mapping) else {}

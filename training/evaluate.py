@@ -110,7 +110,7 @@ from training.eval_sets import (
 __all__ = [
     "CALIBRATION_BINS", "CHECKPOINT_SUFFIXES", "DATA_KEYS", "DEFAULT_HELDOUT_N", "EVAL_FORMAT", "HELDOUT_PATTERN",
     "INAUDIBLE_SNR_DB", "INFORMED", "LOGMEL", "MEAN_PRESET", "NO_EFFECT", "ORACLE", "CheckpointEstimator",
-    "EstimatorRun", "EvalExample", "EvalSet", "Preset", "add_relative", "audible_effects", "audible_scores",
+    "EstimatorRun", "EvalExample", "EvalSet", "Preset", "add_harm", "add_relative", "audible_effects", "audible_scores",
     "audio_distances", "calibration_summary", "confusion", "evaluate", "expected_calibration_error",
     "heldout_config", "heldout_dataset", "load_estimator", "load_set", "log_mel_distance", "mean_preset",
     "model_description", "normalised", "parse_heldout", "plot_confusion", "plot_param_error", "plot_reliability",
@@ -276,6 +276,24 @@ def add_relative(estimators: dict[str, dict[str, Any]]) -> None:
         row["relative"] = rel
 
 
+def add_harm(estimators: dict[str, dict[str, Any]], runs: Sequence[EstimatorRun], eval_set: EvalSet) -> None:
+    """Per estimator, what it does where it should do nothing or little: `named_on_unprocessed` (mean number of
+    effects named on the examples whose true chain is empty; None when the set has none), `worse_than_no_estimate`
+    (fraction of examples whose render is farther from y than x itself, by MR-STFT) and
+    `mrstft_vs_no_effect_median` (median over examples of that ratio; examples with y == x left out)."""
+    none = next((r for r in runs if r.label == NO_EFFECT), None)
+    empty = [i for i, ex in enumerate(eval_set.examples) if not ex.chain]
+    for run in runs:
+        row = estimators[run.label]
+        row["named_on_unprocessed"] = (float(np.mean([len(run.presets[i]) for i in empty])) if empty else None)
+        if none is None:
+            continue
+        worse = [mine > ref * (1.0 + 1e-6) + 1e-9 for mine, ref in zip(run.mrstft, none.mrstft, strict=True)]
+        ratios = [mine / ref for mine, ref in zip(run.mrstft, none.mrstft, strict=True) if ref > 1e-9]
+        row["worse_than_no_estimate"] = float(np.mean(worse)) if worse else None
+        row["mrstft_vs_no_effect_median"] = float(np.median(ratios)) if ratios else None
+
+
 def evaluate(models: Sequence[str | Path], set_spec: str, n: int | None = None, oracle: bool = True,
              threads: int | None = None, progress: bool = True, dry_aware: bool = False, search_k: int = 64,
              search_budget: float | None = None) -> dict[str, Any]:
@@ -318,6 +336,7 @@ def evaluate(models: Sequence[str | Path], set_spec: str, n: int | None = None, 
             runs.append(r)
     estimators = {r.label: summarise(r, eval_set, effects) for r in runs}
     add_relative(estimators)
+    add_harm(estimators, runs, eval_set)
     chains = Counter(chain_key(ex.chain) for ex in eval_set.examples)
     return {
         "format": EVAL_FORMAT, "version": 1,

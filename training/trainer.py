@@ -36,7 +36,7 @@ from fxmatch.vocabulary import ChainVocabulary
 from training.baselines import full_chain_vocabulary, supervised_step
 from training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from training.config import ENCODER_KEYS, TrainConfig
-from training.data import TargetDataset, chain_key
+from training.data import TargetDataset, chain_key, length_uniform_weights
 from training.model import SIDE_FEATURES, Encoder, EncoderConfig, chain_membership, count_parameters, trunk_input_widths
 from training.sources import make_source
 from training.wta import ChainRenderer, StepResult, make_audio_loss, temperature_at, wta_step
@@ -112,12 +112,26 @@ def build_dataset(config: TrainConfig, vocab: ChainVocabulary, split: str = "tra
     source_seed = (config.seed if config.source_seed is None else config.source_seed) + seed_offset
     source = make_source(config.source, split, source_seed, config.sample_rate, config.clip_seconds, config.rms_dbfs,
                          config.source_path, config.heldout_fraction, config.instruments, config.source_mix,
-                         config.midi_pool, config.soundfont, config.pool_cache_dir)
+                         config.midi_pool, config.soundfont, config.pool_cache_dir, config.soundfont2)
+    if config.augment:
+        from training.recorded import RecordingLike
+
+        source = RecordingLike(source, config.augment, source_seed)
     if length is None:
         length = config.train_examples or UNBOUNDED_EXAMPLES
     return TargetDataset(source, vocab, seed=seed if split == "train" else seed + 1_000_003, length=length,
-                         renderer=config.renderer, chain_weights=config.chain_weights,
+                         renderer=config.renderer, chain_weights=data_chain_weights(config, vocab),
                          level_jitter_db=config.level_jitter_db)
+
+
+def data_chain_weights(config: TrainConfig, vocab: ChainVocabulary) -> dict[str, float] | None:
+    """The data's chain weights: the config's `chain_prior` times its `chain_weights` (None: uniform)."""
+    if config.chain_prior == "uniform":
+        return config.chain_weights
+    weights = length_uniform_weights(vocab, range(vocab.max_length + 1))
+    for key, w in (config.chain_weights or {}).items():
+        weights[key] = weights.get(key, 1.0) * w
+    return weights
 
 
 def step_seed(seed: int, step: int, rank: int) -> int:

@@ -356,3 +356,23 @@ def test_compare_may_be_repeated_and_keeps_every_model():
     evaluate_cli.add_arguments(parser)
     args = parser.parse_args(["m.onnx", "heldout:8", "--compare", "a.onnx", "--compare", "b.onnx", "c.pt"])
     assert args.compare == ["a.onnx", "b.onnx", "c.pt"]
+
+
+def test_harm_figures_count_effects_named_on_clean_examples_and_renders_worse_than_none():
+    from training.evaluate import NO_EFFECT, EstimatorRun, EvalExample, EvalSet, add_harm
+
+    x = np.zeros(8, dtype=np.float32)
+    clean = EvalExample(0, x, x, [])
+    wet = EvalExample(1, x, x, [("Distortion", {"drive_db": 20.0})])
+    other = EvalExample(2, x, x, [("Reverb", {})])
+    eval_set = EvalSet([clean, wet, other], 8000, ChainVocabulary.default())
+    named = [("Chorus", {}), ("Delay", {})]
+    model = EstimatorRun("m", "model", [named, [("Distortion", {})], []], [0.5, 0.2, 1.0], [0, 0, 0], 1.0)
+    none = EstimatorRun(NO_EFFECT, "reference", [[], [], []], [0.0, 1.0, 1.0], [0, 0, 0], 1.0)
+    rows = {"m": {}, NO_EFFECT: {}}
+    add_harm(rows, [model, none], eval_set)
+    assert rows["m"]["named_on_unprocessed"] == 2.0
+    # worse on the clean example (0.5 > 0), better on the second, equal (not worse) on the third
+    assert rows["m"]["worse_than_no_estimate"] == pytest.approx(1 / 3)
+    assert rows["m"]["mrstft_vs_no_effect_median"] == pytest.approx(0.6)  # median of 0.2 and 1.0; y == x left out
+    assert rows[NO_EFFECT]["named_on_unprocessed"] == 0.0 and rows[NO_EFFECT]["worse_than_no_estimate"] == 0.0
