@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "examples of the checkpoint's held-out split, default 200; without @SEED the training "
                              "seed + 1, so `fxmatch evaluate heldout` examples stay unseen) or a data set folder "
                              "(default: not calibrated, T = 1)")
+    parser.add_argument("--presence-threshold", type=float, metavar="T",
+                        help="name every effect whose presence probability is at least T (0 < T < 1; stored in the "
+                             "model, used by estimate, demo, live and the app; default: the likeliest chain)")
     parser.add_argument("--force", action="store_true",
                         help="replace OUTPUT even when it exists and is not an ONNX model (never the checkpoint)")
     parser.add_argument("--json", action="store_true", help="print the export report as JSON")
@@ -84,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         report = export_checkpoint(args.checkpoint, args.output, name=args.name, version=args.model_version,
                                    window_seconds=args.window_seconds, hop_seconds=args.hop_seconds,
                                    opset=args.opset, rtol=args.tolerance, calibrate=args.calibrate,
-                                   progress=bool(args.calibrate) and sys.stderr.isatty())
+                                   progress=bool(args.calibrate) and sys.stderr.isatty(),
+                                   presence_threshold=args.presence_threshold)
     except ExportError as exc:
         print(f"fxmatch: export failed, nothing written: {exc}", file=sys.stderr)
         return 1

@@ -39,6 +39,7 @@ from fxmatch.audio_io import atomic_write
 from fxmatch.errors import FxmatchInputError
 from fxmatch.inference import (
     INPUT_NAME,
+    META_DECISION,
     META_FORMAT,
     META_MODEL,
     META_SAMPLE_RATE,
@@ -489,10 +490,13 @@ def export_checkpoint(ckpt_path: str | os.PathLike, out_path: str | os.PathLike,
                       version: str | None = None, window_seconds: float | None = None,
                       hop_seconds: float | None = None, opset: int = DEFAULT_OPSET,
                       rtol: float = PARITY_RTOL, calibrate: str | None = None,
-                      progress: bool = False) -> ExportReport:
+                      progress: bool = False, presence_threshold: float | None = None) -> ExportReport:
     """`fxmatch export`: checkpoint -> checked ONNX file with metadata; `calibrate` (heldout[:N][@SEED] or a data set
-    folder) fits and stores the chain temperature (`export.calibrate`)."""
+    folder) fits and stores the chain temperature (`export.calibrate`); `presence_threshold` stores the decision
+    rule that names every effect at least that likely (`fxmatch.inference.decide`; None: the likeliest chain)."""
     check_options(opset, rtol, window_seconds, hop_seconds)
+    if presence_threshold is not None and not 0.0 < presence_threshold < 1.0:
+        raise FxmatchInputError(f"export: --presence-threshold must be between 0 and 1, got {presence_threshold}")
     if calibrate is not None:
         from export.calibrate import check_spec
 
@@ -512,4 +516,6 @@ def export_checkpoint(ckpt_path: str | os.PathLike, out_path: str | os.PathLike,
         from export.calibrate import calibrate as fit
 
         metadata.update(fit(encoder, metadata, calibrate, progress))
+    if presence_threshold is not None:
+        metadata[META_DECISION] = {"rule": "presence", "threshold": float(presence_threshold)}
     return export_encoder(encoder, out, metadata, opset=opset, rtol=rtol)

@@ -24,6 +24,7 @@ shorter than its header says, are estimated with a warning in `Estimate.warnings
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -31,7 +32,7 @@ import os
 import struct
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,9 @@ META_TRAINING_DATA = "training_data"
 #: optional: the temperature T of the chain logits (probabilities = softmax(logits / T)), and how it was fitted
 META_TEMPERATURE = "chain_temperature"
 META_CALIBRATION = "calibration"
+#: how the chain to name is picked from the probabilities: {"rule": "presence", "threshold": T} names every effect
+#: whose presence probability (the sum of the chains holding it) is at least T; absent: the likeliest chain
+META_DECISION = "decision"
 MODEL_FORMAT = "fxmatch-onnx-model"
 MODEL_FORMAT_VERSION = 1
 REQUIRED_METADATA = (META_FORMAT, META_SAMPLE_RATE, META_WINDOW, META_VOCABULARY, META_MODEL)
@@ -134,6 +138,8 @@ class ModelInfo:
     metadata: Mapping[str, Any] = field(default_factory=dict, repr=False)
     #: chain logits are divided by this before the softmax (1.0: the model is not calibrated)
     chain_temperature: float = 1.0
+    #: the decision rule's presence threshold (`decide`); None: name the likeliest chain
+    presence_threshold: float | None = None
 
     @property
     def calibrated(self) -> bool:
@@ -217,7 +223,55 @@ class ModelInfo:
         return cls(name=name, version=version, sample_rate=sample_rate, window_samples=window_samples,
                    hop_samples=hop_samples, effects=effects, chains=chains, n_params=n_params,
                    training_data=parsed.get(META_TRAINING_DATA), metadata=parsed,
-                   chain_temperature=float(temperature))
+                   chain_temperature=float(temperature),
+                   presence_threshold=_parse_decision(parsed.get(META_DECISION), source))
+
+
+def _parse_decision(decision: Any, source: str) -> float | None:
+    """The presence threshold of a `decision` metadata entry (None when absent)."""
+    if decision is None:
+        return None
+    threshold = decision.get("threshold") if isinstance(decision, Mapping) else None
+    if (not isinstance(decision, Mapping) or decision.get("rule") != "presence" or isinstance(threshold, bool)
+            or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0):
+        raise FxmatchInputError(f"{source}: metadata '{META_DECISION}' must be {{\"rule\": \"presence\", "
+                                f"\"threshold\": T}} with 0 < T < 1, got {decision!r}")
+    return float(threshold)
+
+
+@functools.lru_cache(maxsize=16)
+def _membership(chains: tuple[tuple[str, ...], ...], effects: tuple[str, ...]) -> np.ndarray:
+    """`[n_chains, n_effects]` 1.0 where the chain holds the effect."""
+    return np.array([[name in c for name in effects] for c in chains], dtype=np.float64)
+
+
+def presence_probabilities(info: ModelInfo, probs: np.ndarray) -> dict[str, float]:
+    """Each effect's probability of being in the chain: the sum of the probabilities `[n_chains]` of the chains
+    holding it."""
+    names = tuple(e.name for e in info.effects)
+    presence = np.asarray(probs, dtype=np.float64).reshape(-1) @ _membership(info.chains, names)
+    return dict(zip(names, presence.tolist()))
+
+
+def decide(info: ModelInfo, probs: np.ndarray) -> int:
+    """The index of the chain to name for probabilities `[n_chains]`.
+
+    With a presence threshold T (the model's `decision` metadata): the chain of every effect whose presence
+    probability is at least T, in the vocabulary's order (an effect is named only when it is likely heard; with T >=
+    0.5 this is the Bayes choice for each effect on its own). When that chain is not a candidate (too many effects),
+    the likeliest candidate made only of effects of it. Without a threshold: the likeliest chain.
+    """
+    probs = np.asarray(probs, dtype=np.float64).reshape(-1)
+    best = int(np.argmax(probs))
+    if info.presence_threshold is None:
+        return best
+    presence = presence_probabilities(info, probs)
+    named = {name for name, p in presence.items() if p >= info.presence_threshold}
+    subsets = [k for k, c in enumerate(info.chains) if set(c) <= named]
+    exact = [k for k in subsets if set(info.chains[k]) == named]
+    if exact:
+        return max(exact, key=lambda k: probs[k])
+    return max(subsets, key=lambda k: probs[k]) if subsets else best
 
 
 def _parse_vocabulary(vocab: Mapping[str, Any]) -> tuple[tuple[EffectInfo, ...], tuple[tuple[str, ...], ...], int]:
@@ -375,7 +429,8 @@ def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def rank_chains(info: ModelInfo, probs: np.ndarray, params: np.ndarray, top: int | None = None) -> list[ChainEstimate]:
-    """Chains by decreasing probability (ties: vocabulary order), each with its params in units.
+    """The chain to name (`decide`) first, then the others by decreasing probability (ties: vocabulary order), each
+    with its params in units.
 
     probs `[n_chains]`, params `[n_chains, n_params]` normalised (clipped to [0, 1] before denormalising);
     `top` keeps the first `top` (at least one).
@@ -384,7 +439,8 @@ def rank_chains(info: ModelInfo, probs: np.ndarray, params: np.ndarray, top: int
     if probs.size != info.n_chains:
         raise ValueError(f"expected {info.n_chains} chain probabilities, got {probs.size}")
     params = np.asarray(params, dtype=np.float64).reshape(probs.size, -1)
-    order = np.argsort(-probs, kind="stable")
+    named = decide(info, probs)
+    order = np.array([named, *(k for k in np.argsort(-probs, kind="stable") if k != named)], dtype=np.int64)
     if top is not None:
         order = order[: max(1, int(top))]
     return [
@@ -395,9 +451,11 @@ def rank_chains(info: ModelInfo, probs: np.ndarray, params: np.ndarray, top: int
 
 
 class WindowAggregator:
-    """Running aggregate over windows: mean probabilities, probability-weighted params, top-1 votes (O(chains))."""
+    """Running aggregate over windows: mean probabilities, probability-weighted params, votes for each window's own
+    named chain (`choose(probs) -> index`, default the likeliest) (O(chains))."""
 
-    def __init__(self, n_chains: int, n_params: int):
+    def __init__(self, n_chains: int, n_params: int, choose: Callable[[np.ndarray], int] | None = None):
+        self.choose = choose
         self.prob_sum = np.zeros(n_chains, dtype=np.float64)
         self.weighted_params = np.zeros((n_chains, n_params), dtype=np.float64)
         self.mean_params = np.zeros((n_chains, n_params), dtype=np.float64)
@@ -411,7 +469,8 @@ class WindowAggregator:
         self.prob_sum += probs.sum(axis=0)
         self.weighted_params += np.einsum("nk,nkp->kp", probs, params)
         self.mean_params += params.sum(axis=0)
-        np.add.at(self.votes, probs.argmax(axis=1), 1)
+        chosen = probs.argmax(axis=1) if self.choose is None else [self.choose(p) for p in probs]
+        np.add.at(self.votes, chosen, 1)
         self.n += probs.shape[0]
 
     def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -754,7 +813,7 @@ class EstimatorSession:
                          duration_s: float, rate: int, channels: int, warns: list[str] | None = None) -> Estimate:
         window = self.info.window_samples
         hop = int(hop_samples or self.info.hop_samples)
-        agg = WindowAggregator(self.info.n_chains, self.info.n_params)
+        agg = WindowAggregator(self.info.n_chains, self.info.n_params, lambda p: decide(self.info, p))
         pending: list[np.ndarray] = []
         n_silent = 0
 
@@ -780,7 +839,7 @@ class EstimatorSession:
             )
         probs, params, votes = agg.result()
         ranked = self.decode(probs, params, top)
-        best = ranked[0].chain_index
+        best = ranked[0].chain_index  # the chain named (`decide`); the window votes count each window's own choice
         return Estimate(ranked=ranked, consistency=float(votes[best]), n_windows=agg.n,
                         n_silent=n_silent, model=self.info.label, provider=self.provider,
                         duration_s=float(duration_s), sample_rate=int(rate), channels=int(channels),

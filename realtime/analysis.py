@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fxmatch.inference import SILENCE_DBFS, EstimatorSession, ModelInfo, rms_dbfs
+from fxmatch.inference import SILENCE_DBFS, EstimatorSession, ModelInfo, decide, rms_dbfs
 
 log = logging.getLogger("fxmatch.realtime.analysis")
 
@@ -88,7 +88,7 @@ class EstimateStabiliser:
         else:
             self.probs = a * self.probs + (1 - a) * probs
             self.params = a * self.params + (1 - a) * params
-        best = int(np.argmax(self.probs))
+        best = decide(self.info, self.probs)
         changed = False
         if self.current is None:
             self.current, changed = best, True

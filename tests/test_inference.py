@@ -428,3 +428,36 @@ def test_rms_dbfs_of_known_levels():
     assert inference.rms_dbfs(sine) == pytest.approx(-3.0103, abs=1e-3)
     assert inference.rms_dbfs(0.5 * sine[None, :]) == pytest.approx(-3.0103 - 6.0206, abs=1e-3)
     assert inference.rms_dbfs(np.zeros(10)) == float("-inf") and inference.rms_dbfs(np.zeros(0)) == float("-inf")
+
+
+def _with_decision(info, decision):
+    meta = {k: json.dumps(v) for k, v in info.metadata.items()}
+    meta[inference.META_DECISION] = json.dumps(decision)
+    return ModelInfo.from_metadata(meta)
+
+
+def test_presence_rule_names_only_effects_likely_heard():
+    vocab, info = _two_effect_info()
+    chains = list(vocab.chains)
+    both, dist, peak, none = (chains.index(c) for c in (("Distortion", "PeakFilter"), ("Distortion",),
+                                                         ("PeakFilter",), ()))
+    probs = np.zeros(len(chains))
+    # the likeliest single chain holds both effects, but PeakFilter is in only 0.40 of the mass: Distortion alone
+    probs[[both, dist, peak, none]] = [0.35, 0.30, 0.05, 0.30]
+    assert inference.presence_probabilities(info, probs) == pytest.approx({"Distortion": 0.65, "PeakFilter": 0.40})
+    assert inference.decide(info, probs) == both  # no decision metadata: the likeliest chain
+    ruled = _with_decision(info, {"rule": "presence", "threshold": 0.5})
+    assert ruled.presence_threshold == 0.5
+    assert inference.decide(ruled, probs) == dist
+    ranked = rank_chains(ruled, probs, np.full((len(chains), vocab.n_params), 0.5))
+    assert ranked[0].chain_index == dist and [r.chain_index for r in ranked[1:3]] == [both, none]
+    # nothing reaches a high threshold: no effect is named
+    assert inference.decide(_with_decision(info, {"rule": "presence", "threshold": 0.9}), probs) == none
+
+
+@pytest.mark.parametrize("decision", [{"rule": "presence", "threshold": 1.5}, {"rule": "vote", "threshold": 0.5},
+                                      {"rule": "presence"}, "presence"])
+def test_a_malformed_decision_rule_is_refused(decision):
+    _, info = _two_effect_info()
+    with pytest.raises(FxmatchInputError, match="decision"):
+        _with_decision(info, decision)
