@@ -18,17 +18,18 @@ import itertools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import scipy.fft
+import scipy.ndimage
 import scipy.signal
 import torch
 
 from fxmatch.effects import EFFECT_NAMES, get_effect, get_spec
 from fxmatch.errors import FxmatchInputError
-from fxmatch.metrics import DEFAULT_FFT_SIZES, mrstft_from_magnitudes, stft_magnitudes
+from fxmatch.metrics import DEFAULT_FFT_SIZES, gate_floors, mrstft_from_magnitudes, stft_magnitudes
 from fxmatch.refine import RefineCancelled, resample
 from fxmatch.vocabulary import ChainVocabulary
 
@@ -49,6 +50,17 @@ _SHARPEN_SECONDS = 0.001  # the whitened search around the chosen peak (s)
 _SHARPEN_FLOOR = 1e-3  # its regularisation: nearly a phase-only (PHAT) correlation
 
 
+#: an offset within this fraction of the window's half-width (at least 5 ms) of its edge is reported as pinned there
+#: (a performance further apart than the window leaves the best peak 0-20 ms inside the edge)
+EDGE_FRACTION = 0.02
+#: where the windowed search fails, is pinned at its edge, or one file is longer than the other by more than the
+#: window, the whole take is searched too (`_whole_take_lags`: onsets at every lag, refined by the windowed search)
+#: the whole-take search's answer must correlate at least this much (its best of many offsets runs higher by chance:
+#: 0.31 for plucks against noise bursts)
+WHOLE_TAKE_MIN_CORRELATION = 0.5
+_FINE_SECONDS = 0.03  # the windowed search around each of the whole-take search's lags (s; its frames are 10 ms)
+
+
 @dataclass(frozen=True)
 class Alignment:
     """Where the wet recording lies against the dry one: `wet[n] ~ dry[n - offset]` (samples at `sample_rate`)."""
@@ -58,6 +70,14 @@ class Alignment:
     correlation: float
     #: the wet recording's level against the dry one's over their overlap (RMS, dB)
     level_db: float = 0.0
+    #: the windowed search's half-width (s)
+    window_s: float = MAX_OFFSET_SECONDS
+    #: the offset is at the edge of the window searched: the recordings may start further apart
+    at_edge: bool = False
+    #: found by the whole-take search (the shorter file placed anywhere in the longer one)
+    whole_take: bool = False
+    #: correlation of the aligned recordings' partials (`partials_correlation`; None: not measured)
+    partials: float | None = None
 
     @property
     def offset_ms(self) -> float:
@@ -90,20 +110,31 @@ def impulse_response(x: np.ndarray, y: np.ndarray, max_lag: int,
     return lags, h[lags]
 
 
-def band_envelopes(x: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Log energy of `x` `[samples]` in 16 log-spaced bands (80 Hz - 10 kHz) per 10 ms frame, mean removed per band."""
+def _frame_size(sample_rate: int) -> tuple[int, int]:
+    """(STFT size, hop) of the band envelopes: 10 ms hops, windows of at least 2.5 hops."""
     hop = max(1, sample_rate // 100)
-    size = max(256, 1 << int(np.ceil(np.log2(2.5 * hop))))
+    return max(256, 1 << int(np.ceil(np.log2(2.5 * hop)))), hop
+
+
+def band_levels(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Log energy of `x` `[samples]` in 16 log-spaced bands (80 Hz - 10 kHz) per 10 ms frame `[16, frames]`."""
+    size, hop = _frame_size(sample_rate)
     f, _, spec = scipy.signal.stft(x, sample_rate, nperseg=size, noverlap=size - hop, boundary=None, padded=False)
     power = np.abs(spec) ** 2
     edges = np.geomspace(80.0, min(10_000.0, sample_rate / 2), _N_BANDS + 1)
     energy = np.stack([power[(f >= lo) & (f < hi)].sum(axis=0) for lo, hi in itertools.pairwise(edges)])
-    level = np.log(energy + 1e-6 * max(float(energy.max()), 1e-30))
+    return np.log(energy + 1e-6 * max(float(energy.max()), 1e-30))
+
+
+def band_envelopes(x: np.ndarray, sample_rate: int) -> np.ndarray:
+    """`band_levels` of `x` with the mean removed per band."""
+    level = band_levels(x, sample_rate)
     return level - level.mean(axis=1, keepdims=True)
 
 
 def envelope_correlation(x: np.ndarray, y: np.ndarray, sample_rate: int, offset: int) -> float:
-    """Correlation of the band envelopes of `x` and of `y` advanced by `offset` samples (1: same notes, same times)."""
+    """Correlation of the band envelopes of `x` and of `y` advanced by `offset` samples (1: same notes, same times),
+    over the length of the shorter (what `y` lacks there is silence: a partial overlap correlates less)."""
     a = band_envelopes(x, sample_rate)
     b = band_envelopes(_shift(y, -offset, y.size), sample_rate)
     n = min(a.shape[1], b.shape[1])
@@ -111,39 +142,158 @@ def envelope_correlation(x: np.ndarray, y: np.ndarray, sample_rate: int, offset:
     return float(np.sum(a * b) / (np.sqrt(np.sum(a * a) * np.sum(b * b)) + 1e-30))
 
 
+def overlap_correlation(x: np.ndarray, y: np.ndarray, sample_rate: int, offset: int) -> float:
+    """Correlation of the band envelopes of `y` and of `x` delayed by `offset` samples over their overlap only (the
+    whole-take search's measure; 0 when they overlap for less than an envelope frame)."""
+    lo, hi = _overlap(x, y, offset)
+    if hi - lo < _frame_size(sample_rate)[0]:
+        return 0.0
+    a = band_envelopes(x[lo - offset : hi - offset], sample_rate)
+    b = band_envelopes(y[lo:hi], sample_rate)
+    return float(np.sum(a * b) / (np.sqrt(np.sum(a * a) * np.sum(b * b)) + 1e-30))
+
+
+def partials_correlation(x: np.ndarray, y: np.ndarray, sample_rate: int, offset: int) -> float | None:
+    """Correlation of the spectral fine structure of `y` and of `x` delayed by `offset` samples over their overlap
+    (each ~90 ms frame's log spectrum less its 200 Hz moving average, 80 Hz - 5 kHz, where both are within 60 dB of
+    their loudest): where the partials of the notes lie. Near 1 for one take through effects that keep its notes
+    (EQ, compression, mixed reverb), 0.1-0.9 through distortion, chorus or phaser; near 0 for two performances
+    (another instrument, other notes), even at the same tempo. None when they overlap for less than two frames."""
+    n = 1 << round(math.log2(0.093 * sample_rate))
+    lo, hi = _overlap(x, y, offset)
+    hi = min(hi, lo + int(ALIGN_SECONDS * sample_rate))
+    if hi - lo < 2 * n:
+        return None
+    parts = []
+    for sig in (x[lo - offset : hi - offset], y[lo:hi]):
+        f, _, spec = scipy.signal.stft(sig, sample_rate, nperseg=n, noverlap=3 * n // 4)
+        power = np.abs(spec) ** 2
+        level = 10.0 * np.log10(power + 1e-12 * float(power.max()) + 1e-30)
+        smooth = scipy.ndimage.uniform_filter1d(level, max(3, round(200.0 * n / sample_rate) | 1), axis=0,
+                                                mode="nearest")
+        band = (f >= 80.0) & (f <= 5000.0)
+        parts.append(((level - smooth)[band], level[band]))
+    (fx, lx), (fy, ly) = parts
+    keep = (lx > lx.max() - 60.0) & (ly > ly.max() - 60.0)
+    a, b = fx[keep] - fx[keep].mean(), fy[keep] - fy[keep].mean()
+    return float(np.sum(a * b) / (np.sqrt(np.sum(a * a) * np.sum(b * b)) + 1e-30)) if keep.sum() > 1 else None
+
+
 def _candidate_lags(lags: np.ndarray, taps: np.ndarray) -> list[int]:
     """Peaks of |taps| reaching EARLY_PEAK_RATIO of the largest, earliest first, then the largest one."""
     mag = np.abs(taps)
     peaks, _ = scipy.signal.find_peaks(np.concatenate([[0.0], mag, [0.0]]), height=EARLY_PEAK_RATIO * mag.max())
-    ordered = [int(lags[p - 1]) for p in sorted(peaks - 1, key=lambda i: lags[i])]
+    ordered = [int(lags[i]) for i in sorted(peaks - 1, key=lambda i: lags[i])]  # (was lags[i - 1]: a peak at the
+    # window's first lag came out as its last)
     return [*ordered[:4], int(lags[np.argmax(mag)])]
 
 
-def align(dry: np.ndarray, wet: np.ndarray, sample_rate: int, max_offset_s: float = MAX_OFFSET_SECONDS,
-          min_correlation: float = MIN_CORRELATION) -> Alignment:
-    """Offset of `wet` against `dry` (float `[samples]` or `[channels, samples]`, one rate in Hz), within +-max_offset_s.
+def _align_window(x: np.ndarray, y: np.ndarray, sample_rate: int, max_lag: int, min_correlation: float,
+                  measure: Callable[[np.ndarray, np.ndarray, int, int], float] | None = None,
+                  earliest: bool = True) -> tuple[int | None, float]:
+    """The windowed search: (offset, envelope correlation) of the earliest strong peak of the dry-to-wet impulse
+    response within +-max_lag (the largest first unless `earliest`) whose envelopes correlate by `min_correlation`
+    (`measure`, default `envelope_correlation`), sharpened to a sample; (None, the best correlation seen) when none
+    does."""
+    measure = measure or envelope_correlation
+    lags, taps = impulse_response(x, y, max_lag)
+    best = -np.inf
+    candidates = _candidate_lags(lags, taps)
+    for lag in candidates if earliest else [candidates[-1], *candidates[:-1]]:
+        corr = measure(x, y, sample_rate, lag)
+        if corr >= min_correlation:
+            return _sharpen(x, y, lag, sample_rate), corr
+        best = max(best, corr)
+    return None, float(best)
 
-    The candidates are the strong peaks of the dry-to-wet impulse response (Wiener deconvolution), earliest first
-    (the direct sound, not a louder echo); the first whose band envelopes correlate by at least `min_correlation`
-    wins. FxmatchInputError when none does (not the same performance) or either signal is silent.
+
+def _whole_take_lags(x: np.ndarray, y: np.ndarray, sample_rate: int, count: int = 3) -> list[int]:
+    """Up to `count` offsets (samples, 10 ms resolution, best first, at least 50 ms apart) where the onsets of `y`
+    and of `x` delayed by the offset match best: the correlation over their overlap of the band levels' frame-to-frame
+    changes (a note's decay, a straight line in log energy, would match itself at any shift), at every offset where
+    they overlap for at least half the shorter recording (or MIN_SECONDS, or all of it)."""
+    a, b = np.diff(band_levels(x, sample_rate), axis=1), np.diff(band_levels(y, sample_rate), axis=1)
+    a, b = a - a.mean(axis=1, keepdims=True), b - b.mean(axis=1, keepdims=True)  # smaller sums, less cancellation
+    n_a, n_b = a.shape[1], b.shape[1]
+    shortest = min(n_a, n_b)
+    need = min(shortest, max(int(MIN_SECONDS * 100), shortest // 2))
+    if need < 2:
+        return []
+    ks = np.arange(-(n_a - 1), n_b)  # wet frame j against dry frame j - k
+    lo, hi = np.maximum(0, ks), np.minimum(n_b, n_a + ks)
+    count_ = hi - lo
+    valid = count_ >= need
+    if not valid.any():
+        return []
+    ks, lo, hi, n = ks[valid], lo[valid], hi[valid], count_[valid].astype(np.float64)
+
+    def sums(v: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+        c = np.concatenate([np.zeros((v.shape[0], 1)), np.cumsum(v, axis=1)], axis=1)
+        return c[:, stop] - c[:, start]
+
+    s_a, s_aa = sums(a, lo - ks, hi - ks), sums(a * a, lo - ks, hi - ks)
+    s_b, s_bb = sums(b, lo, hi), sums(b * b, lo, hi)
+    full = np.stack([scipy.signal.correlate(b[i], a[i], mode="full", method="fft") for i in range(a.shape[0])])
+    s_ab = full[:, ks + n_a - 1]
+    cov = np.sum(s_ab - s_a * s_b / n, axis=0)
+    var_a, var_b = np.sum(s_aa - s_a**2 / n, axis=0), np.sum(s_bb - s_b**2 / n, axis=0)
+    # a stretch without any change (digital silence) has no onsets to match: its rounding errors are no peak
+    steady = (var_a < 1e-6 * a.shape[0] * n) | (var_b < 1e-6 * b.shape[0] * n)
+    corr = np.where(steady, -1.0, cov / np.sqrt(np.maximum(var_a * var_b, 1e-30)))
+    hop, out = _frame_size(sample_rate)[1], []
+    for i in np.argsort(corr)[::-1]:
+        if corr[i] <= 0 or len(out) == count:
+            break
+        if all(abs(int(ks[i]) - k) >= 5 for k in out):
+            out.append(int(ks[i]))
+    return [k * hop for k in out]
+
+
+def align(dry: np.ndarray, wet: np.ndarray, sample_rate: int, max_offset_s: float = MAX_OFFSET_SECONDS,
+          min_correlation: float = MIN_CORRELATION, whole_take: bool = True) -> Alignment:
+    """Offset of `wet` against `dry` (float `[samples]` or `[channels, samples]`, one rate in Hz).
+
+    The windowed search looks within +-max_offset_s: the candidates are the strong peaks of the dry-to-wet impulse
+    response (Wiener deconvolution), earliest first (the direct sound, not a louder echo); the first whose band
+    envelopes correlate by at least `min_correlation` wins. With `whole_take`, where that finds nothing, is pinned
+    at its window's edge, or one recording is longer than the other by more than the window (an excerpt), the
+    shorter one is also placed anywhere in the longer (`_whole_take_lags`, each refined by the windowed search
+    +-30 ms around it): the lag whose envelopes correlate best over the overlap wins (at least
+    WHOLE_TAKE_MIN_CORRELATION for a whole-take lag; a pinned windowed answer only when nothing else does).
+    FxmatchInputError when no offset correlates (not the same performance) or either signal is silent.
     """
     x, y = _mono(dry, "dry"), _mono(wet, "wet")
     for sig, what in ((x, "dry"), (y, "wet")):
         if float(np.max(np.abs(sig))) < 1e-5:
             raise FxmatchInputError(f"capture: the {what} signal is silent")
-    keep = int(ALIGN_SECONDS * sample_rate)
-    x, y = x[:keep], y[:keep]
-    lags, taps = impulse_response(x, y, int(max_offset_s * sample_rate))
-    best = (-np.inf, 0)
-    for lag in _candidate_lags(lags, taps):
-        corr = envelope_correlation(x, y, sample_rate, lag)
-        if corr >= min_correlation:
-            lag = _sharpen(x, y, lag, int(sample_rate))
-            return Alignment(lag, int(sample_rate), corr, level_db(x, y, lag))
-        best = max(best, (corr, lag))
-    raise FxmatchInputError(
-        f"capture: the dry and wet recordings do not look like the same performance (band envelopes correlate "
-        f"{best[0]:.2f} at best, below {min_correlation:.2f}, within +-{max_offset_s:g} s); check the files")
+    rate = int(sample_rate)
+    keep, max_lag = int(ALIGN_SECONDS * rate), int(max_offset_s * rate)
+    lag, corr = _align_window(x[:keep], y[:keep], rate, max_lag, min_correlation)
+    at_edge = lag is not None and abs(lag) >= max_lag - max(EDGE_FRACTION * max_lag, 0.005 * rate)
+    found_whole = False
+    if whole_take and (lag is None or at_edge or abs(x.size - y.size) > max_lag):
+        # each lag the whole-take search proposes, refined by the windowed search +-_FINE_SECONDS around it on the
+        # span they share there, competes with the windowed answer (unless that failed or is pinned) on their
+        # envelopes' correlation over the overlap
+        best = -1.0 if lag is None or at_edge else overlap_correlation(x, y[:keep], rate, lag)
+        for c in _whole_take_lags(x[: keep + max(0, x.size - y.size)], y[:keep], rate):
+            lo, hi = _overlap(x, y, c)
+            hi = min(hi, lo + keep)
+            fine, _ = _align_window(x[lo - c : hi - c], y[lo:hi], rate, int(_FINE_SECONDS * rate), min_correlation,
+                                    overlap_correlation, earliest=False)  # a short excerpt's response repeats with
+            # the pitch period: its largest peak, not the earliest strong one
+            if fine is None or (lag is not None and abs(c + fine - lag) <= _SHARPEN_SECONDS * rate):
+                continue
+            score = overlap_correlation(x, y[:keep], rate, c + fine)
+            if score >= max(min_correlation, WHOLE_TAKE_MIN_CORRELATION) and score > best:
+                best, lag, corr, at_edge, found_whole = score, c + fine, score, False, True
+    if lag is None:
+        raise FxmatchInputError(
+            f"capture: the dry and wet recordings do not look like the same performance (band envelopes correlate "
+            f"{corr:.2f} at best, below {min_correlation:.2f}, within +-{max_offset_s:g} s"
+            + (", nor with the shorter placed anywhere along the longer" if whole_take else "") + "); check the files")
+    return Alignment(lag, rate, corr, level_db(x, y, lag), float(max_offset_s), bool(at_edge), found_whole,
+                     partials_correlation(x, y, rate, lag))
 
 
 def _sharpen(x: np.ndarray, y: np.ndarray, lag: int, sample_rate: int) -> int:
@@ -154,11 +304,13 @@ def _sharpen(x: np.ndarray, y: np.ndarray, lag: int, sample_rate: int) -> int:
 
 
 def level_db(x: np.ndarray, y: np.ndarray, offset: int) -> float:
-    """RMS level of `y` against `x` delayed by `offset` samples, over their overlap (dB)."""
-    xa = _shift(x, offset, y.size)
+    """RMS level of `y` against `x` delayed by `offset` samples, over their overlap (dB; 0 without an overlap)."""
     lo, hi = _overlap(x, y, offset)
+    if hi <= lo:
+        return 0.0
+    xa = _shift(x, offset, y.size)
     num, den = float(np.mean(y[lo:hi] ** 2)), float(np.mean(xa[lo:hi] ** 2))
-    return 10.0 * math.log10(max(num, 1e-20) / max(den, 1e-20)) if hi > lo else 0.0
+    return 10.0 * math.log10(max(num, 1e-20) / max(den, 1e-20))
 
 
 def _shift(x: np.ndarray, offset: int, n: int) -> np.ndarray:
@@ -208,7 +360,12 @@ class ChainFit:
 
 @dataclass(frozen=True)
 class CaptureProgress:
-    """Where a running search is: stage (0-based) of stages, step of steps, overall fraction, best chain so far."""
+    """Where a running search is: stage (0-based) of stages, Adam step of steps (0 of 0 while grids and zooms are
+    evaluated), overall fraction (never decreasing; 1 at the end), and the closest chain so far in this stage.
+
+    `best_relative` is measured on this stage's signals (`rate` Hz, the excerpt's first `window_seconds`), so it
+    never rises within a stage but may between stages (a longer window at a higher rate is a harder target); the
+    last report (`done`) carries the chosen chain and its figure as the result ranks it."""
 
     stage: int
     stages: int
@@ -217,6 +374,10 @@ class CaptureProgress:
     fraction: float
     best_chain: tuple[str, ...]
     best_relative: float
+    rate: int = 0
+    window_seconds: float = 0.0
+    elapsed: float = 0.0
+    done: bool = False
 
 
 #: progress(report) after each optimisation step; its return value is ignored
@@ -241,6 +402,8 @@ class CaptureResult:
     n_candidates: int
     #: False when the time budget ended the search before its last stage finished
     complete: bool
+    #: what the user should know, one line each (`fit_warnings`)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def best(self) -> ChainFit:
@@ -253,6 +416,10 @@ class CaptureResult:
             "offset_samples": self.alignment.offset,
             "offset_ms": round(self.alignment.offset_ms, 3),
             "alignment_correlation": round(self.alignment.correlation, 4),
+            "partials_correlation": None if self.alignment.partials is None else round(self.alignment.partials, 4),
+            "offset_at_edge": self.alignment.at_edge,
+            "offset_window_s": self.alignment.window_s,
+            "whole_take_search": self.alignment.whole_take,
             "level_db": round(self.alignment.level_db, 3),
             "gain_db": round(self.best.gain_db, 3),
             "distance": round(self.best.distance, 5),
@@ -263,12 +430,43 @@ class CaptureResult:
             "seconds": round(self.seconds, 3),
             "candidates": self.n_candidates,
             "complete": self.complete,
+            "warnings": list(self.warnings),
             "ranking": [{"chain": list(f.chain), "distance": round(f.distance, 5), "relative": round(f.relative, 5),
                          "gain_db": round(f.gain_db, 3), "stage": f.stage,
                          "params": [{"effect": n, "params": {k: round(v, 6) for k, v in p.items()}}
                                     for n, p in f.params]}
                         for f in self.ranking[:top]],
         }
+
+
+#: above this distance (relative to no effect) the closest chain is called far, with a warning (as `estimate --dry`)
+FAR_RELATIVE = 0.5
+#: below this correlation of the aligned recordings' partials (`partials_correlation`) the pair is said not to look
+#: like one performance. Measured (docs/capture.md): -0.20 to 0.23 for the 9 pairs of different performances that
+#: the alignment accepts among the bundled examples crossed (other instruments, similar tempo); 0.4-1.0 for those
+#: takes through distortion (40 dB), delay, half-mix chorus, phaser or reverb, and the examples' own pairs 0.67-1.0;
+#: but 0.12-0.25 through a full-mix chorus and 0.07-0.46 through distortion -> chorus -> reverb (a false alarm
+#: there: the warning says so). The spectra's coherence did no better (0.0-0.1 on both sides of that overlap).
+MIN_PARTIALS = 0.2
+
+
+def fit_warnings(result: CaptureResult) -> list[str]:
+    """What the user should know about a search, one line each: the offset pinned at its window's edge, recordings
+    whose partials do not match (not one performance?), the closest chain still far from the wet recording."""
+    al, out = result.alignment, []
+    if al.at_edge:
+        out.append(f"the offset ({al.offset_ms:+.1f} ms) is at the edge of the +-{al.window_s:g} s window the "
+                   "alignment searched: the recordings may start further apart; trim the start of the one that "
+                   "starts earlier (or widen the window: capture --max-offset S)")
+    if al.partials is not None and al.partials < MIN_PARTIALS:
+        out.append(f"the dry and wet recordings may not be one performance: once aligned, their partials correlate "
+                   f"{al.partials:.2f} (one take through effects: usually above {MIN_PARTIALS:g}; another instrument "
+                   "or take: near 0; a heavy chorus lowers it too); check the files")
+    if result.best.relative > FAR_RELATIVE:
+        out.append(f"the closest chain is still far from the wet recording ({100 * result.best.relative:.0f} % of the "
+                   "no-effect distance): the effect may be outside the vocabulary, or the dry recording may not be "
+                   "this one's; listen before you use it")
+    return out
 
 
 def sub_chains(chain: Sequence[str]) -> list[tuple[str, ...]]:
@@ -347,7 +545,7 @@ class SearchSettings:
     """How `capture` searches: excerpt and longest pre-roll (s), stages, starts fitted per chain in the first stage,
     chains of each length extended to the next (None: all), parsimony tolerance (relative distance), whether an
     output gain is fitted, early-stop patience (steps), weight of the encoder's log-probability in the choice
-    (`choose`; 0: the distance alone)."""
+    (`choose`; 0: the distance alone), alignment window, noise gate."""
 
     excerpt_seconds: float = 1.5
     max_preroll_seconds: float = 1.0
@@ -358,6 +556,11 @@ class SearchSettings:
     fit_gain: bool = False
     patience: int = 6
     prior_weight: float = 0.01
+    #: the alignment's window (+- s; `align`); an excerpt is also placed anywhere in the longer file
+    max_offset_seconds: float = MAX_OFFSET_SECONDS
+    #: the distance ignores log-magnitude differences below the target's noise floor (`metrics.gate_floors`): a
+    #: dither or hiss floor no chain can reproduce then does not dominate the figure (False: the fixed 1e-7 floor)
+    gate_noise: bool = True
 
 
 #: the output gain a chain may add, +- dB (the wet recording's level need not match the dry one's)
@@ -427,15 +630,18 @@ class _Row:
 
 
 class _Spectra:
-    """The target's STFT magnitudes at each resolution, computed once; `distance` is `metrics.mrstft_distance`."""
+    """The target's STFT magnitudes at each resolution, computed once; `distance` is `metrics.mrstft_distance`
+    (with `gate`: `mrstft_distance(..., gate=True)`, the log term floored at the target's noise floor)."""
 
-    def __init__(self, target: torch.Tensor, fft_sizes: Sequence[int], hop_divisor: int = 4):
+    def __init__(self, target: torch.Tensor, fft_sizes: Sequence[int], hop_divisor: int = 4, gate: bool = False):
         self.fft_sizes, self.hop_divisor = tuple(fft_sizes), int(hop_divisor)
         self.mags = stft_magnitudes(target[None], self.fft_sizes, self.hop_divisor)
+        self.floors = gate_floors(self.mags) if gate else None
 
     def distance(self, estimate: torch.Tensor) -> torch.Tensor:
         """MR-STFT distance `[batch]` of `estimate` `[batch, samples]` to the target."""
-        return mrstft_from_magnitudes(estimate, self.mags, self.fft_sizes, reduce=False, hop_divisor=self.hop_divisor)
+        return mrstft_from_magnitudes(estimate, self.mags, self.fft_sizes, reduce=False, hop_divisor=self.hop_divisor,
+                                      floors=self.floors)
 
 
 class _Plan:
@@ -499,8 +705,9 @@ class _Signals:
 
 
 def _stage_signals(xa: np.ndarray, y: np.ndarray, native: int, start: int, length: int, preroll: int,
-                   stage: Stage) -> _Signals:
-    """The aligned dry `xa` and wet `y` (`[samples]` at `native` Hz) around the excerpt, at the stage's rate."""
+                   stage: Stage, gate: bool = False) -> _Signals:
+    """The aligned dry `xa` and wet `y` (`[samples]` at `native` Hz) around the excerpt, at the stage's rate
+    (`gate`: the distance ignores what lies below the target's noise floor)."""
     rate = stage_rate(stage, native)
     if stage.seconds is not None:
         length = min(length, int(stage.seconds * native))
@@ -513,7 +720,7 @@ def _stage_signals(xa: np.ndarray, y: np.ndarray, native: int, start: int, lengt
     n_len = min(n_len, xd.size - first - n_pre, yd.size - first - n_pre)
     dry = torch.from_numpy(np.ascontiguousarray(xd[first : first + n_pre + n_len]))[None, None]
     target = torch.from_numpy(np.ascontiguousarray(yd[first + n_pre : first + n_pre + n_len]))
-    spectra = _Spectra(target, stage.fft_sizes, stage.hop_divisor)
+    spectra = _Spectra(target, stage.fft_sizes, stage.hop_divisor, gate)
     with torch.no_grad():
         no_effect = float(spectra.distance(dry[:, 0, n_pre:])[0])
     return _Signals(rate, dry, spectra, n_len, no_effect, native)
@@ -705,20 +912,58 @@ def _evaluate(points: np.ndarray, chain: tuple[str, ...], layout: _Layout, sig: 
         with torch.no_grad():
             est = _Plan([chain] * u.shape[0], layout).render(sig.x, u, float(sig.rate), fit_gain, sig.native)
             out.append(sig.spectra.distance(est[:, -sig.length :]).numpy())
+        clock.work(u.shape[0] * sig.x.shape[-1])
+        clock.report((), 0, 0)
     values = np.concatenate(out).astype(np.float64)
     return np.where(np.isfinite(values), values, np.inf)
 
 
 class _Clock:
-    """Deadline, cancellation and progress bookkeeping of one search."""
+    """Deadline, cancellation and progress bookkeeping of one search.
+
+    Progress: each stage, when it starts, gets a part of what is left of the fraction in proportion to its planned
+    work against the planned work of the stages after it (`_stage_work`, in samples rendered); within it the
+    fraction follows the work done (at most 98 % of its part until the next stage starts; 1 at the end)."""
 
     def __init__(self, budget: float | None, should_stop: Callable[[], bool] | None,
-                 progress: CaptureProgressFn | None, total_work: float):
+                 progress: CaptureProgressFn | None):
         self.t0 = time.perf_counter()
         self.deadline = None if budget is None else self.t0 + float(budget)
         self.should_stop, self.progress = should_stop, progress
-        self.total, self.done = max(total_work, 1e-9), 0.0
         self.out_of_time = False
+        self.fraction, self.base, self.share, self.planned, self.done = 0.0, 0.0, 1.0, 1.0, 0.0
+        self.stage, self.stages, self.rate, self.window = 0, 1, 0, 0.0
+        self.best: tuple[float, tuple[str, ...]] = (math.inf, ())
+
+    def begin_stage(self, index: int, stages: int, planned: float, later: float, rate: int, window: float) -> None:
+        """Stage `index` of `stages` starts: its planned work, the later stages' planned work, its signals."""
+        self.base = self.fraction
+        self.share = (1.0 - self.base) * planned / max(planned + later, 1e-9)
+        self.planned, self.done = max(planned, 1e-9), 0.0
+        self.stage, self.stages, self.rate, self.window = index, stages, int(rate), float(window)
+        self.best = (math.inf, ())
+
+    def work(self, samples: float) -> None:
+        """Count `samples` rendered (and measured) in this stage."""
+        self.done += samples
+
+    def report(self, rows: Sequence[_Row], step: int, steps: int) -> None:
+        """Note the closest of `rows` and call the progress callback."""
+        for r in rows:
+            if math.isfinite(r.distance) and r.relative < self.best[0]:
+                self.best = (r.relative, r.chain)
+        self.fraction = max(self.fraction, self.base + self.share * min(0.98, self.done / self.planned))
+        if self.progress is not None and math.isfinite(self.best[0]):
+            self.progress(CaptureProgress(self.stage, self.stages, step, steps, min(1.0, self.fraction),
+                                          self.best[1], self.best[0], self.rate, self.window,
+                                          time.perf_counter() - self.t0))
+
+    def finish(self, best: ChainFit) -> None:
+        """The last report: the fraction at 1 and the chosen chain with its figure."""
+        self.fraction = 1.0
+        if self.progress is not None:
+            self.progress(CaptureProgress(self.stage, self.stages, 0, 0, 1.0, best.chain, best.relative, self.rate,
+                                          self.window, time.perf_counter() - self.t0, done=True))
 
     def check(self) -> bool:
         """Raise CaptureCancelled when asked to stop; True when the time budget is spent."""
@@ -737,7 +982,7 @@ def _lr_scales(layout: _Layout) -> np.ndarray:
     return scale
 
 
-def _fit_stage(rows: list[_Row], sig: _Signals, stage: Stage, index: int, n_stages: int, layout: _Layout,
+def _fit_stage(rows: list[_Row], sig: _Signals, stage: Stage, index: int, layout: _Layout,
                settings: SearchSettings, clock: _Clock) -> None:
     """Adam on the logits of all `rows` at once for `stage.steps` steps (each row stops early on its own); the
     logits are `w * _lr_scales`, Adam moving `w`."""
@@ -755,8 +1000,8 @@ def _fit_stage(rows: list[_Row], sig: _Signals, stage: Stage, index: int, n_stag
         dist = sig.spectra.distance(plan.render(sig.x, torch.sigmoid(z), float(sig.rate), settings.fit_gain,
                                                 sig.native)[:, -sig.length :])
         still = _track(rows, active, stall, dist.detach().numpy(), z.detach().numpy(), settings.patience)
-        clock.done += len(active) * sig.rate
-        _report(clock, rows, sig, index, n_stages, step, stage.steps)
+        clock.work(_FIT_COST * len(active) * sig.x.shape[-1])
+        clock.report(rows, step, stage.steps)
         if step == stage.steps or not still or not dist.requires_grad:  # nothing to fit: no effect, no gain
             break
         opt.zero_grad()
@@ -781,16 +1026,6 @@ def _track(rows: list[_Row], active: list[int], stall: list[int], values: np.nda
         if math.isfinite(d) and stall[i] < patience:
             still.append(i)
     return still
-
-
-def _report(clock: _Clock, rows: list[_Row], sig: _Signals, index: int, n_stages: int, step: int,
-            steps: int) -> None:
-    """Call the progress callback with the best row so far."""
-    if clock.progress is None:
-        return
-    best = min(rows, key=lambda r: r.relative)
-    clock.progress(CaptureProgress(index, n_stages, step, steps, min(1.0, clock.done / clock.total), best.chain,
-                                   best.relative))
 
 
 def _best_per_chain(rows: list[_Row]) -> list[_Row]:
@@ -862,17 +1097,17 @@ def _extending(level: list[Candidate], fitted: Mapping[tuple[str, ...], _Row], n
     return [c for c in level if any(s in best for s in itertools.combinations(c.chain, n - 1))]
 
 
-def _prepare(dry: np.ndarray, wet: np.ndarray, sample_rate: int,
-             alignment: Alignment | None) -> tuple[np.ndarray, np.ndarray, Alignment]:
+def _prepare(dry: np.ndarray, wet: np.ndarray, sample_rate: int, alignment: Alignment | None,
+             max_offset_s: float = MAX_OFFSET_SECONDS) -> tuple[np.ndarray, np.ndarray, Alignment]:
     """Mono float64 dry and wet (`[samples]` each) and their alignment, checked (length, silence, overlap)."""
     if not (isinstance(sample_rate, (int, np.integer)) and sample_rate >= 8000):
         raise FxmatchInputError(f"capture: the sample rate must be an integer of at least 8000 Hz, got {sample_rate}")
     x, y = _mono(dry, "dry"), _mono(wet, "wet")
     for sig, what in ((x, "dry"), (y, "wet")):
         if sig.size < MIN_SECONDS * sample_rate:
-            raise FxmatchInputError(f"capture: the {what} signal lasts {sig.size / sample_rate:.2f} s; at least "
-                                    f"{MIN_SECONDS:g} s is needed")
-    al = alignment if alignment is not None else align(x, y, int(sample_rate))
+            raise FxmatchInputError(f"capture: the {what} signal lasts {sig.size / sample_rate:.2f} s, too short to "
+                                    f"fit anything: at least {MIN_SECONDS:g} s is needed")
+    al = alignment if alignment is not None else align(x, y, int(sample_rate), max_offset_s)
     lo, hi = _overlap(x, y, al.offset)
     if hi - lo < MIN_SECONDS * sample_rate:
         raise FxmatchInputError(f"capture: once aligned ({al.offset_ms:+.1f} ms) the recordings overlap for "
@@ -911,13 +1146,23 @@ def _early_loud_excerpt(y: np.ndarray, length: int, step: int) -> int:
     return int(starts[np.argmax(window >= 0.5 * window.max())])
 
 
-def _planned_work(n_rows: int, n_chains: int, settings: SearchSettings, rate: int) -> float:
-    """Rough cost of the whole search (rows x samples per second x steps), for the progress fraction."""
-    total = 0.0
-    for i, st in enumerate(settings.stages):
-        rows = n_rows if i == 0 else min(n_chains, (st.keep or n_chains) + 3)
-        total += rows * stage_rate(st, rate) * (st.steps + 1)
-    return total
+#: an Adam step (the render, its gradient and the distance's) costs about this many renders, for the progress
+_FIT_COST = 3.0
+
+
+def _fine_count(name: str) -> int:
+    """How many of effect `name`'s params are FINE."""
+    return sum(1 for n, _ in FINE if n == name)
+
+
+def _zoom_points(chain: Sequence[str], levels: int) -> int:
+    """Points a zoom of each effect of `chain` with fine params evaluates over `levels` levels."""
+    return sum(levels * (2 * _ZOOM_STEPS + 1) ** _fine_count(n) for n in chain if _fine_count(n))
+
+
+def _grid_points(name: str) -> int:
+    """Points of effect `name`'s first grid (and its random draws)."""
+    return math.prod(sizes[0] for sizes in GRID.get(name, {}).values()) + _RANDOM_POINTS + 1
 
 
 def capture(
@@ -951,11 +1196,8 @@ def capture(
         raise FxmatchInputError("capture: no candidate chains to try")
     if not any(len(c.chain) == 0 for c in cands):
         cands.append(Candidate(()))
-    x, y, al = _prepare(dry, wet, sample_rate, alignment)
-    search = _Search(x, y, int(sample_rate), al, cands, settings,
-                     _Clock(time_budget, should_stop, progress,
-                            _planned_work(len(cands) * max(1, settings.restarts), len(cands), settings,
-                                          int(sample_rate))))
+    x, y, al = _prepare(dry, wet, sample_rate, alignment, settings.max_offset_seconds)
+    search = _Search(x, y, int(sample_rate), al, cands, settings, _Clock(time_budget, should_stop, progress))
     search.screen(np.random.default_rng(seed))
     for index in range(1, len(settings.stages)):
         if search.clock.out_of_time:
@@ -984,7 +1226,7 @@ class _Search:
         """Stage `index`'s signals (at the recording's own rate when `native`)."""
         stage = self.settings.stages[index]
         sig = _stage_signals(self.xa, self.y, self.rate, self.start, self.length, self.preroll,
-                             replace(stage, rate=self.rate) if native else stage)
+                             replace(stage, rate=self.rate) if native else stage, self.settings.gate_noise)
         if not native:
             self.no_effect[index] = sig.no_effect
         return sig
@@ -999,12 +1241,43 @@ class _Search:
         for native in (False, True):
             group = [r for r in rows if _needs_native(r.chain) == native]
             if group:
-                _fit_stage(group, sigs[native], self.settings.stages[index], index, len(self.settings.stages),
-                           self.layout, self.settings, self.clock)
+                _fit_stage(group, sigs[native], self.settings.stages[index], index, self.layout, self.settings,
+                           self.clock)
+
+    def _samples(self, index: int, native: bool = False) -> float:
+        """Samples of stage `index`'s dry signal (pre-roll and window; at the recording's rate when `native`)."""
+        st = self.settings.stages[index]
+        rate = self.rate if native else stage_rate(st, self.rate)
+        length = self.length if st.seconds is None else min(self.length, int(st.seconds * self.rate))
+        return rate * (length + self.preroll) / self.rate
+
+    def _planned(self, index: int, chains: Sequence[tuple[str, ...]] | None = None) -> float:
+        """Rough work of stage `index` (samples rendered) for `chains` (None: a later stage's likely rows, each
+        with one effect of two fine params), for the progress fraction."""
+        st, n = self.settings.stages[index], len(self.cands)
+        fit = (st.steps + 1) * _FIT_COST
+        if index == 0:
+            restarts = max(1, self.settings.restarts)
+            return sum(((_grid_points(c.chain[-1]) if c.chain else 1)
+                        + restarts * (_zoom_points(c.chain[-1:], _ZOOM_LEVELS) + fit))
+                       * self._samples(0, _needs_native(c.chain)) for c in self.cands)
+        levels = _FINAL_ZOOM_LEVELS if index == len(self.settings.stages) - 1 else 1
+        if chains is None:
+            chains = [("Chorus",)] * min(n, (st.keep or n) + 3)
+        return sum((_zoom_points(c, levels) + fit) * self._samples(index, _needs_native(c)) for c in chains)
+
+    def _begin(self, index: int, chains: Sequence[tuple[str, ...]] | None = None) -> None:
+        """Tell the clock that stage `index` starts (its planned work for `chains`, the later stages' guessed)."""
+        st = self.settings.stages[index]
+        later = sum(self._planned(j) for j in range(index + 1, len(self.settings.stages)))
+        window = self.length / self.rate if st.seconds is None else min(self.length / self.rate, st.seconds)
+        self.clock.begin_stage(index, len(self.settings.stages), self._planned(index, chains), later,
+                               stage_rate(st, self.rate), window)
 
     def screen(self, rng: np.random.Generator) -> None:
         """Stage 0, chain length by chain length: the candidates extending one of the best `beam` chains one effect
         shorter, each started from the best of a grid around that chain's fit, then fitted all together."""
+        self._begin(0)
         sigs = self._stage_pair(0)
         echoes = echo_times(self.xa, self.y, self.rate)
         for n in sorted({len(c.chain) for c in self.cands}):
@@ -1041,6 +1314,7 @@ class _Search:
         """Stage `index`: the best chains so far (and sub-chains of the best two), zoomed in on their fine params
         at this stage's rate (the last stage from the grid's step down, `_FINAL_ZOOM_LEVELS`), then fitted further."""
         rows = _survivors(sorted(self.fitted.values(), key=lambda r: r.relative), self.settings.stages[index].keep)
+        self._begin(index, [r.chain for r in rows])
         sigs = self._stage_pair(index)
         last = index == len(self.settings.stages) - 1
         scale, levels = (1.0, _FINAL_ZOOM_LEVELS) if last else (_ZOOM_FACTOR ** -_ZOOM_LEVELS, 1)
@@ -1062,10 +1336,13 @@ class _Search:
             gain = float(layout.gain_db(u[layout.gain])) if self.settings.fit_gain else 0.0
             fits.append(ChainFit(r.chain, layout.decode(r.chain, u), r.distance, r.relative, gain, r.stage,
                                  prior.get(r.chain)))
-        return CaptureResult(_rank(fits, self.settings.tolerance, self.settings.prior_weight), self.alignment,
-                             stage_rate(self.settings.stages[last], self.rate), self.start / self.rate,
-                             self.length / self.rate, self.no_effect[last], time.perf_counter() - self.clock.t0,
-                             n_candidates, not self.clock.out_of_time)
+        result = CaptureResult(_rank(fits, self.settings.tolerance, self.settings.prior_weight), self.alignment,
+                               stage_rate(self.settings.stages[last], self.rate), self.start / self.rate,
+                               self.length / self.rate, self.no_effect[last], time.perf_counter() - self.clock.t0,
+                               n_candidates, not self.clock.out_of_time)
+        result.warnings = fit_warnings(result)
+        self.clock.finish(result.best)
+        return result
 
 
 #: how far the twins' output may move the alignment after the screen (s)

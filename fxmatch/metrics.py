@@ -38,25 +38,59 @@ def stft_magnitudes(x: torch.Tensor, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZE
     return [_stft_mag(flat, n_fft, hop_divisor) for n_fft in fft_sizes]
 
 
+#: `gate_floors`: the log-magnitude floor sits this factor above the target's noise floor (the median over
+#: frequency of each bin's 10th percentile over time; 10: about 10 dB above the noise's RMS in a bin) ...
+GATE_NOISE_FACTOR = 10.0
+#: ... but never more than GATE_MAX_DB nor less than GATE_MIN_DB below the target's level (RMS over its bins)
+GATE_MAX_DB = 80.0
+GATE_MIN_DB = 40.0
+
+
+def gate_floors(target_magnitudes: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Per resolution, the magnitude `[rows]` below which `mrstft_from_magnitudes(..., floors=...)` ignores
+    log-magnitude differences, for targets given by their `stft_magnitudes` `[rows, bins, frames]`.
+
+    The floor is GATE_NOISE_FACTOR times the target's noise floor (each bin's 10th percentile over time, the median
+    of those over frequency: a dither or hiss floor, not the tones), kept between GATE_MAX_DB and GATE_MIN_DB below
+    the target's RMS level. Without it a 16-bit dither floor or a window's leakage into empty bins (where the log
+    term is noise against noise) dominates the distance of quiet or band-limited targets."""
+    floors = []
+    with torch.no_grad():
+        for t in target_magnitudes:
+            t = t.reshape(t.shape[0], t.shape[-2], -1)
+            level = t.square().mean(dim=(1, 2)).sqrt()
+            noise = torch.quantile(t, 0.1, dim=2).median(dim=1).values
+            lo, hi = level * 10 ** (-GATE_MAX_DB / 20), level * 10 ** (-GATE_MIN_DB / 20)
+            floors.append(torch.minimum(torch.maximum(GATE_NOISE_FACTOR * noise, lo), hi).clamp_min(_FLOOR))
+    return floors
+
+
 def mrstft_from_magnitudes(
     estimate: torch.Tensor,
     target_magnitudes: Sequence[torch.Tensor],
     fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES,
     reduce: bool = True,
     hop_divisor: int = 4,
+    floors: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """`mrstft_distance` of `estimate` to a target given by its `stft_magnitudes` (computed once, reused).
 
     The target's magnitudes hold one row per estimate, or a single row that every estimate is measured against.
+    `floors` (`gate_floors` of the target, one `[rows]` per resolution) floors both magnitudes of the log term there
+    (differences below the target's noise floor do not count); None: the fixed 1e-7 floor.
     """
     batch = estimate.shape[0]
     est = estimate.reshape(-1, estimate.shape[-1])
     total = torch.zeros(batch, device=estimate.device, dtype=estimate.dtype)
-    for n_fft, t in zip(fft_sizes, target_magnitudes):
+    for r, (n_fft, t) in enumerate(zip(fft_sizes, target_magnitudes)):
         e = _stft_mag(est, n_fft, hop_divisor).reshape(batch, -1)
         t = t.reshape(1 if t.shape[0] == 1 else batch, -1)
         sc = torch.linalg.vector_norm(t - e, dim=-1) / torch.linalg.vector_norm(t, dim=-1).clamp_min(1e-7)
-        log_mag = (torch.log(t) - torch.log(e)).abs().mean(dim=-1)
+        if floors is None:
+            log_mag = (torch.log(t) - torch.log(e)).abs().mean(dim=-1)
+        else:
+            f = floors[r].to(e.dtype).reshape(t.shape[0], -1).amax(dim=1, keepdim=True)  # rows as `t`'s
+            log_mag = (torch.log(torch.maximum(t, f)) - torch.log(torch.maximum(e, f))).abs().mean(dim=-1)
         total = total + sc + log_mag
     total = total / len(fft_sizes)
     return total.mean() if reduce else total
@@ -67,13 +101,16 @@ def mrstft_distance(
     target: torch.Tensor,
     fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES,
     reduce: bool = True,
+    gate: bool = False,
 ) -> torch.Tensor:
     """Multi-resolution STFT distance: mean over resolutions of spectral convergence + mean |log mag diff|.
 
     Inputs `[batch, ..., samples]`; returns a scalar (reduce) or `[batch]`. Zero for identical inputs,
-    symmetric in its log-magnitude term, invariant to nothing (a gain change is a distance).
+    symmetric in its log-magnitude term, invariant to nothing (a gain change is a distance). `gate`: the log term
+    ignores what lies below the target's noise floor (`gate_floors`; the capture search's distance).
     """
-    return mrstft_from_magnitudes(estimate, stft_magnitudes(target, fft_sizes), fft_sizes, reduce)
+    mags = stft_magnitudes(target, fft_sizes)
+    return mrstft_from_magnitudes(estimate, mags, fft_sizes, reduce, floors=gate_floors(mags) if gate else None)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -115,7 +115,7 @@ def test_stages_without_a_rate_run_at_the_recordings_rate():
     at_native, at_low = (capture(x, wet, RATE, cands, settings=s, seed=1) for s in (native, low))
     assert at_native.sample_rate == RATE and at_low.sample_rate == 8000
     reverb = [next(f for f in r.ranking if f.chain == ("Reverb",)) for r in (at_native, at_low)]
-    assert reverb[0].relative < 0.05 < reverb[1].relative
+    assert reverb[0].relative < 0.1 and reverb[1].relative > 0.3  # 5.8 % and 70 % with the noise gate
 
 
 def test_parsimony_drops_an_inaudible_effect():
@@ -208,3 +208,119 @@ def test_align_works_on_clips_shorter_than_the_offset_range():
     x = _dry(0.6)
     wet = _delayed(_render(x, pedalboard.Distortion(drive_db=20.0)), 80)
     assert align(x, wet, RATE).offset == 80
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# issue 25: capture says when it does not fit (excerpts, offsets at the window's edge, other performances, noise
+# floors, progress)
+
+
+def _take(seconds: float = 3.0, seed: int = 3) -> np.ndarray:
+    """A longer take: 8 seeded plucks over `seconds` at 16 kHz, float32 `[samples]`."""
+    return testsignals.pluck(RATE, seconds, np.random.default_rng(seed), n_notes=8)[0]
+
+
+def _tpdf16(x: np.ndarray, seed: int) -> np.ndarray:
+    """`x` quantised to 16 bits with TPDF dither (what a 16-bit file holds)."""
+    rng = np.random.default_rng(seed)
+    lsb = 2.0**-15
+    dither = (rng.uniform(-0.5, 0.5, x.size) + rng.uniform(-0.5, 0.5, x.size)) * lsb
+    return (np.round((x + dither) / lsb) * lsb).astype(np.float32)
+
+
+@pytest.mark.filterwarnings("error")  # no numpy RuntimeWarning leaks
+def test_an_excerpt_of_the_wet_take_is_placed_anywhere_in_the_dry_take():
+    """A 1 s and a 0.5 s excerpt of the wet take (was: refused as "not the same performance", and "overlap 0.00 s"
+    with two RuntimeWarnings) are found where they lie in the 3 s dry take, and the search names the effect."""
+    x = _take()
+    wet = _render(x, pedalboard.Distortion(drive_db=25.0))
+    cands = [Candidate(c) for c in [(), ("Distortion",)]]
+    for start, seconds in ((1.3, 1.0), (2.0, 0.5)):
+        excerpt = wet[int(start * RATE) : int((start + seconds) * RATE)]
+        al = align(x, excerpt, RATE)
+        assert abs(al.offset + int(start * RATE)) <= 1 and al.whole_take and not al.at_edge, al
+        result = capture(x, excerpt, RATE, cands, settings=SMALL)
+        assert result.best.chain == ("Distortion",) and result.best.relative < 0.2
+        assert not result.warnings, result.warnings
+    with pytest.raises(FxmatchInputError, match=r"lasts 0.30 s, too short to fit anything: at least 0.5 s"):
+        capture(x, wet[RATE : RATE + int(0.3 * RATE)], RATE, cands, settings=SMALL)
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_dry_file_2s_late_is_found_and_an_offset_at_the_windows_edge_is_said():
+    """The dry take starting 2 s late (2 s more before it) is aligned at -2000 ms; searched only within +-1 s (as
+    before) the offset sits at the window's edge, and the search says so with what to do."""
+    take = _take()
+    dry = np.concatenate([0.3 * _take(2.0, seed=9), take])  # 2 s of other playing first
+    wet = _render(take, pedalboard.Distortion(drive_db=25.0))
+    al = align(dry, wet, RATE)
+    assert abs(al.offset + 2 * RATE) <= 1 and not al.at_edge
+    pinned = align(dry, wet, RATE, whole_take=False)
+    assert pinned.at_edge and abs(pinned.offset_ms + 1000.0) <= 20.0, pinned
+    result = capture(dry, wet, RATE, [Candidate(()), Candidate(("Distortion",))], settings=SMALL, alignment=pinned)
+    assert any("edge of the +-1 s window" in w and "--max-offset" in w for w in result.warnings), result.warnings
+
+
+def test_fit_warnings_name_each_problem_in_one_line():
+    from fxmatch.capture import Alignment, CaptureResult, fit_warnings
+
+    fits = [ChainFit(("Chorus", "Reverb", "Delay"), [], 1.1, 0.55, 0.0, 1)]
+    result = CaptureResult(fits, Alignment(-16000, RATE, 0.4, at_edge=True, partials=0.03), RATE, 0.0, 1.5, 2.0,
+                           1.0, 64, True)
+    lines = fit_warnings(result)
+    assert len(lines) == 3 and all("\n" not in line for line in lines)
+    assert "-1000.0 ms" in lines[0] and "edge" in lines[0]
+    assert "may not be one performance" in lines[1] and "0.03" in lines[1]
+    assert "55 % of the no-effect distance" in lines[2]
+    fine = CaptureResult([ChainFit(("Distortion",), [], 0.1, 0.05, 0.0, 1)], Alignment(0, RATE, 0.9, partials=0.9),
+                         RATE, 0.0, 1.5, 2.0, 1.0, 64, True)
+    assert fit_warnings(fine) == []
+
+
+def test_another_instrument_at_the_same_tempo_is_flagged_as_another_performance():
+    """The bundled guitar DI against the keys chord's wet take: the band envelopes correlate enough to align (0.57),
+    but the partials do not (0.04); each take against its own wet file does (0.67-1.0)."""
+    import soundfile as sf
+
+    from fxmatch.capture import MIN_PARTIALS
+
+    def read(name):
+        return sf.read(f"examples/{name}.flac", dtype="float32")
+
+    (guitar, rate), (chord, _) = read("guitar_distortion_dry"), read("chord_peakfilter_phaser_target")
+    other = align(guitar, chord, rate)
+    assert other.correlation >= 0.3 and other.partials < MIN_PARTIALS
+    for name in ("guitar_distortion", "chord_peakfilter_phaser", "drums_compressor_peakfilter_delay"):
+        assert align(read(f"{name}_dry")[0], read(f"{name}_target")[0], rate).partials > 0.5
+
+
+@pytest.mark.parametrize("level_db", [-20.0, -30.0])
+def test_the_figure_ignores_a_16_bit_dither_floor(level_db):
+    """Quiet plucks and their EQ'd take, both 16-bit with TPDF dither: the true EQ reads 1-3 % of the no-effect
+    distance (34-39 % before the noise gate, when the dither floor dominated the log-magnitude term)."""
+    x = _tpdf16(_dry() * 10 ** (level_db / 20), 1)
+    wet = _tpdf16(_render(x, pedalboard.PeakFilter(cutoff_frequency_hz=800.0, gain_db=8.0, q=1.0)), 2)
+    true = (("PeakFilter", {"cutoff_frequency_hz": 800.0, "gain_db": 8.0, "q": 1.0}),)
+    cands = [Candidate(()), Candidate(("PeakFilter",), true)]
+    gated = capture(x, wet, RATE, cands, settings=SMALL)
+    ungated = capture(x, wet, RATE, cands, settings=replace(SMALL, gate_noise=False))
+    assert gated.best.chain == ("PeakFilter",) and gated.best.relative < 0.05 and not gated.warnings
+    assert ungated.best.relative > 0.3  # the old figure, for the record
+
+
+def test_progress_is_monotone_and_ends_with_the_chosen_chains_figure():
+    """The fraction never goes back and ends at 1; "closest so far" never rises within a stage; the last report
+    is the result's chosen chain with its figure (was: the best rose 25 % -> 34 % and stopped at 55 %)."""
+    x = _dry()
+    wet = _render(x, pedalboard.Distortion(drive_db=20.0))
+    seen: list = []
+    result = capture(x, wet, RATE, [Candidate(c) for c in [(), ("Distortion",), ("Distortion", "Delay")]],
+                     settings=SMALL, progress=seen.append)
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and seen[-1].fraction == 1.0 and seen[-1].done
+    assert not any(p.done for p in seen[:-1])
+    for stage in {p.stage for p in seen[:-1]}:
+        best = [p.best_relative for p in seen[:-1] if p.stage == stage]
+        assert best == sorted(best, reverse=True)
+    assert seen[-1].best_chain == result.best.chain and seen[-1].best_relative == result.best.relative
+    assert {p.rate for p in seen} == {RATE} and all(p.window_seconds > 0 for p in seen)

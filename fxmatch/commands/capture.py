@@ -14,6 +14,7 @@ import argparse
 import math
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,8 @@ from fxmatch.errors import FxmatchInputError
 READ_SECONDS = 60.0
 #: the highest rate the search works at (Hz); higher-rate files are brought down to it
 MAX_RATE = 48000
+#: said when the time budget ended the search early
+BUDGET_WARNING = "the time budget ended the search early; a longer budget may find a closer chain"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--match-level", action="store_true",
                         help="also fit an output gain (recordings made at different levels); the preset cannot hold "
                              "it: it is reported, set the level yourself")
+    parser.add_argument("--max-offset", type=float, default=None, metavar="S",
+                        help="how far apart (s) the two recordings may start (default: 1; a shorter file is also "
+                             "placed anywhere along the longer one)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random starts (default: 0)")
     parser.add_argument("--top", type=int, default=5, help="chains listed in the ranking (default: 5)")
     parser.add_argument("--threads", type=int, help="CPU threads for the search (default: torch's default)")
@@ -54,6 +60,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise FxmatchInputError(f"capture: --top must be >= 1, got {args.top}")
     if args.threads is not None and args.threads < 1:
         raise FxmatchInputError(f"capture: --threads must be >= 1, got {args.threads}")
+    if args.max_offset is not None and not (math.isfinite(args.max_offset) and args.max_offset > 0):
+        raise FxmatchInputError(f"capture: --max-offset must be > 0 seconds, got {args.max_offset}")
     if args.model and args.search_k is None:
         raise FxmatchInputError("capture: --model is used with --search-k K (the encoder picks the K chains)")
     if args.output:
@@ -115,9 +123,11 @@ def run(args: argparse.Namespace) -> int:
     if args.search_k is not None:
         candidates = candidates_from_model(args.model, wet, rate, args.search_k)
     t0 = time.perf_counter()
-    result = capture(dry, wet, rate, candidates, settings=SearchSettings(fit_gain=args.match_level),
-                     time_budget=args.time_budget, seed=args.seed,
-                     progress=progress_printer() if sys.stderr.isatty() else None)
+    settings = SearchSettings(fit_gain=args.match_level)
+    if args.max_offset is not None:
+        settings = replace(settings, max_offset_seconds=args.max_offset)
+    result = capture(dry, wet, rate, candidates, settings=settings, time_budget=args.time_budget, seed=args.seed,
+                     progress=progress_printer())
     if sys.stderr.isatty():
         print(file=sys.stderr)
     preset = preset_from_capture(result, top=args.top)
@@ -130,26 +140,43 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(format_report(args.dry, args.wet, rate, result, top=args.top, seconds=time.perf_counter() - t0,
                             gain=args.match_level))
-    if not result.complete:
-        print(f"fxmatch: warning: the time budget ({args.time_budget:g} s) ended the search early; a longer "
-              "budget may find a closer chain", file=sys.stderr)
+    for line in preset.estimate["warnings"]:
+        print(f"fxmatch: warning: {line}", file=sys.stderr)
     if args.output:
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
 
 
-def progress_printer():
-    """A progress callback that rewrites one stderr line at most ten times a second."""
-    last = [0.0]
+#: where stderr is not a terminal (a log, a pipe), a plain progress line this often (s)
+PLAIN_PROGRESS_SECONDS = 5.0
+
+
+def progress_line(p) -> str:
+    """One progress report in words: fraction, stage (its rate and window), the closest chain so far, time."""
+    best = " -> ".join(p.best_chain) or "no effect"
+    if p.done:
+        return f"searched 100 %  chosen: {best} ({100 * p.best_relative:.1f} % of no effect), {p.elapsed:.0f} s"
+    return (f"searching {100 * p.fraction:3.0f} %  stage {p.stage + 1} of {p.stages} ({p.rate / 1000:g} kHz, "
+            f"{p.window_seconds:.1f} s)  closest so far: {best} ({100 * p.best_relative:.0f} % of no effect on "
+            f"this stage's window), {p.elapsed:.0f} s")
+
+
+def progress_printer(tty: bool | None = None, every: float | None = None):
+    """A progress callback for stderr: on a terminal one line rewritten at most ten times a second (the last report
+    always; the caller ends the line); elsewhere a plain line every `every` seconds (`tty`: None asks stderr)."""
+    tty = sys.stderr.isatty() if tty is None else tty
+    every = PLAIN_PROGRESS_SECONDS if every is None else every
+    last = [time.perf_counter() if not tty else 0.0]
 
     def show(p) -> None:
         now = time.perf_counter()
-        if now - last[0] < 0.1:
-            return
-        last[0] = now
-        best = " -> ".join(p.best_chain) or "no effect"
-        print(f"\rsearching {100 * p.fraction:3.0f} %  best so far: {best} ({100 * p.best_relative:.0f} % of no "
-              f"effect)\x1b[K", end="", file=sys.stderr, flush=True)
+        if tty:
+            if p.done or now - last[0] >= 0.1:
+                last[0] = now
+                print(f"\r{progress_line(p)}\x1b[K", end="", file=sys.stderr, flush=True)
+        elif not p.done and now - last[0] >= every:
+            last[0] = now
+            print(f"fxmatch: {progress_line(p)}", file=sys.stderr, flush=True)
 
     return show
 
@@ -163,7 +190,8 @@ def preset_from_capture(result, top: int = 5):
     estimate: dict[str, Any] = {
         "model": "capture (dry/wet search through the twins)",
         "no_effect": not best.chain,
-        "capture": {k: v for k, v in summary.items() if k != "ranking"},
+        "capture": {k: v for k, v in summary.items() if k not in ("ranking", "warnings")},
+        "warnings": summary["warnings"] + ([] if result.complete else [BUDGET_WARNING]),
         "ranking": [{"chain": r["chain"], "distance": r["distance"], "relative": r["relative"],
                      "gain_db": r["gain_db"]} for r in summary["ranking"]],
     }
@@ -193,7 +221,9 @@ def format_report(dry: str, wet: str, rate: int, result, top: int, seconds: floa
     lines = [
         f"dry {dry}, wet {wet} ({rate} Hz)",
         (f"{'offset':<13}{al.offset_ms:+.2f} ms ({al.offset:+d} samples; {later}; envelopes correlate "
-         f"{al.correlation:.2f})"),
+         f"{al.correlation:.2f}" + ("" if al.partials is None else f", partials {al.partials:.2f}")
+         + ("; found along the whole of the longer file" if al.whole_take else "")
+         + (f"; at the edge of the +-{al.window_s:g} s searched" if al.at_edge else "") + ")"),
         f"{'level':<13}{al.level_db:+.1f} dB (wet against dry, RMS)"
         + (f"; output gain fitted {best.gain_db:+.1f} dB (not in the preset)" if gain else ""),
         "",
