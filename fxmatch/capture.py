@@ -296,6 +296,11 @@ def align(dry: np.ndarray, wet: np.ndarray, sample_rate: int, max_offset_s: floa
                      partials_correlation(x, y, rate, lag))
 
 
+def moved(al: Alignment, lag: int, dry: np.ndarray, wet: np.ndarray) -> Alignment:
+    """`al` moved by `lag` samples, its level re-measured on `dry` and `wet` (`[samples]`), the rest kept."""
+    return replace(al, offset=al.offset + lag, level_db=level_db(dry, wet, al.offset + lag))
+
+
 def _sharpen(x: np.ndarray, y: np.ndarray, lag: int, sample_rate: int) -> int:
     """The largest peak of a nearly whitened impulse response within _SHARPEN_SECONDS of `lag` (samples)."""
     w = max(1, int(_SHARPEN_SECONDS * sample_rate))
@@ -1326,8 +1331,7 @@ class _Search:
         after = _evaluate(u, best.chain, self.layout, self._signals(index, True), self.settings.fit_gain,
                           self.clock)
         if after[0] < before[0]:
-            self.alignment = Alignment(al.offset + lag, al.sample_rate, al.correlation,
-                                       level_db(self.x, self.y, al.offset + lag))
+            self.alignment = moved(al, lag, self.x, self.y)
         else:
             self.xa = xa
 

@@ -324,3 +324,16 @@ def test_progress_is_monotone_and_ends_with_the_chosen_chains_figure():
         assert best == sorted(best, reverse=True)
     assert seen[-1].best_chain == result.best.chain and seen[-1].best_relative == result.best.relative
     assert {p.rate for p in seen} == {RATE} and all(p.window_seconds > 0 for p in seen)
+
+
+def test_the_search_keeps_what_the_alignment_found_when_it_moves_the_offset():
+    """The re-alignment before the last stage moves the offset (and re-measures the level) but keeps the window,
+    the edge flag, the whole-take flag and the partials (it once rebuilt the Alignment and lost them)."""
+    from fxmatch.capture import Alignment, moved
+
+    x = _dry()
+    al = Alignment(100, RATE, 0.7, 0.0, 1.0, True, True, 0.12)
+    after = moved(al, 3, x, 0.5 * _delayed(x, 103))
+    assert (after.offset, after.window_s, after.at_edge, after.whole_take, after.partials) == (103, 1.0, True, True,
+                                                                                              0.12)
+    assert after.level_db == pytest.approx(-6.02, abs=0.05)

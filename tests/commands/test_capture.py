@@ -129,6 +129,7 @@ def test_another_instrument_is_captured_with_warnings_on_stderr_and_in_json(tmp_
     assert any("may not be one performance" in w for w in data["estimate"]["warnings"])
     assert [f"fxmatch: warning: {w}" for w in data["estimate"]["warnings"]] == lines
     assert data["estimate"]["capture"]["partials_correlation"] < 0.2
+    assert any("still far" in w for w in data["estimate"]["warnings"]), data["estimate"]["warnings"]
 
 
 @pytest.mark.filterwarnings("error")  # a numpy RuntimeWarning would fail the command (exit 1)
