@@ -448,10 +448,10 @@ class CaptureResult:
 FAR_RELATIVE = 0.5
 #: below this correlation of the aligned recordings' partials (`partials_correlation`) the pair is said not to look
 #: like one performance. Measured (docs/capture.md): -0.20 to 0.23 for the 9 pairs of different performances that
-#: the alignment accepts among the bundled examples crossed (other instruments, similar tempo); 0.4-1.0 for those
-#: takes through distortion (40 dB), delay, half-mix chorus, phaser or reverb, and the examples' own pairs 0.67-1.0;
-#: but 0.12-0.25 through a full-mix chorus and 0.07-0.46 through distortion -> chorus -> reverb (a false alarm
-#: there: the warning says so). The spectra's coherence did no better (0.0-0.1 on both sides of that overlap).
+#: the alignment accepts among the bundled examples crossed (other instruments, similar tempo); for those takes
+#: through distortion (40 dB), delay, half-mix chorus, phaser or reverb 0.26-1.0 (a wet-only reverb on drums
+#: 0.09), and the examples' own pairs 0.67-1.0; but 0.12-0.25 through a full-mix chorus and 0.07-0.46 through
+#: distortion -> chorus -> reverb (a false alarm there: the warning says so). The spectra's coherence did no better (0.0-0.1 on both sides of that overlap).
 MIN_PARTIALS = 0.2
 
 
