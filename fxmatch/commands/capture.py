@@ -48,7 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "placed anywhere along the longer one)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random starts (default: 0)")
     parser.add_argument("--top", type=int, default=5, help="chains listed in the ranking (default: 5)")
-    parser.add_argument("--threads", type=int, help="CPU threads for the search (default: torch's default)")
+    parser.add_argument("--threads", type=int,
+                        help="CPU threads for the search (default: all cores; idle threads sleep, so a busy machine "
+                             "stays fast)")
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -115,9 +117,9 @@ def run(args: argparse.Namespace) -> int:
 
     _check_args(args)
     if args.threads is not None:
-        import torch
+        from fxmatch.threads import set_cpu_threads
 
-        torch.set_num_threads(args.threads)
+        set_cpu_threads(args.threads)
     dry, wet, rate = load_pair(args.dry, args.wet)
     candidates = None
     if args.search_k is not None:

@@ -196,9 +196,6 @@ def preset_from_estimate(result, chain=None, refine_info: dict[str, Any] | None 
 # the informed path: search the encoder's most likely chains with the dry recording
 
 
-#: above this distance (relative to no effect) the search's closest chain is called far with a warning
-FAR_RELATIVE = 0.5
-
 
 @dataclass
 class DrySearch:
@@ -221,25 +218,23 @@ def search_with_dry(estimate, dry_path: str, target_path: str, k: int, time_budg
     dry, wet, rate = load_pair(dry_path, target_path)
     t0 = time.perf_counter()
     result = capture(dry, wet, rate, candidates_from_ranked(estimate.ranked, k), settings=SearchSettings(),
-                     time_budget=time_budget, seed=seed,
-                     progress=progress_printer() if sys.stderr.isatty() else None)
+                     time_budget=time_budget, seed=seed, progress=progress_printer())
     if sys.stderr.isatty():
         print(file=sys.stderr)
     return DrySearch(result, int(k), rate, time.perf_counter() - t0, time_budget)
 
 
 def search_warnings(search: DrySearch) -> list[str]:
-    """What the user should know about a search: cut short by its budget, closest chain still far."""
-    out = []
+    """What the user should know about a search: cut short by its budget, and capture's own (`fit_warnings`: offset
+    at the window's edge, not one performance, closest chain still far)."""
+    from fxmatch.capture import fit_warnings
+
     res = search.result
+    out = []
     if not res.complete:
         out.append(f"the time budget ({search.time_budget:g} s) ended the search early; a longer budget may find a "
                    "closer chain")
-    if res.best.relative > FAR_RELATIVE:
-        out.append(f"the closest chain is still far from the target ({100 * res.best.relative:.0f} % of the "
-                   "no-effect distance): the effect may be outside the vocabulary, or the dry file may not be this "
-                   "recording's; listen before you use it")
-    return out
+    return out + (list(res.warnings) or fit_warnings(res))
 
 
 def preset_from_search(estimate, search: DrySearch, top: int | None = None):
