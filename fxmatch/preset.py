@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import jsonschema
 
 from fxmatch.audio_io import write_text_atomic
-from fxmatch.effects import EFFECT_NAMES, get_spec
+from fxmatch.effects import KNOWN_EFFECTS, get_spec
 from fxmatch.errors import FxmatchInputError
 
 FORMAT = "fxmatch-preset"
@@ -37,7 +37,9 @@ class Limit(NamedTuple):
 #: the range the JUCE processor behind the pedalboard class documents (asserted in JUCE debug builds, passed through
 #: by pedalboard); "fxmatch" where neither sets one: beyond any musical setting, with pedalboard's output still
 #: finite (JUCE takes -100 dB and below as silence, and a PeakFilter gain there gives NaN; pedalboard refuses a
-#: cutoff or Q <= 0 and clamps the cutoff to >= 0.01 Hz; times below 0 act as 0). Values outside the training
+#: cutoff or Q <= 0 and clamps the cutoff to >= 0.01 Hz; times below 0 act as 0). The first-order filters' cutoff
+#: is not clamped by pedalboard: JUCE requires 0 < cutoff <= sample_rate / 2, so a preset holds 0.01 Hz..20 kHz and
+#: rendering refuses a cutoff at or above the audio's Nyquist frequency (NYQUIST_BOUND). Values outside the training
 #: ranges (the effect specs' minimum..maximum) are accepted with a note: the model never estimates them.
 PEDALBOARD_LIMITS: dict[str, dict[str, Limit]] = {
     "Compressor": {"threshold_db": Limit(-100.0, 24.0, "fxmatch", "fxmatch"),
@@ -45,6 +47,8 @@ PEDALBOARD_LIMITS: dict[str, dict[str, Limit]] = {
                    "attack_ms": Limit(0.0, 10_000.0, "fxmatch", "fxmatch"),
                    "release_ms": Limit(0.0, 10_000.0, "fxmatch", "fxmatch")},
     "Distortion": {"drive_db": Limit(-100.0, 100.0, "fxmatch", "fxmatch")},
+    "LowpassFilter": {"cutoff_frequency_hz": Limit(0.01, 20_000.0, "fxmatch", "fxmatch")},
+    "HighpassFilter": {"cutoff_frequency_hz": Limit(0.01, 20_000.0, "fxmatch", "fxmatch")},
     "PeakFilter": {"cutoff_frequency_hz": Limit(0.01, 96_000.0, "fxmatch", "fxmatch"),
                    "gain_db": Limit(-99.0, 99.0, "fxmatch", "fxmatch"),
                    "q": Limit(0.001, 1000.0, "fxmatch", "fxmatch")},
@@ -57,7 +61,12 @@ PEDALBOARD_LIMITS: dict[str, dict[str, Limit]] = {
     "Delay": {"delay_seconds": Limit(0.0, 30.0), "feedback": Limit(0.0, 1.0), "mix": Limit(0.0, 1.0)},
     "Reverb": {"room_size": Limit(0.0, 1.0), "damping": Limit(0.0, 1.0), "wet_level": Limit(0.0, 1.0),
                "dry_level": Limit(0.0, 1.0)},
+    "Gain": {"gain_db": Limit(-100.0, 60.0, "fxmatch", "fxmatch")},
 }
+
+#: Parameters that must stay below the Nyquist frequency of the audio a preset renders (pedalboard passes them to
+#: JUCE unclamped, and the first-order filters are unstable above it): effect -> parameter in Hz.
+NYQUIST_BOUND: dict[str, str] = {"LowpassFilter": "cutoff_frequency_hz", "HighpassFilter": "cutoff_frequency_hz"}
 
 
 def preset_range(effect: str, param: str) -> tuple[float, float]:
@@ -164,10 +173,24 @@ class Preset:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
-    def to_pedalboard(self):
-        """The `pedalboard.Pedalboard` that renders this preset."""
+    def check_sample_rate(self, sample_rate: float, source: str = "preset") -> None:
+        """FxmatchInputError naming the field if a value cannot be rendered at `sample_rate` Hz (NYQUIST_BOUND)."""
+        nyquist = float(sample_rate) / 2.0
+        for i, e in enumerate(self.chain):
+            param = NYQUIST_BOUND.get(e.effect)
+            if param is not None and e.params[param] >= nyquist:
+                raise FxmatchInputError(
+                    f"{source}: chain[{i}].params.{param}: {e.params[param]:g} Hz is not below the Nyquist frequency "
+                    f"of {sample_rate:g} Hz audio ({nyquist:g} Hz): pedalboard's {e.effect} would be unstable "
+                    f"(lower the cutoff or use audio at a higher sample rate)"
+                )
+
+    def to_pedalboard(self, sample_rate: float | None = None):
+        """The `pedalboard.Pedalboard` that renders this preset (checked against `sample_rate` in Hz when given)."""
         import pedalboard
 
+        if sample_rate is not None:
+            self.check_sample_rate(sample_rate)
         return pedalboard.Pedalboard([get_spec(e.effect).pedalboard_plugin(e.params) for e in self.chain])
 
     def to_python(self) -> str:
@@ -204,9 +227,9 @@ def validate_preset_dict(data: Any, source: str = "preset") -> None:
     for i, entry in enumerate(data["chain"]):
         name = entry["effect"]
         where = f"chain[{i}]"
-        if name not in EFFECT_NAMES:
+        if name not in KNOWN_EFFECTS:
             raise FxmatchInputError(
-                f"{source}: {where}.effect: unknown effect {name!r} (known: {', '.join(EFFECT_NAMES)})"
+                f"{source}: {where}.effect: unknown effect {name!r} (known: {', '.join(KNOWN_EFFECTS)})"
             )
         if name in seen:
             raise FxmatchInputError(f"{source}: {where}.effect: {name} appears twice in the chain")

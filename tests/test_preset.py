@@ -77,11 +77,11 @@ def _limits():
 
 
 def test_limits_cover_every_parameter_and_contain_the_training_ranges():
-    from fxmatch.effects import EFFECT_NAMES, get_spec
+    from fxmatch.effects import KNOWN_EFFECTS, get_spec
     from fxmatch.preset import PEDALBOARD_LIMITS
 
-    assert sorted(PEDALBOARD_LIMITS) == sorted(EFFECT_NAMES)
-    for name in EFFECT_NAMES:
+    assert sorted(PEDALBOARD_LIMITS) == sorted(KNOWN_EFFECTS)
+    for name in KNOWN_EFFECTS:
         spec = get_spec(name)
         assert sorted(PEDALBOARD_LIMITS[name]) == sorted(spec.param_names), name
         for p in spec.params:
@@ -92,10 +92,12 @@ def test_limits_cover_every_parameter_and_contain_the_training_ranges():
 
 @pytest.mark.parametrize(("effect", "param", "limit"), _limits(), ids=lambda v: v if isinstance(v, str) else "")
 def test_pedalboard_plays_both_ends_of_every_limit(effect, param, limit):
-    """Every accepted value renders finite audio (44.1 and 22.05 kHz, loud noise, other params at their defaults)."""
+    """Every accepted value renders finite audio (44.1 and 22.05 kHz, loud noise, other params at their defaults),
+    or, for a first-order filter's cutoff at or above the Nyquist frequency, is refused at that rate."""
     import pedalboard
 
     from fxmatch.effects import get_spec
+    from fxmatch.preset import NYQUIST_BOUND
 
     x = (np.random.default_rng(3).standard_normal((2, 22050)) * 0.5).astype(np.float32)
     for value in (limit.low, limit.high):
@@ -103,7 +105,11 @@ def test_pedalboard_plays_both_ends_of_every_limit(effect, param, limit):
         preset = Preset.from_chain([(effect, params)])  # validates
         plugin = getattr(pedalboard, effect)(**params)
         for rate in (44100, 22050):
-            y = plugin(x, rate)
+            if NYQUIST_BOUND.get(effect) == param and value >= rate / 2:
+                with pytest.raises(FxmatchInputError, match=rf"chain\[0\]\.params\.{param}: .* Nyquist"):
+                    preset.to_pedalboard(rate)
+                continue
+            y = preset.to_pedalboard(rate)(x, rate)
             assert np.isfinite(y).all(), (effect, param, value, rate)
         np.testing.assert_array_equal(preset.to_pedalboard()(x, 44100), plugin(x, 44100))
 
@@ -223,3 +229,74 @@ def test_an_endless_stream_is_cut_at_the_cap(tmp_path):
         read_preset(fifo)
     t.join(timeout=10)
     assert not t.is_alive()
+
+
+# ----------------------------------------------------------------------------- the tone stage and the output level
+TONE_CHAIN = [
+    {"effect": "Distortion", "params": {"drive_db": 24.0}},
+    {"effect": "LowpassFilter", "params": {"cutoff_frequency_hz": 3500.0}},
+    {"effect": "HighpassFilter", "params": {"cutoff_frequency_hz": 90.0}},
+    {"effect": "Gain", "params": {"gain_db": -9.0}},
+]
+
+
+def test_a_preset_with_a_tone_stage_and_an_output_level_round_trips_and_renders(tmp_path):
+    import pedalboard
+
+    data = {"format": "fxmatch-preset", "version": 1, "chain": TONE_CHAIN}
+    preset = read_preset(_write(tmp_path, data))
+    assert preset.effect_names == ["Distortion", "LowpassFilter", "HighpassFilter", "Gain"]
+    assert preset.training_range_notes() == []
+    out = tmp_path / "out.fxpreset.json"
+    write_preset(out, preset)
+    assert json.loads(out.read_text()) == data
+    board = pedalboard.Pedalboard([pedalboard.Distortion(drive_db=24.0), pedalboard.LowpassFilter(3500.0),
+                                   pedalboard.HighpassFilter(90.0), pedalboard.Gain(gain_db=-9.0)])
+    x = (np.random.default_rng(1).standard_normal((2, 4410)) * 0.2).astype(np.float32)
+    np.testing.assert_array_equal(preset.to_pedalboard(44100)(x, 44100), board(x, 44100))
+    namespace: dict = {}
+    exec(preset.to_python(), namespace)  # noqa: S102 - runs the generated snippet on purpose
+    np.testing.assert_array_equal(namespace["board"](x, 44100), board(x, 44100))
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda c: c[1]["params"].update(cutoff_frequency_hz=0.0), "chain[1].params.cutoff_frequency_hz"),
+    (lambda c: c[2]["params"].update(cutoff_frequency_hz=25_000.0), "chain[2].params.cutoff_frequency_hz"),
+    (lambda c: c[3]["params"].update(gain_db=80.0), "chain[3].params.gain_db"),
+    (lambda c: c[3]["params"].update(level=1.0), "chain[3].params.level"),
+    (lambda c: c[1]["params"].pop("cutoff_frequency_hz"), "chain[1].params.cutoff_frequency_hz"),
+])
+def test_a_bad_tone_or_level_value_names_the_field(tmp_path, mutate, field):
+    chain = json.loads(json.dumps(TONE_CHAIN))
+    mutate(chain)
+    with pytest.raises(FxmatchInputError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        read_preset(_write(tmp_path, {"format": "fxmatch-preset", "version": 1, "chain": chain}))
+
+
+def test_a_cutoff_above_the_audio_nyquist_frequency_is_refused_when_rendering():
+    preset = Preset.from_chain([("LowpassFilter", {"cutoff_frequency_hz": 12_000.0})])  # valid: inside 0.01..20k
+    preset.to_pedalboard(44100)
+    with pytest.raises(FxmatchInputError, match=r"chain\[0\]\.params\.cutoff_frequency_hz: 12000 Hz is not below "
+                                                r"the Nyquist frequency of 22050 Hz audio \(11025 Hz\)"):
+        preset.to_pedalboard(22050)
+
+
+def test_apply_renders_a_tone_stage_and_an_output_level_through_pedalboard(tmp_path):
+    import subprocess
+    import sys
+
+    import pedalboard
+    import soundfile as sf
+
+    preset = _write(tmp_path, {"format": "fxmatch-preset", "version": 1, "chain": TONE_CHAIN})
+    x = (np.random.default_rng(6).standard_normal((2, 24000)) * 0.1).astype(np.float32)
+    sf.write(tmp_path / "in.wav", x.T, 48000, subtype="FLOAT")
+    r = subprocess.run([sys.executable, "-m", "fxmatch.cli", "apply", str(preset), str(tmp_path / "in.wav"),
+                        str(tmp_path / "out.wav")], capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "Distortion -> LowpassFilter -> HighpassFilter -> Gain" in r.stderr
+    y, rate = sf.read(tmp_path / "out.wav", dtype="float32", always_2d=True)
+    board = pedalboard.Pedalboard([pedalboard.Distortion(drive_db=24.0), pedalboard.LowpassFilter(3500.0),
+                                   pedalboard.HighpassFilter(90.0), pedalboard.Gain(gain_db=-9.0)])
+    assert rate == 48000
+    np.testing.assert_allclose(y.T, board(x, 48000), atol=1e-6)

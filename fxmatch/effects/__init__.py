@@ -30,18 +30,28 @@ class Effect:
         return self.spec.name
 
 
-#: Canonical order of the default vocabulary (DESIGN.md) and the module holding each twin.
+#: Every twin in canonical chain order (a tone stage right after the drive, the output level last) and its module.
 EFFECT_MODULES: dict[str, str] = {
     "Compressor": "fxmatch.effects.compressor",
     "Distortion": "fxmatch.effects.distortion",
+    "LowpassFilter": "fxmatch.effects.lowpass_filter",
+    "HighpassFilter": "fxmatch.effects.highpass_filter",
     "PeakFilter": "fxmatch.effects.peak_filter",
     "Chorus": "fxmatch.effects.chorus",
     "Phaser": "fxmatch.effects.phaser",
     "Delay": "fxmatch.effects.delay",
     "Reverb": "fxmatch.effects.reverb",
+    "Gain": "fxmatch.effects.gain",
 }
 
-EFFECT_NAMES: tuple[str, ...] = tuple(EFFECT_MODULES)
+#: Every effect with a twin, in canonical order: what presets, chains and `get_effect` accept.
+KNOWN_EFFECTS: tuple[str, ...] = tuple(EFFECT_MODULES)
+
+#: The default vocabulary (DESIGN.md, the shipped model's 7 effects), in canonical order.
+DEFAULT_EFFECTS: tuple[str, ...] = ("Compressor", "Distortion", "PeakFilter", "Chorus", "Phaser", "Delay", "Reverb")
+
+#: The default vocabulary under its original name (its callers build the default vocabulary and training config).
+EFFECT_NAMES: tuple[str, ...] = DEFAULT_EFFECTS
 
 _CACHE: dict[str, Effect] = {}
 
@@ -49,7 +59,7 @@ _CACHE: dict[str, Effect] = {}
 def get_effect(name: str) -> Effect:
     """The twin named `name` (pedalboard's class name); ValueError listing the known names otherwise."""
     if name not in EFFECT_MODULES:
-        raise ValueError(f"unknown effect {name!r}; known effects: {', '.join(EFFECT_NAMES)}")
+        raise ValueError(f"unknown effect {name!r}; known effects: {', '.join(KNOWN_EFFECTS)}")
     if name not in _CACHE:
         module = importlib.import_module(EFFECT_MODULES[name])
         _CACHE[name] = Effect(spec=module.SPEC, process=module.process)
@@ -61,4 +71,6 @@ def get_spec(name: str) -> EffectSpec:
     return get_effect(name).spec
 
 
-__all__ = ["EFFECT_NAMES", "Effect", "EffectSpec", "ParamSpec", "get_effect", "get_spec"]
+__all__ = [
+    "DEFAULT_EFFECTS", "EFFECT_NAMES", "KNOWN_EFFECTS", "Effect", "EffectSpec", "ParamSpec", "get_effect", "get_spec",
+]

@@ -1,6 +1,7 @@
 """Distortion: pedalboard.Distortion (JUCE Gain followed by a tanh waveshaper).
 
-pedalboard reference: `y = tanh(x * 10 ** (drive_db / 20))`, memoryless and identical per channel.
+pedalboard reference: `y = tanh(x * 10 ** (drive_db / 20))`, memoryless and identical per channel; the gain is
+JUCE's `decibelsToGain`, so a drive of -100 dB or below is silence.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from collections.abc import Mapping
 
 import torch
 
+from fxmatch.effects.gain import decibels_to_gain
 from fxmatch.effects.spec import EffectSpec, ParamSpec, as_batch_param
 
 SPEC = EffectSpec(
@@ -22,5 +24,5 @@ def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_
     """Distort `x` `[batch, channels, samples]`; params `drive_db` `[batch]` in dB. Returns the same shape."""
     del sample_rate  # memoryless
     drive_db = as_batch_param(params["drive_db"], x.shape[0], x)
-    gain = torch.pow(10.0, drive_db / 20.0)[:, None, None]
+    gain = decibels_to_gain(drive_db)[:, None, None]
     return torch.tanh(x * gain)

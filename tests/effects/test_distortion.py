@@ -31,3 +31,13 @@ def test_distortion_batch_items_are_independent():
     for i in range(3):
         single = distortion.process(x[i : i + 1], {"drive_db": drive[i : i + 1]}, 44100)
         torch.testing.assert_close(batched[i : i + 1], single)
+
+
+@pytest.mark.parametrize("drive_db", [-100.0, -150.0])
+def test_distortion_drive_at_or_below_minus_100db_is_silence_like_pedalboard(drive_db):
+    """JUCE's decibelsToGain takes -100 dB and below as a gain of 0."""
+    import pedalboard
+
+    x = (np.random.default_rng(0).standard_normal((2, 2048)) * 0.5).astype(np.float32)
+    assert not pedalboard.Distortion(drive_db)(x, 44100).any()
+    assert not distortion.process(torch.as_tensor(x)[None], {"drive_db": drive_db}, 44100).any()

@@ -1,0 +1,35 @@
+"""LowpassFilter: pedalboard.LowpassFilter (JUCE's first-order IIR low-pass, 6 dB per octave, -3 dB at the cutoff).
+
+Why it is in the vocabulary: every real drive pedal and amp has a tone control or a speaker cabinet after the
+clipping, which takes off the highs that a bare tanh adds; a first-order low-pass right after Distortion is that
+tone stage. Training range 1-12 kHz (log): below 1 kHz it is a muffled effect of its own, above 12 kHz a 6 dB/octave
+slope barely touches a guitar.
+
+pedalboard reference (measured on its impulse response, pedalboard 0.9): `n = tan(pi f / sample_rate)` (the bilinear
+transform with the cutoff prewarped), `b = [n, n] / (n + 1)`, `a = [1, (n - 1) / (n + 1)]`, in float32, run per
+channel by the transposed-direct-form-II filter that PeakFilter uses, its state at 0 on every call; the cutoff is
+not clamped (above the Nyquist frequency the filter is unstable). The twin computes the same coefficients in the
+input's dtype (differentiable w.r.t. the cutoff) and runs them through the shared biquad machinery
+(`fxmatch.effects.biquad`, `b2 = a2 = 0`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from fxmatch.effects.biquad import filter_biquad, first_order_coefficients
+from fxmatch.effects.spec import EffectSpec, ParamSpec, as_batch_param
+
+SPEC = EffectSpec(
+    name="LowpassFilter",
+    params=(ParamSpec("cutoff_frequency_hz", "Hz", 1000.0, 12000.0, "log", 5000.0, "-3 dB point of the low-pass"),),
+    description="first-order IIR low-pass (juce::dsp::IIR::Coefficients::makeFirstOrderLowPass): a tone stage",
+)
+
+
+def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_rate: float) -> torch.Tensor:
+    """Low-pass `x` `[batch, channels, samples]`; `cutoff_frequency_hz` `[batch]` in Hz. Returns the same shape."""
+    cutoff = as_batch_param(params["cutoff_frequency_hz"], x.shape[0], x)
+    return filter_biquad(x, *first_order_coefficients(cutoff, sample_rate, highpass=False))

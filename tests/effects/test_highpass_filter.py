@@ -1,0 +1,113 @@
+import numpy as np
+import pytest
+import torch
+
+from fxmatch import testsignals
+from fxmatch.effects import biquad, highpass_filter
+from fxmatch.effects.fidelity import compare
+from tests.effects.helpers import stable_seed
+
+
+@pytest.mark.parametrize("sample_rate", [44100, 48000])
+@pytest.mark.parametrize("kind", ["pluck", "noise", "impulse", "silence"])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_highpass_filter_twin_matches_pedalboard_within_60db(make_signal, sample_rate, kind, channels):
+    rng = np.random.default_rng(stable_seed("highpass", sample_rate, kind, channels))
+    x = make_signal(kind, sample_rate, seconds=0.3, channels=channels)
+    for _ in range(3):
+        params = highpass_filter.SPEC.sample(rng)
+        result = compare(["HighpassFilter"], [params], x, sample_rate)
+        assert result["snr_db"] >= 60.0, (params, result)
+
+
+def test_highpass_filter_median_snr_over_random_draws_is_above_100db():
+    rng = np.random.default_rng(2468)
+    snrs = []
+    for i in range(30):
+        sample_rate = (44100, 48000)[i % 2]
+        x = testsignals.make(("pluck", "chord", "noise")[i % 3], sample_rate, 0.25, seed=i, channels=1 + i % 2)
+        snrs.append(compare(["HighpassFilter"], [highpass_filter.SPEC.sample(rng)], x, sample_rate)["snr_db"])
+    assert np.median(snrs) >= 100.0, snrs
+    assert np.min(snrs) >= 60.0, snrs
+
+
+@pytest.mark.parametrize("cutoff", [40.0, 1000.0, 5.0, 20000.0])
+def test_highpass_filter_range_ends_and_beyond_match_pedalboard(cutoff):
+    for sample_rate in (44100, 48000):
+        x = testsignals.make("noise", sample_rate, 0.3, seed=7, channels=2)
+        assert compare(["HighpassFilter"], [{"cutoff_frequency_hz": cutoff}], x, sample_rate)["snr_db"] >= 60.0
+
+
+def test_highpass_filter_is_3db_down_at_its_cutoff_and_blocks_dc():
+    sample_rate, f0 = 48000, 300.0
+    t = torch.arange(sample_rate, dtype=torch.float64) / sample_rate
+    x = torch.stack([torch.sin(2 * torch.pi * f0 * t), torch.ones_like(t)])[None]
+    y = highpass_filter.process(x, {"cutoff_frequency_hz": f0}, sample_rate)
+    ratio = y[0, 0, -4800:].abs().amax() / x[0, 0, -4800:].abs().amax()
+    assert abs(20 * torch.log10(ratio).item() + 10 * np.log10(2)) < 0.01
+    assert y[0, 1, -100:].abs().max() < 1e-10
+
+
+def test_highpass_filter_cutoff_above_nyquist_stays_finite():
+    """pedalboard runs an unstable filter there; the twin clamps the cutoff below the Nyquist frequency."""
+    x = torch.randn(1, 1, 44100, dtype=torch.float64)
+    y = highpass_filter.process(x, {"cutoff_frequency_hz": 30000.0}, 44100)
+    assert torch.isfinite(y).all() and y.abs().max() < 10
+
+
+def test_highpass_filter_gradient_matches_finite_difference():
+    torch.manual_seed(0)
+    x = torch.randn(2, 2, 200, dtype=torch.float64, requires_grad=True)
+    cutoff = torch.tensor([50.0, 800.0], dtype=torch.float64, requires_grad=True)
+
+    def fn(x, cutoff):
+        return highpass_filter.process(x, {"cutoff_frequency_hz": cutoff}, 44100)
+
+    assert torch.autograd.gradcheck(fn, (x, cutoff), fast_mode=True)
+
+
+def test_highpass_filter_spectral_path_gradient_matches_finite_difference():
+    torch.manual_seed(1)
+    x = torch.randn(2, 1, 150, dtype=torch.float64, requires_grad=True)
+    cutoff = torch.tensor([40.0, 1000.0], dtype=torch.float64, requires_grad=True)
+
+    def fn(x, cutoff):
+        return biquad.filter_spectral(x, *biquad.first_order_coefficients(cutoff, 48000, highpass=True))
+
+    assert torch.autograd.gradcheck(fn, (x, cutoff), fast_mode=True)
+
+
+def test_highpass_filter_recursive_and_spectral_paths_agree():
+    x = torch.as_tensor(testsignals.make("pluck", 44100, 0.3, seed=2, channels=2), dtype=torch.float64)[None]
+    outputs, grads = [], []
+    for fn in (biquad.filter_recursive, biquad.filter_spectral):
+        cutoff = torch.tensor([40.0], dtype=torch.float64, requires_grad=True)
+        xi = x.clone().requires_grad_()
+        y = fn(xi, *biquad.first_order_coefficients(cutoff, 44100, highpass=True))
+        y.square().sum().backward()
+        outputs.append(y.detach())
+        grads.append([xi.grad, cutoff.grad])
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=1e-10)
+    for g0, g1 in zip(*grads):
+        torch.testing.assert_close(g0, g1, rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_highpass_filter_gradients_are_finite_and_nonzero(dtype):
+    x = torch.as_tensor(testsignals.make("chord", 44100, 0.3, seed=3, channels=2), dtype=dtype)[None].repeat(2, 1, 1)
+    x.requires_grad_()
+    cutoff = torch.tensor([60.0, 600.0], dtype=dtype, requires_grad=True)
+    y = highpass_filter.process(x, {"cutoff_frequency_hz": cutoff}, 44100)
+    assert y.dtype == dtype and y.shape == x.shape
+    y.square().sum().backward()
+    assert torch.isfinite(cutoff.grad).all() and (cutoff.grad.abs() > 0).all()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_highpass_filter_batch_items_are_independent():
+    x = torch.randn(3, 2, 256)
+    cutoff = torch.tensor([40.0, 200.0, 1000.0])
+    batched = highpass_filter.process(x, {"cutoff_frequency_hz": cutoff}, 44100)
+    for i in range(3):
+        single = highpass_filter.process(x[i : i + 1], {"cutoff_frequency_hz": cutoff[i : i + 1]}, 44100)
+        torch.testing.assert_close(batched[i : i + 1], single)
