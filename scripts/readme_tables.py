@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 AIMS_DB = {"Distortion": 40, "PeakFilter": 40, "Delay": 40, "Reverb": 40, "Compressor": 30, "Chorus": 20,
-           "Phaser": 20}
+           "Phaser": 20, "LowpassFilter": 60, "HighpassFilter": 60, "Gain": 60}
 
 
 def effects_table(r: dict) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from fxmatch.effects import EFFECT_NAMES
+from fxmatch.effects import EFFECT_NAMES, KNOWN_EFFECTS
 from fxmatch.errors import FxmatchInputError
 from training.model import CHAIN_SCORING, PARAM_SHARING, EncoderConfig
 
@@ -192,9 +192,9 @@ def validate(config: TrainConfig) -> None:
     need(config.source in SOURCE_KINDS, "source", f"one of {', '.join(SOURCE_KINDS)}")
     need(config.renderer in RENDERERS, "renderer", f"one of {', '.join(RENDERERS)}")
     need(config.chain_prior in CHAIN_PRIORS, "chain_prior", " or ".join(CHAIN_PRIORS))
-    unknown = [e for e in config.effects if e not in EFFECT_NAMES]
+    unknown = [e for e in config.effects if e not in KNOWN_EFFECTS]
     need(not unknown and len(config.effects) > 0 and len(set(config.effects)) == len(config.effects), "effects",
-         f"distinct effect names among {', '.join(EFFECT_NAMES)}")
+         f"distinct effect names among {', '.join(KNOWN_EFFECTS)}")
     need(0 <= config.max_length <= len(config.effects), "max_length", f"between 0 and {len(config.effects)}")
     for key in ("sample_rate", "n_fft", "hop_length", "n_mels", "hidden", "steps", "batch_size", "top_k",
                 "log_every", "checkpoint_every"):

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     check_paths(args)
     preset = read_preset(args.preset)
     audio, rate = read_audio(args.input)  # the whole file, closed again before the output is written
-    board = preset.to_pedalboard()
+    board = preset.to_pedalboard(rate)  # refuses a filter cutoff at or above this file's Nyquist frequency
     out = board(np.ascontiguousarray(audio), rate)
     before = peak_dbfs(out)
     note = ""

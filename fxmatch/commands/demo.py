@@ -203,7 +203,7 @@ def run_example(session, ex: Example, out: Path, refine_steps: int = 0) -> Examp
     target, target_rate = read_audio(ex.target)
     if rate != target_rate:
         raise FxmatchInputError(f"{ex.name}: dry ({rate} Hz) and target ({target_rate} Hz) differ in rate")
-    rendered = preset.to_pedalboard()(np.ascontiguousarray(dry), float(rate)).astype(np.float32)
+    rendered = preset.to_pedalboard(rate)(np.ascontiguousarray(dry), float(rate)).astype(np.float32)
     n = min(rendered.shape[-1], dry.shape[-1])
     distance, distance_dry = (float(d) for d in mrstft(np.stack([rendered[:, :n], dry[:, :n]]), target))
     true_chain = [(e.effect, e.params) for e in ex.true.chain]
