@@ -1,7 +1,10 @@
 """The shipped model file itself: it loads, carries its contract, decodes to params in range, estimates the bundled
-examples plausibly, and the weights shipped to continue training from (models/fxmatch-default-v6.pt) are its own."""
+examples plausibly, names little on real recordings nobody processed, and the weights shipped to continue training
+from (models/fxmatch-default-v7.pt) are its own."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +13,8 @@ from fxmatch import shipped
 from fxmatch.effects import get_spec
 from fxmatch.inference import EstimatorSession
 
-SHIPPED_WEIGHTS = shipped.DEFAULT_MODEL.parent / "fxmatch-default-v6.pt"
+SHIPPED_WEIGHTS = shipped.DEFAULT_MODEL.parent / "fxmatch-default-v7.pt"
+REAL_RECORDINGS = Path("/usr/share/sonic-pi/samples")
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +29,7 @@ def test_the_shipped_model_loads_with_its_contract(session):
     assert info.calibrated and 0.5 < info.chain_temperature < 2.0
     assert [e.name for e in info.effects] == ["Compressor", "Distortion", "PeakFilter", "Chorus", "Phaser", "Delay",
                                               "Reverb"]
+    assert info.presence_threshold == 0.7  # chosen on a validation set (models/README.md, "the decision rule")
 
 
 @pytest.mark.parametrize(("example", "must_hold"), [
@@ -42,16 +47,26 @@ def test_the_distortion_examples_are_heard_as_distortion_with_params_in_range(se
     assert 0 < result.best.probability <= 1 and result.n_windows >= 1
 
 
-def test_the_clean_example_is_not_heard_with_confidence(session):
-    """On a clean recording the model does not claim an effect: its estimate is "unsure" and "no effect" is among
-    the close alternatives it names (v6 hears a slow Phaser there at p = 0.28, "no effect" at 0.15; v5 named an
-    inaudible +0.9 dB PeakFilter, v4 no effect)."""
-    from fxmatch.inference import describe_confidence
-
+def test_the_clean_example_is_heard_as_no_effect(session):
+    """On a clean recording the model names no effect (v7: "no effect" at p = 0.64; v6 heard a slow Phaser there,
+    unsure; v5 named an inaudible +0.9 dB PeakFilter, v4 no effect)."""
     result = session.estimate_file(shipped.default_examples() / "keys_clean_target.flac")
-    confidence = describe_confidence(result)
-    close = [label for label, _ in confidence.close]
-    assert result.best.chain == () or (confidence.unsure and "no effect" in close), (result.best.label, confidence.text)
+    assert result.best.chain == (), result.best.label
+
+
+@pytest.mark.skipif(not REAL_RECORDINGS.is_dir(), reason="Debian's sonic-pi-samples is not installed "
+                                                         "(scripts/install.sh installs it)")
+def test_real_recordings_nobody_processed_get_few_effects_named(session):
+    """On the 37 unprocessed clips of the real-recording held-out set (Sonic Pi's samples, never trained on) the
+    model names 0.89 effects per clip (v6: 2.92, models/README.md); this holds it below 1.2 (the issue's must is 0.5,
+    not met yet)."""
+    from training.real_set import RecordingClips, recordings
+
+    clips = RecordingClips(recordings(REAL_RECORDINGS))
+    named = [len(session.estimate_array(clips.clip(i), clips.sample_rate, top=1).best.chain)
+             for i in range(clips.n_clips)]
+    assert clips.n_clips == 37
+    assert np.mean(named) < 1.2, named
 
 
 def test_the_shipped_weights_are_the_onnx_models_and_load_as_a_starting_point(session):
