@@ -341,6 +341,10 @@ class Estimate:
     calibrated: bool = False
     #: what the user should know about the input (too short, truncated file), one sentence each
     warnings: list[str] = field(default_factory=list)
+    #: each effect's presence probability (`presence_probabilities`), what the decision rule reads
+    presence: dict[str, float] = field(default_factory=dict)
+    #: the model's presence threshold (None: the likeliest chain is named)
+    presence_threshold: float | None = None
 
     @property
     def best(self) -> ChainEstimate:
@@ -844,7 +848,9 @@ class EstimatorSession:
                         n_silent=n_silent, model=self.info.label, provider=self.provider,
                         duration_s=float(duration_s), sample_rate=int(rate), channels=int(channels),
                         n_agree=int(agg.votes[best]), chain_temperature=self.info.chain_temperature,
-                        calibrated=self.info.calibrated, warnings=list(warns or []))
+                        calibrated=self.info.calibrated, warnings=list(warns or []),
+                        presence=presence_probabilities(self.info, probs),
+                        presence_threshold=self.info.presence_threshold)
 
 
 def _seconds(s: float) -> str:

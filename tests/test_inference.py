@@ -461,3 +461,24 @@ def test_a_malformed_decision_rule_is_refused(decision):
     _, info = _two_effect_info()
     with pytest.raises(FxmatchInputError, match="decision"):
         _with_decision(info, decision)
+
+
+def test_an_estimate_carries_each_effects_presence_probability(model):
+    rng = np.random.default_rng(5)
+    audio = (0.1 * rng.standard_normal(3 * SAMPLE_RATE)).astype(np.float32)
+    est = EstimatorSession(model, providers="cpu").estimate_array(audio, SAMPLE_RATE, top=None)
+    assert set(est.presence) == {e.name for e in EstimatorSession(model, providers="cpu").info.effects}
+    for name, p in est.presence.items():
+        assert p == pytest.approx(sum(c.probability for c in est.ranked if name in c.chain), abs=1e-9)
+    assert est.presence_threshold is None  # the tiny model carries no decision rule
+
+
+def test_the_report_says_which_effects_were_heard():
+    from types import SimpleNamespace
+
+    from fxmatch.commands.estimate import presence_line
+
+    result = SimpleNamespace(presence={"Distortion": 0.98, "Reverb": 0.39, "Delay": 0.05}, presence_threshold=0.7)
+    assert presence_line(result) == "Distortion 0.98, Reverb 0.39 (an effect is named at >= 0.70)"
+    assert presence_line(SimpleNamespace(presence={"Delay": 0.1}, presence_threshold=None)) == "no effect above 0.20"
+    assert presence_line(SimpleNamespace(presence={}, presence_threshold=None)) == ""

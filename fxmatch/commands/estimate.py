@@ -186,6 +186,10 @@ def preset_from_estimate(result, chain=None, refine_info: dict[str, Any] | None 
         "alternatives": [{"chain": list(a.chain), "probability": round(a.probability, 4)} for a in alternatives],
         "warnings": warnings,
     }
+    if result.presence:
+        estimate["presence"] = {name: round(p, 4) for name, p in result.presence.items()}
+    if result.presence_threshold is not None:
+        estimate["presence_threshold"] = result.presence_threshold
     if refine_info is not None:
         estimate["refine"] = refine_info
     chain = result.best.params if chain is None else chain
@@ -288,12 +292,27 @@ def chain_text(names) -> str:
     return " -> ".join(names) if names else "no effect detected"
 
 
+def presence_line(result, floor: float = 0.2) -> str:
+    """Each effect's presence probability at or above `floor`, likeliest first, and the rule's threshold:
+    "Distortion 1.00, Reverb 0.39 (an effect is named at >= 0.70)"; "" when the estimate has none."""
+    shown = sorted(((p, name) for name, p in result.presence.items() if p >= floor), reverse=True)
+    if not result.presence:
+        return ""
+    text = ", ".join(f"{name} {p:.2f}" for p, name in shown) or f"no effect above {floor:.2f}"
+    if result.presence_threshold is not None:
+        text += f" (an effect is named at >= {result.presence_threshold:.2f})"
+    return text
+
+
 def confidence_lines(result) -> list[str]:
     """The "confidence" and "windows" lines of the report (labels padded to 13 characters)."""
     from fxmatch.inference import describe_confidence
 
     conf = describe_confidence(result)
-    lines = [f"{'confidence':<13}{conf.text}"]
+    lines = [f"{'confidence':<13}{conf.text}" + (" (of the exact chain)" if result.presence_threshold else "")]
+    heard = presence_line(result)
+    if heard:
+        lines.append(f"{'heard':<13}{heard}")
     if not conf.calibrated:
         lines.append(f"{'':<13}(uncalibrated model: its probabilities tend to run high)")
     lines.append(f"{'windows':<13}{result.n_agree} of {result.n_windows} agree on this chain "
