@@ -34,15 +34,14 @@ def _spin() -> None:
         pass
 
 
-def _commands(out: Path, quick: bool) -> dict[str, list[str]]:
+def _commands(out: Path) -> dict[str, list[str]]:
     """name -> fxmatch argv; each writes only under `out`."""
     folder = shipped.DEFAULT_EXAMPLES
     dry, target = str(folder / f"{EXAMPLE}_dry.flac"), str(folder / f"{EXAMPLE}_target.flac")
-    budget = ["--time-budget", "10"] if quick else []
     return {
         "demo --refine 40": ["demo", "--refine", "40", "-o", str(out / "demo")],
-        "capture": ["capture", dry, target, "-o", str(out / "capture.fxpreset.json"), *budget],
-        "estimate --dry": ["estimate", target, "--dry", dry, "-o", str(out / "estimate.fxpreset.json"), *budget],
+        "capture": ["capture", dry, target, "-o", str(out / "capture.fxpreset.json")],
+        "estimate --dry": ["estimate", target, "--dry", dry, "-o", str(out / "estimate.fxpreset.json")],
     }
 
 
@@ -65,12 +64,13 @@ def _env(policy: str | None) -> dict[str, str]:
 
 
 def run(quick: bool = False, progress: Any = None) -> dict[str, Any]:
-    """Median wall time per command x {idle, one busy core} x {fxmatch's default, spinning OpenMP}; ratios."""
+    """Median wall time per command x {idle, one busy core} x {fxmatch's default, spinning OpenMP}; ratios
+    (`quick`: one run of each instead of three)."""
     repeats = 1 if quick else 3
     settings = {"default (passive waits, no ORT spin)": None, "OMP_WAIT_POLICY=ACTIVE (before)": "ACTIVE"}
     rows = []
     with tempfile.TemporaryDirectory(prefix="fxmatch-bench-threads-") as tmp:
-        commands = _commands(Path(tmp), quick)
+        commands = _commands(Path(tmp))
         for name, argv in commands.items():
             _time_once(argv, _env(None))  # warm the numba cache and the page cache
             for label, policy in settings.items():
