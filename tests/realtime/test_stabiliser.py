@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -54,15 +56,30 @@ def test_a_blip_shorter_than_the_hysteresis_never_switches_and_resets_the_count(
 
 
 def test_smoothing_delays_the_switch_by_the_hops_the_average_needs(session):
-    """Smoothing 0.6: a clear challenger (p 0.9) leads the average from its 2nd hop (0.36 < 0.54 on the 1st, 0.58 >
-    0.33 on the 2nd) and is published on its 3rd hop in the lead."""
-    info = session.info
+    """Smoothing 0.6, the likeliest chain named: a clear challenger (p 0.9) leads the average from its 2nd hop (0.36 <
+    0.54 on the 1st, 0.58 > 0.33 on the 2nd) and is published on its 3rd hop in the lead."""
+    info = dataclasses.replace(session.info, presence_threshold=None)
     n_params = sum(len(e.params) for e in info.effects)
     a, b = info.chains.index(()), info.chains.index(("Delay",))
     stab = EstimateStabiliser(info, hysteresis_hops=3, smoothing=0.6)
     published = _run(stab, [a] * 6 + [b] * 8, n_params)
     first_b = next(i for i, (k, _) in enumerate(published) if k == b)
     assert first_b == 6 + 1 + 3 - 1  # the average turns on hop 7; b is published on hop 9
+    assert [c for _, c in published].count(True) == 2
+
+
+def test_the_presence_rule_names_the_challenger_once_its_effect_is_likely_enough(session):
+    """The shipped model's rule (an effect at presence >= 0.7): Delay's smoothed presence is 0.39, 0.61, 0.74 on the
+    challenger's 1st-3rd hops (its own 0.36, 0.58, 0.71 plus 0.03 from the other 21 chains holding Delay), so it
+    leads from the 3rd hop and is published on hop 10."""
+    info = session.info
+    assert info.presence_threshold == 0.7
+    n_params = sum(len(e.params) for e in info.effects)
+    a, b = info.chains.index(()), info.chains.index(("Delay",))
+    stab = EstimateStabiliser(info, hysteresis_hops=3, smoothing=0.6)
+    published = _run(stab, [a] * 6 + [b] * 8, n_params)
+    first_b = next(i for i, (k, _) in enumerate(published) if k == b)
+    assert first_b == 6 + 2 + 3 - 1
     assert [c for _, c in published].count(True) == 2
 
 
