@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Write the README's benchmark tables from benchmark JSON files (benchmarks/results/*.json).
+"""Write the benchmark tables the README links to from benchmark JSON files (benchmarks/results/*.json).
 
     .venv/bin/fxmatch bench effects -o benchmarks/results/effects.json
     .venv/bin/python scripts/readme_tables.py
 
-Each table sits between `<!-- BENCH-<NAME>:START -->` and `<!-- BENCH-<NAME>:END -->` in README.md; a missing JSON
-file leaves its block untouched. The README is rewritten atomically, keeping its file mode.
+Each table sits between `<!-- BENCH-<NAME>:START -->` and `<!-- BENCH-<NAME>:END -->` in docs/twins.md or
+docs/training.md; a missing JSON file leaves its block untouched. Each file is rewritten atomically, keeping its
+file mode.
 """
 
 from __future__ import annotations
@@ -105,20 +106,23 @@ def profile_table(r: dict) -> list[str]:
 RENDERERS = {"EFFECTS": ("effects.json", effects_table), "TRAINING": ("training.json", training_table)}
 
 
-def main(readme: Path = ROOT / "README.md") -> int:
-    """Rewrite the benchmark blocks of `readme` from RESULTS (0; a block or JSON file missing is skipped)."""
-    text = readme.read_text()
-    for name, (file, render) in RENDERERS.items():
-        path = RESULTS / file
-        if not path.is_file():
-            continue
-        block = render(json.loads(path.read_text()))
-        pattern = re.compile(rf"(<!-- BENCH-{name}:START -->\n).*?(<!-- BENCH-{name}:END -->)", re.DOTALL)
-        if not pattern.search(text):
-            print(f"README.md has no BENCH-{name} block; skipped", file=sys.stderr)
-            continue
-        text = pattern.sub(lambda m, block=block: m.group(1) + block + "\n" + m.group(2), text)
-    write_text_atomic(readme, text)  # temp file + rename, keeping README.md's mode
+#: the documents whose benchmark blocks `main` rewrites by default (the README links to them)
+DOCUMENTS = (ROOT / "docs" / "twins.md", ROOT / "docs" / "training.md")
+
+
+def main(readme: Path | None = None) -> int:
+    """Rewrite the benchmark blocks of `readme` (default: every file of DOCUMENTS) from RESULTS (0; a block or JSON
+    file missing is skipped)."""
+    for document in [readme] if readme is not None else DOCUMENTS:
+        text = document.read_text()
+        for name, (file, render) in RENDERERS.items():
+            path = RESULTS / file
+            pattern = re.compile(rf"(<!-- BENCH-{name}:START -->\n).*?(<!-- BENCH-{name}:END -->)", re.DOTALL)
+            if not path.is_file() or not pattern.search(text):
+                continue
+            block = render(json.loads(path.read_text()))
+            text = pattern.sub(lambda m, block=block: m.group(1) + block + "\n" + m.group(2), text)
+        write_text_atomic(document, text)  # temp file + rename, keeping the file's mode
     return 0
 
 
