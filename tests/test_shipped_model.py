@@ -54,8 +54,6 @@ def test_the_clean_example_is_heard_as_no_effect(session):
     assert result.best.chain == (), result.best.label
 
 
-@pytest.mark.skipif(not REAL_RECORDINGS.is_dir(), reason="Debian's sonic-pi-samples is not installed "
-                                                         "(scripts/install.sh installs it)")
 def test_real_recordings_nobody_processed_get_few_effects_named(session):
     """On the 37 unprocessed clips of the real-recording held-out set (Sonic Pi's samples, never trained on) the
     model names 0.89 effects per clip (v6: 2.92, models/README.md); this holds it below 1.2 (the issue's must is 0.5,

@@ -37,7 +37,6 @@ def test_length_uniform_weights_make_every_length_equally_likely():
     assert no_empty["dry"] == 0.0
 
 
-@pytest.mark.skipif(not real_set.SONIC_PI_SAMPLES.is_dir(), reason="Debian's sonic-pi-samples is not installed")
 def test_real_sets_hold_three_views_of_the_same_clips(tmp_path):
     written = real_set.make_real_sets(tmp_path / "real", seed=1)
     labels = {v: json.loads((written[v] / "labels.json").read_text()) for v in real_set.VIEWS}
