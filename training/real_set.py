@@ -27,14 +27,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import soundfile
-import soxr
 
 from fxmatch.audio_io import rms_dbfs
 from fxmatch.errors import FxmatchInputError
 from fxmatch.vocabulary import ChainVocabulary
 from training.data import TargetDataset, length_uniform_weights, write_dataset
-from training.sources import DrySource, normalise_loudness
+from training.sources import DrySource, normalise_loudness, read_mono
 
 #: where Debian's sonic-pi-samples puts its recordings (installed by scripts/install.sh --test)
 SONIC_PI_SAMPLES = Path("/usr/share/sonic-pi/samples")
@@ -62,7 +60,7 @@ class RecordingClips(DrySource):
         self._clips: list[np.ndarray] = []
         hop = round(hop_seconds * self.sample_rate)
         for path in self.paths:
-            audio = _read_mono(path, self.sample_rate)
+            audio = read_mono(path, self.sample_rate)
             last = max(0, audio.size - self.clip_samples)
             for start in range(0, last + 1, hop):
                 clip = audio[start : start + self.clip_samples]
@@ -81,18 +79,6 @@ class RecordingClips(DrySource):
     def describe(self) -> dict:
         return {**super().describe(), "recordings": [p.name for p in self.paths], "clips": self.n_clips,
                 "hop_seconds": HOP_SECONDS, "rms_dbfs": self.rms_dbfs, "clip_names": self.names}
-
-
-def _read_mono(path: Path, sample_rate: int) -> np.ndarray:
-    """`path` as mono float32 at `sample_rate`."""
-    try:
-        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, soundfile.LibsndfileError) as exc:
-        raise FxmatchInputError(f"cannot read {str(path)!r}: {exc}") from None
-    mono = data.mean(axis=1)
-    if rate != sample_rate:
-        mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
-    return np.ascontiguousarray(mono, dtype=np.float32)
 
 
 def recordings(folder: Path = SONIC_PI_SAMPLES) -> list[Path]:

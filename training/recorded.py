@@ -25,11 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import pedalboard
-import soundfile
 import soxr
 
 from fxmatch.errors import FxmatchInputError
-from training.sources import DrySource, _split_id, normalise_loudness
+from training.sources import DrySource, _split_id, normalise_loudness, read_mono
 
 #: where Debian's hydrogen-drumkits puts its kits
 HYDROGEN_KITS = Path("/usr/share/hydrogen/data/drumkits")
@@ -70,11 +69,7 @@ def read_kit(folder: Path) -> dict[str, list[Path]]:
 @lru_cache(maxsize=512)
 def _sample(path: Path, sample_rate: int) -> np.ndarray:
     """One drum sample as mono float32 at `sample_rate`, at most 2 s."""
-    data, rate = soundfile.read(str(path), dtype="float32", always_2d=True, frames=int(2.5 * 96000))
-    mono = data.mean(axis=1)
-    if rate != sample_rate:
-        mono = soxr.resample(mono, rate, sample_rate)
-    return np.ascontiguousarray(mono[: 2 * sample_rate], dtype=np.float32)
+    return read_mono(path, sample_rate, max_frames=int(2.5 * 96000))[: 2 * sample_rate]
 
 
 class DrumKitSource(DrySource):

@@ -350,6 +350,19 @@ def file_split(relative_path: str, heldout_fraction: float) -> str:
 LOADED_FILES = 8
 
 
+def read_mono(path: str | Path, sample_rate: int, max_frames: int = -1) -> np.ndarray:
+    """An audio file (at most `max_frames` of it; -1: all) mixed to mono and resampled (soxr HQ) to `sample_rate`:
+    float32 `[samples]`; an unreadable file is an FxmatchInputError naming it."""
+    try:
+        data, rate = soundfile.read(str(path), dtype="float32", always_2d=True, frames=max_frames)
+    except (RuntimeError, soundfile.LibsndfileError) as exc:
+        raise FxmatchInputError(f"cannot read {str(path)!r}: {exc}") from None
+    mono = data.mean(axis=1)
+    if rate != sample_rate:
+        mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
 class FolderSource(DrySource):
     """WAV/FLAC files under a folder (recursively), mixed to mono, resampled with soxr, cut into clips.
 
@@ -409,15 +422,7 @@ class FolderSource(DrySource):
 
     def _read(self, file_index: int) -> np.ndarray:
         """File `file_index` as mono float32 at `sample_rate`."""
-        path = self.files[file_index]
-        try:
-            data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-        except (RuntimeError, soundfile.LibsndfileError) as exc:
-            raise FxmatchInputError(f"cannot read {str(path)!r}: {exc}") from None
-        mono = data.mean(axis=1)
-        if rate != self.sample_rate:
-            mono = soxr.resample(mono, rate, self.sample_rate, quality="HQ")
-        return np.ascontiguousarray(mono, dtype=np.float32)
+        return read_mono(self.files[file_index], self.sample_rate)
 
     def clip(self, index: int) -> np.ndarray:
         """Clip `index` (modulo the clip count), float32 `[clip_samples]` (zero-padded at a file's end)."""
