@@ -295,9 +295,9 @@ def chain_text(names) -> str:
 def presence_line(result, floor: float = 0.2) -> str:
     """Each effect's presence probability at or above `floor`, likeliest first, and the rule's threshold:
     "Distortion 1.00, Reverb 0.39 (an effect is named at >= 0.70)"; "" when the estimate has none."""
-    shown = sorted(((p, name) for name, p in result.presence.items() if p >= floor), reverse=True)
     if not result.presence:
         return ""
+    shown = sorted(((p, name) for name, p in result.presence.items() if p >= floor), reverse=True)
     text = ", ".join(f"{name} {p:.2f}" for p, name in shown) or f"no effect above {floor:.2f}"
     if result.presence_threshold is not None:
         text += f" (an effect is named at >= {result.presence_threshold:.2f})"
