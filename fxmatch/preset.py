@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import jsonschema
 
 from fxmatch.audio_io import write_text_atomic
+from fxmatch.chains import chain_label, split_output_level, with_output_level
 from fxmatch.effects import KNOWN_EFFECTS, get_spec
 from fxmatch.errors import FxmatchInputError
 
@@ -145,7 +146,28 @@ class Preset:
 
     @property
     def effect_names(self) -> list[str]:
+        """Every entry's effect name, the output level's Gain included."""
         return [e.effect for e in self.chain]
+
+    @property
+    def output_level_db(self) -> float:
+        """The chain-wide output level in dB (a trailing Gain; 0.0 without one)."""
+        return split_output_level([(e.effect, e.params) for e in self.chain])[1]
+
+    @property
+    def chain_names(self) -> list[str]:
+        """The chain's effects without the output level (what a model or capture chooses)."""
+        return [name for name, _ in split_output_level([(e.effect, e.params) for e in self.chain])[0]]
+
+    @property
+    def label(self) -> str:
+        """'Distortion -> LowpassFilter, output -3.0 dB' or 'no effect' (fxmatch.chains.chain_label)."""
+        return chain_label(self.chain_names, output_db=self.output_level_db)
+
+    def with_output_level(self, gain_db: float) -> Preset:
+        """A copy whose output level is `gain_db` dB (a trailing Gain; none when inaudible)."""
+        chain = with_output_level([(e.effect, e.params) for e in self.chain], gain_db)
+        return Preset([EffectSettings(n, p) for n, p in chain], self.estimate, dict(self.extra))
 
     def training_range_notes(self) -> list[str]:
         """One line per value outside the range the estimator was trained on (pedalboard plays it all the same)."""
