@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fxmatch.cli import print_json
 from fxmatch.errors import FxmatchInputError
+from fxmatch.jsonout import print_json
 
 BENCHMARKS = ("effects", "training", "encoder", "realtime", "gui", "capture", "threads")
 

@@ -79,7 +79,7 @@ def check_output_path(checkpoint: str | os.PathLike, output: str | os.PathLike, 
 
 def run(args: argparse.Namespace) -> int:
     from export.onnx_export import ExportError, check_options, export_checkpoint
-    from fxmatch.cli import print_json
+    from fxmatch.jsonout import print_json
 
     check_options(args.opset, args.tolerance, args.window_seconds, args.hop_seconds)
     check_output_path(args.checkpoint, args.output, force=args.force)

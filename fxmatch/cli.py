@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import json
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 
 from fxmatch.errors import FxmatchInputError
+from fxmatch.jsonout import print_json  # noqa: F401 - re-exported for fxmatch.commands
 
 log = logging.getLogger("fxmatch")
 
@@ -144,11 +144,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fxmatch: unexpected failure: {type(exc).__name__}: {exc} (set FXMATCH_DEBUG=1 for details)",
               file=sys.stderr)
         return 1
-
-
-def print_json(data: object) -> None:
-    """Print JSON for scripts (stdout)."""
-    print(json.dumps(data, indent=2, allow_nan=False, default=float))
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def status(args: argparse.Namespace) -> int:
         raise FxmatchInputError(f"--status DIR takes no {extra[0]}")
     result = run_status(args.status)
     if args.json:
-        from fxmatch.cli import print_json
+        from fxmatch.jsonout import print_json
 
         print_json(result)
     else:

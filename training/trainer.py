@@ -38,7 +38,7 @@ from training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpo
 from training.config import ENCODER_KEYS, TrainConfig
 from training.data import TargetDataset, chain_key, length_uniform_weights
 from training.model import SIDE_FEATURES, Encoder, EncoderConfig, chain_membership, count_parameters, trunk_input_widths
-from training.sources import make_source
+from training.source_factory import make_source
 from training.wta import ChainRenderer, StepResult, make_audio_loss, temperature_at, wta_step
 
 log = logging.getLogger(__name__)

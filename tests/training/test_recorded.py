@@ -8,7 +8,8 @@ import pytest
 from fxmatch.audio_io import rms_dbfs
 from fxmatch.errors import FxmatchInputError
 from training import recorded
-from training.sources import SynthSource, make_source
+from training.source_factory import make_source
+from training.sources import SynthSource
 
 
 def test_kit_grooves_are_deterministic_normalised_and_split_by_kit():

@@ -5,6 +5,7 @@ import soundfile
 from fxmatch.audio_io import rms_dbfs
 from fxmatch.errors import FxmatchInputError
 from training import sources
+from training.source_factory import make_source
 
 
 @pytest.mark.parametrize("instrument", list(sources.INSTRUMENTS))
@@ -86,7 +87,7 @@ def test_midi_file_bytes_is_a_standard_midi_file():
 
 def test_make_source_rejects_unknown_kind():
     with pytest.raises(FxmatchInputError, match="unknown source kind"):
-        sources.make_source("tape")
+        make_source("tape")
 
 
 def test_pooled_source_renders_once_caches_and_crops_reproducibly(tmp_path):
@@ -117,9 +118,9 @@ def test_mixed_source_picks_sources_by_weight_reproducibly():
     i = picks.index("a")
     assert np.array_equal(mixed.clip(i), a.clip(i))
     with pytest.raises(FxmatchInputError, match="source_mix"):
-        sources.make_source("mix")
+        make_source("mix")
     with pytest.raises(FxmatchInputError, match="unknown source kind"):
-        sources.make_source("mix", mix={"synth": 1.0, "tape": 1.0})
+        make_source("mix", mix={"synth": 1.0, "tape": 1.0})
 
 
 needs_fluidsynth = pytest.mark.skipif(
@@ -139,10 +140,10 @@ def test_midi_clips_rendered_together_are_dry_distinct_phrases():
 
 @needs_fluidsynth
 def test_midi_pool_through_make_source(tmp_path):
-    pooled = sources.make_source("midi", sample_rate=22050, clip_seconds=0.5, midi_pool=3, cache_dir=tmp_path)
+    pooled = make_source("midi", sample_rate=22050, clip_seconds=0.5, midi_pool=3, cache_dir=tmp_path)
     assert isinstance(pooled, sources.PooledSource)
     assert pooled.clip(4).shape == (11025,)
-    held = sources.make_source("midi", split="heldout", sample_rate=22050, clip_seconds=0.5, midi_pool=3)
+    held = make_source("midi", split="heldout", sample_rate=22050, clip_seconds=0.5, midi_pool=3)
     assert held.pool_size == 64
 
 
