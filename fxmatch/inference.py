@@ -41,6 +41,7 @@ import numpy as np
 import onnxruntime as ort
 
 from fxmatch.audio_io import rms_dbfs  # defined with the audio helpers; realtime, gui and refine import it from here
+from fxmatch.effects.spec import EffectSpec, ParamSpec
 from fxmatch.errors import FxmatchInputError, require_file
 from fxmatch.threads import ORT_NO_SPIN_CONFIG
 
@@ -84,37 +85,11 @@ CUDA = "CUDAExecutionProvider"
 
 
 @dataclass(frozen=True)
-class ParamInfo:
-    """One parameter of an effect: pedalboard name, unit, range and scale (linear or log)."""
-
-    name: str
-    unit: str
-    minimum: float
-    maximum: float
-    scale: str = "linear"
-
-    def denormalise(self, unit_value: float) -> float:
-        """[0, 1] (clipped) -> value in units."""
-        u = min(max(float(unit_value), 0.0), 1.0)
-        if self.scale == "log":
-            lo, hi = math.log(self.minimum), math.log(self.maximum)
-            return float(math.exp(lo + u * (hi - lo)))
-        return float(self.minimum + u * (self.maximum - self.minimum))
-
-    def normalise(self, value: float) -> float:
-        """Value in units -> [0, 1] (not clipped)."""
-        if self.scale == "log":
-            lo, hi = math.log(self.minimum), math.log(self.maximum)
-            return float((math.log(value) - lo) / (hi - lo))
-        return float((value - self.minimum) / (self.maximum - self.minimum))
-
-
-@dataclass(frozen=True)
 class EffectInfo:
     """An effect of the model's vocabulary and where its values sit in the shared parameter vector."""
 
     name: str
-    params: tuple[ParamInfo, ...]
+    params: tuple[ParamSpec, ...]
     offset: int
 
     @property
@@ -172,7 +147,8 @@ class ModelInfo:
         for name in self.chains[chain_index]:
             e = self.effect(name)
             values = unit_params[e.slice]
-            out.append((name, {p.name: p.denormalise(v) for p, v in zip(e.params, values)}))
+            out.append((name, {p.name: float(p.denormalise(min(max(float(v), 0.0), 1.0)))
+                               for p, v in zip(e.params, values)}))
         return out
 
     @classmethod
@@ -277,15 +253,14 @@ def decide(info: ModelInfo, probs: np.ndarray) -> int:
 def _parse_vocabulary(vocab: Mapping[str, Any]) -> tuple[tuple[EffectInfo, ...], tuple[tuple[str, ...], ...], int]:
     effects, offset = [], 0
     for e in vocab["effects"]:
-        params = []
         for p in e["params"]:
             scale = str(p.get("scale", "linear"))
             lo, hi = float(p["minimum"]), float(p["maximum"])
             if scale not in ("linear", "log") or not lo < hi or (scale == "log" and lo <= 0):
                 raise ValueError(f"parameter {e['name']}.{p['name']} has an invalid range or scale")
-            params.append(ParamInfo(str(p["name"]), str(p.get("unit", "")), lo, hi, scale))
-        effects.append(EffectInfo(str(e["name"]), tuple(params), offset))
-        offset += len(params)
+        spec = EffectSpec.from_dict(e)
+        effects.append(EffectInfo(spec.name, spec.params, offset))
+        offset += spec.n_params
     names = {e.name for e in effects}
     chains = tuple(tuple(str(n) for n in c) for c in vocab["chains"])
     if not chains:

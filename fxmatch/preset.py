@@ -8,13 +8,13 @@ import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import jsonschema
 
 from fxmatch.audio_io import write_text_atomic
 from fxmatch.chains import chain_label, split_output_level, with_output_level
-from fxmatch.effects import KNOWN_EFFECTS, get_spec
+from fxmatch.effects import KNOWN_EFFECTS, Limit, get_spec
 from fxmatch.errors import FxmatchInputError
 
 FORMAT = "fxmatch-preset"
@@ -25,57 +25,23 @@ MAX_PRESET_BYTES = 1_000_000
 
 log = logging.getLogger("fxmatch")
 
-class Limit(NamedTuple):
-    """The values a preset may give one parameter, both ends included, and who sets each end."""
-
-    low: float
-    high: float
-    low_by: str = "pedalboard"
-    high_by: str = "pedalboard"
-
-
-#: What each parameter may hold in a preset. Who sets an end: "pedalboard" raises ValueError beyond it; "JUCE" is
-#: the range the JUCE processor behind the pedalboard class documents (asserted in JUCE debug builds, passed through
-#: by pedalboard); "fxmatch" where neither sets one: beyond any musical setting, with pedalboard's output still
-#: finite (JUCE takes -100 dB and below as silence, and a PeakFilter gain there gives NaN; pedalboard refuses a
-#: cutoff or Q <= 0 and clamps the cutoff to >= 0.01 Hz; times below 0 act as 0). The first-order filters' cutoff
-#: is not clamped by pedalboard: JUCE requires 0 < cutoff <= sample_rate / 2, so a preset holds 0.01 Hz..20 kHz and
-#: rendering refuses a cutoff at or above the audio's Nyquist frequency (NYQUIST_BOUND). Values outside the training
-#: ranges (the effect specs' minimum..maximum) are accepted with a note: the model never estimates them.
+#: What each parameter may hold in a preset: effect -> parameter -> `Limit` (both ends included, and who sets each),
+#: read from the effect specs (`ParamSpec.limits`; the reasons are in `fxmatch.effects.spec.Limit`).
 PEDALBOARD_LIMITS: dict[str, dict[str, Limit]] = {
-    "Compressor": {"threshold_db": Limit(-100.0, 24.0, "fxmatch", "fxmatch"),
-                   "ratio": Limit(1.0, 1000.0, "pedalboard", "fxmatch"),
-                   "attack_ms": Limit(0.0, 10_000.0, "fxmatch", "fxmatch"),
-                   "release_ms": Limit(0.0, 10_000.0, "fxmatch", "fxmatch")},
-    "Distortion": {"drive_db": Limit(-100.0, 100.0, "fxmatch", "fxmatch")},
-    "LowpassFilter": {"cutoff_frequency_hz": Limit(0.01, 20_000.0, "fxmatch", "fxmatch")},
-    "HighpassFilter": {"cutoff_frequency_hz": Limit(0.01, 20_000.0, "fxmatch", "fxmatch")},
-    "PeakFilter": {"cutoff_frequency_hz": Limit(0.01, 96_000.0, "fxmatch", "fxmatch"),
-                   "gain_db": Limit(-99.0, 99.0, "fxmatch", "fxmatch"),
-                   "q": Limit(0.001, 1000.0, "fxmatch", "fxmatch")},
-    "Chorus": {"rate_hz": Limit(0.0, 100.0), "depth": Limit(0.0, 1.0, "JUCE", "JUCE"),
-               "centre_delay_ms": Limit(0.0, 100.0, "JUCE", "JUCE"), "feedback": Limit(-1.0, 1.0, "JUCE", "JUCE"),
-               "mix": Limit(0.0, 1.0)},
-    "Phaser": {"rate_hz": Limit(0.0, 100.0, "JUCE", "JUCE"), "depth": Limit(0.0, 1.0, "JUCE", "JUCE"),
-               "centre_frequency_hz": Limit(0.0, 20_000.0, "JUCE", "JUCE"),
-               "feedback": Limit(-1.0, 1.0, "JUCE", "JUCE"), "mix": Limit(0.0, 1.0, "JUCE", "JUCE")},
-    "Delay": {"delay_seconds": Limit(0.0, 30.0), "feedback": Limit(0.0, 1.0), "mix": Limit(0.0, 1.0)},
-    "Reverb": {"room_size": Limit(0.0, 1.0), "damping": Limit(0.0, 1.0), "wet_level": Limit(0.0, 1.0),
-               "dry_level": Limit(0.0, 1.0)},
-    "Gain": {"gain_db": Limit(-100.0, 60.0, "fxmatch", "fxmatch")},
+    name: {p.name: p.limits for p in get_spec(name).params if p.limits is not None} for name in KNOWN_EFFECTS
 }
 
 #: Parameters that must stay below the Nyquist frequency of the audio a preset renders (pedalboard passes them to
-#: JUCE unclamped, and the first-order filters are unstable above it): effect -> parameter in Hz.
-NYQUIST_BOUND: dict[str, str] = {"LowpassFilter": "cutoff_frequency_hz", "HighpassFilter": "cutoff_frequency_hz"}
+#: JUCE unclamped, and the first-order filters are unstable above it): effect -> parameter in Hz (from the specs).
+NYQUIST_BOUND: dict[str, str] = {
+    name: p.name for name in KNOWN_EFFECTS for p in get_spec(name).params if p.below_nyquist
+}
 
 
 def preset_range(effect: str, param: str) -> tuple[float, float]:
-    """The values a preset may give `effect`.`param` (pedalboard's limits; the training range when unknown)."""
-    known = PEDALBOARD_LIMITS.get(effect, {}).get(param)
-    if known is not None:
-        return known.low, known.high
+    """The values a preset may give `effect`.`param` (its spec's `valid_range`: pedalboard's limits)."""
     return get_spec(effect).param(param).valid_range
+
 
 #: JSON schema of the preset file (structure only; ranges are checked against the effect specs).
 PRESET_SCHEMA: dict[str, Any] = {

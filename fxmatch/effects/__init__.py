@@ -1,8 +1,14 @@
-"""Differentiable twins of pedalboard's effects, one module per effect.
+"""Effects of the vocabulary: each one's facts (torch-free) and its differentiable twin of pedalboard, one package each.
 
-Each module defines `SPEC` (an `EffectSpec`: pedalboard name, parameters, units, ranges, scales) and
-`process(x[batch, channels, samples], params, sample_rate)`, a differentiable PyTorch implementation that
-reproduces `pedalboard.<SPEC.name>(**params)` on the same input.
+Layout: `fxmatch/effects/<effect>/__init__.py` holds `SPEC` (an `EffectSpec`: pedalboard name, parameters, units,
+training ranges, pedalboard's limits, scales; pure data, importing it needs numpy only) and
+`fxmatch/effects/<effect>/twin.py` holds `process(x[batch, channels, samples], params, sample_rate)`, a
+differentiable PyTorch implementation that reproduces `pedalboard.<SPEC.name>(**params)` on the same input. The
+maths every spec shares (normalisation, knob positions, limits) is in `fxmatch.effects.spec`; tensor helpers and the
+shared biquad filter are `fxmatch.effects.batch` and `fxmatch.effects.biquad`.
+
+`get_spec` and the name tuples below import no torch (presets, the inference runtime, the real-time audio process
+and the knobs use them); `get_effect` imports the twin, hence torch and numba.
 """
 
 from __future__ import annotations
@@ -10,12 +16,16 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch
+from fxmatch.effects.spec import EffectSpec, Limit, ParamSpec
 
-from fxmatch.effects.spec import EffectSpec, ParamSpec
+if TYPE_CHECKING:
+    import torch
 
-ProcessFn = Callable[[torch.Tensor, Mapping[str, torch.Tensor | float], float], torch.Tensor]
+    ProcessFn = Callable[[torch.Tensor, Mapping[str, torch.Tensor | float], float], torch.Tensor]
+else:
+    ProcessFn = Callable[..., Any]
 
 
 @dataclass(frozen=True)
@@ -30,7 +40,7 @@ class Effect:
         return self.spec.name
 
 
-#: Every twin in canonical chain order (a tone stage right after the drive, the output level last) and its module.
+#: Every effect in canonical chain order (a tone stage right after the drive, the output level last) and its package.
 EFFECT_MODULES: dict[str, str] = {
     "Compressor": "fxmatch.effects.compressor",
     "Distortion": "fxmatch.effects.distortion",
@@ -56,21 +66,27 @@ EFFECT_NAMES: tuple[str, ...] = DEFAULT_EFFECTS
 _CACHE: dict[str, Effect] = {}
 
 
-def get_effect(name: str) -> Effect:
-    """The twin named `name` (pedalboard's class name); ValueError listing the known names otherwise."""
+def _module(name: str) -> str:
+    """The package of effect `name`; ValueError listing the known names otherwise."""
     if name not in EFFECT_MODULES:
         raise ValueError(f"unknown effect {name!r}; known effects: {', '.join(KNOWN_EFFECTS)}")
-    if name not in _CACHE:
-        module = importlib.import_module(EFFECT_MODULES[name])
-        _CACHE[name] = Effect(spec=module.SPEC, process=module.process)
-    return _CACHE[name]
+    return EFFECT_MODULES[name]
 
 
 def get_spec(name: str) -> EffectSpec:
-    """The parameter spec of effect `name`."""
-    return get_effect(name).spec
+    """The spec of effect `name` (pedalboard's class name), torch-free; ValueError listing the known names otherwise."""
+    return importlib.import_module(_module(name)).SPEC
+
+
+def get_effect(name: str) -> Effect:
+    """The twin named `name` (imports torch); ValueError listing the known names otherwise."""
+    if name not in _CACHE:
+        twin = importlib.import_module(_module(name) + ".twin")
+        _CACHE[name] = Effect(spec=get_spec(name), process=twin.process)
+    return _CACHE[name]
 
 
 __all__ = [
-    "DEFAULT_EFFECTS", "EFFECT_NAMES", "KNOWN_EFFECTS", "Effect", "EffectSpec", "ParamSpec", "get_effect", "get_spec",
+    "DEFAULT_EFFECTS", "EFFECT_NAMES", "KNOWN_EFFECTS", "Effect", "EffectSpec", "Limit", "ParamSpec", "get_effect",
+    "get_spec",
 ]

@@ -52,32 +52,25 @@ class Knob(QtWidgets.QWidget):
         super().__init__(parent)
         self.spec = spec
         self.colour = QtGui.QColor(colour)
-        self._lo, self._hi = spec.valid_range
         self._value = float(spec.default_value)
         self._shown = self._to_norm(self._value)
         self._drag: tuple[float, float] | None = None
         self.setFixedSize(74, 92)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.ClickFocus)
-        self.setToolTip(f"{spec.name} ({spec.minimum:g} to {spec.maximum:g} {spec.unit}, {spec.scale})\n"
+        lo, hi = spec.valid_range
+        self.setToolTip(f"{spec.name}: {lo:g} to {hi:g} {spec.unit} ({spec.scale}; the model was trained on "
+                        f"{spec.minimum:g} to {spec.maximum:g})\n"
                         "drag or scroll to edit; shift for fine steps; double-click for the default")
         self.setAccessibleName(spec.name)
 
-    # ----- value mapping
+    # ----- value mapping (the spec's knob maths: pedalboard's limits, in the parameter's scale)
     def _to_norm(self, value: float) -> float:
-        """Units -> [0, 1] knob position (the parameter's scale, clipped)."""
-        lo, hi = self._lo, self._hi
-        v = min(max(float(value), lo), hi)
-        if self.spec.scale == "log" and lo > 0:
-            return (math.log(v) - math.log(lo)) / (math.log(hi) - math.log(lo))
-        return (v - lo) / (hi - lo)
+        """Units -> [0, 1] knob position (clipped to the parameter's valid range)."""
+        return self.spec.position(value)
 
     def _from_norm(self, norm: float) -> float:
         """[0, 1] knob position -> units."""
-        n = min(max(norm, 0.0), 1.0)
-        lo, hi = self._lo, self._hi
-        if self.spec.scale == "log" and lo > 0:
-            return math.exp(math.log(lo) + n * (math.log(hi) - math.log(lo)))
-        return lo + n * (hi - lo)
+        return self.spec.value_at(norm)
 
     def value(self) -> float:
         """The value in units (the target of the glide)."""

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from fxmatch import testsignals
-from fxmatch.effects import chorus
+from fxmatch.effects.chorus import twin as chorus
 from fxmatch.effects.fidelity import compare
 from tests.effects.helpers import stable_seed
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from fxmatch import testsignals
-from fxmatch.effects import compressor
+from fxmatch.effects.compressor import twin as compressor
 from fxmatch.effects.fidelity import compare
 from tests.effects.helpers import stable_seed
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from fxmatch.effects import delay
+from fxmatch.effects.delay import twin as delay
 from fxmatch.effects.fidelity import compare
 from tests.effects.helpers import stable_seed
 

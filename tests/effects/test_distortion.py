@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from fxmatch.effects import distortion
+from fxmatch.effects.distortion import twin as distortion
 from fxmatch.effects.fidelity import compare
 from tests.effects.helpers import stable_seed
 

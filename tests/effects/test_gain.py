@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from fxmatch.effects import gain
 from fxmatch.effects.fidelity import compare
+from fxmatch.effects.gain import twin as gain
 from tests.effects.helpers import stable_seed
 
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from fxmatch.effects import phaser
 from fxmatch.effects.fidelity import compare
+from fxmatch.effects.phaser import twin as phaser
 from tests.effects.helpers import stable_seed
 
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from fxmatch.effects import reverb
 from fxmatch.effects.fidelity import compare
-from fxmatch.effects.reverb import _ReverbFunction
+from fxmatch.effects.reverb import twin as reverb
+from fxmatch.effects.reverb.twin import _ReverbFunction
 from tests.effects.helpers import stable_seed
 
 # tiny comb/allpass delays so that gradcheck sees every recursion within a few dozen samples

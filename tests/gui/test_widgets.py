@@ -9,6 +9,7 @@ import pytest
 from PyQt6 import QtCore, QtGui, QtWidgets
 
 from fxmatch.effects import get_spec
+from fxmatch.effects.spec import KNOB_BEYOND_TRAINING
 from gui.widgets.ab_panel import ABPanel
 from gui.widgets.chain_view import ChainHeader, ChainView, chain_label
 from gui.widgets.knob import Knob, format_value, param_label
@@ -18,20 +19,23 @@ from gui.widgets.spectrum import BandAnalyser, SpectrogramView, SpectrumView
 
 
 def test_knob_maps_log_parameters_in_their_scale_and_glides(qtbot):
-    spec = get_spec("Compressor").param("ratio")  # 1.5 .. 20, log
+    spec = get_spec("Compressor").param("ratio")  # trained on 1.5 .. 20 (log), pedalboard takes 1 .. 1000
     knob = Knob(spec)
     qtbot.addWidget(knob)
-    knob.set_value(math.sqrt(1.5 * 20.0), animate=False)  # geometric midpoint
+    knob.set_value(math.sqrt(1.5 * 20.0), animate=False)  # geometric midpoint of the training range
     assert knob.shown_norm() == pytest.approx(0.5, abs=1e-6)
     knob.set_value(20.0)
     assert knob.shown_norm() == pytest.approx(0.5, abs=1e-6)  # gliding, not jumping
     for _ in range(10):
         knob.step(1 / 40)
-    assert 0.5 < knob.shown_norm() < 1.0
+    top = 1.0 - KNOB_BEYOND_TRAINING  # the training range's end; the rest of the arc reaches pedalboard's limit
+    assert 0.5 < knob.shown_norm() < top
     for _ in range(100):
         knob.step(1 / 40)
-    assert knob.shown_norm() == pytest.approx(1.0, abs=1e-3)
+    assert knob.shown_norm() == pytest.approx(top, abs=1e-3)
     assert knob.value() == 20.0
+    knob.set_value(1000.0, animate=False)
+    assert knob.shown_norm() == pytest.approx(1.0)
 
 
 def test_knob_emits_edits_in_units_within_range_only_on_user_input(qtbot):
@@ -43,12 +47,12 @@ def test_knob_emits_edits_in_units_within_range_only_on_user_input(qtbot):
     knob.valueEdited.connect(seen.append)
     knob.set_value(10.0, animate=False)
     assert seen == []
-    knob.set_value(39.9, animate=False)
+    knob.set_value(99.9, animate=False)
     for _ in range(3):
         qtbot.keyClick(knob, QtCore.Qt.Key.Key_Up)
-    assert seen and seen[-1] == pytest.approx(40.0)  # clipped at the maximum
+    assert seen and seen[-1] == pytest.approx(100.0)  # clipped at pedalboard's limit (the preset's)
     qtbot.keyClick(knob, QtCore.Qt.Key.Key_Down)
-    assert seen[-1] == pytest.approx(40.0 - 0.02 * 35.0)
+    assert seen[-1] == pytest.approx(spec.value_at(1.0 - 0.02))
     qtbot.mouseDClick(knob, QtCore.Qt.MouseButton.LeftButton)
     assert seen[-1] == pytest.approx(spec.default_value)
 

@@ -10,14 +10,9 @@ from collections.abc import Mapping
 
 import torch
 
-from fxmatch.effects.gain import decibels_to_gain
-from fxmatch.effects.spec import EffectSpec, ParamSpec, as_batch_param
-
-SPEC = EffectSpec(
-    name="Distortion",
-    params=(ParamSpec("drive_db", "dB", 5.0, 40.0, "linear", 25.0, "input gain before the tanh shaper"),),
-    description="tanh waveshaping distortion with an input drive in dB",
-)
+from fxmatch.effects.batch import as_batch_param
+from fxmatch.effects.distortion import SPEC  # noqa: F401 (the twin's spec, beside it)
+from fxmatch.effects.gain.twin import decibels_to_gain
 
 
 def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_rate: float) -> torch.Tensor:

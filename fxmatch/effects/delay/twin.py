@@ -23,17 +23,8 @@ import numba
 import numpy as np
 import torch
 
-from fxmatch.effects.spec import EffectSpec, ParamSpec, as_batch_param
-
-SPEC = EffectSpec(
-    name="Delay",
-    params=(
-        ParamSpec("delay_seconds", "s", 0.05, 0.8, "linear", 0.5, "echo spacing (truncated to whole samples)"),
-        ParamSpec("feedback", "", 0.0, 0.7, "linear", 0.0, "gain of each echo relative to the previous one"),
-        ParamSpec("mix", "", 0.1, 0.6, "linear", 0.5, "wet proportion (linear dry/wet rule)"),
-    ),
-    description="feedback delay with an integer-sample delay time and a linear dry/wet mix",
-)
+from fxmatch.effects.batch import as_batch_param
+from fxmatch.effects.delay import SPEC  # noqa: F401 (the twin's spec, beside it)
 
 _MAX_DELAY_SECONDS = 30  # pedalboard's delay line capacity
 

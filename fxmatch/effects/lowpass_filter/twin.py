@@ -19,14 +19,9 @@ from collections.abc import Mapping
 
 import torch
 
+from fxmatch.effects.batch import as_batch_param
 from fxmatch.effects.biquad import filter_biquad, first_order_coefficients
-from fxmatch.effects.spec import EffectSpec, ParamSpec, as_batch_param
-
-SPEC = EffectSpec(
-    name="LowpassFilter",
-    params=(ParamSpec("cutoff_frequency_hz", "Hz", 1000.0, 12000.0, "log", 5000.0, "-3 dB point of the low-pass"),),
-    description="first-order IIR low-pass (juce::dsp::IIR::Coefficients::makeFirstOrderLowPass): a tone stage",
-)
+from fxmatch.effects.lowpass_filter import SPEC  # noqa: F401 (the twin's spec, beside it)
 
 
 def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_rate: float) -> torch.Tensor:

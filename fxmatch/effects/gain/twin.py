@@ -11,13 +11,8 @@ from collections.abc import Mapping
 
 import torch
 
-from fxmatch.effects.spec import EffectSpec, ParamSpec, as_batch_param
-
-SPEC = EffectSpec(
-    name="Gain",
-    params=(ParamSpec("gain_db", "dB", -12.0, 12.0, "linear", 0.0, "output level change"),),
-    description="a volume control: multiplies by a gain given in dB",
-)
+from fxmatch.effects.batch import as_batch_param
+from fxmatch.effects.gain import SPEC  # noqa: F401 (the twin's spec, beside it)
 
 #: JUCE's `Decibels::decibelsToGain` floor: this level and below is silence
 MINUS_INFINITY_DB = -100.0

@@ -1,0 +1,19 @@
+"""Distortion: pedalboard.Distortion (JUCE Gain followed by a tanh waveshaper).
+
+The Distortion lives in this package: `SPEC` here is pure data (parameters, units, training ranges, pedalboard's
+limits, scales; importing it needs no torch), `twin.py` beside it the differentiable PyTorch twin (`process`). A
+twin name read through the package (`fxmatch.effects.distortion.process`) imports the twin, and torch, on first use.
+"""
+
+from __future__ import annotations
+
+from fxmatch.effects.spec import EffectSpec, Limit, ParamSpec, twin_attributes
+
+SPEC = EffectSpec(
+    name="Distortion",
+    params=(ParamSpec("drive_db", "dB", 5.0, 40.0, "linear", 25.0, "input gain before the tanh shaper",
+                      limits=Limit(-100.0, 100.0, "fxmatch", "fxmatch")),),
+    description="tanh waveshaping distortion with an input drive in dB",
+)
+
+__getattr__ = twin_attributes(__name__)

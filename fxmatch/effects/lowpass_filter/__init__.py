@@ -1,0 +1,19 @@
+"""LowpassFilter: pedalboard.LowpassFilter (JUCE's first-order IIR low-pass, 6 dB per octave, -3 dB at the cutoff).
+
+The LowpassFilter lives in this package: `SPEC` here is pure data (parameters, units, training ranges, pedalboard's
+limits, scales; importing it needs no torch), `twin.py` beside it the differentiable PyTorch twin (`process`). A
+twin name read through the package (`fxmatch.effects.lowpass_filter.process`) imports the twin, and torch, on first use.
+"""
+
+from __future__ import annotations
+
+from fxmatch.effects.spec import EffectSpec, Limit, ParamSpec, twin_attributes
+
+SPEC = EffectSpec(
+    name="LowpassFilter",
+    params=(ParamSpec("cutoff_frequency_hz", "Hz", 1000.0, 12000.0, "log", 5000.0, "-3 dB point of the low-pass",
+                      limits=Limit(0.01, 20000.0, "fxmatch", "fxmatch"), below_nyquist=True),),
+    description="first-order IIR low-pass (juce::dsp::IIR::Coefficients::makeFirstOrderLowPass): a tone stage",
+)
+
+__getattr__ = twin_attributes(__name__)
