@@ -12,7 +12,7 @@ and feeds the `EstimateStabiliser`:
 
 Where it runs: by default in a process of its own (`AnalysisProcess`, `python -m realtime.analysis`), so that
 resampling and inference never hold the audio process's GIL. That process maps the engine's buffers
-(realtime.engine.EngineBuffers, a shared-memory block whose file descriptor it receives over a Unix socket, so the
+(realtime.buffers.EngineBuffers, a shared-memory block whose file descriptor it receives over a Unix socket, so the
 block needs no name in /dev/shm), reads the target ring, and writes each estimate into the block's *estimate slot*
 under a sequence lock (`write_estimate` / `read_estimate`: the sequence counter is odd while the slot is written,
 one aligned 8-byte store each, so a reader never takes a half-written estimate, even from a process killed in the
@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fxmatch.inference import SILENCE_DBFS, EstimatorSession, ModelInfo, decide, rms_dbfs
+from realtime.buffers import SLOT_FLOATS, EngineBuffers
 
 log = logging.getLogger("fxmatch.realtime.analysis")
 
@@ -215,9 +216,8 @@ class AnalysisWorker(threading.Thread):
 
 # ------------------------------------------------------------------------------------------------ the estimate slot
 
-#: float64 values in the estimate slot: chain index, probability, latency (s), alternatives (count, indices,
-#: probabilities), params (count, normalised row)
-SLOT_FLOATS = 1024
+#: the estimate slot (realtime.buffers.SLOT_FLOATS float64 values): chain index, probability, latency (s),
+#: alternatives (count, indices, probabilities), params (count, normalised row)
 MAX_ALTERNATIVES = 8
 _S_INDEX, _S_PROB, _S_LATENCY, _S_NALT, _S_ALT, _S_ALTP, _S_NPAR, _S_PARAMS = 0, 1, 2, 3, 4, 12, 20, 21
 
@@ -381,8 +381,6 @@ def _map(fd: int, nbytes: int):
 
 def _attach(session: EstimatorSession, stabiliser: EstimateStabiliser, fd: int, req: dict) -> tuple:
     """Map the engine block behind `fd` and build the worker that reads its target ring and writes its slot."""
-    from realtime.engine import EngineBuffers
-
     buffers = EngineBuffers(req["capacity"], _map(fd, req["nbytes"]), writer=False)
     ring = buffers.rings["target"]
     seq, slot = buffers.header[buffers.EST_SEQ : buffers.EST_SEQ + 1], buffers.estimate_slot

@@ -16,7 +16,7 @@ window process -> audio process -> analysis process.
 
 Channels between the processes:
 
-* Control (start, stop, set_ab, set_frozen, set_chain, reset_to_estimate, inject_fault, ...): a duplex pipe of
+* Control (start, stop, set_ab, set_frozen, set_chain, reset_to_estimate, ...: `LiveEngine.remote_ops`): a duplex pipe of
   (request id, op, args) -> ("reply", id, ok, value, snapshot). Each call waits with a timeout; a child that does
   not answer in time is killed and reported. A receiver thread in this process reads the pipe; when the pipe
   closes unexpectedly (the child died), `running` turns False and `telemetry().error` says so.
@@ -26,16 +26,17 @@ Channels between the processes:
   snapshot too, taken after the op, and the child sends both under one lock, so state read after a call reflects
   the call (`set_chain(c)` then `current_chain() == c`).
 * Audio and callback counters: one `multiprocessing.shared_memory` block per start, laid out as
-  realtime.engine.EngineBuffers (4 rings, callback durations, xrun/trip/clip/callback counters). This process
+  realtime.buffers.EngineBuffers (4 rings, callback durations, xrun/trip/clip/callback counters). This process
   creates it (sized from the rate the child resolved), the child's callback writes it, this process reads it
-  (recent_audio, levels, ab_distance_db, the callback statistics in telemetry) without waking the child. The
+  (recent_audio, levels, the callback statistics in telemetry) without waking the child. The
   name is unlinked as soon as the child has attached, so nothing is left in /dev/shm whatever way either process
   ends; the mapping lives until both let go. Reads follow realtime.ringbuffer's guarantee (a consistent write
   counter; overwritten samples are re-read or zeroed, never mixed).
 
 A stopped RemoteEngine has no process; start() spawns a new one and replays the A/B position, the freeze state and
 a chain set by hand. The readings (recent_audio, levels, telemetry, latest_estimate, current_chain) keep the last
-values after stop(), as LiveEngine's do. `prepare_offline`/`process_block` run in the child as well.
+values after stop(), as LiveEngine's do. `prepare_offline` runs in the child as well; `engine_class` is the engine
+the child runs (tests put one with fault hooks there).
 """
 
 from __future__ import annotations
@@ -52,20 +53,12 @@ from collections.abc import Callable
 from multiprocessing import shared_memory
 from typing import Any
 
-import numpy as np
-
 from fxmatch.errors import FxmatchInputError
-from realtime.engine import (
-    EngineAPI,
-    EngineBuffers,
-    EngineConfig,
-    LiveEngine,
-    LiveEstimate,
-    SharedBlock,
-    Telemetry,
-    telemetry_from,
-    validate_config,
-)
+from realtime.analysis_link import LiveEstimate
+from realtime.buffers import EngineBuffers, SharedBlock
+from realtime.config import EngineConfig, validate_config
+from realtime.engine import EngineAPI, LiveEngine
+from realtime.telemetry import Telemetry, telemetry_from
 
 log = logging.getLogger("fxmatch.realtime.remote")
 
@@ -138,7 +131,7 @@ class _EngineServer:
         if op in ("stop", "exit"):
             e.stop()
             return None
-        if op in ("set_ab", "set_frozen", "set_chain", "reset_to_estimate", "inject_fault", "process_block"):
+        if op in e.remote_ops:
             return getattr(e, op)(*args)
         raise ValueError(f"unknown engine op {op!r}")
 
@@ -192,12 +185,12 @@ def _quit(engine: LiveEngine | None) -> None:
     os._exit(0)
 
 
-def _child_main(conn, config: EngineConfig) -> None:
-    """Entry point of the engine process: build the LiveEngine, report ready (or why not), serve."""
+def _child_main(conn, config: EngineConfig, engine_class: type[LiveEngine] = LiveEngine) -> None:
+    """Entry point of the engine process: build the engine (`engine_class`), report ready (or why not), serve."""
     logging.basicConfig(level=logging.WARNING, format="fxmatch engine process: %(levelname)s %(message)s")
     engine = None
     try:
-        engine = LiveEngine(config)
+        engine = engine_class(config)
         server = _EngineServer(conn, engine)
         conn.send(("ready", True, {"info": engine.info, "snapshot": server.snapshot()}))
     except FxmatchInputError as exc:
@@ -278,6 +271,9 @@ def _receive_loop(engine_ref: Callable[[], RemoteEngine | None], child: _Child) 
 class RemoteEngine(EngineAPI):
     """LiveEngine's API over an engine process (see the module docstring). Public methods: any non-audio thread."""
 
+    #: the engine the child process runs (a subclass of LiveEngine, importable by its module and name)
+    engine_class: type[LiveEngine] = LiveEngine
+
     def __init__(self, config: EngineConfig) -> None:
         """Validate the config, spawn the engine process and load the model there (FxmatchInputError if bad)."""
         validate_config(config)
@@ -300,8 +296,8 @@ class RemoteEngine(EngineAPI):
 
     def _spawn(self) -> None:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=_child_main, args=(child_conn, self.config), name="fxmatch-engine",
-                                 daemon=True)
+        proc = self._ctx.Process(target=_child_main, args=(child_conn, self.config, self.engine_class),
+                                 name="fxmatch-engine", daemon=True)
         proc.start()
         child_conn.close()  # only the child holds its end: its death closes the pipe here
         child = _Child(proc, parent_conn)
@@ -523,7 +519,7 @@ class RemoteEngine(EngineAPI):
             return tuple((n, dict(p)) for n, p in chain)
         return tuple((n, dict(p)) for n, p in (self._manual or ()))
 
-    # -- readings (recent_audio, levels, ab_distance_db: EngineReadings over the shared block) -------------------
+    # -- readings (recent_audio, levels: EngineReadings over the shared block) -----------------------------------
 
     def telemetry(self) -> Telemetry:
         """A snapshot of xruns, callback durations, load, estimate rate and latency, stream latencies, errors."""
@@ -552,14 +548,3 @@ class RemoteEngine(EngineAPI):
                                    timeout=START_TIMEOUT_S)
             except _Gone as exc:
                 raise RuntimeError(f"the engine process is gone: {self._error or exc}") from None
-
-    def process_block(self, indata: np.ndarray | None) -> np.ndarray | None:
-        """Run the callback's processing on one input block in the engine process (after prepare_offline())."""
-        try:
-            return self._call("process_block", indata)
-        except _Gone as exc:
-            raise RuntimeError(f"the engine process is gone: {self._error or exc}") from None
-
-    def inject_fault(self, kind: str = "nan") -> None:
-        """Tests: put a NaN ("nan") or a huge sample ("runaway") into the next dry block."""
-        self._control("inject_fault", kind)

@@ -13,7 +13,7 @@ from fxmatch.effects import get_spec
 from fxmatch.effects.spec import EffectSpec
 from fxmatch.inference import Confidence, describe
 from gui import theme
-from gui.widgets.knob import Knob, format_value
+from gui.widgets.knob import Knob
 
 log = logging.getLogger(__name__)
 
@@ -420,12 +420,3 @@ class ChainHeader(QtWidgets.QWidget):
             self.freeze.setChecked(frozen)
             self.freeze.blockSignals(False)
 
-
-def describe_chain(chain: Sequence[tuple[str, Mapping[str, float]]]) -> str:
-    """Multi-line readable description of a chain with units (for tooltips and logs)."""
-    lines = []
-    for name, params in chain:
-        spec = _spec(name)
-        units = {p.name: p.unit for p in spec.params} if spec else {}
-        lines.append(name + ": " + ", ".join(f"{k} {format_value(v, units.get(k, ''))}" for k, v in params.items()))
-    return "\n".join(lines) or "no effect"

@@ -20,11 +20,12 @@ def wait_for(cond, timeout: float = 5.0) -> bool:
     return cond()
 
 
-def jack_engine(jack_server, tiny_model, signal_files, **kw) -> LiveEngine:
+def jack_engine(jack_server, tiny_model, signal_files, engine_class: type[LiveEngine] = LiveEngine,
+               **kw) -> LiveEngine:
     """A LiveEngine on `jack_server`'s device in reference mode (target and dry files, CPU, 0.1 s hop); `kw` overrides
-    EngineConfig fields."""
+    EngineConfig fields; `engine_class` a LiveEngine subclass (tests.realtime.engine_hooks)."""
     cfg = {"model_path": tiny_model, "mode": "reference", "input_device": jack_server.device,
            "output_device": jack_server.device, "target_file": signal_files["target"],
            "dry_file": signal_files["dry"], "providers": "cpu", "hop_seconds": 0.1}
     cfg.update(kw)
-    return LiveEngine(EngineConfig(**cfg))
+    return engine_class(EngineConfig(**cfg))

@@ -1,4 +1,5 @@
-"""Deterministic tests of the engine's block processing (no stream: prepare_offline + process_block)."""
+"""Deterministic tests of the engine's block processing (no stream: prepare_offline, then blocks by hand through
+tests.realtime.engine_hooks)."""
 
 import numpy as np
 import pedalboard as pb
@@ -6,6 +7,7 @@ import pytest
 
 from fxmatch.errors import FxmatchInputError
 from realtime.engine import EngineConfig, LiveEngine
+from tests.realtime.engine_hooks import HookedEngine
 
 RATE = 48000
 CHAIN = (("Compressor", {"threshold_db": -25.0, "ratio": 4.0, "attack_ms": 5.0, "release_ms": 100.0}),
@@ -15,8 +17,7 @@ CHAIN = (("Compressor", {"threshold_db": -25.0, "ratio": 4.0, "attack_ms": 5.0, 
 
 def _engine(tiny_model, mode="capture", **kw):
     cfg = EngineConfig(model_path=tiny_model, mode=mode, providers="cpu", loudness_match=False, **kw)
-    engine = LiveEngine(cfg)
-    return engine
+    return HookedEngine(cfg)
 
 
 def _blocks(x, block=256):
