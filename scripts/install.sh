@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install fxmatch and everything it needs on Debian/Ubuntu: system libraries (PortAudio, JACK, Qt runtime), the
 # training recipe's dry material (soundfonts, Hydrogen's recorded drum kits) and the held-out recordings (Sonic Pi's
-# samples and MuseScore General, never read by training),
+# samples and MuseScore General, never read by training; Guitarix's pedal models run by lv2apply for the
+# real-distortion held-out pairs),
 # a virtual environment in .venv with PyTorch and the package with every extra (live, app, train; see
 # pyproject.toml). Usage: scripts/install.sh [--test]
 set -euo pipefail
@@ -18,6 +19,7 @@ APT_PACKAGES=(
   libportaudio2 libsndfile1 jackd2
   fluidsynth fluid-soundfont-gm sox
   timgm6mb-soundfont hydrogen-drumkits musescore-general-soundfont sonic-pi-samples
+  guitarix-lv2 lilv-utils
   libegl1 libgl1 libglib2.0-0 libdbus-1-3 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0
   libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0
   libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxcb-xfixes0 libx11-xcb1
