@@ -119,7 +119,7 @@ def search_load(stop, busy, searches, said) -> None:
         seed += 1
 
 
-class _Search:
+class SearchLoad:
     """The capture-search process (context manager): started, waited for until it searches, stopped."""
 
     def __init__(self) -> None:
@@ -226,7 +226,7 @@ def _server_xruns(server) -> int:
 
 
 def _one(kind: str, model: Path, dry: Path, target: Path, server, block: int, seconds: float,
-         search: _Search) -> dict[str, Any]:
+         search: SearchLoad) -> dict[str, Any]:
     from realtime.engine import EngineConfig, LiveEngine
     from realtime.remote import RemoteEngine
 
@@ -282,7 +282,7 @@ def _one(kind: str, model: Path, dry: Path, target: Path, server, block: int, se
     return out
 
 
-def _floor(server, block: int, seconds: float, search: _Search | None = None) -> dict[str, Any]:
+def floor_run(server, block: int, seconds: float, search: SearchLoad | None = None) -> dict[str, Any]:
     """The machine's floor: a minimal PortAudio duplex client on the same server, its callback (SCHED_FIFO where
     granted, as the engine's) copying input to output and stamping its start; no engine, analysis or GUI reader,
     the capture search busy as in the other runs. Its misses are the platform's (scheduler, VM), not fxmatch's."""
@@ -355,13 +355,13 @@ def run(quick: bool = False, seconds: float | None = None, model: str | None = N
         session = EstimatorSession(model_path, providers="auto", threads=1)
         dry, target = _signals(folder)
         jack_realtime = None
-        with _Search() as search:
+        with SearchLoad() as search:
             for block in blocks:
                 with JackDummyServer(rate=RATE, period=block) as server:
                     jack_realtime = server.realtime
                     for kind, figures in runs.items():
                         log.info("%s, %d frames, %.0f s", kind, block, seconds)
-                        figures[str(block)] = (_floor(server, block, seconds, search) if kind == "floor" else
+                        figures[str(block)] = (floor_run(server, block, seconds, search) if kind == "floor" else
                                                _one(kind, model_path, dry, target, server, block, seconds, search))
             search_said = search.said.value.decode()
             searches = search.searches.value

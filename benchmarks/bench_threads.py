@@ -34,7 +34,7 @@ def _spin() -> None:
         pass
 
 
-def _commands(out: Path) -> dict[str, list[str]]:
+def timed_commands(out: Path) -> dict[str, list[str]]:
     """name -> fxmatch argv; each writes only under `out`."""
     folder = shipped.DEFAULT_EXAMPLES
     dry, target = str(folder / f"{EXAMPLE}_dry.flac"), str(folder / f"{EXAMPLE}_target.flac")
@@ -45,7 +45,7 @@ def _commands(out: Path) -> dict[str, list[str]]:
     }
 
 
-def _time_once(argv: list[str], env: dict[str, str]) -> float:
+def time_once(argv: list[str], env: dict[str, str]) -> float:
     """Wall time (s) of one run of `fxmatch argv` (a failure raises, with the command's last line)."""
     t0 = time.perf_counter()
     done = subprocess.run([*_FXMATCH, *argv], env=env, capture_output=True, text=True, check=False)
@@ -56,7 +56,8 @@ def _time_once(argv: list[str], env: dict[str, str]) -> float:
     return seconds
 
 
-def _env(policy: str | None) -> dict[str, str]:
+def policy_env(policy: str | None) -> dict[str, str]:
+    """This process's environment with OMP_WAIT_POLICY set to `policy` (None: unset, fxmatch's own default)."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if policy is not None:
         env["OMP_WAIT_POLICY"] = policy
@@ -70,17 +71,17 @@ def run(quick: bool = False, progress: Any = None) -> dict[str, Any]:
     settings = {"default (passive waits, no ORT spin)": None, "OMP_WAIT_POLICY=ACTIVE (before)": "ACTIVE"}
     rows = []
     with tempfile.TemporaryDirectory(prefix="fxmatch-bench-threads-") as tmp:
-        commands = _commands(Path(tmp))
+        commands = timed_commands(Path(tmp))
         for name, argv in commands.items():
-            _time_once(argv, _env(None))  # warm the numba cache and the page cache
+            time_once(argv, policy_env(None))  # warm the numba cache and the page cache
             for label, policy in settings.items():
                 times: dict[str, list[float]] = {"idle": [], "one_core_busy": []}
                 for _ in range(repeats):
-                    times["idle"].append(_time_once(argv, _env(policy)))
+                    times["idle"].append(time_once(argv, policy_env(policy)))
                     spinner = mp.get_context("spawn").Process(target=_spin, daemon=True)
                     spinner.start()
                     try:
-                        times["one_core_busy"].append(_time_once(argv, _env(policy)))
+                        times["one_core_busy"].append(time_once(argv, policy_env(policy)))
                     finally:
                         spinner.kill()
                         spinner.join()

@@ -104,7 +104,7 @@ def _clock(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
-class _Progress(logging.Handler):
+class Progress(logging.Handler):
     """Progress on stderr while a benchmark runs: each stage its module logs (logger `fxmatch.bench.*`, INFO) as a
     line, and a 'still running' line after every HEARTBEAT_S without one."""
 
@@ -138,8 +138,8 @@ class _Progress(logging.Handler):
 
 @contextlib.contextmanager
 def progress(name: str) -> Iterator[None]:
-    """Progress lines on stderr for the duration of benchmark `name` (see _Progress)."""
-    handler = _Progress(name)
+    """Progress lines on stderr for the duration of benchmark `name` (see Progress)."""
+    handler = Progress(name)
     logger = logging.getLogger("fxmatch.bench")
     saved = logger.level, logger.propagate
     logger.addHandler(handler)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import threading
 import time
 
 import pytest
@@ -114,12 +115,21 @@ def test_python_m_bench_capture_checks_its_options_first(argv, model, never_runs
 
 def test_a_run_reports_its_stages_and_a_heartbeat_on_stderr(monkeypatch, tmp_path, capsys):
     module = _module("effects")
-    monkeypatch.setattr(bench_cli._Progress, "HEARTBEAT_S", 0.2)
+    monkeypatch.setattr(bench_cli.Progress, "HEARTBEAT_S", 0.2)
+    beat = threading.Event()
+    say = bench_cli.Progress.say
+
+    def say_and_note_the_beat(self, text: str) -> None:
+        say(self, text)
+        if text.startswith("still running"):
+            beat.set()
+
+    monkeypatch.setattr(bench_cli.Progress, "say", say_and_note_the_beat)
 
     def fake_run(quick: bool = False) -> dict:
         log = logging.getLogger("fxmatch.bench.effects")
         log.info("fidelity: Distortion")
-        time.sleep(0.6)
+        assert beat.wait(30.0)  # silent until the heartbeat speaks (0.2 s; longer on a loaded machine)
         log.info("speed")
         return {"benchmark": "effects"}
 

@@ -20,6 +20,14 @@ def wait_for(cond, timeout: float = 5.0) -> bool:
     return cond()
 
 
+def wait_audio(engine, seconds: float, timeout: float = 10.0, block: int = 256) -> bool:
+    """Wait until `engine` has streamed `seconds` more audio (its callbacks of `block` frames at RATE), at most
+    `timeout` s of wall time: paced by the stream, not by a sleep that a loaded machine may outrun."""
+    start = engine.telemetry().callbacks
+    need = seconds * RATE / block
+    return wait_for(lambda: engine.telemetry().callbacks - start >= need, timeout)
+
+
 def jack_engine(jack_server, tiny_model, signal_files, engine_class: type[LiveEngine] = LiveEngine,
                **kw) -> LiveEngine:
     """A LiveEngine on `jack_server`'s device in reference mode (target and dry files, CPU, 0.1 s hop); `kw` overrides

@@ -9,9 +9,9 @@ RATE = 48000
 
 @pytest.mark.audio
 def test_the_floor_client_streams_at_real_time_pace_and_reports_its_misses(jack_server):
-    from benchmarks.bench_realtime import _floor
+    from benchmarks.bench_realtime import floor_run
 
-    figures = _floor(jack_server, 256, 1.5)
+    figures = floor_run(jack_server, 256, 1.5)
     assert figures["block_frames"] == 256 and figures["seconds"] >= 1.5
     assert figures["callbacks"] >= 0.8 * 1.5 * RATE / 256  # the server kept calling it all along
     assert figures["callback_priority"]  # what the OS granted, or why not, is always said

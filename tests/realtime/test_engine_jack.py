@@ -15,7 +15,7 @@ from fxmatch.audio_io import rms_dbfs
 from fxmatch.errors import FxmatchInputError
 from realtime.engine import EngineConfig, LiveEngine
 from tests.realtime.engine_hooks import HookedEngine
-from tests.realtime.jack_engines import CHAIN, RATE, jack_engine, wait_for
+from tests.realtime.jack_engines import CHAIN, RATE, jack_engine, wait_audio, wait_for
 
 pytestmark = pytest.mark.audio
 
@@ -66,10 +66,10 @@ def test_ab_crossfade_on_the_stream_is_free_of_discontinuities(jack_server, tiny
                      dry_file=signal_files["sine330"], loudness_match=False, crossfade_ms=30.0)
     engine.set_chain(())
     with engine:
-        time.sleep(0.5)
+        assert wait_audio(engine, 0.5)
         for pos in ("target", "dry", "matched", "target"):
             engine.set_ab(pos)
-            time.sleep(0.3)
+            assert wait_audio(engine, 0.3)
         assert engine.ab_position == "target"
         out = engine.recent_audio("output", int(1.6 * RATE))
     natural = 0.4 * 2 * np.pi * 330 / RATE  # the steepest slope of the two sines
@@ -81,10 +81,10 @@ def test_injected_nan_trips_safety_and_the_stream_recovers(jack_server, tiny_mod
     engine = jack_engine(jack_server, tiny_model, signal_files, engine_class=HookedEngine)
     engine.set_chain((("Reverb", {"room_size": 0.8, "damping": 0.5, "wet_level": 0.4, "dry_level": 0.8}),))
     with engine:
-        time.sleep(0.3)
+        assert wait_audio(engine, 0.3)
         engine.inject_fault("nan")
         assert wait_for(lambda: engine.telemetry().safety_trips >= 1, 2.0)
-        time.sleep(0.5)
+        assert wait_audio(engine, 0.5)
         assert engine.running
         out = engine.recent_audio("output", RATE // 2)
         assert np.all(np.isfinite(out)) and np.max(np.abs(out)) > 0.01
@@ -106,7 +106,7 @@ def test_levels_and_the_ab_signals_are_reported(jack_server, tiny_model, signal_
 def test_stop_is_idempotent_and_quick(jack_server, tiny_model, signal_files):
     engine = jack_engine(jack_server, tiny_model, signal_files)
     engine.start()
-    time.sleep(0.2)
+    assert wait_audio(engine, 0.2)
     t = time.monotonic()
     engine.stop()
     engine.stop()
@@ -118,7 +118,7 @@ def test_capture_mode_opens_a_duplex_stream(jack_server, tiny_model):
     engine = LiveEngine(EngineConfig(model_path=tiny_model, mode="capture", input_device=jack_server.device,
                                      output_device=jack_server.device, providers="cpu"))
     with engine:
-        time.sleep(0.5)
+        assert wait_for(lambda: engine.telemetry().callbacks > 50)
         tel = engine.telemetry()
         assert tel.callbacks > 50 and tel.input_latency_s >= 0 and tel.output_latency_s > 0
         assert engine.latest_estimate() is None  # the dummy driver's inputs are silent: no estimate

@@ -119,11 +119,11 @@ def test_a_killed_analysis_process_is_restarted_without_stopping_the_audio(jack_
 @pytest.mark.audio
 def test_the_audio_keeps_flowing_and_estimates_keep_coming_while_a_capture_search_runs(jack_server, tiny_model,
                                                                                         signal_files):
-    from benchmarks.bench_realtime import _Search
+    from benchmarks.bench_realtime import SearchLoad
 
     engine = jack_engine(jack_server, tiny_model, signal_files, hop_seconds=0.25)
     engine.set_chain(CHAIN)
-    with _Search() as search, engine:
+    with SearchLoad() as search, engine:
         assert wait_for(lambda: engine.latest_estimate() is not None)
         time.sleep(0.5)
         t0, tel0, seq0 = time.monotonic(), engine.telemetry(), engine.latest_estimate().seq

@@ -18,6 +18,7 @@ from realtime.engine import EngineConfig, LiveEngine, LiveEstimate, Telemetry
 from realtime.remote import RemoteEngine
 from realtime.ringbuffer import RingBuffer
 from tests.realtime.engine_hooks import HookedEngine, HookedRemoteEngine
+from tests.realtime.jack_engines import wait_audio, wait_for
 
 RATE = 48000
 CHAIN = (("Compressor", {"threshold_db": -25.0, "ratio": 4.0, "attack_ms": 5.0, "release_ms": 100.0}),
@@ -32,13 +33,6 @@ def _config(jack_server, tiny_model, signal_files, **kw) -> EngineConfig:
            "dry_file": signal_files["dry"], "providers": "cpu", "hop_seconds": 0.1}
     cfg.update(kw)
     return EngineConfig(**cfg)
-
-
-def _wait(cond, timeout=5.0):
-    t = time.monotonic()
-    while not cond() and time.monotonic() - t < timeout:
-        time.sleep(0.02)
-    return cond()
 
 
 # -- the shared ring ----------------------------------------------------------------------------------------------
@@ -113,12 +107,12 @@ def test_remote_engine_streams_plays_the_chain_sample_exact_and_publishes_estima
     engine.start()
     try:
         assert engine.running and engine.sample_rate == RATE and engine.pid not in (None, os.getpid())
-        assert _wait(lambda: engine.latest_estimate() is not None and engine.latest_estimate().seq >= 3)
+        assert wait_for(lambda: engine.latest_estimate() is not None and engine.latest_estimate().seq >= 3)
         est = engine.latest_estimate()
         assert isinstance(est, LiveEstimate) and est.chain == ("Distortion",)
         assert 5.0 <= est.params[0][1]["drive_db"] <= 40.0
         assert engine.frozen and engine.current_chain() == CHAIN  # frozen by set_chain before start
-        time.sleep(1.0)
+        assert wait_audio(engine, 1.0)
         tel = engine.telemetry()
         assert isinstance(tel, Telemetry) and tel.running and tel.error is None
         assert tel.callbacks > 100 and tel.estimates_per_s > 0 and tel.model_name == "tiny-v0"
@@ -143,7 +137,7 @@ def test_remote_engine_streams_plays_the_chain_sample_exact_and_publishes_estima
 def test_following_the_estimate_freezing_and_resetting(kind, jack_server, tiny_model, signal_files):
     engine = ENGINES[kind](_config(jack_server, tiny_model, signal_files))
     with engine:
-        assert _wait(lambda: engine.current_chain() and engine.current_chain()[0][0] == "Distortion")
+        assert wait_for(lambda: engine.current_chain() and engine.current_chain()[0][0] == "Distortion")
         assert not engine.frozen
         engine.set_chain(CHAIN)
         assert engine.frozen and engine.current_chain() == CHAIN
@@ -170,13 +164,13 @@ def test_ab_recent_audio_and_levels(kind, jack_server, tiny_model, signal_files)
         return float(np.argmax(np.abs(np.fft.rfft(x * np.hanning(x.size)))) * RATE / x.size)
 
     with engine:
-        assert _wait(lambda: engine.telemetry().callbacks * 256 >= RATE // 2)  # half a second of audio
+        assert wait_audio(engine, 0.5)
         engine.set_ab("target")
         assert engine.ab_position == "target"
         # the output is the 220 Hz target once the crossfade is done: its spectrum peaks at 220 Hz
-        assert _wait(lambda: abs(peak_hz("output") - 220) < 15, 3.0)
+        assert wait_for(lambda: abs(peak_hz("output") - 220) < 15, 3.0)
         engine.set_ab("dry")
-        assert _wait(lambda: abs(peak_hz("output") - 330) < 15, 3.0)
+        assert wait_for(lambda: abs(peak_hz("output") - 330) < 15, 3.0)
         lv = engine.levels()
         assert -20 < lv.dry_db < 0 and -20 < lv.target_db < 0 and -20 < lv.output_db < 0
         assert not (lv.dry_clip or lv.target_clip)
@@ -192,10 +186,10 @@ def test_safety_trip_is_counted_across_the_process_boundary(jack_server, tiny_mo
     engine = HookedRemoteEngine(_config(jack_server, tiny_model, signal_files))
     engine.set_chain((("Reverb", {"room_size": 0.8, "damping": 0.5, "wet_level": 0.4, "dry_level": 0.8}),))
     with engine:
-        time.sleep(0.3)
+        assert wait_audio(engine, 0.3)
         engine.inject_fault("nan")
-        assert _wait(lambda: engine.telemetry().safety_trips >= 1, 3.0)
-        time.sleep(0.3)
+        assert wait_for(lambda: engine.telemetry().safety_trips >= 1, 3.0)
+        assert wait_audio(engine, 0.3)
         assert engine.running and np.all(np.isfinite(engine.recent_audio("output", RATE // 2)))
 
 
@@ -238,9 +232,9 @@ def test_a_killed_engine_process_becomes_an_error_without_a_hang(jack_server, ti
     engine = RemoteEngine(_config(jack_server, tiny_model, signal_files))
     engine.start()
     try:
-        assert _wait(lambda: engine.latest_estimate() is not None)
+        assert wait_for(lambda: engine.latest_estimate() is not None)
         os.kill(engine.pid, signal.SIGKILL)
-        assert _wait(lambda: not engine.running, 3.0)
+        assert wait_for(lambda: not engine.running, 3.0)
         tel = engine.telemetry()
         assert not tel.running and "ended unexpectedly" in tel.error and "-9" in tel.error
         t = time.monotonic()
@@ -268,12 +262,12 @@ def test_a_hung_engine_process_is_detected_and_killed(jack_server, tiny_model, s
     try:
         os.kill(pid, signal.SIGSTOP)
         t = time.monotonic()
-        assert _wait(lambda: not engine.running, 4.0)
+        assert wait_for(lambda: not engine.running, 4.0)
         assert "stopped answering" in engine.telemetry().error
         engine.set_ab("dry")  # no answer expected, no hang
         engine.stop()
         assert time.monotonic() - t < 6.0
-        assert _wait(lambda: not Path(f"/proc/{pid}").exists(), 3.0)  # killed and reaped
+        assert wait_for(lambda: not Path(f"/proc/{pid}").exists(), 3.0)  # killed and reaped
     finally:
         try:
             os.kill(pid, signal.SIGKILL)
