@@ -42,6 +42,7 @@ register("apply", "fxmatch.commands.apply")
 register("bench", "benchmarks.cli")
 register("estimate", "fxmatch.commands.estimate")
 register("capture", "fxmatch.commands.capture")
+register("match", "fxmatch.commands.match")
 register("demo", "fxmatch.commands.demo")
 register("export", "export.cli")
 register("train", "training.cli")
@@ -60,6 +61,7 @@ _HELP = {
     "live": "the real-time engine without a window",
     "app": "the desktop app",
     "capture": "with the dry and the processed signal: search the chains through the twins, write the preset",
+    "match": "tone match: fit the chain so that your own take (another performance) sounds like a reference",
 }
 
 

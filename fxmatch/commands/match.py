@@ -1,0 +1,197 @@
+"""`fxmatch match REFERENCE MY_TAKE [-o OUT.fxpreset.json] [--json] [--time-budget S] [--model M] [--seed N]`.
+
+Tone match: REFERENCE is a processed recording (a record, a stem), MY_TAKE is the player's own dry instrument, a
+*different* performance. Starts from the blind estimate of REFERENCE and fits the chain (among the encoder's top
+candidates, with parsimony) and its params so that MY_TAKE through it sounds like REFERENCE under a
+content-invariant distance (`fxmatch.match`); the chain's output level makes it as loud. When MY_TAKE turns out to
+be the same performance as REFERENCE (they align and their partials agree), says so and points to `fxmatch
+capture`, which is exact there. Files may differ in rate and channels (mixed to mono); the first READ_SECONDS of
+each are read, the fit uses their loudest `fxmatch.match.FIT_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from fxmatch.errors import FxmatchInputError
+
+#: how much of each file is read (s)
+READ_SECONDS = 60.0
+#: aligned partials correlating at least this much mean one performance (`fxmatch.capture.partials_correlation`:
+#: 0.67-1.0 for the bundled examples' own dry/wet pairs, -0.20 to 0.23 for different performances)
+SAME_PERFORMANCE_PARTIALS = 0.5
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("reference", help="the sound to match (a processed recording; WAV, FLAC, ...; any rate)")
+    parser.add_argument("take", metavar="my_take",
+                        help="your own instrument, dry (another performance: what you will play through the chain)")
+    parser.add_argument("-o", "--output", help="write the matched chain here (.fxpreset.json, written atomically)")
+    parser.add_argument("--json", action="store_true", help="print the preset (with the fit's figures) as JSON")
+    parser.add_argument("--model", help="the exported ONNX model (default: the shipped model)")
+    parser.add_argument("--time-budget", type=float, metavar="S",
+                        help="stop the fit after S seconds and answer with what it has (default: no limit)")
+    parser.add_argument("--evaluations", type=int, metavar="N",
+                        help="renders the fit may spend in all (default: %(default)s of fxmatch.match)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the optimiser (default: 0)")
+    parser.add_argument("--top", type=int, default=5, help="chains listed in the ranking (default: 5)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.time_budget is not None and not (math.isfinite(args.time_budget) and args.time_budget > 0):
+        raise FxmatchInputError(f"match: --time-budget must be > 0 seconds, got {args.time_budget}")
+    if args.evaluations is not None and args.evaluations < 1:
+        raise FxmatchInputError(f"match: --evaluations must be >= 1, got {args.evaluations}")
+    if args.top < 1:
+        raise FxmatchInputError(f"match: --top must be >= 1, got {args.top}")
+    if args.threads is not None and args.threads < 1:
+        raise FxmatchInputError(f"match: --threads must be >= 1, got {args.threads}")
+    if args.output:
+        from fxmatch.audio_io import check_output
+
+        check_output(args.output, [args.reference, args.take, args.model])
+
+
+def read_mono(path: str, max_seconds: float = READ_SECONDS) -> tuple[np.ndarray, int]:
+    """The first `max_seconds` of an audio file, channels mixed: float32 `[samples]` and its rate (Hz)."""
+    from fxmatch.audio_io import audio_info, iter_audio_blocks
+
+    rate = audio_info(path)[0]
+    limit = int(max_seconds * rate)
+    parts, n = [], 0
+    for block in iter_audio_blocks(path, 65536):
+        parts.append(block.mean(axis=0, dtype=np.float32))
+        n += block.shape[1]
+        if n >= limit:
+            break
+    if not parts:
+        raise FxmatchInputError(f"{path}: holds no audio samples")
+    return np.concatenate(parts)[:limit], rate
+
+
+def same_performance(reference: np.ndarray, take: np.ndarray, rate: int) -> Any:
+    """The `fxmatch.capture.Alignment` of `take` (dry) against `reference` (wet) when they look like one
+    performance (they align and their partials correlate >= SAME_PERFORMANCE_PARTIALS), else None."""
+    from fxmatch.capture import align
+
+    try:
+        al = align(take, reference, rate)
+    except FxmatchInputError:
+        return None
+    if al.partials is None or al.partials < SAME_PERFORMANCE_PARTIALS:
+        return None
+    return al
+
+
+def same_performance_line(reference: str, take: str, al: Any) -> str:
+    """What the user should know when the take is the reference's own performance."""
+    return (f"{take} looks like the same performance as {reference} (they align at {al.offset_ms:+.1f} ms; "
+            f"envelopes correlate {al.correlation:.2f}, partials {al.partials:.2f}): capture fits that exactly: "
+            f"fxmatch capture {take} {reference}")
+
+
+def progress_printer(tty: bool | None = None, every: float = 5.0):
+    """A progress callback for stderr: one rewritten line on a terminal, else a plain line every `every` s."""
+    tty = sys.stderr.isatty() if tty is None else tty
+    last = [time.perf_counter() if not tty else 0.0]
+
+    def show(p) -> None:
+        from fxmatch.chains import chain_label
+
+        now = time.perf_counter()
+        text = (f"matching {100 * p.fraction:3.0f} %  closest so far: {chain_label(p.best_chain)} "
+                f"({100 * p.best_relative:.0f} % of the take's own distance), {p.elapsed:.0f} s")
+        if tty:
+            if p.done or now - last[0] >= 0.1:
+                last[0] = now
+                print(f"\r{text}\x1b[K", end="", file=sys.stderr, flush=True)
+        elif not p.done and now - last[0] >= every:
+            last[0] = now
+            print(f"fxmatch: {text}", file=sys.stderr, flush=True)
+
+    return show
+
+
+def run(args: argparse.Namespace) -> int:
+    from fxmatch.inference import EstimatorSession
+    from fxmatch.match import MAX_EVALUATIONS, match
+    from fxmatch.preset import write_preset
+    from fxmatch.refine import resample
+    from fxmatch.shipped import model_path
+
+    _check_args(args)
+    if args.threads is not None:
+        from fxmatch.threads import set_cpu_threads
+
+        set_cpu_threads(args.threads)
+    from fxmatch.audio_io import audio_info
+
+    audio_info(args.reference)  # fail fast (exit 2) on a missing or unreadable file, before reading the other
+    audio_info(args.take)
+    ref, ref_rate = read_mono(args.reference)
+    take, take_rate = read_mono(args.take)
+    session = EstimatorSession(model_path(args.model), providers="cpu", threads=args.threads)
+    notes: list[str] = []
+    rate = min(ref_rate, 48000)
+    al = same_performance(resample(ref[None], ref_rate, rate)[0], resample(take[None], take_rate, rate)[0], rate)
+    if al is not None:
+        notes.append(same_performance_line(args.reference, args.take, al))
+    t0 = time.perf_counter()
+    result = match(ref, take, ref_rate, take_rate=take_rate, session=session, time_budget=args.time_budget,
+                   max_evaluations=args.evaluations or MAX_EVALUATIONS, seed=args.seed,
+                   progress=progress_printer())
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    result.warnings[:0] = notes
+    preset = result.preset()
+    if args.output:
+        write_preset(args.output, preset)
+    if args.json:
+        from fxmatch.jsonout import print_json
+
+        print_json(preset.to_dict())
+    else:
+        print(format_report(args.reference, args.take, result, args.top, time.perf_counter() - t0))
+    for line in result.warnings:
+        print(f"fxmatch: warning: {line}", file=sys.stderr)
+    if args.output:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def format_report(reference: str, take: str, result, top: int, seconds: float) -> str:
+    """The readable report: the blind estimate, the matched chain with its params, the ranking, the costs."""
+    from fxmatch.chains import chain_label
+    from fxmatch.effects import get_spec
+    from fxmatch.inference import format_value
+
+    rel = lambda d: 100 * d / max(result.no_effect_distance, 1e-12)
+    lines = [
+        f"reference {reference}, your take {take}",
+        f"{'blind':<13}{chain_label([n for n, _ in result.blind_chain])} (the model on the reference alone; "
+        f"{rel(result.blind_distance):.0f} % of the take's own tone distance)",
+        f"{'matched':<13}{result.label} ({rel(result.distance):.0f} %)",
+    ]
+    effects = [(n, p) for n, p in result.chain if n in result.chain_names]
+    if effects:
+        lines.append("params")
+        width = max(len(k) for _, p in effects for k in p)
+        for name, params in effects:
+            spec = get_spec(name)
+            for i, (k, v) in enumerate(params.items()):
+                head = f"  {name:<12}" if i == 0 else " " * 14
+                lines.append(f"{head} {k:<{width}}  {format_value(v):>8} {spec.param(k).unit}".rstrip())
+    lines.append(f"{'output level':<13}{result.output_level_db:+.1f} dB (as loud as the reference)")
+    lines.append("ranking      (tone distance relative to your take as it is; * = chosen: the shortest chain "
+                 "within 5 % of the closest)")
+    for i, t in enumerate(result.ranking[:top]):
+        lines.append(f" {'*' if i == 0 else ' '}{rel(t.distance):6.1f} %  {chain_label(t.chain)}")
+    lines.append(f"fitted in {seconds:.1f} s ({result.evaluations} renders)")
+    return "\n".join(lines)
