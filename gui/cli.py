@@ -69,7 +69,7 @@ def _check_args(args: argparse.Namespace) -> None:
             raise FxmatchInputError(f"app: --{opt} {v}: no such file")
     if args.screenshot and Path(args.screenshot).exists() and not Path(args.screenshot).is_dir():
         raise FxmatchInputError(f"{args.screenshot}: exists and is not a folder")
-    from realtime.engine import MAX_FRAMES, MAX_RATE, MIN_FRAMES, MIN_RATE
+    from realtime.config import MAX_FRAMES, MAX_RATE, MIN_FRAMES, MIN_RATE
 
     for name in ("dry_channel", "target_channel"):
         v = getattr(args, name)

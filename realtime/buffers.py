@@ -93,13 +93,15 @@ class SharedBlock(shared_memory.SharedMemory):
             pass
 
 
-def new_shared_block(nbytes: int) -> SharedBlock:
-    """An anonymous shared-memory block of `nbytes` (created, then unlinked at once: nothing can leak in
-    /dev/shm; the analysis process gets its file descriptor)."""
+def new_shared_block(nbytes: int, unlink: bool = True) -> SharedBlock:
+    """A shared-memory block of `nbytes` (FxmatchInputError when /dev/shm refuses). `unlink`: its name is removed at
+    once, so nothing can leak in /dev/shm (the analysis process gets its file descriptor); otherwise the caller
+    unlinks it once another process has attached it by name."""
     try:
         block = SharedBlock(create=True, size=int(nbytes))
     except OSError as exc:
         raise FxmatchInputError(f"could not allocate {nbytes / 2**20:.0f} MiB of shared memory for the engine's "
                                 f"buffers ({exc.strerror or exc}; is /dev/shm full?)") from None
-    block.unlink()
+    if unlink:
+        block.unlink()
     return block

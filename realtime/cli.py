@@ -56,7 +56,7 @@ def device_listing(devices: object) -> str:
 
 def check_args(args: argparse.Namespace) -> None:
     """Refuse (FxmatchInputError, exit 2) out-of-range options before any device or server is touched."""
-    from realtime.engine import MAX_FRAMES, MAX_RATE, MIN_FRAMES, MIN_RATE
+    from realtime.config import MAX_FRAMES, MAX_RATE, MIN_FRAMES, MIN_RATE
 
     if args.rate is not None and not MIN_RATE <= args.rate <= MAX_RATE:
         raise FxmatchInputError(f"live: --rate must be {MIN_RATE} to {MAX_RATE} Hz, got {args.rate}")
@@ -105,7 +105,7 @@ def status_line(engine, t: float) -> str:
 def engine_config(args: argparse.Namespace, model, in_dev: int | str | None, out_dev: int | str | None):
     """The EngineConfig of `fxmatch live`'s options: input channels count from 1 on the command line (as audio
     interfaces label them and as `fxmatch app --dry-channel` does) and from 0 in EngineConfig."""
-    from realtime.engine import EngineConfig
+    from realtime.config import EngineConfig
 
     return EngineConfig(model_path=model, mode=args.mode, input_device=in_dev, output_device=out_dev,
                         sample_rate=args.rate, block_frames=args.block, dry_channel=args.dry_channel - 1,

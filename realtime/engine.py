@@ -59,15 +59,14 @@ from realtime.analysis import StableEstimate
 from realtime.analysis_link import AnalysisLink, LiveEstimate
 from realtime.buffers import EngineBuffers, new_shared_block
 from realtime.callback import BlockProcessor
-from realtime.config import MAX_FRAMES, MAX_RATE, MIN_FRAMES, MIN_RATE, EngineConfig, validate_config
+from realtime.config import MAX_FRAMES, EngineConfig, validate_config
 from realtime.stream import AudioStream
 from realtime.streaming_chain import validate_chain
 from realtime.switching import ChainSwitch
 from realtime.telemetry import EngineReadings, EstimateLog, Levels, Telemetry, telemetry_from
 
-__all__ = [  # the engine's API: the config, readings and limits the app and `fxmatch live` use come from the parts
-    "MAX_FRAMES", "MAX_RATE", "MIN_FRAMES", "MIN_RATE", "EngineAPI", "EngineConfig", "EngineReadings", "Levels",
-    "LiveEngine", "LiveEstimate", "Telemetry",
+__all__ = [  # the engine's API; the config and the readings it hands out are defined in its parts
+    "EngineAPI", "EngineConfig", "EngineReadings", "Levels", "LiveEngine", "LiveEstimate", "Telemetry",
 ]
 
 log = logging.getLogger("fxmatch.realtime")

@@ -212,7 +212,7 @@ class JackDummyServer:
 
     def __init__(self, rate: int = 48000, period: int = 256, name: str | None = None, channels: int = 2,
                  timeout_s: float = 10.0):
-        from realtime.engine import MAX_FRAMES, MAX_RATE, MIN_FRAMES, MIN_RATE
+        from realtime.config import MAX_FRAMES, MAX_RATE, MIN_FRAMES, MIN_RATE
 
         if isinstance(rate, bool) or not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE:
             raise FxmatchInputError(f"JACK dummy server: the rate must be an integer in [{MIN_RATE}, {MAX_RATE}] Hz, "

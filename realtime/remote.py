@@ -16,9 +16,9 @@ window process -> audio process -> analysis process.
 
 Channels between the processes:
 
-* Control (start, stop, set_ab, set_frozen, set_chain, reset_to_estimate, ...: `LiveEngine.remote_ops`): a duplex pipe of
-  (request id, op, args) -> ("reply", id, ok, value, snapshot). Each call waits with a timeout; a child that does
-  not answer in time is killed and reported. A receiver thread in this process reads the pipe; when the pipe
+* Control (start, stop, and `LiveEngine.remote_ops`: set_ab, set_frozen, set_chain, reset_to_estimate): a duplex
+  pipe of (request id, op, args) -> ("reply", id, ok, value, snapshot). Each call waits with a timeout; a child that
+  does not answer in time is killed and reported. A receiver thread in this process reads the pipe; when the pipe
   closes unexpectedly (the child died), `running` turns False and `telemetry().error` says so.
 * Status: the child's publisher thread sends a snapshot (telemetry's slow fields, the latest estimate, the playing
   chain, freeze and A/B state) on the same pipe 4 times a second and right after each estimate, stop or error
@@ -55,7 +55,7 @@ from typing import Any
 
 from fxmatch.errors import FxmatchInputError
 from realtime.analysis_link import LiveEstimate
-from realtime.buffers import EngineBuffers, SharedBlock
+from realtime.buffers import EngineBuffers, SharedBlock, new_shared_block
 from realtime.config import EngineConfig, validate_config
 from realtime.engine import EngineAPI, LiveEngine
 from realtime.telemetry import Telemetry, telemetry_from
@@ -398,16 +398,9 @@ class RemoteEngine(EngineAPI):
 
     # -- start / stop ----------------------------------------------------------------------------------------------
 
-    def _new_block(self, prep: dict[str, Any]) -> SharedBlock:
-        try:
-            return SharedBlock(create=True, size=int(prep["nbytes"]))
-        except OSError as exc:
-            raise FxmatchInputError(f"could not allocate {prep['nbytes'] / 2**20:.0f} MiB of shared memory for "
-                                    f"the engine's buffers ({exc.strerror or exc}; is /dev/shm full?)") from None
-
     def _attach_block(self, op: str, prep: dict[str, Any], *args: Any, timeout: float) -> None:
         """Create the shared block, let the child attach and run `op` on it, unlink the name, map it here."""
-        block = self._new_block(prep)
+        block = new_shared_block(prep["nbytes"], unlink=False)
         try:
             rate = self._call(op, block.name, prep["capacity"], *args, timeout=timeout)
             buffers = EngineBuffers(prep["capacity"], block.buf, writer=False)
