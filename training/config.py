@@ -63,6 +63,9 @@ class TrainConfig:
     rms_dbfs: float = -20.0
     heldout_fraction: float = 0.1
     renderer: str = "pedalboard"  # pedalboard (the hidden generator) | twins | sox (training/foreign.py)
+    #: pedalboard renderer: the share of effects rendered by another implementation of their family
+    #: (training.variants: other clippers, compressor detectors and knees, phaser stage counts, reverbs, ...)
+    variant_share: float = 0.0
     chain_weights: dict[str, float] | None = None  # 'Compressor>Reverb' -> weight, 'dry' for no effect
     #: the chain prior of the data: uniform (every candidate chain alike) | length_uniform (every chain length alike,
     #: chains of one length alike); chain_weights multiply it
@@ -191,6 +194,8 @@ def validate(config: TrainConfig) -> None:
     need(config.source != "mix" or bool(config.source_mix), "source_mix", "a mapping of source kind to weight")
     need(config.source in SOURCE_KINDS, "source", f"one of {', '.join(SOURCE_KINDS)}")
     need(config.renderer in RENDERERS, "renderer", f"one of {', '.join(RENDERERS)}")
+    need(0 <= config.variant_share <= 1 and (config.variant_share == 0 or config.renderer == "pedalboard"),
+         "variant_share", "between 0 and 1 (and 0 unless renderer is pedalboard)")
     need(config.chain_prior in CHAIN_PRIORS, "chain_prior", " or ".join(CHAIN_PRIORS))
     unknown = [e for e in config.effects if e not in KNOWN_EFFECTS]
     need(not unknown and len(config.effects) > 0 and len(set(config.effects)) == len(config.effects), "effects",

@@ -115,6 +115,7 @@ class TargetDataset(torch.utils.data.Dataset):
         renderer: str = "pedalboard",
         chain_weights: Mapping[str, float] | None = None,
         level_jitter_db: float = 0.0,
+        variant_share: float = 0.0,
     ):
         if renderer not in RENDERERS:
             raise FxmatchInputError(f"unknown renderer {renderer!r}; known: {', '.join(RENDERERS)}")
@@ -125,6 +126,9 @@ class TargetDataset(torch.utils.data.Dataset):
         self.source, self.vocab, self.seed, self.length, self.renderer = source, vocab, int(seed), int(length), renderer
         self.chain_weights = dict(chain_weights or {})
         self.level_jitter_db = float(level_jitter_db)
+        if variant_share and renderer != "pedalboard":
+            raise FxmatchInputError("variant_share needs the pedalboard renderer")
+        self.variant_share = float(variant_share)
         self.probabilities = chain_probabilities(vocab, chain_weights)
 
     @property
@@ -161,7 +165,12 @@ class TargetDataset(torch.utils.data.Dataset):
             x = x * np.float32(0.99 / peak)
         k, params = self.draw(index)
         names = self.vocab.chains[k]
-        if self.renderer == "pedalboard":
+        if self.renderer == "pedalboard" and self.variant_share > 0:
+            from training.variants import render_variants
+
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x7A81, int(index)]))
+            y, _ = render_variants(names, params, x, self.sample_rate, rng, self.variant_share)
+        elif self.renderer == "pedalboard":
             y = render_pedalboard(self.vocab, names, params, x, self.sample_rate)
         elif self.renderer == "sox":
             from training.foreign import render_sox
@@ -180,7 +189,8 @@ class TargetDataset(torch.utils.data.Dataset):
     def describe(self) -> dict[str, Any]:
         """JSON-ready description of the data (goes into checkpoints and model cards)."""
         return {"source": self.source.describe(), "seed": self.seed, "renderer": self.renderer,
-                "chain_weights": self.chain_weights, "length": self.length, "level_jitter_db": self.level_jitter_db}
+                "chain_weights": self.chain_weights, "length": self.length, "level_jitter_db": self.level_jitter_db,
+                **({"variant_share": self.variant_share} if self.variant_share else {})}
 
 
 def to_tensors(example: Mapping[str, Any]) -> dict[str, torch.Tensor]:

@@ -121,7 +121,7 @@ def build_dataset(config: TrainConfig, vocab: ChainVocabulary, split: str = "tra
         length = config.train_examples or UNBOUNDED_EXAMPLES
     return TargetDataset(source, vocab, seed=seed if split == "train" else seed + 1_000_003, length=length,
                          renderer=config.renderer, chain_weights=data_chain_weights(config, vocab),
-                         level_jitter_db=config.level_jitter_db)
+                         level_jitter_db=config.level_jitter_db, variant_share=config.variant_share)
 
 
 def data_chain_weights(config: TrainConfig, vocab: ChainVocabulary) -> dict[str, float] | None:
