@@ -136,10 +136,10 @@ def evaluate_match(pairs: Sequence[MatchPair], session, time_budget: float | Non
     for i, pair in enumerate(pairs):
         ref, truth = pair.reference(), pair.truth()
         none = max(_mrstft(pair.x2, truth), 1e-9)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = match(ref, pair.x2, pair.sample_rate, session=session, time_budget=time_budget, seed=seed,
                        **match_kwargs)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         blind = result.blind_chain
         est_y = render(result.chain, pair.x2, pair.sample_rate)
         blind_y = render(blind, pair.x2, pair.sample_rate)
@@ -147,7 +147,7 @@ def evaluate_match(pairs: Sequence[MatchPair], session, time_budget: float | Non
             "name": pair.name, "truth": [list(x) for x in pair.chain], "true_chain": list(pair.names),
             "match_chain": list(result.chain_names), "blind_chain": [n for n, _ in blind],
             "match": _mrstft(est_y, truth) / none, "blind": _mrstft(blind_y, truth) / none,
-            "no_effect_distance": none, "seconds": seconds, "evaluations": result.evaluations,
+            "no_effect_distance": none, "seconds": seconds, "cpu_seconds": cpu, "evaluations": result.evaluations,
             "output_level_db": result.output_level_db,
             "distances": {"match": result.distance, "blind": result.blind_distance,
                           "none": result.no_effect_distance, "truth": _tone_distance(pair, session)},
@@ -160,7 +160,7 @@ def evaluate_match(pairs: Sequence[MatchPair], session, time_budget: float | Non
         if log:
             log(f"{i + 1}/{len(pairs)} {pair.name}: {'+'.join(pair.names)} -> match {'+'.join(row['match_chain'])} "
                 f"{100 * row['match']:.0f} %, blind {'+'.join(row['blind_chain'])} {100 * row['blind']:.0f} %, "
-                f"{seconds:.1f} s; tone distance " + ", ".join(f"{k} {v:.2f}" for k, v in row["distances"].items()))
+                f"{seconds:.1f} s ({cpu:.1f} s CPU); tone distance " + ", ".join(f"{k} {v:.2f}" for k, v in row["distances"].items()))
     return {"summary": summarise(rows), "rows": rows}
 
 
@@ -187,6 +187,7 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                "match_beats_blind": float(np.mean(m < b)), "match_worse_than_none": float(np.mean(m > 1.0)),
                "blind_worse_than_none": float(np.mean(b > 1.0)),
                "seconds_median": float(np.median([r["seconds"] for r in rs])),
+               "cpu_seconds_median": float(np.median([r.get("cpu_seconds", math.nan) for r in rs])),
                "seconds_max": float(np.max([r["seconds"] for r in rs]))}
         if peaks:
             out["audible_peaks"] = len(peaks)

@@ -1,0 +1,114 @@
+"""fxmatch.match: the tone distance across performances and the fit, on pedalboard renders of seeded plucks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pedalboard
+import pytest
+
+from fxmatch import testsignals
+from fxmatch.errors import FxmatchInputError
+from fxmatch.inference import EstimatorSession
+from fxmatch.match import (
+    GROUPS,
+    MatchCancelled,
+    ToneFeatures,
+    feature_distance,
+    features,
+    group_distances,
+    match,
+)
+from fxmatch.shipped import default_model
+
+RATE = 44100
+
+
+@pytest.fixture(scope="module")
+def session():
+    return EstimatorSession(default_model(), providers="cpu", threads=1)
+
+
+def _take(seed: int, seconds: float = 4.0) -> np.ndarray:
+    """A performance: seeded plucks (one instrument model, other notes and timing per seed), -20 dBFS RMS."""
+    x = testsignals.pluck(RATE, seconds, np.random.default_rng(seed), n_notes=8)[0].astype(np.float64)
+    return (x * 0.1 / np.sqrt(np.mean(x ** 2))).astype(np.float32)
+
+
+def _render(plugins, x: np.ndarray) -> np.ndarray:
+    return pedalboard.Pedalboard(plugins)(x[None], float(RATE))[0]
+
+
+CHAINS = {
+    "distortion": [pedalboard.Distortion(drive_db=30.0)],
+    "delay": [pedalboard.Delay(delay_seconds=0.3, feedback=0.4, mix=0.5)],
+    "reverb": [pedalboard.Reverb(room_size=0.9, wet_level=0.5, dry_level=0.6)],
+    "peak": [pedalboard.PeakFilter(cutoff_frequency_hz=1500.0, gain_db=12.0, q=1.0)],
+    "chorus": [pedalboard.Chorus(rate_hz=2.0, depth=0.8, mix=0.7, feedback=0.3)],
+}
+
+
+def test_distance_is_zero_for_identical_audio_and_symmetric(session):
+    x, y = _take(1), _render(CHAINS["reverb"], _take(2))
+    fx = ToneFeatures(RATE, session)
+    a, b = fx(x), fx(y)
+    assert feature_distance(a, a) == 0.0
+    assert math.isclose(feature_distance(a, b), feature_distance(b, a), rel_tol=1e-9)
+    assert set(group_distances(a, b)) == set(GROUPS)
+
+
+def test_statistics_do_not_depend_on_level():
+    x = _take(3)
+    a, b = features(x, RATE), features(0.1 * x, RATE)
+    assert feature_distance(a, b) < 1e-2  # float32 frames: equal up to rounding
+
+
+@pytest.mark.parametrize("name", sorted(CHAINS))
+def test_same_chain_on_two_performances_is_closer_than_other_chains(session, name):
+    fx = ToneFeatures(RATE, session)
+    x1, x2 = _take(11), _take(12)
+    reference = fx(_render(CHAINS[name], x1))
+    same = feature_distance(reference, fx(_render(CHAINS[name], x2)))
+    others = [feature_distance(reference, fx(_render(CHAINS[o], x2))) for o in CHAINS if o != name]
+    others.append(feature_distance(reference, fx(x2)))  # no effect
+    assert same < min(others), (name, same, others)
+
+
+def test_match_rejects_silent_and_short_takes(session):
+    ref = _take(1)
+    with pytest.raises(FxmatchInputError, match="silent"):
+        match(ref, np.zeros(RATE * 2, dtype=np.float32), RATE, session=session)
+    with pytest.raises(FxmatchInputError, match="too short"):
+        match(ref, _take(2)[: RATE // 4], RATE, session=session)
+
+
+def test_match_can_be_cancelled(session):
+    with pytest.raises(MatchCancelled):
+        match(_render(CHAINS["delay"], _take(1)), _take(2), RATE, session=session, should_stop=lambda: True)
+
+
+def test_match_finds_a_distortion_and_sets_the_output_level(session):
+    reference = _render(CHAINS["distortion"], _take(21)) * 0.5
+    progress = []
+    result = match(reference, _take(22), RATE, session=session, max_evaluations=60, progress=progress.append)
+    assert "Distortion" in result.chain_names
+    assert result.relative < 0.5
+    assert progress and progress[-1].done and progress[-1].fraction == 1.0
+    assert all(a.fraction <= b.fraction for a, b in zip(progress, progress[1:]))
+    # the take through the chain is as loud as the reference (RMS, within 1 dB)
+    out = result.preset().to_pedalboard()(_take(22)[None], float(RATE))[0]
+    level = lambda v: 20 * np.log10(np.sqrt(np.mean(np.square(v, dtype=np.float64))))  # noqa: E731
+    assert abs(level(out) - level(reference)) < 1.0
+    assert result.preset().chain_names == list(result.chain_names)
+
+
+@pytest.mark.slow
+def test_match_finds_a_known_peak_filter_within_a_third_octave(session):
+    truth = dict(cutoff_frequency_hz=1200.0, gain_db=10.0, q=1.0)
+    reference = _render([pedalboard.PeakFilter(**truth)], _take(31))
+    result = match(reference, _take(32), RATE, session=session)
+    peaks = [p for n, p in result.chain if n == "PeakFilter"]
+    assert peaks, result.label
+    assert abs(math.log2(peaks[0]["cutoff_frequency_hz"] / truth["cutoff_frequency_hz"])) <= 1 / 3
+    assert peaks[0]["gain_db"] > 0
