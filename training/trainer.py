@@ -19,7 +19,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,59 @@ def build_dataset(config: TrainConfig, vocab: ChainVocabulary, split: str = "tra
     return TargetDataset(source, vocab, seed=seed if split == "train" else seed + 1_000_003, length=length,
                          renderer=config.renderer, chain_weights=data_chain_weights(config, vocab),
                          level_jitter_db=config.level_jitter_db, variant_share=config.variant_share)
+
+
+def vocabulary_growth(stored: Mapping[str, Any] | None, vocab: ChainVocabulary) -> list[str] | None:
+    """The effects `vocab` adds to a checkpoint's vocabulary (`stored`, its JSON form): [] when they are the same,
+    None when `vocab` is not the stored one grown (other effects, ranges, order, length or permutations)."""
+    if not stored:
+        return None
+    old = ChainVocabulary.from_dict(stored)
+    names = list(vocab.effect_names)
+    if (old.max_length, old.allow_permutations) != (vocab.max_length, vocab.allow_permutations):
+        return None
+    if not set(old.effect_names) <= set(names) or [n for n in names if n in old.effect_names] != list(old.effect_names):
+        return None
+    for effect in old.effects:
+        mine = vocab.effect(effect.name)
+        if [(p.name, p.minimum, p.maximum, p.scale) for p in effect.params] != \
+                [(p.name, p.minimum, p.maximum, p.scale) for p in mine.params]:
+            return None
+    return [n for n in names if n not in old.effect_names]
+
+
+#: the presence logit a grown vocabulary's new effects start at (sigmoid(-3) = 0.05: "absent" until trained)
+NEW_EFFECT_BIAS = -3.0
+
+
+def grown_state(state: Mapping[str, torch.Tensor], model: Encoder, added: Sequence[str]) -> dict[str, torch.Tensor]:
+    """`state` (a checkpoint of the vocabulary without `added`) laid out for `model`: the presence and param heads'
+    rows of the old effects copied to their new places; the new effects' rows keep their initialisation, with the
+    presence bias at NEW_EFFECT_BIAS."""
+    vocab = model.vocab
+    old_names = [n for n in vocab.effect_names if n not in added]
+    merged = dict(model.state_dict())
+    rows = [vocab.effect_names.index(n) for n in old_names]
+    param_rows = [i for n in old_names for i in range(vocab.param_slice(n).start, vocab.param_slice(n).stop)]
+    for key, value in state.items():
+        if key not in merged:
+            raise FxmatchInputError(f"init_from: the checkpoint's {key} has no place in this model")
+        if key.startswith("chain_head."):
+            grown = merged[key].clone()
+            if key.endswith("bias"):
+                grown[[vocab.effect_names.index(n) for n in added]] = NEW_EFFECT_BIAS
+            grown[rows] = value
+            merged[key] = grown
+        elif key.startswith("param_head."):
+            grown = merged[key].clone()
+            grown[param_rows] = value
+            merged[key] = grown
+        elif merged[key].shape == value.shape:
+            merged[key] = value
+        else:
+            raise FxmatchInputError(f"init_from: the checkpoint's {key} has shape {tuple(value.shape)}, this "
+                                    f"model's {tuple(merged[key].shape)}")
+    return merged
 
 
 def data_chain_weights(config: TrainConfig, vocab: ChainVocabulary) -> dict[str, float] | None:
@@ -257,8 +310,17 @@ class Trainer:
         differ = {k for k, v in mine["encoder"].items() if stored.get(k) != v}
         added = {switch for switch, keys in SIDE_FEATURES.items() if differ & set(keys) and not stored[switch]}
         widen = bool(added) and differ <= {k for switch in added for k in SIDE_FEATURES[switch]}
-        if theirs.get("vocabulary") != mine["vocabulary"] or (differ and not widen):
+        growth = vocabulary_growth(theirs.get("vocabulary"), self.model.vocab)
+        if growth is None or (differ and not widen):
             raise FxmatchInputError(f"init_from {path}: its encoder or vocabulary differs from this config's")
+        if growth:
+            if differ or self.model.cfg.chain_scoring != "presence" or self.model.cfg.param_sharing != "effect":
+                raise FxmatchInputError(f"init_from {path}: a vocabulary can grow only with the same encoder, "
+                                        "chain_scoring: presence and param_sharing: effect")
+            self.model.load_state_dict(grown_state(ckpt["model"], self.model, growth))
+            log.info("initialised from %s (step %s of %s), adding %s to its vocabulary (absent at first)", path,
+                     ckpt.get("step"), ckpt.get("mode"), ", ".join(growth))
+            return
         if differ:
             self._load_widened(ckpt["model"], trunk_input_widths(EncoderConfig(**stored)))
             log.info("initialised from %s (step %s of %s), adding %s with zero weight into the trunk", path,

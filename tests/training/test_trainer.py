@@ -338,3 +338,31 @@ def test_data_loader_workers_give_the_same_run_as_the_main_process(tmp_path):
     for name, value in main.model.state_dict().items():
         assert torch.allclose(value.float(), workers.model.state_dict()[name].float(), atol=1e-6), name
     assert load_checkpoint(tmp_path / "workers" / "checkpoint.pt")["step"] == 3
+
+
+def test_init_from_grows_the_vocabulary_keeping_what_the_model_said_of_the_old_effects(tmp_path):
+    """A checkpoint of {Compressor, Distortion} starts one of {Compressor, Distortion, LowpassFilter}: the old
+    effects' presence and params are unchanged, the new effect starts absent (NEW_EFFECT_BIAS) and then learns."""
+    heads = {"chain_scoring": "presence", "param_sharing": "effect", "mode": "supervised"}
+    first = Trainer(tiny(steps=2, **heads), tmp_path / "a")
+    first.train()
+    grown = {**heads, "effects": ["Compressor", "Distortion", "LowpassFilter"]}
+    second = Trainer(tiny(steps=2, init_from=str(tmp_path / "a" / "checkpoint.pt"), **grown), tmp_path / "b")
+    old, new = first.model.eval(), second.model.eval()
+    y = torch.from_numpy(np.random.default_rng(4).standard_normal((3, 4000)).astype(np.float32)) * 0.1
+    with torch.no_grad():
+        h_old, h_new = old.features(y), new.features(y)
+        presence_old, presence_new = old.chain_head(h_old), new.chain_head(h_new)
+        params_old, params_new = old.param_head(h_old), new.param_head(h_new)
+    assert torch.allclose(h_old, h_new, atol=1e-6)
+    assert torch.allclose(presence_new[:, :2], presence_old, atol=1e-6)
+    low = new.vocab.param_slice("LowpassFilter")
+    assert torch.allclose(params_new[:, : low.start], params_old, atol=1e-6)
+    assert torch.sigmoid(presence_new[:, 2]).max() < 0.2  # the new effect starts absent
+    bias_before = second.model.chain_head.bias[2].item()
+    second.train()
+    assert second.model.chain_head.bias[2].item() != bias_before  # and learns
+    # a vocabulary that is not the checkpoint's grown (an effect dropped) is refused
+    with pytest.raises(FxmatchInputError, match="differs"):
+        Trainer(tiny(init_from=str(tmp_path / "a" / "checkpoint.pt"), **{**heads, "effects": ["Distortion", "Reverb"]}),
+                tmp_path / "c")
