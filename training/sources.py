@@ -8,15 +8,16 @@ from disjoint seed streams, file clips from disjoint files.
 
 from __future__ import annotations
 
+import io
 import logging
 import shutil
-import struct
 import subprocess
 import tempfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import mido
 import numpy as np
 import scipy.signal
 import soundfile
@@ -458,37 +459,29 @@ def find_soundfont(path: str | None = None) -> Path | None:
     return None
 
 
-def _var_len(value: int) -> bytes:
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    return bytes(reversed(out))
-
-
 def midi_file_bytes(program: int, notes: Sequence[tuple[float, float, int, int]], bpm: float = 120.0,
                     programs: Sequence[tuple[float, int]] = ()) -> bytes:
-    """A one-track Standard MIDI File: `notes` are (onset_s, duration_s, pitch, velocity) on channel 0.
+    """A one-track Standard MIDI File (mido): `notes` are (onset_s, duration_s, pitch, velocity) on channel 0.
 
     `programs` are (time_s, program) changes after the first `program` (phrases of several instruments in one file).
     """
     ticks_per_beat = 480
     to_ticks = lambda s: round(s * bpm / 60.0 * ticks_per_beat)
-    events = [(0, bytes([0xC0, program]))] + [(to_ticks(t), bytes([0xC0, p])) for t, p in programs if t > 0]
+    # (tick, order, message): at one tick, note-offs and program changes before note-ons
+    events = [(0, 0, mido.Message("program_change", program=program))]
+    events += [(to_ticks(t), 0, mido.Message("program_change", program=p)) for t, p in programs if t > 0]
     for onset, duration, pitch, velocity in notes:
-        events.append((to_ticks(onset), bytes([0x90, pitch, velocity])))
-        events.append((to_ticks(onset + duration), bytes([0x80, pitch, 0])))
-    events.sort(key=lambda e: (e[0], e[1][0] == 0x90))  # note-offs and program changes first
-    track, now = bytearray(), 0
-    tempo = round(60_000_000 / bpm)
-    track += b"\x00\xff\x51\x03" + tempo.to_bytes(3, "big")
-    for tick, data in events:
-        track += _var_len(tick - now) + data
+        events.append((to_ticks(onset), 1, mido.Message("note_on", note=pitch, velocity=velocity)))
+        events.append((to_ticks(onset + duration), 0, mido.Message("note_off", note=pitch, velocity=0)))
+    events.sort(key=lambda e: (e[0], e[1]))
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=round(60_000_000 / bpm), time=0)])
+    now = 0
+    for tick, _, message in events:
+        track.append(message.copy(time=tick - now))
         now = tick
-    track += b"\x00\xff\x2f\x00"
-    header = b"MThd" + struct.pack(">IHHH", 6, 0, 1, ticks_per_beat)
-    return header + b"MTrk" + struct.pack(">I", len(track)) + bytes(track)
+    out = io.BytesIO()
+    mido.MidiFile(type=0, ticks_per_beat=ticks_per_beat, tracks=[track]).save(file=out)
+    return out.getvalue()
 
 
 class MidiSource(DrySource):

@@ -80,9 +80,23 @@ def test_midi_source_without_fluidsynth_says_what_to_install(monkeypatch):
 
 
 def test_midi_file_bytes_is_a_standard_midi_file():
-    data = sources.midi_file_bytes(25, [(0.0, 0.5, 60, 100), (0.5, 0.5, 64, 90)])
+    import io
+
+    import mido
+
+    data = sources.midi_file_bytes(25, [(0.0, 0.5, 60, 100), (0.5, 0.5, 64, 90)], programs=[(0.5, 33)])
     assert data[:4] == b"MThd" and data[14:18] == b"MTrk"
     assert data.endswith(b"\x00\xff\x2f\x00")
+    song = mido.MidiFile(file=io.BytesIO(data))
+    assert song.ticks_per_beat == 480 and len(song.tracks) == 1
+    at, timeline = 0, []
+    for message in song.tracks[0]:
+        at += message.time
+        if not message.is_meta:
+            timeline.append((at, message.type, getattr(message, "note", getattr(message, "program", None))))
+    # at 0.5 s (480 ticks at 120 bpm) the first note ends and the program changes before the second note starts
+    assert timeline == [(0, "program_change", 25), (0, "note_on", 60), (480, "program_change", 33),
+                        (480, "note_off", 60), (480, "note_on", 64), (960, "note_off", 64)]
 
 
 def test_make_source_rejects_unknown_kind():
