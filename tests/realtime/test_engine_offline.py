@@ -106,3 +106,12 @@ def test_set_ab_rejects_unknown_positions(tiny_model):
     engine = _engine(tiny_model)
     with pytest.raises(FxmatchInputError, match="A/B"):
         engine.set_ab("b")
+
+
+def test_the_engine_api_holds_no_test_hooks():
+    """Blocks by hand and injected faults are tests.realtime.engine_hooks' seams, not the engines' API."""
+    from realtime.remote import RemoteEngine
+
+    for hook in ("inject_fault", "process_block"):
+        assert not hasattr(LiveEngine, hook) and not hasattr(RemoteEngine, hook)
+        assert hook not in LiveEngine.remote_ops
