@@ -23,15 +23,15 @@ from training.model import CHAIN_SCORING, PARAM_SHARING, EncoderConfig
 
 MODES: tuple[str, ...] = ("wta", "naive", "supervised", "full_chain")
 CHAIN_PRIORS: tuple[str, ...] = ("uniform", "length_uniform")
-#: the encoder's knobs are EncoderConfig's (training/model.py): TrainConfig holds each under the same name, with
-#: EncoderConfig's default, and the trainer builds the encoder from exactly these keys
+#: the encoder's knobs are EncoderConfig's (training/model.py): TrainConfig inherits them (same names, defaults and
+#: meaning, written once), and the trainer builds the encoder from exactly these keys
 ENCODER_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(EncoderConfig))
-_ENCODER = EncoderConfig()
 
 
 @dataclass
-class TrainConfig:
-    """Every knob of a training run (units in the names; see configs/*.yaml)."""
+class TrainConfig(EncoderConfig):
+    """Every knob of a training run (units in the names; see configs/*.yaml): the encoder's (EncoderConfig's,
+    sample_rate among them), then the run's, the data's, winner-takes-all's and the optimiser's."""
 
     # run
     name: str = "fxmatch"
@@ -58,7 +58,6 @@ class TrainConfig:
     pool_cache_dir: str | None = None  # where the midi pool is cached (None: not cached)
     level_jitter_db: float = 0.0  # dry level varied uniformly within ± this many dB per example
     instruments: list[str] | None = None  # synth instruments (None: all)
-    sample_rate: int = _ENCODER.sample_rate
     clip_seconds: float = 2.0
     rms_dbfs: float = -20.0
     heldout_fraction: float = 0.1
@@ -72,25 +71,6 @@ class TrainConfig:
     chain_prior: str = "uniform"
     train_examples: int = 0  # distinct training examples, reused cyclically (0: a fresh example every time)
     num_workers: int = 0  # DataLoader worker processes per training process
-    # encoder (names, defaults and meaning: EncoderConfig in training/model.py; sample_rate is above)
-    n_fft: int = _ENCODER.n_fft
-    hop_length: int = _ENCODER.hop_length
-    n_mels: int = _ENCODER.n_mels
-    f_min: float = _ENCODER.f_min
-    f_max: float = _ENCODER.f_max
-    channels: list[int] = field(default_factory=lambda: list(_ENCODER.channels))
-    hidden: int = _ENCODER.hidden
-    dropout: float = _ENCODER.dropout
-    param_sharing: str = _ENCODER.param_sharing  # chain (one param set per candidate chain) | effect (one per effect)
-    time_pools: list[int] | None = None  # time pooling per 2-D block (None: 2 each)
-    tcn_dilations: list[int] = field(default_factory=lambda: list(_ENCODER.tcn_dilations))  # empty: none
-    tcn_channels: int = _ENCODER.tcn_channels
-    chain_scoring: str = _ENCODER.chain_scoring  # chain (a logit per chain) | presence (from per-effect presence)
-    envelope_lags: int = _ENCODER.envelope_lags  # band-envelope autocorrelation lags (frames) beside pooling; 0: none
-    envelope_bands: int = _ENCODER.envelope_bands  # envelopes for envelope_lags (divides n_mels)
-    envelope_features: int = _ENCODER.envelope_features  # envelope_lags' output size
-    spectrum_bins: int = _ENCODER.spectrum_bins  # log-spaced bands of the long-term spectrum beside pooling; 0: none
-    spectrum_features: int = _ENCODER.spectrum_features  # spectrum_bins' output size
     # winner-takes-all
     top_k: int = 4  # candidates from the classifier's top scores
     n_explore: int = 2  # extra random candidate chains per example
