@@ -1,10 +1,45 @@
-"""Tensor helpers shared by the twins (torch; the specs in `fxmatch.effects.spec` stay torch-free)."""
+"""Tensor helpers shared by the twins (torch; the specs in `fxmatch.effects.spec` stay torch-free).
+
+Which path a recursive twin runs: the numba kernels need CPU arrays, so for a tensor on any other device (CUDA)
+the Compressor, Chorus, Phaser, Delay, Reverb and the filters (PeakFilter, LowpassFilter, HighpassFilter) run torch
+ops on that device instead (`use_torch_path`; Distortion and Gain are torch ops anyway); `twin_path("torch")` forces
+those torch ops on CPU too, which is how the tests compare the two paths.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from collections.abc import Iterator
+from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
+
+TwinPath = Literal["auto", "torch", "numba"]
+
+#: "auto": numba kernels for CPU tensors, torch ops on any other device; "torch": torch ops on every device;
+#: "numba": the numba kernels, tensors on another device copied to the CPU and back (the old behaviour)
+TWIN_PATH: TwinPath = "auto"
+
+
+def use_torch_path(x: torch.Tensor) -> bool:
+    """True when a twin should run torch ops on `x`'s device rather than numba kernels on the CPU."""
+    if TWIN_PATH == "auto":
+        return x.device.type != "cpu"
+    return TWIN_PATH == "torch"
+
+
+@contextlib.contextmanager
+def twin_path(path: TwinPath) -> Iterator[None]:
+    """Run the twins inside the block on `path` ("auto", "torch" or "numba"; module-wide, not thread-local)."""
+    global TWIN_PATH
+    if path not in ("auto", "torch", "numba"):
+        raise ValueError(f"twin path must be 'auto', 'torch' or 'numba', got {path!r}")
+    previous, TWIN_PATH = TWIN_PATH, path
+    try:
+        yield
+    finally:
+        TWIN_PATH = previous
 
 
 def as_batch_param(value: Any, batch: int, like: torch.Tensor) -> torch.Tensor:
@@ -13,3 +48,18 @@ def as_batch_param(value: Any, batch: int, like: torch.Tensor) -> torch.Tensor:
     if t.ndim == 0:
         t = t.expand(batch)
     return t.reshape(batch)
+
+
+def linear_recurrence(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """`h[n] = a[n] h[n - 1] + b[n]` with `h[-1] = 0` along the last axis of `a`, `b` `[..., samples]`.
+
+    A parallel (Hillis-Steele) scan of the affine maps: ceil(log2(samples)) steps of elementwise torch ops on the
+    tensors' device, differentiable by autograd; equal to the sequential recursion up to round-off.
+    """
+    step = 1
+    samples = a.shape[-1]
+    while step < samples:
+        b = b + a * F.pad(b[..., :-step], (step, 0))
+        a = a * F.pad(a[..., :-step], (step, 0), value=1.0)
+        step *= 2
+    return b

@@ -10,7 +10,9 @@ differentiable w.r.t. the input and the coefficients `b`, `a` `[batch, 3]` (`a[:
   plus the impulse response's tail (until it has decayed below -140 dB, from the largest pole radius), i.e. a
   zero-state linear convolution with time aliasing far below -100 dB.
 
-The two agree to about 1e-13 in float64; `filter_biquad` picks the recursion on CPU and the spectral path elsewhere.
+The two agree to about 1e-13 in float64; `filter_biquad` picks the recursion on CPU and the spectral path on any
+other device, nothing but the FFT length going back to the host (`fxmatch.effects.batch.twin_path("torch")`
+forces the spectral path on CPU).
 """
 
 from __future__ import annotations
@@ -22,16 +24,23 @@ import numpy as np
 import torch
 from scipy.fft import next_fast_len
 
+from fxmatch.effects.batch import use_torch_path
+
 _TAIL_DECAY = 1.0e-7  # impulse-response tail dropped below this magnitude (-140 dB)
 _MAX_TAIL = 1 << 22  # cap on the tail length in samples (only reached for pathological, near-unstable filters)
 
 
 def tail_length(a: torch.Tensor) -> int:
-    """Samples until the slowest-decaying impulse response of denominators `a` `[batch, 3]` is below the floor."""
-    a_np = a.detach().cpu().double().numpy()
-    radius = 0.0
-    for _, a1, a2 in a_np:
-        radius = max(radius, float(np.max(np.abs(np.roots([1.0, a1, a2])))))
+    """Samples until the slowest-decaying impulse response of denominators `a` `[batch, 3]` is below the floor.
+
+    The pole radii come from the quadratic formula with torch ops on `a`'s device; one number comes back to the
+    host (the FFT length must be known there).
+    """
+    a1, a2 = a[:, 1].detach().double(), a[:, 2].detach().double()
+    disc = a1 * a1 - 4.0 * a2
+    root = torch.sqrt(disc.abs())
+    real = torch.maximum((root - a1).abs(), (root + a1).abs()) / 2.0  # two real poles
+    radius = float(torch.where(disc >= 0, real, torch.sqrt(a2.abs())).max()) if a.shape[0] else 0.0
     if radius <= 0.0:
         return 16
     if radius >= 1.0:
@@ -145,8 +154,8 @@ def _biquad_backward(grad_y, x, y, b, a):  # pragma: no cover - numba
 
 
 def _numpy(t: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
-    """A detached, contiguous numpy view (or copy) of CPU tensor `t` in `dtype`."""
-    return t.detach().to(dtype).contiguous().numpy()
+    """A detached, contiguous numpy view (or copy) of `t` in `dtype` (copied to the CPU when elsewhere)."""
+    return t.detach().to("cpu", dtype).contiguous().numpy()
 
 
 class _BiquadFunction(torch.autograd.Function):
@@ -155,6 +164,7 @@ class _BiquadFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, b: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         y = torch.from_numpy(_biquad_forward(_numpy(x, x.dtype), _numpy(b, x.dtype), _numpy(a, x.dtype)))
+        y = y.to(x.device)
         ctx.save_for_backward(x, y, b, a)
         return y
 
@@ -165,7 +175,7 @@ class _BiquadFunction(torch.autograd.Function):
         grads = _biquad_backward(
             _numpy(grad_y, dtype), _numpy(x, dtype), _numpy(y, dtype), _numpy(b, dtype), _numpy(a, dtype)
         )
-        return tuple(torch.from_numpy(g) for g in grads)
+        return tuple(torch.from_numpy(g).to(x.device) for g in grads)
 
 
 def filter_recursive(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
@@ -185,12 +195,13 @@ def filter_spectral(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor) -> torch.
 
 
 def filter_biquad(x: torch.Tensor, b: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-    """Biquads `b`, `a` `[batch, 3]` over `x` `[batch, channels, samples]`: the recursion on CPU, else spectral."""
+    """Biquads `b`, `a` `[batch, 3]` over `x` `[batch, channels, samples]`: the recursion on CPU, else spectral
+    (`fxmatch.effects.batch.use_torch_path`)."""
     if x.shape[-1] == 0:
         return x
-    if x.device.type == "cpu":
-        return filter_recursive(x, b, a)
-    return filter_spectral(x, b, a)
+    if use_torch_path(x):
+        return filter_spectral(x, b, a)
+    return filter_recursive(x, b, a)
 
 
 def first_order_coefficients(

@@ -16,8 +16,10 @@ accumulator (its drift from the ideal phase reaches ~1e-2 rad over a few seconds
 a straight-through gradient from the ideal phase `2*pi*rate_hz*n/sample_rate`. The feedback recursion through the
 time-varying delay runs in a custom autograd Function whose forward and adjoint backward are numba loops; it gives
 gradients w.r.t. the input, the per-sample delay (through the interpolation slope, hence rate/depth/centre delay)
-and the feedback gain. Where the delay is clipped (1 ms floor) the gradient w.r.t. rate/depth/centre delay is zero,
-as the true function is flat there.
+and the feedback gain. For tensors on another device (CUDA) the recursion runs as torch ops there
+(`_feedback_delay_torch`, blocks of the shortest delay; only the float32 LFO phase table is computed by numba on the
+CPU from the `[batch]` rates); `fxmatch.effects.batch.twin_path("torch")` forces it on CPU. Where the delay is
+clipped (1 ms floor) the gradient w.r.t. rate/depth/centre delay is zero, as the true function is flat there.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from collections.abc import Mapping
 import numba
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from fxmatch.effects.batch import as_batch_param
+from fxmatch.effects.batch import as_batch_param, use_torch_path
 from fxmatch.effects.chorus import SPEC  # noqa: F401 (the twin's spec, beside it)
 
 _MAX_MODULATION_MS = 20.0  # JUCE maximumDelayModulation
@@ -144,6 +147,46 @@ class _FeedbackDelay(torch.autograd.Function):
         return out_x, out_d, out_g
 
 
+def _feedback_delay_torch(x: torch.Tensor, delay: torch.Tensor, feedback: torch.Tensor) -> torch.Tensor:
+    """`_FeedbackDelay` with torch ops on `x`'s device (float64): x `[B, C, N]`, delay `[B, N]`, feedback `[B]`.
+
+    Every read reaches at least `L` = the shortest whole delay back (>= 1 ms), so a block of `L` samples reads only
+    earlier blocks: per block, the interpolated reads from a window of the recent ones, then the block's delay-line
+    input `w = x - feedback * y[n - 1]`, N / L steps in all. Gradients come from autograd (through the
+    interpolation weight for the delay, as in the numba adjoint).
+    """
+    batch, channels, n = x.shape
+    if n == 0:
+        return x.clone()
+    whole = torch.floor(delay.detach()).to(torch.int64)
+    frac = delay - whole
+    size = max(1, int(whole.min()))
+    blocks = -(-n // size)
+    pad = blocks * size - n
+    reach = -(-(int(whole.max()) + 1) // size)  # blocks a read may go back, the current one excluded
+    x = F.pad(x.to(torch.float64), (0, pad))
+    whole = torch.cat([whole, whole[:, -1:].expand(batch, pad)], dim=1)  # the padding's reads are dropped
+    frac = torch.cat([frac, frac[:, -1:].expand(batch, pad)], dim=1).to(torch.float64)
+    ahead = torch.arange(blocks * size, device=x.device) + reach * size  # a sample's place in its block's window
+    first = ahead[None] - whole  # the window index of w[n - D] in the block's window
+    rows_b = torch.arange(batch, device=x.device)[:, None, None]
+    rows_c = torch.arange(channels, device=x.device)[None, :, None]
+    fb = feedback.to(torch.float64)[:, None, None]
+    history = [x.new_zeros(batch, channels, size)] * reach
+    last = x.new_zeros(batch, channels, 1)
+    outputs = []
+    for k in range(blocks):
+        window = torch.cat(history[k:k + reach], dim=-1)  # w over the `reach` blocks before block k
+        span = slice(k * size, (k + 1) * size)
+        index = (first[:, span] - k * size)[:, None, :]
+        a, b = window[rows_b, rows_c, index], window[rows_b, rows_c, index - 1]
+        y = a + frac[:, None, span] * (b - a)
+        history.append(x[..., span] - fb * torch.cat([last, y[..., :-1]], dim=-1))
+        last = y[..., -1:]
+        outputs.append(y)
+    return torch.cat(outputs, dim=-1)[..., :n]
+
+
 def lfo_phase(rate_hz: torch.Tensor, n_samples: int, sample_rate: float) -> torch.Tensor:
     """LFO phase `[batch, samples]` in rad: exact float32 accumulator value, gradient of `2*pi*rate_hz*n/sr`."""
     n = torch.arange(n_samples, device=rate_hz.device, dtype=torch.float64)
@@ -176,6 +219,7 @@ def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_
     mix = as_batch_param(params["mix"], batch, x).clamp(0.0, 1.0)
     delay = delay_samples(rate_hz, depth, centre_delay_ms, n_samples, float(sample_rate))
     x64 = x.to(torch.float64)
-    wet = _FeedbackDelay.apply(x64, delay, feedback.to(torch.float64))
+    feedback_delay = _feedback_delay_torch if use_torch_path(x) else _FeedbackDelay.apply
+    wet = feedback_delay(x64, delay, feedback.to(torch.float64))
     mix64 = mix.to(torch.float64)[:, None, None]
     return (mix64 * wet + (1.0 - mix64) * x64).to(x.dtype)

@@ -10,7 +10,9 @@ pedalboard reference, per channel, state starting at 0 on every call (reset=True
 
 The twin runs the same recursion and gain computer in one fused `torch.autograd.Function` whose forward and backward
 (the adjoint recursion of the envelope, accumulated backwards in time) are numba-jitted loops over rows of
-`batch * channels` (CUDA tensors go to the CPU and back). The gain computer is written in the log domain,
+`batch * channels` for CPU tensors; for tensors on another device (CUDA) the same maths runs as torch ops there
+(`_compress_torch`: the envelope by a parallel scan, its attack/release choice as a fixed point, gradients by
+autograd; `fxmatch.effects.batch.twin_path("torch")` forces it on CPU). The gain computer is written in the log domain,
 `gain = exp((1 / ratio - 1) * (log e - log threshold))` above threshold and 1 below, so it is continuous with a kink
 at the threshold: gradients are finite everywhere and zero for threshold and ratio while the envelope stays below
 threshold. The attack/release branch choice is kept from the forward pass and not differentiated (it is a
@@ -26,8 +28,9 @@ from collections.abc import Mapping
 import numba
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from fxmatch.effects.batch import as_batch_param
+from fxmatch.effects.batch import as_batch_param, linear_recurrence, use_torch_path
 from fxmatch.effects.compressor import SPEC  # noqa: F401 (the twin's spec, beside it)
 
 _MIN_TIME_MS = 1.0e-3  # JUCE uses an instantaneous envelope (coefficient 0) below this time
@@ -166,5 +169,39 @@ def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_
         1.0 / ratio - 1.0,
     ]
     per_row = [t.repeat_interleave(channels) for t in per_row]
-    y = _CompressorFunction.apply(x.reshape(batch * channels, samples), *per_row)
+    compress = _compress_torch if use_torch_path(x) else _CompressorFunction.apply
+    y = compress(x.reshape(batch * channels, samples), *per_row)
     return y.reshape(batch, channels, samples)
+
+
+def _envelope(level: torch.Tensor, attack: torch.Tensor, release: torch.Tensor) -> torch.Tensor:
+    """JUCE's peak ballistics on rows `level` `[rows, samples]` with torch ops (coefficients `[rows]`).
+
+    The attack/release choice depends on the envelope itself; it is found as a fixed point: guess the rising
+    samples, solve the then linear recursion with a parallel scan, re-read the rising samples from the result, until
+    they agree. Each round settles at least the first sample still wrong (the recursion is causal), so the loop ends;
+    on audio it takes 5 to 10 rounds. The choice is not differentiated (as in the numba adjoint).
+    """
+    attack, release = attack[:, None], release[:, None]
+    with torch.no_grad():
+        rising = torch.ones_like(level, dtype=torch.bool)
+        for _ in range(level.shape[-1] + 1):
+            c = torch.where(rising, attack, release)
+            env = linear_recurrence(c, (1.0 - c) * level)
+            now = level > F.pad(env[:, :-1], (1, 0))
+            if torch.equal(now, rising):
+                break
+            rising = now
+    c = torch.where(rising, attack, release)
+    return linear_recurrence(c, (1.0 - c) * level)
+
+
+def _compress_torch(x: torch.Tensor, attack: torch.Tensor, release: torch.Tensor, log_threshold: torch.Tensor,
+                    slope: torch.Tensor) -> torch.Tensor:
+    """`_CompressorFunction` with torch ops on `x`'s device (rows `[rows, samples]`, coefficients `[rows]`)."""
+    env = _envelope(x.abs(), attack, release)
+    log_threshold, slope = log_threshold[:, None], slope[:, None]
+    over = env >= torch.exp(log_threshold)
+    log_env = torch.log(torch.where(over, env, torch.ones_like(env)))
+    gain = torch.where(over, torch.exp(slope * (log_env - log_threshold)), torch.ones_like(env))
+    return gain * x

@@ -10,20 +10,25 @@ What pedalboard does (per call with reset=True, every channel alike, float32):
 
 The twin is exact (float64 instead of float32): the feedback comb `w[n] = x[n] + feedback * w[n - D]`,
 `echo[n] = w[n - D]` runs in a custom autograd Function whose forward and adjoint backward are numba loops
-(O(samples) per channel, far cheaper than the FFT of size >= 2 * samples an exact frequency-domain version needs).
+(O(samples) per channel, far cheaper than the FFT of size >= 2 * samples an exact frequency-domain version needs);
+for tensors on another device (CUDA) that FFT version runs as torch ops there (`_delay_torch`, float64, the same
+gradients; `fxmatch.effects.batch.twin_path("torch")` forces it on CPU).
 The integer delay has a straight-through gradient: the value uses `D`, the gradient w.r.t. `delay_seconds` is that
 of a continuous delay, `d echo / dD = -w'(n - D) + feedback * d w / dD (n - D)`, with `w'` a central difference.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numba
 import numpy as np
 import torch
+import torch.nn.functional as F
+from scipy.fft import next_fast_len
 
-from fxmatch.effects.batch import as_batch_param
+from fxmatch.effects.batch import as_batch_param, use_torch_path
 from fxmatch.effects.delay import SPEC  # noqa: F401 (the twin's spec, beside it)
 
 _MAX_DELAY_SECONDS = 30  # pedalboard's delay line capacity
@@ -156,6 +161,49 @@ class _DelayFunction(torch.autograd.Function):
         return gx, gfb, gmix, gdelay, None
 
 
+#: The torch path's grid weighting (as the Reverb's): the wrap-around of the circular convolution stays this far
+#: below the output (float64 arithmetic).
+_ALIAS_FLOOR = 1.0e-10
+
+
+def _delay_torch(x: torch.Tensor, feedback: torch.Tensor, mix: torch.Tensor, delay_continuous: torch.Tensor,
+                 delay_int: torch.Tensor) -> torch.Tensor:
+    """`_DelayFunction` with torch ops on `x`'s device (float64): rows `x` `[rows, samples]`, params `[rows]`.
+
+    The echo `z^-D / (1 - feedback z^-D) X` on an exponentially weighted FFT grid of twice the length (the
+    Reverb's method); the continuous delay's straight-through gradient is the numba adjoint's tangent
+    `v = -(z^-D / (1 - feedback z^-D)) w'` (`w = x + feedback * echo`, `w'` its central difference), added as
+    `(delay - delay.detach()) * v`; the other gradients come from autograd.
+    """
+    n = x.shape[-1]
+    if n == 0:
+        return x.clone()
+    xd, fb, m = x.to(torch.float64), feedback.to(torch.float64)[:, None], mix.to(torch.float64)[:, None]
+    n_fft = next_fast_len(2 * n, real=True)
+    alpha = _ALIAS_FLOOR ** (1.0 / n_fft)
+    weight = alpha ** torch.arange(n, device=x.device, dtype=torch.float64)
+    k = torch.arange(n_fft // 2 + 1, device=x.device, dtype=torch.int64)
+    delay = delay_int.to(x.device)[:, None]
+    phase = ((k[None, :] * delay) % n_fft).to(torch.float64) * (-2.0 * torch.pi / n_fft)
+    magnitude = torch.exp(delay.to(torch.float64) * math.log(alpha)).expand_as(phase)
+    delayed = torch.polar(magnitude, phase)  # z^-D on the weighted grid, [rows, bins]
+    comb = delayed / (1.0 - fb * delayed)
+
+    def filtered(signal: torch.Tensor) -> torch.Tensor:
+        return torch.fft.irfft(torch.fft.rfft(signal * weight, n=n_fft) * comb, n=n_fft)[:, :n] / weight
+
+    echo = filtered(xd)
+    with torch.no_grad():
+        w = xd + fb * echo
+        ahead = torch.cat([w[:, 1:], w[:, -1:]], dim=1)
+        behind = F.pad(w[:, :-1], (1, 0))
+        tangent = -filtered(0.5 * (ahead - behind))
+    nudge = (delay_continuous - delay_continuous.detach()).to(torch.float64)[:, None]  # 0, with the delay's gradient
+    y = (1.0 - m) * xd + m * (echo + nudge * tangent)
+    passing = (delay_int == 0).to(x.device)[:, None]
+    return torch.where(passing, xd, y).to(x.dtype)
+
+
 def _np(t: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     """Detached, contiguous CPU numpy copy of `t` in `dtype`."""
     return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=dtype)
@@ -179,7 +227,8 @@ def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_
     delay = integer_delay(delay_seconds, sample_rate)
     delay = torch.where(delay_seconds.detach() == 0, torch.zeros_like(delay), delay)  # 0: pass through
     rows = lambda t: t[:, None].expand(batch, channels).reshape(-1)
-    y = _DelayFunction.apply(
+    delay_fn = _delay_torch if use_torch_path(x) else _DelayFunction.apply
+    y = delay_fn(
         x.reshape(batch * channels, n).contiguous(),
         rows(feedback),
         rows(mix),

@@ -20,7 +20,10 @@ the 7-state linear time-varying recursion is a custom autograd Function whose fo
 recursions are numba loops over batch x channels (the backward recomputes the forward states per row). The float32
 LFO phase accumulation of JUCE is reproduced exactly in the forward value (it matters: ~30 dB at 3 Hz over 2 s)
 with the gradient of the exact float64 phase (straight-through). Everything else runs in float64, pedalboard in
-float32; agreement is ~100 dB SNR.
+float32; agreement is ~100 dB SNR. For tensors on another device (CUDA) the recursion runs as torch ops there
+(`_allpass_chain_torch`: per-update linear maps and a chunked 7-state recurrence; only the float32 LFO phase table
+is computed by numba on the CPU from the `[batch]` rates); `fxmatch.effects.batch.twin_path("torch")` forces it
+on CPU.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from collections.abc import Mapping
 import numba
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from fxmatch.effects.batch import as_batch_param
+from fxmatch.effects.batch import as_batch_param, use_torch_path
 from fxmatch.effects.phaser import SPEC  # noqa: F401 (the twin's spec, beside it)
 
 _NUM_STAGES = 6
@@ -165,6 +169,82 @@ class _AllpassChain(torch.autograd.Function):
         )
 
 
+_STATE = _NUM_STAGES + 1  # the stages' states and the fed-back output
+
+
+def _block_maps(coeff: torch.Tensor, feedback: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The chain over one cutoff update (4 samples, one G) as linear maps of (state before, the 4 inputs).
+
+    `coeff` `[B, K]`, `feedback` `[B]` -> the state after `[B, K, 7, 11]` and the 4 outputs `[B, K, 4, 11]`, as
+    coefficients on the 7 state values before the update and its 4 input samples: the recursion of
+    `_allpass_forward` run once on those 11 unit vectors, every update at once.
+    """
+    batch, updates = coeff.shape
+    unit = torch.eye(_STATE + _UPDATE_INTERVAL, dtype=coeff.dtype, device=coeff.device)
+    stages = [unit[st].expand(batch, updates, -1) for st in range(_NUM_STAGES)]
+    previous = unit[_NUM_STAGES].expand(batch, updates, -1)
+    g, fb = coeff[..., None], feedback[:, None, None]
+    outputs = []
+    for i in range(_UPDATE_INTERVAL):
+        a = unit[_STATE + i] - fb * previous
+        for st in range(_NUM_STAGES):
+            s = stages[st]
+            a, stages[st] = (2.0 * g - 1.0) * a + 2.0 * (1.0 - g) * s, 2.0 * g * a + (1.0 - 2.0 * g) * s
+        outputs.append(a)
+        previous = a
+    return torch.stack([*stages, previous], dim=-2), torch.stack(outputs, dim=-2)
+
+
+def _block_states(step: torch.Tensor, drive: torch.Tensor) -> torch.Tensor:
+    """States before each update of `s[k + 1] = step[k] s[k] + drive[k]`, `s[0] = 0`.
+
+    `step` `[B, K, 7, 7]`, `drive` `[B, C, K, 7]` -> `[B, C, K, 7]`. Chunked: within chunks of about sqrt(K) updates
+    the prefix products and zero-state responses run for every chunk at once, then the chunks' start states are
+    carried from chunk to chunk: about 2 sqrt(K) steps of batched 7x7 products.
+    """
+    batch, channels, updates, width = drive.shape
+    size = max(1, math.isqrt(updates))
+    chunks = -(-updates // size)
+    pad = chunks * size - updates
+    unit = torch.eye(width, dtype=step.dtype, device=step.device)
+    step = torch.cat([step, unit.expand(batch, pad, width, width)], dim=1).reshape(batch, chunks, size, width, width)
+    drive = F.pad(drive, (0, 0, 0, pad)).reshape(batch, channels, chunks, size, width)
+    product = unit.expand(batch, chunks, width, width)
+    response = torch.zeros_like(drive[:, :, :, 0])
+    products, responses = [], []
+    for j in range(size):
+        products.append(product)
+        responses.append(response)
+        product = step[:, :, j] @ product
+        response = torch.einsum("bnij,bcnj->bcni", step[:, :, j], response) + drive[:, :, :, j]
+    start = torch.zeros_like(response[:, :, 0])
+    starts = []
+    for c in range(chunks):
+        starts.append(start)
+        start = torch.einsum("bij,bcj->bci", product[:, c], start) + response[:, :, c]
+    states = torch.einsum("bnkij,bcnj->bcnki", torch.stack(products, dim=2), torch.stack(starts, dim=2))
+    states = states + torch.stack(responses, dim=3)
+    return states.reshape(batch, channels, chunks * size, width)[:, :, :updates]
+
+
+def _allpass_chain_torch(x: torch.Tensor, coeff: torch.Tensor, feedback: torch.Tensor) -> torch.Tensor:
+    """`_AllpassChain` with torch ops on `x`'s device (float64): x `[B, C, N]`, coeff `[B, K]`, fb `[B]`.
+
+    The recursion is linear and its coefficient changes every 4 samples, so each update is a linear map of the
+    7 state values and 4 inputs (`_block_maps`, all at once), and the states before the updates solve a 7-state
+    linear recurrence (`_block_states`). Gradients come from autograd.
+    """
+    batch, channels, n = x.shape
+    updates = coeff.shape[1]
+    xd = F.pad(x.to(torch.float64), (0, updates * _UPDATE_INTERVAL - n)).reshape(batch, channels, updates, -1)
+    after, outputs = _block_maps(coeff.to(torch.float64), feedback.to(torch.float64))
+    drive = torch.einsum("bkij,bckj->bcki", after[..., _STATE:], xd)
+    states = _block_states(after[..., :_STATE], drive)
+    w = torch.einsum("bkij,bckj->bcki", outputs[..., :_STATE], states)
+    w = w + torch.einsum("bkij,bckj->bcki", outputs[..., _STATE:], xd)
+    return w.reshape(batch, channels, -1)[..., :n].to(x.dtype)
+
+
 def _allpass_coefficients(
     rate_hz: torch.Tensor, depth: torch.Tensor, centre_frequency_hz: torch.Tensor, n_samples: int, sample_rate: float
 ) -> torch.Tensor:
@@ -199,5 +279,6 @@ def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_
         return x.clone()
     # the coefficient mapping runs in float64 whatever x's dtype (long float32 phase ramps lose precision)
     coeff = _allpass_coefficients(rate_hz.double(), depth.double(), centre_hz.double(), n, float(sample_rate))
-    wet = _AllpassChain.apply(x, coeff, feedback)
+    chain = _allpass_chain_torch if use_torch_path(x) else _AllpassChain.apply
+    wet = chain(x, coeff, feedback)
     return torch.lerp(x, wet, mix)  # (1 - mix) x + mix wet

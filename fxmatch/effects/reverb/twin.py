@@ -18,19 +18,23 @@ The twin runs the same recursions in float64 in a custom autograd Function whose
 numba loops (gradients w.r.t. the input, room_size, damping, wet_level and dry_level). An FFT version would need
 every comb's transfer function on a grid of >= 2x the signal length per batch item: more work than the recursion
 itself. Differences from pedalboard: float64 instead of float32 and no JUCE_UNDENORMALISE quantisation (which
-rounds the comb states to multiples of ~7e-9), i.e. round-off only.
+rounds the comb states to multiples of ~7e-9), i.e. round-off only. For tensors on another device (CUDA) the same
+float64 maths runs as torch ops there (`_reverb_torch`, an exponentially weighted FFT of the closed-form transfer
+function; `fxmatch.effects.batch.twin_path("torch")` forces it on CPU).
 """
 
 from __future__ import annotations
 
+import math
 import platform
 from collections.abc import Mapping
 
 import numba
 import numpy as np
 import torch
+from scipy.fft import next_fast_len
 
-from fxmatch.effects.batch import as_batch_param
+from fxmatch.effects.batch import as_batch_param, use_torch_path
 from fxmatch.effects.reverb import SPEC  # noqa: F401 (the twin's spec, beside it)
 
 _COMB_TUNINGS = (1116, 1188, 1277, 1356, 1422, 1491, 1557, 1617)  # samples at 44.1 kHz
@@ -320,6 +324,54 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float64)
 
 
+#: The torch path's grid weighting: the impulse response is weighted by alpha**n with alpha**n_fft = this, so the
+#: circular convolution's wrap-around stays this far below the output (float64 arithmetic).
+_ALIAS_FLOOR = 1.0e-10
+
+
+def _delay_response(delay: int, bins: int, n_fft: int, alpha: float, device: torch.device) -> torch.Tensor:
+    """`z**-delay` on the weighted rfft grid, `[bins]` complex: `alpha**delay * exp(-2j pi k delay / n_fft)`."""
+    k = torch.arange(bins, device=device, dtype=torch.int64)
+    phase = ((k * delay) % n_fft).to(torch.float64) * (-2.0 * math.pi / n_fft)  # exact integer phase, then radians
+    return torch.polar(torch.full_like(phase, alpha**delay), phase)
+
+
+def _reverb_torch(x: torch.Tensor, room_size: torch.Tensor, damping: torch.Tensor, wet_level: torch.Tensor,
+                  dry_level: torch.Tensor, comb_delays: np.ndarray, allpass_delays: np.ndarray) -> torch.Tensor:
+    """`_reverb_forward` (float64) with torch ops on `x`'s device: `x` `[batch, sides, samples]`, params `[batch]`.
+
+    The reverb is linear and time-invariant per batch item, so its zero-state output is a product of closed-form
+    transfer functions on an FFT grid: each comb `z^-M (1 - d z^-1) / (1 - d z^-1 - f (1 - d) z^-M)` summed, then
+    each allpass `((1 + g) z^-M - 1) / (1 - g z^-M)`. The recursions ring for seconds, so the grid is exponentially
+    weighted (`z^-1 -> alpha z^-1`, the input times `alpha**n`, the output divided by it): a grid of twice the
+    signal's length then keeps the wrap-around below `_ALIAS_FLOOR`. Gradients come from autograd.
+    """
+    _, sides, samples = x.shape
+    if samples == 0:
+        return x.clone()
+    xd = x.to(torch.float64)
+    feedback, damp, wet, dry = (p.to(torch.float64)[:, None] for p in _gains(room_size, damping, wet_level, dry_level))
+    n_fft = next_fast_len(2 * samples, real=True)
+    bins = n_fft // 2 + 1
+    alpha = _ALIAS_FLOOR ** (1.0 / n_fft)
+    weight = alpha ** torch.arange(samples, device=x.device, dtype=torch.float64)
+    spectrum = torch.fft.rfft(_INPUT_GAIN * xd.sum(dim=1) * weight, n=n_fft)  # [batch, bins]
+    lowpass = 1.0 - damp * _delay_response(1, bins, n_fft, alpha, x.device)  # [batch, bins]
+    g = _ALLPASS_FEEDBACK
+    out = []
+    for s in range(sides):
+        response = torch.zeros_like(lowpass)
+        for m in comb_delays[s]:
+            delayed = _delay_response(int(m), bins, n_fft, alpha, x.device)
+            response = response + delayed * lowpass / (lowpass - feedback * (1.0 - damp) * delayed)
+        for m in allpass_delays[s]:
+            delayed = _delay_response(int(m), bins, n_fft, alpha, x.device)
+            response = response * ((1.0 + g) * delayed - 1.0) / (1.0 - g * delayed)
+        reverb = torch.fft.irfft(spectrum * response, n=n_fft)[:, :samples] / weight
+        out.append(dry * xd[:, s] + wet * reverb)
+    return torch.stack(out, dim=1).to(x.dtype)
+
+
 def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_rate: float) -> torch.Tensor:
     """Reverb `x` `[batch, channels, samples]` (1 or 2 channels); params `[batch]` in [0, 1]. Same shape out."""
     batch, channels, _ = x.shape
@@ -330,6 +382,7 @@ def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_
     if channels not in (1, 2):
         return x
     comb_delays, allpass_delays = delay_lengths(sample_rate)
-    return _ReverbFunction.apply(
+    reverb = _reverb_torch if use_torch_path(x) else _ReverbFunction.apply
+    return reverb(
         x.contiguous(), room_size, damping, wet_level, dry_level, comb_delays[:channels], allpass_delays[:channels]
     )
