@@ -18,7 +18,7 @@ from typing import Any
 from fxmatch.errors import FxmatchInputError
 from fxmatch.jsonout import print_json
 
-BENCHMARKS = ("effects", "training", "encoder", "realtime", "gui", "capture", "threads")
+BENCHMARKS = ("effects", "training", "encoder", "realtime", "gui", "capture", "threads", "match")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -530,6 +530,7 @@ def match(
     weights: Mapping[str, float] | None = None,
     take_rate: int | None = None,
     use_encoder: bool = True,
+    prior_weight: float = PRIOR_WEIGHT,
 ) -> MatchResult:
     """Fit a chain so that `take` through it sounds like `reference` (two performances; float `[samples]` or
     `[channels, samples]`, channels averaged; `sample_rate` Hz, `take_rate` Hz for the take when it differs).
@@ -615,7 +616,7 @@ def match(
             report()
 
         u, d, used, finished = _cmaes(obj, chain, obj.encode(chain, dict(tries[chain].params)), int(share), seed,
-                                      generation)
+                                      generation, prior_weight)
         complete = complete and finished
         note(chain, obj.decode(chain, u), d, used, priors.get(chain))
         report()
@@ -642,3 +643,23 @@ def match(
     return MatchResult(with_output_level(chosen.params, level), level, chosen.distance, blind_distance, no_effect,
                        ranking, blind, native, obj.elapsed(), obj.evaluations, complete,
                        getattr(estimate, "model", ""), warnings)
+
+
+#: aligned partials correlating at least this much mean one performance (`fxmatch.capture.partials_correlation`:
+#: 0.67-1.0 for the bundled examples' own dry/wet pairs, -0.20 to 0.23 for different performances, docs/capture.md)
+SAME_PERFORMANCE_PARTIALS = 0.5
+
+
+def same_performance(reference: np.ndarray, take: np.ndarray, rate: int) -> Any:
+    """The `fxmatch.capture.Alignment` of `take` (dry) against `reference` (wet), mono float `[samples]` at one
+    `rate` Hz, when they look like one performance (they align and their partials correlate at least
+    SAME_PERFORMANCE_PARTIALS): then capture, which is exact, applies; else None."""
+    from fxmatch.capture import align
+
+    try:
+        al = align(take, reference, rate)
+    except FxmatchInputError:
+        return None
+    if al.partials is None or al.partials < SAME_PERFORMANCE_PARTIALS:
+        return None
+    return al

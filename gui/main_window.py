@@ -26,9 +26,11 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 
 from fxmatch.errors import FxmatchInputError
 from gui import theme
+from gui.jobs import BackgroundJob
 from gui.settings import AppSettings
 from gui.widgets.ab_panel import AB_SECONDS, ABPanel, CapturePanel, RefinePanel, ab_distance_db
 from gui.widgets.chain_view import PRESS_START, ChainData, ChainHeader, ChainView, chain_label, playing_state
+from gui.widgets.match_panel import MatchPanel
 from gui.widgets.meters import MetersPanel
 from gui.widgets.setup_panel import SetupPanel, absolute
 from gui.widgets.spectrum import BandAnalyser, SpectrogramView, SpectrumView
@@ -45,6 +47,11 @@ REFINE_STEPS = 40
 CAPTURE_SECONDS = 4.0
 CAPTURE_K = 16
 CAPTURE_BUDGET_S = 45.0
+#: Match my tone: the last seconds of the player's dry input and of the record's loop it fits on, its time budget (s)
+MATCH_SECONDS = 6.0
+MATCH_BUDGET_S = 45.0
+#: the task panels' (refine, search, match) narrowest width (px): the window fits 1440 px with all three
+TASK_PANEL_MIN_WIDTH = 180
 EDIT_COALESCE_MS = 40
 #: seconds of target the chain area looks at to say that the target is silent
 SILENT_LOOK_S = 1.0
@@ -89,11 +96,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.in_process = bool(in_process)
         self.engine_options = dict(engine_options or {})
         self.engine = None
-        self.worker: RefineWorker | None = None
-        self.capture_worker: CaptureWorker | None = None
+        #: the background jobs (gui.jobs.BackgroundJob): one worker each at a time, one set of handlers for all
+        self.refine_job = BackgroundJob("refine", self._refine_done, lambda: self._update_refine_enabled(note=False),
+                                        self)
+        self.capture_job = BackgroundJob("search", self._capture_done, self._capture_finished, self)
+        self.match_job = BackgroundJob("match", self._match_done, self._match_finished, self)
         #: the last search's result (fxmatch.capture.CaptureResult) and what played before it was offered
         self.capture_result = None
         self._before_capture: tuple[bool, ChainData | None, str] | None = None
+        #: the last tone match's result (fxmatch.match.MatchResult) and what played before it was offered
+        self.match_result = None
+        self._before_match: tuple[bool, ChainData | None, str] | None = None
         #: why the playing chain plays (gui.widgets.chain_view.SOURCES), said above the cards
         self.playing_source = "estimate"
         self.last_dialog: QtWidgets.QMessageBox | None = None
@@ -241,6 +254,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.capture_panel.discardRequested.connect(self.discard_capture)
         self.capture_panel.setFixedHeight(170)
         bottom.addWidget(self.capture_panel, 1)
+        self.match_panel = MatchPanel()
+        self.match_panel.matchRequested.connect(self.start_match)
+        self.match_panel.cancelRequested.connect(self.cancel_match)
+        self.match_panel.keepRequested.connect(self.keep_match)
+        self.match_panel.discardRequested.connect(self.discard_match)
+        self.match_panel.setFixedHeight(170)
+        bottom.addWidget(self.match_panel, 1)
+        for panel in (self.refine_panel, self.capture_panel, self.match_panel):  # three task panels in 1440 px
+            panel.setMinimumWidth(TASK_PANEL_MIN_WIDTH)
         right.addLayout(bottom)
 
         sb = self.statusBar()
@@ -595,24 +617,49 @@ class MainWindow(QtWidgets.QMainWindow):
             self.set_ab("dry")
 
     # ------------------------------------------------------------------------------------------------ refine
+    @property
+    def worker(self) -> RefineWorker | None:
+        """The running refinement's worker (None when idle)."""
+        return self.refine_job.worker
+
+    @property
+    def capture_worker(self) -> CaptureWorker | None:
+        """The running search's worker (None when idle)."""
+        return self.capture_job.worker
+
+    @property
+    def match_worker(self) -> CaptureWorker | None:
+        """The running tone match's worker (None when idle)."""
+        return self.match_job.worker
+
     def _update_refine_enabled(self, note: bool = True) -> None:
-        has_dry = self.running and self.setup.current_mode() in ("capture", "reference")
-        busy = self.worker is not None
+        mode = self.setup.current_mode()
+        has_dry = self.running and mode in ("capture", "reference")
+        busy = self.refine_job.running
         self.refine_panel.button.setEnabled(has_dry and not busy)
         if not busy and note:
             self.refine_panel.note.setText(
                 "fit the params to the last seconds of dry and target" if has_dry
                 else "needs a running engine with a dry signal (capture or reference mode)")
-        searching = self.capture_worker is not None
+        searching = self.capture_job.running
         self.capture_panel.button.setEnabled(has_dry and not searching)
         if not searching and note and not self.capture_panel.keep.isVisible():
             self.capture_panel.note.setText(
+                "find the chain: the search on the last seconds, or the tone match when your playing is another "
+                "performance than the record" if has_dry and mode == "reference" else
                 f"find the chain: fit the model's {CAPTURE_K} likeliest chains to the last {CAPTURE_SECONDS:g} s"
                 if has_dry else "needs a running engine with a dry signal (capture or reference mode)")
+        can_match = self.running and mode == "reference"
+        matching = self.match_job.running
+        self.match_panel.button.setEnabled(can_match and not matching)
+        if not matching and note and not self.match_panel.keep.isVisible():
+            self.match_panel.note.setText(
+                f"fit the chain to the record using the last {MATCH_SECONDS:g} s of your own playing" if can_match
+                else "needs a running engine in reference mode (a record and your instrument)")
 
     def start_refine(self, steps: int = REFINE_STEPS, seconds: float = REFINE_SECONDS) -> bool:
         """Refine the playing chain's params on the last `seconds` of dry and target in a RefineWorker."""
-        if self.engine is None or self.worker is not None:
+        if self.engine is None or self.refine_job.running:
             return False
         engine = self.engine
         rate = int(engine.sample_rate)
@@ -620,26 +667,15 @@ class MainWindow(QtWidgets.QMainWindow):
         chain = _round_chain(engine.current_chain())
         dry, target = engine.recent_audio("dry", n), engine.recent_audio("target", n)
         worker = RefineWorker(chain, dry, target, rate, steps=steps, seconds=seconds, parent=self)
-        worker.progress.connect(self.refine_panel.set_progress)
-        worker.succeeded.connect(self._refine_done)
-        worker.failed.connect(self._refine_failed)
-        worker.cancelled.connect(self._refine_cancelled)
-        worker.finished.connect(self._refine_finished)
-        self.worker = worker
-        self.refine_panel.set_busy(True)
-        self.refine_panel.note.setText(f"refining {chain_label([c for c, _ in chain])} on {seconds:.0f} s…")
+        self.refine_job.start(worker, self.refine_panel,
+                              f"refining {chain_label([c for c, _ in chain])} on {seconds:.0f} s…",
+                              lambda: worker.start(QtCore.QThread.Priority.LowPriority))
         self._update_refine_enabled()
-        worker.start(QtCore.QThread.Priority.LowPriority)
         return True
 
     def cancel_refine(self, wait: bool = False) -> None:
         """Ask a running refinement to stop (and wait for it when `wait`)."""
-        worker = self.worker
-        if worker is not None:
-            worker.cancel()
-            if wait:
-                worker.wait(30000)
-                self._refine_finished()
+        self.refine_job.cancel(wait)
 
     def _refine_done(self, chain: ChainData, report: dict) -> None:
         self.refine_report = report
@@ -650,27 +686,34 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self.refine_panel.note.setText(f"no better params found (distance {d0:.3f})")
 
-    def _refine_failed(self, message: str) -> None:
-        self.refine_panel.note.setText(message)
+    # ------------------------------------------------------------------------------------------------ offers
+    def _snapshot(self) -> tuple[bool, ChainData | None, str]:
+        """What plays now, to go back to on Discard: (frozen, the frozen chain or None, its source)."""
+        engine = self.engine
+        if engine is not None:
+            frozen = bool(engine.frozen)
+            return (frozen, _round_chain(engine.current_chain()) if frozen else None,
+                    self.playing_source if frozen else "estimate")
+        return (self._manual_chain is not None, self._manual_chain, self.playing_source)
 
-    def _refine_cancelled(self) -> None:
-        self.refine_panel.note.setText("refine cancelled")
-
-    def _refine_finished(self) -> None:
-        worker, self.worker = self.worker, None
-        if worker is not None:
-            worker.deleteLater()
-        self.refine_panel.set_busy(False)
-        self._update_refine_enabled(note=False)  # keep the outcome on screen
+    def _restore(self, before: tuple[bool, ChainData | None, str]) -> None:
+        frozen, chain, source = before
+        if frozen and chain is not None:
+            self.apply_chain(chain, source=source)
+        else:
+            self.reset_to_estimate()
 
     # ------------------------------------------------------------------------------------------------ search
     def start_capture(self, seconds: float = CAPTURE_SECONDS, k: int | None = CAPTURE_K,
                       time_budget: float | None = CAPTURE_BUDGET_S, settings: Any = None) -> bool:
         """Search the model's `k` likeliest chains (None: all) on the last `seconds` of dry and target in a
-        CaptureWorker process (`settings`: fxmatch.capture.SearchSettings, None: the defaults). True if started."""
+        CaptureWorker process (`settings`: fxmatch.capture.SearchSettings, None: the defaults). True if started.
+        In reference mode the dry input is usually another performance than the record: unless it turns out to be
+        the record's own (then the search is exact), the search process runs the tone match instead."""
         from gui.capture_process import SearchRequest
+        from gui.match_process import run_reference_search
 
-        if self.engine is None or self.capture_worker is not None:
+        if self.engine is None or self.capture_job.running:
             return False
         engine = self.engine
         rate = int(engine.sample_rate)
@@ -678,39 +721,28 @@ class MainWindow(QtWidgets.QMainWindow):
         dry, target = engine.recent_audio("dry", n), engine.recent_audio("target", n)
         request = SearchRequest(np.asarray(dry, dtype=np.float32), np.asarray(target, dtype=np.float32), rate,
                                 str(self.engine_config_values()["model_path"]), k, time_budget, settings=settings)
-        worker = CaptureWorker(request, parent=self)
-        worker.progress.connect(self.capture_panel.set_progress)
-        worker.succeeded.connect(self._capture_done)
-        worker.failed.connect(self._capture_failed)
-        worker.cancelled.connect(self._capture_cancelled)
-        worker.finished.connect(self._capture_finished)
-        self.capture_worker = worker
-        self.capture_panel.set_busy(True)
-        self.capture_panel.note.setText(f"starting the search on the last {seconds:g} s…")
+        entry = run_reference_search if self.setup.current_mode() == "reference" else None
+        self.capture_job.start(CaptureWorker(request, parent=self, entry=entry), self.capture_panel,
+                               f"starting the search on the last {seconds:g} s…")
         self._update_refine_enabled()
-        worker.start()
         return True
 
     def cancel_capture(self, wait: bool = False) -> None:
         """Ask a running search to stop (and wait for its process when `wait`)."""
-        worker = self.capture_worker
-        if worker is not None:
-            if wait:
-                worker.stop()
-            else:
-                worker.cancel()
+        self.capture_job.cancel(wait)
 
     def _capture_done(self, result) -> None:
         """Offer the found chain: it plays at once as B (matched); Keep or Discard decide."""
-        engine = self.engine
-        if engine is not None:
-            frozen = bool(engine.frozen)
-            before = (frozen, _round_chain(engine.current_chain()) if frozen else None,
-                      self.playing_source if frozen else "estimate")
-        else:
-            before = (self._manual_chain is not None, self._manual_chain, self.playing_source)
-        self._before_capture = before
+        self._before_capture = self._snapshot()
         self.capture_result = result
+        if not hasattr(result, "best"):  # a tone match (reference mode, another performance): fxmatch.match
+            self.apply_chain(result.chain, source="match")
+            self.capture_panel.set_offer(True)
+            self.capture_panel.note.setText(
+                f"your take is another performance than the record: tone match {result.label}, "
+                f"{100 * result.relative:.0f} % of your take's own tone distance. Playing as B: space for A/B, "
+                "then Keep or Discard")
+            return
         best = result.best
         self.apply_chain(best.params, source="search")
         self.capture_panel.set_offer(True)
@@ -725,11 +757,13 @@ class MainWindow(QtWidgets.QMainWindow):
         """Keep the found chain (it stays playing, frozen)."""
         self._before_capture = None
         self.capture_panel.set_offer(False)
-        if self.playing_source == "search":
-            self.playing_source = "kept"
+        if self.playing_source in ("search", "match"):
+            self.playing_source = "kept" if self.playing_source == "search" else "kept-match"
             self._update_state()
-        if self.capture_result is not None:
-            self.capture_panel.note.setText(f"kept {chain_label(list(self.capture_result.best.chain))}")
+        result = self.capture_result
+        if result is not None:
+            label = chain_label(list(result.best.chain)) if hasattr(result, "best") else result.label
+            self.capture_panel.note.setText(f"kept {label}")
 
     def discard_capture(self) -> None:
         """Go back to what played before the found chain was offered (the estimate, or the chain then frozen)."""
@@ -737,26 +771,73 @@ class MainWindow(QtWidgets.QMainWindow):
         self.capture_panel.set_offer(False)
         if before is None:
             return
-        frozen, chain, source = before
-        if frozen and chain is not None:
-            self.apply_chain(chain, source=source)
-        else:
-            self.reset_to_estimate()
+        self._restore(before)
         self.capture_panel.note.setText("discarded: back to what played before")
 
-    def _capture_failed(self, message: str) -> None:
-        self.capture_panel.note.setText(message)
-
-    def _capture_cancelled(self) -> None:
-        self.capture_panel.note.setText("search cancelled")
-
     def _capture_finished(self) -> None:
-        worker, self.capture_worker = self.capture_worker, None
-        if worker is not None:
-            worker.deleteLater()
-        self.capture_panel.set_busy(False)
         if self._before_capture is not None:
             self.capture_panel.set_offer(True)
+        self._update_refine_enabled(note=False)
+
+    # ------------------------------------------------------------------------------------------------ match
+    def start_match(self, seconds: float = MATCH_SECONDS, time_budget: float | None = MATCH_BUDGET_S,
+                    max_evaluations: int | None = None) -> bool:
+        """Match my tone (reference mode): fit the chain so that the last `seconds` of the player's dry input sound
+        like the last `seconds` of the record's loop (`fxmatch.match`), in a process of its own. True if started."""
+        from gui.match_process import MatchRequest, run_match
+
+        if self.engine is None or self.match_job.running or self.setup.current_mode() != "reference":
+            return False
+        engine = self.engine
+        rate = int(engine.sample_rate)
+        n = int(seconds * rate)
+        take, reference = engine.recent_audio("dry", n), engine.recent_audio("target", n)
+        request = MatchRequest(np.asarray(reference, dtype=np.float32), np.asarray(take, dtype=np.float32), rate,
+                               str(self.engine_config_values()["model_path"]), max_evaluations, time_budget)
+        worker = CaptureWorker(request, parent=self, entry=run_match, name="fxmatch-match")
+        self.match_job.start(worker, self.match_panel, f"matching your last {seconds:g} s to the record…")
+        self._update_refine_enabled()
+        return True
+
+    def cancel_match(self, wait: bool = False) -> None:
+        """Ask a running tone match to stop (and wait for its process when `wait`)."""
+        self.match_job.cancel(wait)
+
+    def _match_done(self, result) -> None:
+        """Offer the matched chain: it plays at once as B; Keep or Discard decide."""
+        self._before_match = self._snapshot()
+        self.match_result = result
+        self.apply_chain(result.chain, source="match")
+        self.match_panel.set_offer(True)
+        blind = chain_label([n for n, _ in result.blind_chain])
+        cut = "" if result.complete else " (time budget reached)"
+        self.match_panel.note.setText(
+            f"matched {result.label}: {100 * result.relative:.0f} % of your take's own tone distance (the "
+            f"record's estimate {blind}: {100 * result.blind_distance / max(result.no_effect_distance, 1e-12):.0f} "
+            f"%){cut}. Playing as B: space for A/B, then Keep or Discard")
+
+    def keep_match(self) -> None:
+        """Keep the matched chain (it stays playing, frozen)."""
+        self._before_match = None
+        self.match_panel.set_offer(False)
+        if self.playing_source == "match":
+            self.playing_source = "kept-match"
+            self._update_state()
+        if self.match_result is not None:
+            self.match_panel.note.setText(f"kept {self.match_result.label}")
+
+    def discard_match(self) -> None:
+        """Go back to what played before the matched chain was offered."""
+        before, self._before_match = self._before_match, None
+        self.match_panel.set_offer(False)
+        if before is None:
+            return
+        self._restore(before)
+        self.match_panel.note.setText("discarded: back to what played before")
+
+    def _match_finished(self) -> None:
+        if self._before_match is not None:
+            self.match_panel.set_offer(True)
         self._update_refine_enabled(note=False)
 
     # ------------------------------------------------------------------------------------------------ presets
@@ -896,6 +977,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.frame_timer.stop()
         self.status_timer.stop()
         self.cancel_capture(wait=True)
+        self.cancel_match(wait=True)
         self.stop_engine()
         self.setup.save(self.settings)
         self.settings.set("window/geometry", self.saveGeometry())

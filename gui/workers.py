@@ -1,9 +1,11 @@
-"""Background work of the app: parameter refinement through the twins, off the GUI and audio threads."""
+"""Background work of the app, off the GUI and audio threads: parameter refinement through the twins (a thread),
+the chain search and the tone match (processes of their own)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from PyQt6 import QtCore
@@ -41,6 +43,11 @@ class RefineWorker(QtCore.QThread):
     def cancel(self) -> None:
         """Ask the worker to stop after the current step (thread-safe)."""
         self._cancel = True
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Cancel and wait up to `timeout` seconds for the thread to end (for closing the window)."""
+        self.cancel()
+        self.wait(int(timeout * 1000))
 
     def run(self) -> None:
         from fxmatch.refine import RefineCancelled, refine_arrays
@@ -85,11 +92,15 @@ class CaptureWorker(QtCore.QObject):
     #: after a cancel, how long the process may take to answer before it is terminated (s)
     CANCEL_GRACE_S = 5.0
 
-    def __init__(self, request, parent: QtCore.QObject | None = None):
+    def __init__(self, request, parent: QtCore.QObject | None = None, entry: Any = None,
+                 name: str = "fxmatch-search"):
         super().__init__(parent)
         import multiprocessing
 
         self.request = request
+        #: the child's entry point (default `gui.capture_process.run_search`; `gui.match_process.run_match`)
+        self.entry = entry
+        self.name = name
         self._ctx = multiprocessing.get_context("spawn")
         self._queue = self._ctx.Queue()
         self._cancel = self._ctx.Event()
@@ -114,8 +125,9 @@ class CaptureWorker(QtCore.QObject):
         """Spawn the search process and start polling."""
         from gui.capture_process import run_search
 
-        self._process = self._ctx.Process(target=run_search, args=(self.request, self._queue, self._cancel),
-                                          name="fxmatch-search", daemon=True)
+        self._process = self._ctx.Process(target=self.entry or run_search,
+                                          args=(self.request, self._queue, self._cancel), name=self.name,
+                                          daemon=True)
         self._process.start()
         self._timer.start()
 

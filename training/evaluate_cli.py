@@ -55,6 +55,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default 64)")
     parser.add_argument("--search-budget", type=float, metavar="S",
                         help="with --dry-aware: stop each example's search after S seconds (default: no limit)")
+    parser.add_argument("--match", action="store_true",
+                        help="the tone-match view (issue 23): SET names pairs of two performances of one instrument, "
+                             "musescore[:N][@SEED], musescore-peak[:N][@SEED] (one audible PeakFilter) or real[:N]; "
+                             "scores `fxmatch match` and the blind estimate on each (training.match_eval)")
 
 
 def default_out_dir(model: str | Path) -> Path:
@@ -83,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out_dir(args.model)
     if args.out or Path(args.model).parent.is_dir():  # else the missing model is what to report
         check_out_dir(out)
+    if args.match:
+        from training.match_eval import run_match_view
+
+        return run_match_view(args, out)
     if not args.dry_aware and (args.search_budget is not None or args.search_k != 64):
         from fxmatch.errors import FxmatchInputError
 

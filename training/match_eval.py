@@ -197,3 +197,95 @@ def summarise(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
     effects = sorted({n for r in rows for n in r["true_chain"]})
     return {**part(rows), "per_effect": {e: part([r for r in rows if e in r["true_chain"]]) for e in effects}}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# fxmatch evaluate MODEL SET --match
+
+
+def parse_pair_set(text: str) -> tuple[str, str, int, int]:
+    """'musescore[:N][@SEED]', 'musescore-peak[:N][@SEED]' or 'real[:N]' -> (source, chains, n, seed)."""
+    from fxmatch.errors import FxmatchInputError
+
+    head, _, seed_text = text.partition("@")
+    name, _, n_text = head.partition(":")
+    kinds = {"musescore": ("musescore", "random"), "musescore-peak": ("musescore", "peak"),
+             "real": ("real", "random")}
+    if name not in kinds:
+        raise FxmatchInputError(f"--match: SET must be musescore[:N][@SEED], musescore-peak[:N][@SEED] or real[:N], "
+                                f"got {text!r}")
+    try:
+        n = int(n_text) if n_text else 16
+        seed = int(seed_text) if seed_text else 23
+    except ValueError:
+        raise FxmatchInputError(f"--match: N and SEED must be whole numbers, got {text!r}") from None
+    if n < 1:
+        raise FxmatchInputError(f"--match: N must be >= 1, got {n}")
+    return (*kinds[name], n, seed)
+
+
+def render_match_markdown(report: Mapping[str, Any]) -> str:
+    """The match view as Markdown: the summary, per effect, and one line per pair."""
+    s = report["summary"]
+    pct = lambda v: "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.0f} %"
+    lines = [f"## Tone match: {report['set']} ({s['pairs']} pairs, model {report['model']})", "",
+             "MR-STFT of pedalboard(estimate)(x2) against chain(x2), relative to x2 itself (no effect); the blind "
+             "estimate is the model on the reference alone.", "",
+             "| | match | blind |", "|---|---|---|",
+             f"| median vs no effect | {pct(s['match_median'])} | {pct(s['blind_median'])} |",
+             f"| worse than no effect | {pct(s['match_worse_than_none'])} | {pct(s['blind_worse_than_none'])} |",
+             f"| pairs where the match beats the blind estimate | {pct(s['match_beats_blind'])} | |"]
+    if "audible_peaks" in s:
+        lines.append(f"| audible PeakFilters found (centre within 1/3 octave; {s['audible_peaks']}) | "
+                     f"{pct(s['peaks_found_match'])} | {pct(s['peaks_found_blind'])} |")
+    lines += [f"| wall time per pair (median, max) | {s['seconds_median']:.1f} s, {s['seconds_max']:.1f} s | |",
+              f"| CPU time per pair (median) | {s['cpu_seconds_median']:.1f} s | |", "",
+              "| true effect | pairs | match | blind | match beats blind | PeakFilters found (match / blind) |",
+              "|---|---|---|---|---|---|"]
+    for effect, e in s["per_effect"].items():
+        peaks = (f"{pct(e['peaks_found_match'])} / {pct(e['peaks_found_blind'])} of {e['audible_peaks']}"
+                 if "audible_peaks" in e else "")
+        lines.append(f"| {effect} | {e['pairs']} | {pct(e['match_median'])} | {pct(e['blind_median'])} | "
+                     f"{pct(e['match_beats_blind'])} | {peaks} |")
+    lines += ["", "| pair | true chain | match | blind |", "|---|---|---|---|"]
+    for r in report["rows"]:
+        lines.append(f"| {r['name']} | {' -> '.join(r['true_chain'])} | {' -> '.join(r['match_chain']) or '-'} "
+                     f"{pct(r['match'])} | {' -> '.join(r['blind_chain']) or '-'} {pct(r['blind'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_match_view(args: Any, out: Any) -> int:
+    """`fxmatch evaluate MODEL SET --match`: evaluate, write match.json and match.md into `out`, print the table."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from fxmatch.audio_io import write_text_atomic
+    from fxmatch.errors import FxmatchInputError
+    from fxmatch.inference import EstimatorSession
+    from fxmatch.threads import set_cpu_threads
+
+    if not str(args.model).endswith(".onnx"):
+        raise FxmatchInputError("--match: MODEL must be an exported .onnx model (the match runs the encoder as "
+                                "users get it)")
+    source, chains, n, seed = parse_pair_set(args.set)
+    set_cpu_threads(args.threads)
+    session = EstimatorSession(args.model, providers="cpu", threads=args.threads)
+    from training.match_pairs import make_pairs
+
+    pairs = make_pairs(source, n if args.n is None else min(n, args.n), seed=seed, chains=chains)
+    log = None if args.no_progress else (lambda line: print(line, file=sys.stderr, flush=True))
+    report = evaluate_match(pairs, session, log=log)
+    report.update({"set": args.set, "model": session.info.label, "source": source, "chains": chains,
+                   "seed": seed})
+    out = Path(out)
+    out.mkdir(exist_ok=True)
+    text = json.dumps(report, indent=1, allow_nan=False, default=float)
+    write_text_atomic(out / "match.json", text + "\n")
+    write_text_atomic(out / "match.md", render_match_markdown(report))
+    if args.json:
+        print(text)
+    else:
+        sys.stdout.write(render_match_markdown(report))
+        print(f"\n(written to {out}/)", file=sys.stderr)
+    return 0

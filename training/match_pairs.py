@@ -9,8 +9,8 @@ Two held-out sources, neither read by any training run:
 * `musescore_pairs`: General MIDI phrases (guitars, basses, keys) rendered by FluidSynth through MuseScore General
   (`configs/heldout-musescore.yaml`'s soundfont); the second phrase of a pair is another seeded phrase of the same
   instrument family, played with the first one's program.
-* `real_pairs`: Sonic Pi's recordings of real instruments (`training.real_set.RECORDINGS`): two non-overlapping
-  clips of one recording.
+* `real_phrases`: Sonic Pi's recordings of real instruments and loops (`training.real_set.RECORDINGS`): the first
+  two non-overlapping 3 s clips of each recording long enough (9 of 12: guitars, a drum roll, drum and tabla loops).
 
 Pairs are cached under `runs/cache/` (`.npz`, keyed by their settings) since FluidSynth takes seconds to start.
 """
@@ -31,6 +31,8 @@ SAMPLE_RATE = 44100
 #: the MuseScore General soundfont (held out: no training config names it)
 MUSESCORE_SF = "/usr/share/sounds/sf3/MuseScore_General.sf3"
 CACHE_DIR = Path("runs/cache")
+#: the real recordings' clips (s): the first two of this length of each recording long enough
+REAL_SECONDS = 3.0
 #: chains drawn for a pair until every effect is audible on both takes (`fxmatch.audibility`, 30 dB)
 MAX_DRAWS = 20
 
@@ -164,8 +166,8 @@ def make_pairs(source: str = "musescore", n: int = 16, seed: int = 23, seconds: 
     a chain drawn with `seed` (`chains`: "random" as above, or "peak": one audible PeakFilter)."""
     if source == "musescore":
         x1, x2, names = musescore_phrases(n, seconds=seconds)
-    elif source == "real":
-        x1, x2, names = real_phrases(seconds)
+    elif source == "real":  # 3 s clips: two fit in 9 of the 12 recordings
+        x1, x2, names = real_phrases(min(seconds, REAL_SECONDS))
     else:
         raise ValueError(f"unknown pair source {source!r} (musescore, real)")
     from fxmatch.audibility import audible, removal_db

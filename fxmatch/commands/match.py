@@ -23,11 +23,6 @@ from fxmatch.errors import FxmatchInputError
 
 #: how much of each file is read (s)
 READ_SECONDS = 60.0
-#: aligned partials correlating at least this much mean one performance (`fxmatch.capture.partials_correlation`:
-#: 0.67-1.0 for the bundled examples' own dry/wet pairs, -0.20 to 0.23 for different performances)
-SAME_PERFORMANCE_PARTIALS = 0.5
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("reference", help="the sound to match (a processed recording; WAV, FLAC, ...; any rate)")
     parser.add_argument("take", metavar="my_take",
@@ -76,20 +71,6 @@ def read_mono(path: str, max_seconds: float = READ_SECONDS) -> tuple[np.ndarray,
     return np.concatenate(parts)[:limit], rate
 
 
-def same_performance(reference: np.ndarray, take: np.ndarray, rate: int) -> Any:
-    """The `fxmatch.capture.Alignment` of `take` (dry) against `reference` (wet) when they look like one
-    performance (they align and their partials correlate >= SAME_PERFORMANCE_PARTIALS), else None."""
-    from fxmatch.capture import align
-
-    try:
-        al = align(take, reference, rate)
-    except FxmatchInputError:
-        return None
-    if al.partials is None or al.partials < SAME_PERFORMANCE_PARTIALS:
-        return None
-    return al
-
-
 def same_performance_line(reference: str, take: str, al: Any) -> str:
     """What the user should know when the take is the reference's own performance."""
     return (f"{take} looks like the same performance as {reference} (they align at {al.offset_ms:+.1f} ms; "
@@ -121,7 +102,7 @@ def progress_printer(tty: bool | None = None, every: float = 5.0):
 
 def run(args: argparse.Namespace) -> int:
     from fxmatch.inference import EstimatorSession
-    from fxmatch.match import MAX_EVALUATIONS, match
+    from fxmatch.match import MAX_EVALUATIONS, match, same_performance
     from fxmatch.preset import write_preset
     from fxmatch.refine import resample
     from fxmatch.shipped import model_path

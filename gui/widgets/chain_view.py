@@ -33,7 +33,8 @@ def chain_label(names: Sequence[str]) -> str:
 #: why the playing chain plays (MainWindow keeps it, `playing_state` words it): following the estimate, frozen
 #: (F / Freeze), a knob edit, an auditioned alternative, a loaded preset, refined params, a search result on offer,
 #: a search result kept
-SOURCES = ("estimate", "frozen", "edited", "alternative", "preset", "refined", "search", "kept")
+SOURCES = ("estimate", "frozen", "edited", "alternative", "preset", "refined", "search", "match", "kept",
+           "kept-match")
 
 _WHY = {
     "frozen": "❄ Frozen (F)",
@@ -42,7 +43,9 @@ _WHY = {
     "preset": "❄ A loaded preset",
     "refined": "❄ Refined on the dry and target",
     "search": "⌕ Search result on offer (Keep or Discard), the best fit to the dry and target",
+    "match": "♫ Tone match on offer (Keep or Discard), fitted to the record through your own playing",
     "kept": "⌕ Kept from the search, the best fit to the dry and target",
+    "kept-match": "♫ Kept from the tone match, fitted to the record through your own playing",
 }
 
 #: the state line's tooltip: what each state means
