@@ -8,7 +8,9 @@ maths every spec shares (normalisation, knob positions, limits) is in `fxmatch.e
 shared biquad filter are `fxmatch.effects.batch` and `fxmatch.effects.biquad`.
 
 `get_spec` and the name tuples below import no torch (presets, the inference runtime, the real-time audio process
-and the knobs use them); `get_effect` imports the twin, hence torch and numba.
+and the knobs use them); `get_effect`, and any twin name read through an effect's package
+(`fxmatch.effects.compressor.process`), import the twin, hence torch and numba. For tensors on a device other than
+the CPU the twins run torch ops there instead of their numba kernels (`fxmatch.effects.batch.twin_path`).
 """
 
 from __future__ import annotations

@@ -9,11 +9,14 @@ those torch ops on CPU too, which is how the tests compare the two paths.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from scipy.fft import next_fast_len
 
 TwinPath = Literal["auto", "torch", "numba"]
 
@@ -63,3 +66,43 @@ def linear_recurrence(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         a = a * F.pad(a[..., :-step], (step, 0), value=1.0)
         step *= 2
     return b
+
+
+#: The weighted FFT grid's wrap-around, relative to the output (float64 arithmetic)
+ALIAS_FLOOR = 1.0e-10
+
+
+@dataclass(frozen=True)
+class WeightedGrid:
+    """An exponentially weighted FFT grid for zero-state filtering of `samples` samples by a transfer function.
+
+    Frequency sampling of a recursion whose poles lie near the unit circle needs a grid as long as its ringing (seconds
+    for a reverb). Weighting the signal by `alpha**n` (so `z^-1 -> alpha z^-1`) makes the response decay fast
+    enough that a grid of twice the signal's length keeps the wrap-around below `ALIAS_FLOOR`; dividing the result by
+    `alpha**n` undoes the weighting (in float64: it amplifies round-off by at most `ALIAS_FLOOR ** -0.5`).
+    """
+
+    samples: int
+    n_fft: int
+    alpha: float
+    weight: torch.Tensor  # alpha**n, [samples] float64
+
+    @classmethod
+    def for_samples(cls, samples: int, device: torch.device) -> WeightedGrid:
+        """The grid for signals of `samples` (> 0) samples on `device`."""
+        n_fft = next_fast_len(2 * samples, real=True)
+        alpha = ALIAS_FLOOR ** (1.0 / n_fft)
+        weight = alpha ** torch.arange(samples, device=device, dtype=torch.float64)
+        return cls(samples, n_fft, alpha, weight)
+
+    def delay(self, delay: int | torch.Tensor) -> torch.Tensor:
+        """`z**-delay` on the grid (complex128): `[bins]` for an int, `[rows, bins]` for int64 delays `[rows]`."""
+        bins = torch.arange(self.n_fft // 2 + 1, device=self.weight.device, dtype=torch.int64)
+        d = torch.as_tensor(delay, device=self.weight.device, dtype=torch.int64)[..., None]
+        phase = ((bins * d) % self.n_fft).to(torch.float64) * (-2.0 * math.pi / self.n_fft)  # exact integer phase
+        return torch.polar(torch.exp(d.to(torch.float64) * math.log(self.alpha)).expand_as(phase), phase)
+
+    def filter(self, signal: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+        """`signal` `[..., samples]` (float64) through the transfer function `response` `[..., bins]` (zero state)."""
+        spectrum = torch.fft.rfft(signal * self.weight, n=self.n_fft)
+        return torch.fft.irfft(spectrum * response, n=self.n_fft)[..., : self.samples] / self.weight

@@ -1,8 +1,6 @@
 """Compressor: pedalboard.Compressor (juce::dsp::Compressor: peak ballistics envelope and a hard-knee gain computer).
 
-The Compressor lives in this package: `SPEC` here is pure data (parameters, units, training ranges, pedalboard's
-limits, scales; importing it needs no torch), `twin.py` beside it the differentiable PyTorch twin (`process`). A
-twin name read through the package (`fxmatch.effects.compressor.process`) imports the twin, and torch, on first use.
+`SPEC` here is pure data (no torch); the differentiable twin is `twin.py` beside it (layout: `fxmatch.effects`).
 """
 
 from __future__ import annotations

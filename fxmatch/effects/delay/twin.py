@@ -19,16 +19,14 @@ of a continuous delay, `d echo / dD = -w'(n - D) + feedback * d w / dD (n - D)`,
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numba
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.fft import next_fast_len
 
-from fxmatch.effects.batch import as_batch_param, use_torch_path
+from fxmatch.effects.batch import WeightedGrid, as_batch_param, use_torch_path
 from fxmatch.effects.delay import SPEC  # noqa: F401 (the twin's spec, beside it)
 
 _MAX_DELAY_SECONDS = 30  # pedalboard's delay line capacity
@@ -161,17 +159,11 @@ class _DelayFunction(torch.autograd.Function):
         return gx, gfb, gmix, gdelay, None
 
 
-#: The torch path's grid weighting (as the Reverb's): the wrap-around of the circular convolution stays this far
-#: below the output (float64 arithmetic).
-_ALIAS_FLOOR = 1.0e-10
-
-
 def _delay_torch(x: torch.Tensor, feedback: torch.Tensor, mix: torch.Tensor, delay_continuous: torch.Tensor,
                  delay_int: torch.Tensor) -> torch.Tensor:
     """`_DelayFunction` with torch ops on `x`'s device (float64): rows `x` `[rows, samples]`, params `[rows]`.
 
-    The echo `z^-D / (1 - feedback z^-D) X` on an exponentially weighted FFT grid of twice the length (the
-    Reverb's method); the continuous delay's straight-through gradient is the numba adjoint's tangent
+    The echo `z^-D / (1 - feedback z^-D) X` on an exponentially weighted FFT grid (`WeightedGrid`); the continuous delay's straight-through gradient is the numba adjoint's tangent
     `v = -(z^-D / (1 - feedback z^-D)) w'` (`w = x + feedback * echo`, `w'` its central difference), added as
     `(delay - delay.detach()) * v`; the other gradients come from autograd.
     """
@@ -179,25 +171,15 @@ def _delay_torch(x: torch.Tensor, feedback: torch.Tensor, mix: torch.Tensor, del
     if n == 0:
         return x.clone()
     xd, fb, m = x.to(torch.float64), feedback.to(torch.float64)[:, None], mix.to(torch.float64)[:, None]
-    n_fft = next_fast_len(2 * n, real=True)
-    alpha = _ALIAS_FLOOR ** (1.0 / n_fft)
-    weight = alpha ** torch.arange(n, device=x.device, dtype=torch.float64)
-    k = torch.arange(n_fft // 2 + 1, device=x.device, dtype=torch.int64)
-    delay = delay_int.to(x.device)[:, None]
-    phase = ((k[None, :] * delay) % n_fft).to(torch.float64) * (-2.0 * torch.pi / n_fft)
-    magnitude = torch.exp(delay.to(torch.float64) * math.log(alpha)).expand_as(phase)
-    delayed = torch.polar(magnitude, phase)  # z^-D on the weighted grid, [rows, bins]
+    grid = WeightedGrid.for_samples(n, x.device)
+    delayed = grid.delay(delay_int)  # [rows, bins]
     comb = delayed / (1.0 - fb * delayed)
-
-    def filtered(signal: torch.Tensor) -> torch.Tensor:
-        return torch.fft.irfft(torch.fft.rfft(signal * weight, n=n_fft) * comb, n=n_fft)[:, :n] / weight
-
-    echo = filtered(xd)
+    echo = grid.filter(xd, comb)
     with torch.no_grad():
         w = xd + fb * echo
         ahead = torch.cat([w[:, 1:], w[:, -1:]], dim=1)
         behind = F.pad(w[:, :-1], (1, 0))
-        tangent = -filtered(0.5 * (ahead - behind))
+        tangent = -grid.filter(0.5 * (ahead - behind), comb)
     nudge = (delay_continuous - delay_continuous.detach()).to(torch.float64)[:, None]  # 0, with the delay's gradient
     y = (1.0 - m) * xd + m * (echo + nudge * tangent)
     passing = (delay_int == 0).to(x.device)[:, None]

@@ -1,9 +1,6 @@
 """HighpassFilter: pedalboard.HighpassFilter (JUCE's first-order IIR high-pass, 6 dB per octave, -3 dB at the cutoff).
 
-The HighpassFilter lives in this package: `SPEC` here is pure data (parameters, units, training ranges, pedalboard's
-limits, scales; importing it needs no torch), `twin.py` beside it the differentiable PyTorch twin (`process`).
-A twin name read through the package (`fxmatch.effects.highpass_filter.process`) imports the twin, and torch, on
-first use.
+`SPEC` here is pure data (no torch); the differentiable twin is `twin.py` beside it (layout: `fxmatch.effects`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """Phaser: pedalboard.Phaser (juce::dsp::Phaser, a 6-stage first-order all-pass phaser with feedback).
 
-The Phaser lives in this package: `SPEC` here is pure data (parameters, units, training ranges, pedalboard's
-limits, scales; importing it needs no torch), `twin.py` beside it the differentiable PyTorch twin (`process`). A
-twin name read through the package (`fxmatch.effects.phaser.process`) imports the twin, and torch, on first use.
+`SPEC` here is pure data (no torch); the differentiable twin is `twin.py` beside it (layout: `fxmatch.effects`).
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """Reverb: pedalboard.Reverb (juce::Reverb, a Freeverb: 8 damped feedback combs in parallel, 4 allpasses in series).
 
-The Reverb lives in this package: `SPEC` here is pure data (parameters, units, training ranges, pedalboard's
-limits, scales; importing it needs no torch), `twin.py` beside it the differentiable PyTorch twin (`process`). A
-twin name read through the package (`fxmatch.effects.reverb.process`) imports the twin, and torch, on first use.
+`SPEC` here is pure data (no torch); the differentiable twin is `twin.py` beside it (layout: `fxmatch.effects`).
 """
 
 from __future__ import annotations

@@ -25,16 +25,14 @@ function; `fxmatch.effects.batch.twin_path("torch")` forces it on CPU).
 
 from __future__ import annotations
 
-import math
 import platform
 from collections.abc import Mapping
 
 import numba
 import numpy as np
 import torch
-from scipy.fft import next_fast_len
 
-from fxmatch.effects.batch import as_batch_param, use_torch_path
+from fxmatch.effects.batch import WeightedGrid, as_batch_param, use_torch_path
 from fxmatch.effects.reverb import SPEC  # noqa: F401 (the twin's spec, beside it)
 
 _COMB_TUNINGS = (1116, 1188, 1277, 1356, 1422, 1491, 1557, 1617)  # samples at 44.1 kHz
@@ -324,18 +322,6 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float64)
 
 
-#: The torch path's grid weighting: the impulse response is weighted by alpha**n with alpha**n_fft = this, so the
-#: circular convolution's wrap-around stays this far below the output (float64 arithmetic).
-_ALIAS_FLOOR = 1.0e-10
-
-
-def _delay_response(delay: int, bins: int, n_fft: int, alpha: float, device: torch.device) -> torch.Tensor:
-    """`z**-delay` on the weighted rfft grid, `[bins]` complex: `alpha**delay * exp(-2j pi k delay / n_fft)`."""
-    k = torch.arange(bins, device=device, dtype=torch.int64)
-    phase = ((k * delay) % n_fft).to(torch.float64) * (-2.0 * math.pi / n_fft)  # exact integer phase, then radians
-    return torch.polar(torch.full_like(phase, alpha**delay), phase)
-
-
 def _reverb_torch(x: torch.Tensor, room_size: torch.Tensor, damping: torch.Tensor, wet_level: torch.Tensor,
                   dry_level: torch.Tensor, comb_delays: np.ndarray, allpass_delays: np.ndarray) -> torch.Tensor:
     """`_reverb_forward` (float64) with torch ops on `x`'s device: `x` `[batch, sides, samples]`, params `[batch]`.
@@ -343,32 +329,26 @@ def _reverb_torch(x: torch.Tensor, room_size: torch.Tensor, damping: torch.Tenso
     The reverb is linear and time-invariant per batch item, so its zero-state output is a product of closed-form
     transfer functions on an FFT grid: each comb `z^-M (1 - d z^-1) / (1 - d z^-1 - f (1 - d) z^-M)` summed, then
     each allpass `((1 + g) z^-M - 1) / (1 - g z^-M)`. The recursions ring for seconds, so the grid is exponentially
-    weighted (`z^-1 -> alpha z^-1`, the input times `alpha**n`, the output divided by it): a grid of twice the
-    signal's length then keeps the wrap-around below `_ALIAS_FLOOR`. Gradients come from autograd.
+    weighted (`fxmatch.effects.batch.WeightedGrid`). Gradients come from autograd.
     """
     _, sides, samples = x.shape
     if samples == 0:
         return x.clone()
     xd = x.to(torch.float64)
     feedback, damp, wet, dry = (p.to(torch.float64)[:, None] for p in _gains(room_size, damping, wet_level, dry_level))
-    n_fft = next_fast_len(2 * samples, real=True)
-    bins = n_fft // 2 + 1
-    alpha = _ALIAS_FLOOR ** (1.0 / n_fft)
-    weight = alpha ** torch.arange(samples, device=x.device, dtype=torch.float64)
-    spectrum = torch.fft.rfft(_INPUT_GAIN * xd.sum(dim=1) * weight, n=n_fft)  # [batch, bins]
-    lowpass = 1.0 - damp * _delay_response(1, bins, n_fft, alpha, x.device)  # [batch, bins]
+    grid = WeightedGrid.for_samples(samples, x.device)
+    lowpass = 1.0 - damp * grid.delay(1)  # [batch, bins]
     g = _ALLPASS_FEEDBACK
     out = []
     for s in range(sides):
         response = torch.zeros_like(lowpass)
         for m in comb_delays[s]:
-            delayed = _delay_response(int(m), bins, n_fft, alpha, x.device)
+            delayed = grid.delay(int(m))
             response = response + delayed * lowpass / (lowpass - feedback * (1.0 - damp) * delayed)
         for m in allpass_delays[s]:
-            delayed = _delay_response(int(m), bins, n_fft, alpha, x.device)
+            delayed = grid.delay(int(m))
             response = response * ((1.0 + g) * delayed - 1.0) / (1.0 - g * delayed)
-        reverb = torch.fft.irfft(spectrum * response, n=n_fft)[:, :samples] / weight
-        out.append(dry * xd[:, s] + wet * reverb)
+        out.append(dry * xd[:, s] + wet * grid.filter(_INPUT_GAIN * xd.sum(dim=1), response))
     return torch.stack(out, dim=1).to(x.dtype)
 
 
