@@ -22,6 +22,7 @@ same examples: the time/accuracy curve. `set_path` takes the examples from a dat
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import time
 from typing import Any
@@ -97,31 +98,53 @@ def _dry_file(x: np.ndarray, offset: int) -> np.ndarray:
     return np.concatenate([np.zeros(-offset, dtype=x.dtype), x])
 
 
+def identification_alone(example: dict[str, Any], ident: Any) -> dict[str, Any]:
+    """The chain named by the identification's evidence alone (`Identification.chain`), each effect at its read,
+    rendered by pedalboard from the dry take as given at the wet take's RMS level: its figures."""
+    if ident is None:
+        return {}
+    x, y = example["x"] * example.get("scale", 1.0), example["y"]
+    chain = ident.chain()
+    params = [ident.reads[n].params for n in chain]
+    out = _render(chain, params, x)
+    gain = math.sqrt(float(y @ y) / max(float(out @ out), 1e-30))
+    base = _distance(x, y)
+    rel = None if base <= 1e-9 else _distance(gain * out, y) / base
+    return {"ident_chain": list(chain), "ident_exact": chain == example["chain"],
+            "ident_relative": None if rel is None else round(rel, 4), "ident_seconds": round(ident.seconds, 2),
+            "ident_evidence": {n: round(v, 3) for n, v in ident.evidence().items()}}
+
+
 def score(example: dict[str, Any], result: CaptureResult, seconds: float, cpu_seconds: float) -> dict[str, Any]:
-    """The figures of one example."""
-    x, y = example["x"], example["y"]
+    """The figures of one example (the preset rendered from the dry take as given, its output level applied)."""
+    x, y = example["x"] * example.get("scale", 1.0), example["y"]
     chosen = result.best
-    rendered = _render(chosen.chain, [p for _, p in chosen.params], x)
-    relative = _distance(rendered, y) / _distance(x, y)
+    rendered = _render(chosen.chain, [p for _, p in chosen.params], x) * 10 ** (chosen.gain_db / 20)
+    base = _distance(x, y)
+    relative = None if base <= 1e-9 else _distance(rendered, y) / base  # None: the target is the dry take
     exact = chosen.chain == example["chain"]
     mae = None
     if exact:
         errs = [abs(get_spec(n).param(k).normalise(v) - get_spec(n).param(k).normalise(t[k]))
                 for (n, p), t in zip(chosen.params, example["params"]) for k, v in p.items()]
-        mae = float(np.mean(errs))
+        mae = float(np.mean(errs)) if errs else None  # None: the empty chain has no params
     return {
         "index": example["index"], "instrument": example["instrument"], "chain": list(example["chain"]),
         "audible_chain": list(example["audible"]), "found": list(chosen.chain), "exact": exact,
         "audible": set(example["audible"]) <= set(chosen.chain) <= set(example["chain"]),
         "offset_error_samples": int(result.alignment.offset - example["offset"]),
-        "mrstft_relative": round(relative, 4), "search_relative": round(chosen.relative, 4),
-        "param_mae": None if mae is None else round(mae, 4), "gain_db": round(chosen.gain_db, 2),
+        "mrstft_relative": None if relative is None else round(relative, 4), "search_relative": round(chosen.relative, 4),
+        "param_mae": None if mae is None else round(mae, 4), "no_effect_distance": round(base, 6), "gain_db": round(chosen.gain_db, 2),
         "seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2),
+        **identification_alone(example, result.identification),
     }
 
 
-def examples_from_set(path: str, n: int, seed: int = 11) -> list[dict[str, Any]]:
-    """The first `n` examples of a data set folder (mono, SAMPLE_RATE Hz), with random offsets as `make_examples`."""
+def examples_from_set(path: str, n: int, seed: int = 11, dry_offset_ms: float | None = None,
+                      dry_scale: float = 1.0) -> list[dict[str, Any]]:
+    """The first `n` examples of a data set folder (mono, SAMPLE_RATE Hz), with random offsets as `make_examples`
+    (`dry_offset_ms`: the dry take that much late instead; `dry_scale`: at that level; issue 22's "23 ms late at
+    0.7x")."""
     from training.data import DiskDataset
 
     disk = DiskDataset(path)
@@ -134,8 +157,10 @@ def examples_from_set(path: str, n: int, seed: int = 11) -> list[dict[str, Any]]
         x, y = np.asarray(ex["x"], np.float32), np.asarray(ex["y"], np.float32)
         chain, params = tuple(ex["chain"]), [dict(u) for u in ex["units"]]
         offset = -int(rng.uniform(0.0, MAX_OFFSET_MS) * SAMPLE_RATE / 1000)
+        if dry_offset_ms is not None:
+            offset = -int(round(dry_offset_ms * SAMPLE_RATE / 1000))
         out.append({"index": i, "instrument": "set", "x": x, "y": y, "chain": chain, "params": params,
-                    "offset": offset, "audible": audible_chain(chain, params, x, y)})
+                    "offset": offset, "audible": audible_chain(chain, params, x, y), "scale": float(dry_scale)})
     return out
 
 
@@ -157,7 +182,9 @@ def check_options(k: Any = None, model: str | None = None, **_: Any) -> None:
 
 
 def run(quick: bool = False, seconds: float | None = None, progress: Any = None, k: Any = None,
-        model: str | None = None, n: int | None = None, set_path: str | None = None) -> dict[str, Any]:
+        model: str | None = None, n: int | None = None, set_path: str | None = None,
+        dry_offset_ms: float | None = None, dry_scale: float = 1.0, identify: bool = True,
+        identify_only: bool = False) -> dict[str, Any]:
     """Run the search on 12 held-out examples (4 with `quick`, `n` when given); `seconds`: time budget per file;
     `k`: one k or a list of them (the model's k likeliest chains, see the module docstring; None: every chain
     without the model); `progress(row)` is called after each example."""
@@ -172,8 +199,12 @@ def run(quick: bool = False, seconds: float | None = None, progress: Any = None,
 
         session = EstimatorSession(shipped.model_path(model), providers="cpu", threads=1)
     log.info("making %d example%s (%s)", count, "" if count == 1 else "s", set_path or "synthesised, held-out")
-    examples = examples_from_set(set_path, count) if set_path else make_examples(count)
-    runs = [_run_one(examples, seconds, progress, v, session) for v in ks]
+    examples = (examples_from_set(set_path, count, dry_offset_ms=dry_offset_ms, dry_scale=dry_scale) if set_path
+                else make_examples(count))
+    if identify_only:
+        return {**run_identification(examples, progress), "source": set_path or "synth"}
+    settings = SearchSettings(identify=identify)
+    runs = [_run_one(examples, seconds, progress, v, session, settings) for v in ks]
     out = runs[0] if len(runs) == 1 else {"curve": [{key: r[key] for key in _CURVE_KEYS} for r in runs],
                                           "runs": runs}
     out["source"] = set_path or "synth (training.sources.SynthSource, heldout)"
@@ -186,22 +217,55 @@ _CURVE_KEYS = ("k", "examples", "exact_accuracy", "audible_accuracy", "mrstft_re
                "param_mae_exact", "seconds_per_file_median", "seconds_per_file_max", "cpu_seconds_per_file_median")
 
 
+def run_identification(examples: list[dict[str, Any]], progress: Any = None) -> dict[str, Any]:
+    """The identification alone (no twin, no search): each example aligned (`capture.align`), read
+    (`identify.identify` from the wet take's start), the evidence's chain rendered at its reads: the summary."""
+    from fxmatch.capture import _shift, align
+    from fxmatch.identify import identify
+
+    rows = []
+    for ex in examples:
+        t0 = time.perf_counter()
+        dry = _dry_file(ex["x"] * ex.get("scale", 1.0), ex["offset"])
+        al = align(dry, ex["y"], SAMPLE_RATE)
+        ident = identify(_shift(dry.astype(np.float64), al.offset, ex["y"].size), ex["y"], SAMPLE_RATE)
+        row = {"index": ex["index"], "chain": list(ex["chain"]), "found": [], "exact": False,
+               "mrstft_relative": None, "seconds": round(time.perf_counter() - t0, 2),
+               "offset_error_samples": int(al.offset - ex["offset"]), **identification_alone(ex, ident)}
+        row["found"], row["exact"], row["mrstft_relative"] = row["ident_chain"], row["ident_exact"], row[
+            "ident_relative"]
+        rows.append(row)
+        if progress is not None:
+            progress({**row, "k": None, "audible": None})
+    rels = [r["mrstft_relative"] for r in rows if r["mrstft_relative"] is not None]
+    return {"mode": "identification alone", "examples": len(rows),
+            "exact_accuracy": round(sum(r["exact"] for r in rows) / len(rows), 3),
+            "mrstft_relative_median": round(statistics.median(rels), 4) if rels else None,
+            "worse_than_no_effect": sum(1 for v in rels if v > 1.0),
+            "dry_targets": sum(1 for r in rows if r["mrstft_relative"] is None and not r["chain"]),
+            "dry_targets_no_effect": sum(1 for r in rows if not r["chain"] and not r["found"]),
+            "seconds_per_file_median": round(statistics.median(r["seconds"] for r in rows), 2),
+            "per_example": rows}
+
+
 def _run_one(examples: list[dict[str, Any]], seconds: float | None, progress: Any, k: int | None,
-             session: Any) -> dict[str, Any]:
+             session: Any, settings: SearchSettings | None = None) -> dict[str, Any]:
     """One search per example with the candidates of `k` (the encoder's time included); the summary."""
+    settings = settings or SearchSettings()
     rows = []
     for i, ex in enumerate(examples):
         log.info("%sexample %d of %d: searching", "" if k is None else f"k={k}, ", i + 1, len(examples))
         t0, c0 = time.perf_counter(), time.process_time()
         cands = _candidates(session, ex["y"], k)
-        result = capture(_dry_file(ex["x"], ex["offset"]), ex["y"], SAMPLE_RATE, cands, time_budget=seconds,
-                         seed=0)
+        result = capture(_dry_file(ex["x"] * ex.get("scale", 1.0), ex["offset"]), ex["y"], SAMPLE_RATE, cands,
+                         settings=settings, time_budget=seconds, seed=0)
         rows.append({**score(ex, result, time.perf_counter() - t0, time.process_time() - c0), "k": k,
                      "chains": result.n_candidates})
         if progress is not None:
             progress(rows[-1])
     maes = [r["param_mae"] for r in rows if r["param_mae"] is not None]
-    settings = SearchSettings()
+    rels = [r["mrstft_relative"] for r in rows if r["mrstft_relative"] is not None]
+    irels = [r["ident_relative"] for r in rows if r.get("ident_relative") is not None]
     return {
         "k": k,
         "examples": len(rows),
@@ -212,13 +276,23 @@ def _run_one(examples: list[dict[str, Any]], seconds: float | None, progress: An
         "prior_weight": settings.prior_weight,
         "exact_accuracy": round(sum(r["exact"] for r in rows) / len(rows), 3),
         "audible_accuracy": round(sum(r["audible"] for r in rows) / len(rows), 3),
-        "mrstft_relative_median": round(statistics.median(r["mrstft_relative"] for r in rows), 4),
-        "mrstft_relative_mean": round(statistics.fmean(r["mrstft_relative"] for r in rows), 4),
+        "mrstft_relative_median": round(statistics.median(rels), 4) if rels else None,
+        "mrstft_relative_mean": round(statistics.fmean(rels), 4) if rels else None,
+        "mrstft_relative_sum_ratio": round(sum(r["mrstft_relative"] * r["no_effect_distance"] for r in rows
+                                               if r["mrstft_relative"] is not None)
+                                           / max(sum(r["no_effect_distance"] for r in rows), 1e-12), 4),
+        "worse_than_no_effect": sum(1 for v in rels if v > 1.0),
+        "dry_targets": sum(1 for r in rows if r["mrstft_relative"] is None),
+        "dry_targets_no_effect": sum(1 for r in rows if r["mrstft_relative"] is None and not r["found"]),
         "param_mae_exact": None if not maes else round(statistics.fmean(maes), 4),
         "offset_exact": sum(r["offset_error_samples"] == 0 for r in rows),
         "seconds_per_file_median": round(statistics.median(r["seconds"] for r in rows), 2),
         "seconds_per_file_max": round(max(r["seconds"] for r in rows), 2),
         "cpu_seconds_per_file_median": round(statistics.median(r["cpu_seconds"] for r in rows), 2),
+        "identify": settings.identify,
+        "ident_exact_accuracy": round(sum(bool(r.get("ident_exact")) for r in rows) / len(rows), 3),
+        "ident_relative_median": round(statistics.median(irels), 4) if irels else None,
+        "ident_seconds_median": round(statistics.median(r.get("ident_seconds", 0.0) for r in rows), 2),
         "torch_threads": torch.get_num_threads(),
         "per_example": rows,
     }
@@ -240,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", dest="set_path", help="a data set folder instead of synthesised examples")
     parser.add_argument("--seconds", type=positive_seconds, help="time budget per file (s, > 0)")
     parser.add_argument("--model", help="the ONNX model for --k (default: the shipped one)")
+    parser.add_argument("--dry-late-ms", type=float, help="with --set: the dry take this late (ms) instead of a random "
+                                                          "offset")
+    parser.add_argument("--dry-scale", type=float, default=1.0, help="with --set: the dry take at this level (x)")
+    parser.add_argument("--no-identify", action="store_true", help="the search without the identification stage")
+    parser.add_argument("--identify-only", action="store_true", help="the identification alone: no twins, no search")
     parser.add_argument("-o", "--output", help="also write the JSON here")
     args = parser.parse_args(argv)
     ks = args.k
@@ -252,10 +331,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def show(row: dict[str, Any]) -> None:
         print(f"k={row['k']} #{row['index']} {'>'.join(row['chain'])} -> {'>'.join(row['found'])} "
-              f"exact={row['exact']} audible={row['audible']} rel={row['mrstft_relative']} {row['seconds']} s",
+              f"exact={row['exact']} audible={row['audible']} rel={row['mrstft_relative']} {row['seconds']} s "
+              f"ident={'>'.join(row.get('ident_chain', []))} irel={row.get('ident_relative')}",
               file=sys.stderr, flush=True)
 
-    result = run(seconds=args.seconds, progress=show, k=ks, model=args.model, n=args.n, set_path=args.set_path)
+    result = run(seconds=args.seconds, progress=show, k=ks, model=args.model, n=args.n, set_path=args.set_path,
+                 dry_offset_ms=args.dry_late_ms, dry_scale=args.dry_scale, identify=not args.no_identify,
+                 identify_only=args.identify_only)
     text = json.dumps(result, indent=2) + "\n"
     if args.output:
         from fxmatch.audio_io import write_text_atomic

@@ -29,6 +29,7 @@ import torch
 
 from fxmatch.effects import EFFECT_NAMES, get_effect, get_spec
 from fxmatch.errors import FxmatchInputError
+from fxmatch.identify import Identification, identify
 from fxmatch.metrics import DEFAULT_FFT_SIZES, gate_floors, mrstft_from_magnitudes, stft_magnitudes
 from fxmatch.refine import RefineCancelled, resample
 from fxmatch.vocabulary import ChainVocabulary
@@ -409,6 +410,8 @@ class CaptureResult:
     complete: bool
     #: what the user should know, one line each (`fit_warnings`)
     warnings: list[str] = field(default_factory=list)
+    #: what was read off the pair before the search (`fxmatch.identify`; None: not asked for)
+    identification: Identification | None = None
 
     @property
     def best(self) -> ChainFit:
@@ -436,6 +439,7 @@ class CaptureResult:
             "candidates": self.n_candidates,
             "complete": self.complete,
             "warnings": list(self.warnings),
+            "identification": None if self.identification is None else self.identification.to_dict(),
             "ranking": [{"chain": list(f.chain), "distance": round(f.distance, 5), "relative": round(f.relative, 5),
                          "gain_db": round(f.gain_db, 3), "stage": f.stage,
                          "params": [{"effect": n, "params": {k: round(v, 6) for k, v in p.items()}}
@@ -558,7 +562,8 @@ class SearchSettings:
     restarts: int = 2
     beam: int | None = 4
     tolerance: float = 0.05
-    fit_gain: bool = False
+    #: every chain fits the chain-wide output level (a trailing Gain in the preset; not a chain choice)
+    fit_gain: bool = True
     patience: int = 6
     prior_weight: float = 0.01
     #: the alignment's window (+- s; `align`); an excerpt is also placed anywhere in the longer file
@@ -566,6 +571,8 @@ class SearchSettings:
     #: the distance ignores log-magnitude differences below the target's noise floor (`metrics.gate_floors`): a
     #: dither or hiss floor no chain can reproduce then does not dominate the figure (False: the fixed 1e-7 floor)
     gate_noise: bool = True
+    #: read each effect's params off the aligned pair first (`fxmatch.identify`) and start the twins from them
+    identify: bool = True
 
 
 #: the output gain a chain may add, +- dB (the wet recording's level need not match the dry one's)
@@ -811,17 +818,28 @@ def _grid_axes(name: str, layout: _Layout, echoes: Sequence[float], warm: bool) 
 
 
 def _start_points(cand: Candidate, layout: _Layout, fitted: Mapping[tuple[str, ...], _Row], echoes: Sequence[float],
-                  rng: np.random.Generator, n_random: int) -> np.ndarray:
-    """Points `[points, width]` in [0, 1] to try first for `cand`: the warm start (`_warm_start`; effects fitted in
-    no sub-chain at their defaults or the candidate's params), then a grid over the GRID params of the first effect
-    its best fitted sub-chain lacks, then `n_random` random draws of that effect's params."""
+                  rng: np.random.Generator, n_random: int,
+                  ident: Identification | None = None) -> tuple[np.ndarray, int]:
+    """Points `[points, width]` in [0, 1] to try first for `cand`, and how many of the first are identified ones:
+    the warm start (`_warm_start`; effects fitted in no sub-chain at the candidate's params or their defaults), the
+    same with those effects at their read off the pair (`ident`), the other identified starts of the first effect
+    its best fitted sub-chain lacks (`Identification.starts`: several for the LFO rates and delay times), then a
+    grid over that effect's GRID params, then `n_random` random draws of its params."""
     base, best_sub, warm = _warm_start(cand.chain, fitted, layout)
     given = dict(cand.params) if cand.params is not None else {}
+    read = {n: ident.starts(n) for n in cand.chain} if ident is not None else {}
+    identified = base.copy()
     for n in cand.chain:
         if n not in warm:
             base = layout.encode((n,), {n: given.get(n, get_spec(n).defaults())}, base)
+            identified = layout.encode((n,), {n: (read.get(n) or [get_spec(n).defaults()])[0]}, identified)
     new = [n for n in cand.chain if n not in best_sub]
-    points = [base]
+    points = [base]  # the identified starts come next, besides (not instead of) the defaults: a read off a chain of
+    if any(read.get(n) for n in cand.chain if n not in warm):  # several effects can be far off for one of them
+        points.append(identified)
+    if new:
+        points += [layout.encode((new[0],), {new[0]: s}, identified) for s in (read.get(new[0]) or [])[1:]]
+    n_identified = len(points)
     if new:
         axes = _grid_axes(new[0], layout, echoes, new[0] in warm)
         for combo in itertools.product(*(v for _, v in axes)):
@@ -834,22 +852,26 @@ def _start_points(cand: Candidate, layout: _Layout, fitted: Mapping[tuple[str, .
             u = base.copy()
             u[sl] = rng.uniform(0.05, 0.95, size=sl.stop - sl.start)
             points.append(u)
-    return np.clip(np.stack(points), 1e-3, 1 - 1e-3)
+    return np.clip(np.stack(points), 1e-3, 1 - 1e-3), n_identified
 
 
 def _start_rows(cand: Candidate, layout: _Layout, sig: _Signals, fitted: Mapping[tuple[str, ...], _Row],
                 echoes: Sequence[float], rng: np.random.Generator, settings: SearchSettings,
-                clock: _Clock) -> list[_Row]:
-    """The `restarts` best of `_start_points` (the candidate's own params always among them), each zoomed in on
-    the added effect's fine params (`_zoom`), as rows to fit."""
-    points = _start_points(cand, layout, fitted, echoes, rng, _RANDOM_POINTS)
+                clock: _Clock, ident: Identification | None = None) -> list[_Row]:
+    """The `restarts` best of `_start_points` (the candidate's own params and the best identified start always
+    among them), each zoomed in on the added effect's fine params (`_zoom`), as rows to fit."""
+    points, n_identified = _start_points(cand, layout, fitted, echoes, rng, _RANDOM_POINTS, ident)
     if len(points) == 1:
         chosen = list(points)
     else:
-        order = np.argsort(_evaluate(points, cand.chain, layout, sig, settings.fit_gain, clock))
-        chosen = [points[i] for i in order[: max(1, settings.restarts)]]
-        if cand.params is not None and 0 not in order[: max(1, settings.restarts)]:
+        order = list(np.argsort(_evaluate(points, cand.chain, layout, sig, settings.fit_gain, clock)))
+        top = order[: max(1, settings.restarts)]
+        chosen = [points[i] for i in top]
+        if cand.params is not None and 0 not in top:
             chosen.append(points[0])
+        best_identified = min((i for i in order if i < n_identified), key=order.index)
+        if best_identified not in top and best_identified != 0:
+            chosen.append(points[best_identified])
     best_sub = _warm_start(cand.chain, fitted, layout)[1]
     added = [n for n in cand.chain if n not in best_sub][:1]
     rows = []
@@ -1206,8 +1228,10 @@ def capture(
     alignment to a sample with the best chain's twin output before the last), and ranks them by MR-STFT distance
     with the parsimony rule `choose`. `time_budget` (s) ends the search early (the result then says
     `complete=False`); `should_stop()` is polled every step (CaptureCancelled); `seed` draws the random starts.
-    With `settings.fit_gain` every chain also fits an output gain (for recordings made at different levels; a
-    preset cannot hold it, so it is reported as `ChainFit.gain_db`).
+    With `settings.fit_gain` (the default) every chain also fits the chain-wide output level (`ChainFit.gain_db`;
+    a preset holds it as a trailing Gain, `fxmatch.chains.with_output_level`). With `settings.identify` (the
+    default) each candidate effect's params are first read off the aligned pair (`fxmatch.identify`) and the twins
+    start from those reads as well as from the grids (`CaptureResult.identification` keeps them).
     """
     settings = settings or SearchSettings()
     cands = list(candidates) if candidates is not None else all_candidates()
@@ -1217,6 +1241,8 @@ def capture(
         cands.append(Candidate(()))
     x, y, al = _prepare(dry, wet, sample_rate, alignment, settings.max_offset_seconds)
     search = _Search(x, y, int(sample_rate), al, cands, settings, _Clock(time_budget, should_stop, progress))
+    if search.identification is not None and search.identification.linear:
+        search.cands = [c for c in search.cands if not c.chain]  # a plain gain of the dry take: no effect to fit
     search.screen(np.random.default_rng(seed))
     for index in range(1, len(settings.stages)):
         if search.clock.out_of_time:
@@ -1240,6 +1266,13 @@ class _Search:
         self.layout = _Layout([c.chain for c in cands])
         self.fitted: dict[tuple[str, ...], _Row] = {}
         self.no_effect: dict[int, float] = {}
+        self.identification: Identification | None = None
+        if settings.identify:  # at most IDENTIFY_SHARE of a time budget
+            names = {n for c in cands for n in c.chain}
+            budget = None if clock.deadline is None else IDENTIFY_SHARE * (clock.deadline - clock.t0)
+            self.identification = identify(self.xa, y, rate, origin=self.start - self.preroll, effects=names,
+                                           stop=lambda: clock.check() or (budget is not None and
+                                                                          time.perf_counter() - clock.t0 > budget))
 
     def _signals(self, index: int, native: bool = False) -> _Signals:
         """Stage `index`'s signals (at the recording's own rate when `native`)."""
@@ -1310,7 +1343,7 @@ class _Search:
             level = _extending([c for c in self.cands if len(c.chain) == n], self.fitted, n, self.settings.beam)
             rows = [r for c in level
                     for r in _start_rows(c, self.layout, sigs[_needs_native(c.chain)], self.fitted, echoes, rng,
-                                         self.settings, self.clock)]
+                                         self.settings, self.clock, self.identification)]
             self._fit(rows, sigs, 0)
             self.fitted.update({r.chain: r for r in _best_per_chain(rows)})
             if self.clock.out_of_time:
@@ -1366,10 +1399,13 @@ class _Search:
                                self.length / self.rate, self.no_effect[last], time.perf_counter() - self.clock.t0,
                                n_candidates, not self.clock.out_of_time)
         result.warnings = fit_warnings(result)
+        result.identification = self.identification
         self.clock.finish(result.best)
         return result
 
 
+#: the share of a time budget the identification may take before the twins start
+IDENTIFY_SHARE = 0.3
 #: how far the twins' output may move the alignment after the screen (s)
 _REALIGN_SECONDS = 0.003
 

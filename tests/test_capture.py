@@ -63,11 +63,12 @@ def test_align_takes_the_direct_sound_not_a_louder_echo():
 def test_capture_recovers_offset_and_level_of_a_plain_copy():
     x = _dry()
     wet = 0.5 * _delayed(x, 123)
-    result = capture(x, wet, RATE, [Candidate(())], settings=replace(SMALL, fit_gain=True))
+    result = capture(x, wet, RATE, [Candidate(())], settings=SMALL)  # the output level is fitted by default
     assert result.alignment.offset == 123 and result.alignment.level_db == pytest.approx(-6.02, abs=0.05)
     assert result.best.chain == () and result.best.gain_db == pytest.approx(-6.02, abs=0.3)
     assert result.best.relative < 0.05
-    unfitted = capture(x, wet, RATE, [Candidate(())], settings=SMALL)  # no output gain by default
+    assert result.identification is not None and result.identification.linear  # a plain gain: nothing to read
+    unfitted = capture(x, wet, RATE, [Candidate(())], settings=replace(SMALL, fit_gain=False))
     assert unfitted.best.gain_db == 0.0 and unfitted.best.relative == pytest.approx(1.0)
 
 

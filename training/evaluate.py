@@ -193,6 +193,7 @@ def run_informed(est: EstimatorSession, eval_set: EvalSet, label: str, k: int = 
     (x, y) through the twins (`fxmatch.capture.capture`, `time_budget` s each); the chosen preset rendered by
     pedalboard and measured vs y. An example whose pair the search refuses keeps the model's blind estimate."""
     from fxmatch.capture import candidates_from_ranked, capture
+    from fxmatch.chains import with_output_level
 
     presets, mr, lm, searches = [], [], [], []
     start = time.perf_counter()
@@ -210,7 +211,8 @@ def run_informed(est: EstimatorSession, eval_set: EvalSet, label: str, k: int = 
             info = {"relative": result.best.relative, "complete": result.complete, "chains": result.n_candidates,
                     "offset": result.alignment.offset}
         info.update(seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0)
-        d = audio_distances(render_preset(preset, ex.x, eval_set.sample_rate), ex.y, eval_set.sample_rate)
+        level = with_output_level(preset, result.best.gain_db) if "relative" in info else preset  # + output level
+        d = audio_distances(render_preset(level, ex.x, eval_set.sample_rate), ex.y, eval_set.sample_rate)
         presets.append(preset)
         searches.append(info)
         mr.append(d[0])

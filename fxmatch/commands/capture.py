@@ -3,8 +3,11 @@
 With both recordings of one performance, the dry one (e.g. a guitar's DI) and the wet one (the pedal's or plugin's
 output), searches the chains through the differentiable twins (`fxmatch.capture.capture`): aligns the two, fits
 every candidate chain's params, and names the chain that sounds closest (the shortest within a tolerance of the
-best). Prints the offset, the level, the chosen chain with its params and the ranking of the best few chains with
-their distances; writes the chosen chain as a preset. Files at different rates are brought to one rate (the wet
+best). Each effect's params are first read off the pair (`fxmatch.identify`) and the twins start from those reads.
+Every chain fits the chain-wide output level, which the preset stores as a trailing pedalboard `Gain`
+(`fxmatch.chains`; the chain choice ignores it). Prints the offset, the level, the chosen chain with its params and
+the ranking of the best few chains with their distances; writes the chosen chain as a preset. `capture_files` is
+the core that `fxmatch estimate --dry` runs too. Files at different rates are brought to one rate (the wet
 file's, at most 48 kHz); channels are mixed to mono; the first READ_SECONDS of each file are used.
 """
 
@@ -14,7 +17,8 @@ import argparse
 import math
 import sys
 import time
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -41,8 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-budget", type=float, metavar="S",
                         help="stop the search after S seconds and answer with what it has (default: no limit)")
     parser.add_argument("--match-level", action="store_true",
-                        help="also fit an output gain (recordings made at different levels); the preset cannot hold "
-                             "it: it is reported, set the level yourself")
+                        help="deprecated, kept for old scripts: the output level is now always fitted and written to "
+                             "the preset (a trailing Gain)")
     parser.add_argument("--max-offset", type=float, default=None, metavar="S",
                         help="how far apart (s) the two recordings may start (default: 1; a shorter file is also "
                              "placed anywhere along the longer one)")
@@ -102,17 +106,47 @@ def load_pair(dry_path: str, wet_path: str) -> tuple[np.ndarray, np.ndarray, int
 
 def candidates_from_model(model: str | None, wet: np.ndarray, rate: int, k: int) -> list:
     """The encoder's `k` most likely chains for `wet` and their sub-chains (`capture.candidates_from_ranked`)."""
+    from fxmatch import shipped
     from fxmatch.capture import candidates_from_ranked
-    from fxmatch.commands.estimate import model_path
     from fxmatch.inference import EstimatorSession
 
-    session = EstimatorSession(model_path(model), providers="cpu")
+    session = EstimatorSession(shipped.model_path(model), providers="cpu")
     estimate = session.estimate_array(wet, rate, top=None, source="wet")
     return candidates_from_ranked(estimate.ranked, k)
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass
+class CaptureRun:
+    """One search on two files (`capture_files`): the result, the rate it ran at (Hz) and its wall time (s)."""
+
+    result: Any  # fxmatch.capture.CaptureResult
+    sample_rate: int
+    seconds: float
+
+
+def capture_files(dry_path: str, wet_path: str, candidates: Callable[[np.ndarray, int], list] | list | None = None,
+                  *, time_budget: float | None = None, seed: int = 0, max_offset: float | None = None,
+                  progress: bool = True) -> CaptureRun:
+    """`fxmatch.capture.capture` on the heads of two files (`load_pair`: mono, the wet file's rate, <= MAX_RATE):
+    the core of `fxmatch capture` and `fxmatch estimate --dry`. `candidates`: the chains to try (None: every chain;
+    a callable gets the wet signal and the rate, e.g. to ask the encoder); `progress`: a line on stderr."""
     from fxmatch.capture import SearchSettings, capture
+
+    dry, wet, rate = load_pair(dry_path, wet_path)
+    if callable(candidates):
+        candidates = candidates(wet, rate)
+    settings = SearchSettings()
+    if max_offset is not None:
+        settings = replace(settings, max_offset_seconds=max_offset)
+    t0 = time.perf_counter()
+    result = capture(dry, wet, rate, candidates, settings=settings, time_budget=time_budget, seed=seed,
+                     progress=progress_printer() if progress else None)
+    if progress and sys.stderr.isatty():
+        print(file=sys.stderr)
+    return CaptureRun(result, rate, time.perf_counter() - t0)
+
+
+def run(args: argparse.Namespace) -> int:
     from fxmatch.preset import write_preset
 
     _check_args(args)
@@ -120,18 +154,17 @@ def run(args: argparse.Namespace) -> int:
         from fxmatch.threads import set_cpu_threads
 
         set_cpu_threads(args.threads)
-    dry, wet, rate = load_pair(args.dry, args.wet)
+    if args.match_level:
+        print("fxmatch: note: --match-level is no longer needed: the output level is always fitted and written to "
+              "the preset", file=sys.stderr)
     candidates = None
     if args.search_k is not None:
-        candidates = candidates_from_model(args.model, wet, rate, args.search_k)
+        def candidates(wet: np.ndarray, rate: int) -> list:
+            return candidates_from_model(args.model, wet, rate, args.search_k)
     t0 = time.perf_counter()
-    settings = SearchSettings(fit_gain=args.match_level)
-    if args.max_offset is not None:
-        settings = replace(settings, max_offset_seconds=args.max_offset)
-    result = capture(dry, wet, rate, candidates, settings=settings, time_budget=args.time_budget, seed=args.seed,
-                     progress=progress_printer())
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
+    run_ = capture_files(args.dry, args.wet, candidates, time_budget=args.time_budget, seed=args.seed,
+                         max_offset=args.max_offset)
+    result, rate = run_.result, run_.sample_rate
     preset = preset_from_capture(result, top=args.top)
     if args.output:
         write_preset(args.output, preset)
@@ -140,8 +173,7 @@ def run(args: argparse.Namespace) -> int:
 
         print_json(preset.to_dict())
     else:
-        print(format_report(args.dry, args.wet, rate, result, top=args.top, seconds=time.perf_counter() - t0,
-                            gain=args.match_level))
+        print(format_report(args.dry, args.wet, rate, result, top=args.top, seconds=time.perf_counter() - t0))
     for line in preset.estimate["warnings"]:
         print(f"fxmatch: warning: {line}", file=sys.stderr)
     if args.output:
@@ -155,7 +187,9 @@ PLAIN_PROGRESS_SECONDS = 5.0
 
 def progress_line(p) -> str:
     """One progress report in words: fraction, stage (its rate and window), the closest chain so far, time."""
-    best = " -> ".join(p.best_chain) or "no effect"
+    from fxmatch.chains import chain_label
+
+    best = chain_label(p.best_chain)
     if p.done:
         return f"searched 100 %  chosen: {best} ({100 * p.best_relative:.1f} % of no effect), {p.elapsed:.0f} s"
     return (f"searching {100 * p.fraction:3.0f} %  stage {p.stage + 1} of {p.stages} ({p.rate / 1000:g} kHz, "
@@ -184,7 +218,8 @@ def progress_printer(tty: bool | None = None, every: float | None = None):
 
 
 def preset_from_capture(result, top: int = 5):
-    """The chosen chain as a Preset (params rounded to 6 decimals) with the search's figures as its metadata."""
+    """The chosen chain as a Preset (params rounded to 6 decimals), its fitted output level as a trailing Gain
+    (none when inaudible), with the search's figures as its metadata."""
     from fxmatch.preset import Preset
 
     best = result.best
@@ -197,7 +232,9 @@ def preset_from_capture(result, top: int = 5):
         "ranking": [{"chain": r["chain"], "distance": r["distance"], "relative": r["relative"],
                      "gain_db": r["gain_db"]} for r in summary["ranking"]],
     }
-    return Preset.from_chain([(name, {k: round(v, 6) for k, v in p.items()}) for name, p in best.params], estimate)
+    estimate["capture"]["output_level_db"] = round(best.gain_db, 3)
+    preset = Preset.from_chain([(name, {k: round(v, 6) for k, v in p.items()}) for name, p in best.params], estimate)
+    return preset.with_output_level(best.gain_db)
 
 
 def choice_text(result) -> str:
@@ -211,9 +248,10 @@ def choice_text(result) -> str:
     return text
 
 
-def format_report(dry: str, wet: str, rate: int, result, top: int, seconds: float, gain: bool = False) -> str:
-    """The readable report: alignment, level, chosen chain with params, ranking, costs."""
-    from fxmatch.commands.estimate import chain_text
+def format_report(dry: str, wet: str, rate: int, result, top: int, seconds: float) -> str:
+    """The readable report: alignment, level, chosen chain with params (the output level with them), what the
+    identification read, ranking, costs."""
+    from fxmatch.chains import chain_label
     from fxmatch.effects import get_spec
     from fxmatch.inference import format_value
 
@@ -226,10 +264,10 @@ def format_report(dry: str, wet: str, rate: int, result, top: int, seconds: floa
          f"{al.correlation:.2f}" + ("" if al.partials is None else f", partials {al.partials:.2f}")
          + ("; found along the whole of the longer file" if al.whole_take else "")
          + (f"; at the edge of the +-{al.window_s:g} s searched" if al.at_edge else "") + ")"),
-        f"{'level':<13}{al.level_db:+.1f} dB (wet against dry, RMS)"
-        + (f"; output gain fitted {best.gain_db:+.1f} dB (not in the preset)" if gain else ""),
+        f"{'level':<13}{al.level_db:+.1f} dB (wet against dry, RMS); the chain's output level {best.gain_db:+.1f} dB"
+        " (in the preset as a trailing Gain)",
         "",
-        f"{'chain':<13}{chain_text(best.chain)}",
+        f"{'chain':<13}{chain_label(best.chain, output_db=best.gain_db)}",
         f"{'distance':<13}{best.distance:.4f} MR-STFT = {100 * best.relative:.1f} % of no effect",
     ]
     if best.params:
@@ -245,7 +283,14 @@ def format_report(dry: str, wet: str, rate: int, result, top: int, seconds: floa
     for i, fit in enumerate(result.ranking[:top]):
         mark = "*" if i == 0 else " "
         note = "" if fit.stage == last else "  (screened only)"
-        lines.append(f" {mark}{100 * fit.relative:6.1f} %  {chain_text(fit.chain)}{note}")
+        lines.append(f" {mark}{100 * fit.relative:6.1f} %  {chain_label(fit.chain)}{note}")
+    ident = getattr(result, "identification", None)
+    if ident is not None and not ident.linear:
+        named = chain_label(ident.chain())
+        strong = ", ".join(f"{n} {v:.2f}" for n, v in sorted(ident.evidence().items(), key=lambda t: -t[1])[:3])
+        lines.append(f"identified   {named} from the pair alone (evidence: {strong}) in {ident.seconds:.1f} s")
+    elif ident is not None:
+        lines.append("identified   no effect from the pair alone (the wet take is a plain gain of the dry one)")
     lines.append(f"searched {result.n_candidates} chains in {seconds:.1f} s on a {result.excerpt_seconds:.2f} s "
                  f"excerpt from {result.excerpt_start_s:.2f} s")
     return "\n".join(lines)

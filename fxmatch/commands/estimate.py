@@ -216,16 +216,12 @@ def search_with_dry(estimate, dry_path: str, target_path: str, k: int, time_budg
                     seed: int = 0) -> DrySearch:
     """`fxmatch.capture.capture` on the files' heads (mono, the target's rate, <= 48 kHz) over the `k` chains the
     encoder's `estimate` ranks first and their sub-chains, each started from the encoder's params."""
-    from fxmatch.capture import SearchSettings, candidates_from_ranked, capture
-    from fxmatch.commands.capture import load_pair, progress_printer
+    from fxmatch.capture import candidates_from_ranked
+    from fxmatch.commands.capture import capture_files
 
-    dry, wet, rate = load_pair(dry_path, target_path)
-    t0 = time.perf_counter()
-    result = capture(dry, wet, rate, candidates_from_ranked(estimate.ranked, k), settings=SearchSettings(),
-                     time_budget=time_budget, seed=seed, progress=progress_printer())
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-    return DrySearch(result, int(k), rate, time.perf_counter() - t0, time_budget)
+    run = capture_files(dry_path, target_path, candidates_from_ranked(estimate.ranked, k), time_budget=time_budget,
+                        seed=seed)
+    return DrySearch(run.result, int(k), run.sample_rate, run.seconds, time_budget)
 
 
 def search_warnings(search: DrySearch) -> list[str]:
@@ -263,7 +259,8 @@ def preset_from_search(estimate, search: DrySearch, top: int | None = None):
         # the encoder's "unsure" warning is about its own guess; the search decided with the dry recording
         warnings=[*estimate.warnings, *search_warnings(search)],
     )
-    return type(base).from_chain([(e.effect, dict(e.params)) for e in base.chain], meta)
+    return type(base).from_chain([(e.effect, dict(e.params)) for e in base.chain], meta).with_output_level(
+        res.best.gain_db)
 
 
 def format_search(target: str, estimate, search: DrySearch, seconds: float) -> str:

@@ -39,7 +39,7 @@ def _one_error_line(capsys) -> str:
 def test_capture_writes_a_valid_preset_and_prints_the_ranking(pair, tmp_path, capsys):
     dry, wet = pair
     out = tmp_path / "out.fxpreset.json"
-    assert main(["capture", dry, wet, "-o", str(out), "--time-budget", "4", "--top", "3"]) == 0
+    assert main(["capture", dry, wet, "-o", str(out), "--time-budget", "8", "--top", "3"]) == 0
     captured = capsys.readouterr()
     preset = read_preset(out)
     assert preset.estimate["capture"]["offset_samples"] == 160
@@ -48,7 +48,7 @@ def test_capture_writes_a_valid_preset_and_prints_the_ranking(pair, tmp_path, ca
     # without the encoder (no --search-k) the choice is the distance alone, with the parsimony tolerance
     assert "the shortest chain within 5 % of the closest)" in captured.out and "ln(" not in captured.out
     assert f"wrote {out}" in captured.err
-    assert preset.effect_names == list(preset.estimate["capture"]["chain"])
+    assert preset.chain_names == list(preset.estimate["capture"]["chain"])
 
 
 def test_capture_json_and_files_at_different_rates(pair, tmp_path, capsys):
@@ -88,20 +88,30 @@ def test_bad_input_exits_2_with_one_line(pair, tmp_path, capsys, case, message):
     assert message in _one_error_line(capsys)
 
 
-def test_a_level_shifted_wet_take_is_matched_with_match_level(pair, tmp_path, capsys):
-    """The wet take recorded 9.5 dB lower: --match-level fits the output gain and still names Distortion at 25 dB."""
+@pytest.mark.parametrize("flag", [[], ["--match-level"]])
+def test_a_level_shifted_wet_take_gets_its_output_level_in_the_preset(pair, tmp_path, capsys, flag):
+    """The wet take recorded 9.5 dB lower: the search fits the output level (always; --match-level is a deprecated
+    no-op kept for old scripts), still names Distortion at 25 dB, and the preset ends in a Gain of about -9.5 dB."""
+    from fxmatch.preset import read_preset
     from tests.export.helpers import tiny_onnx
 
     dry, wet = pair
     audio, _ = sf.read(wet, dtype="float32")
     quiet = _write(tmp_path / "quiet.wav", audio * 10 ** (-9.5 / 20))
     model = tiny_onnx(tmp_path, favour=0)  # the model's chains (no effect, Distortion) are the candidates
-    assert main(["capture", dry, quiet, "--json", "--match-level", "--search-k", "2", "--model", str(model)]) == 0
-    data = json.loads(capsys.readouterr().out)
+    out = tmp_path / "quiet.fxpreset.json"
+    assert main(["capture", dry, quiet, "--json", *flag, "--search-k", "2", "--model", str(model),
+                 "-o", str(out)]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
     cap = data["estimate"]["capture"]
-    assert [e["effect"] for e in data["chain"]] == ["Distortion"] and cap["offset_samples"] == 160
+    assert [e["effect"] for e in data["chain"]] == ["Distortion", "Gain"] and cap["offset_samples"] == 160
     assert abs(data["chain"][0]["params"]["drive_db"] - 25.0) < 3.0 and abs(cap["gain_db"] + 9.5) < 1.5, cap
+    assert data["chain"][1]["params"]["gain_db"] == pytest.approx(cap["output_level_db"], abs=1e-3)
     assert cap["candidates"] == 2
+    preset = read_preset(out)
+    assert preset.chain_names == ["Distortion"] and abs(preset.output_level_db + 9.5) < 1.5
+    assert ("--match-level is no longer needed" in captured.err) == bool(flag)
 
 
 # ----------------------------------------------------------------------------------------------------------------

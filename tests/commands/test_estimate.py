@@ -377,7 +377,7 @@ def test_dry_searches_by_default_and_names_the_chain_the_encoder_missed(no_effec
     assert main(["estimate", str(t), "--dry", str(d), "--model", str(no_effect_model), "-o", str(out)]) == 0
     captured = capsys.readouterr()
     preset = read_preset(out)
-    assert preset.effect_names == ["Distortion"]
+    assert preset.chain_names == ["Distortion"]  # and the output level, a trailing Gain when audible
     assert abs(preset.chain[0].params["drive_db"] - 40.0) < 3.0, preset.chain[0].params
     meta = preset.estimate
     assert meta["chain_source"] == "search" and meta["encoder_chain"] == [] and meta["no_effect"] is False

@@ -1,0 +1,87 @@
+"""fxmatch.identify: each effect's params read off a pedalboard render of a known setting (no twin involved)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pedalboard
+import pytest
+
+from fxmatch import testsignals
+from fxmatch.identify import identify
+
+RATE = 44100
+
+
+@pytest.fixture(scope="module")
+def dry() -> np.ndarray:
+    """2 s of seeded plucks at 44.1 kHz (several notes: one note's pitch period would make lags ambiguous)."""
+    return testsignals.make("pluck", RATE, 2.0, seed=5)[0].astype(np.float64)
+
+
+def _read(x: np.ndarray, plugin, effect: str):
+    """The read of `effect` on `x` through `plugin` (pedalboard), and the whole identification."""
+    y = plugin(x[None].astype(np.float32), RATE)[0].astype(np.float64)
+    ident = identify(x, y, RATE, effects=[effect])
+    return ident.reads[effect], ident
+
+
+@pytest.mark.parametrize("seconds,feedback,mix", [(0.234, 0.4, 0.35), (0.081, 0.0, 0.5), (0.6, 0.6, 0.2)])
+def test_delay_time_is_read_within_a_millisecond(dry, seconds, feedback, mix):
+    read, _ = _read(dry, pedalboard.Delay(delay_seconds=seconds, feedback=feedback, mix=mix), "Delay")
+    assert abs(read.params["delay_seconds"] - seconds) < 0.001
+    assert abs(read.params["feedback"] - feedback) <= 0.1 and abs(read.params["mix"] - mix) < 0.05
+    assert read.evidence > 0.9
+
+
+@pytest.mark.parametrize("centre,gain", [(1200.0, -8.0), (450.0, 6.0), (3500.0, 10.0)])
+def test_peak_filter_centre_is_read_within_a_third_of_an_octave(dry, centre, gain):
+    read, _ = _read(dry, pedalboard.PeakFilter(cutoff_frequency_hz=centre, gain_db=gain, q=1.2), "PeakFilter")
+    assert abs(math.log2(read.params["cutoff_frequency_hz"] / centre)) < 1 / 3
+    assert abs(read.params["gain_db"] - gain) < 1.5
+
+
+@pytest.mark.parametrize("drive", [8.0, 22.0, 35.0])
+def test_distortion_drive_is_read_within_half_a_db(dry, drive):
+    read, _ = _read(dry, pedalboard.Distortion(drive_db=drive), "Distortion")
+    assert abs(read.params["drive_db"] - drive) < 0.5 and read.evidence > 0.95
+
+
+def test_compressor_threshold_and_ratio_are_read_near_the_truth(dry):
+    read, _ = _read(dry, pedalboard.Compressor(threshold_db=-30.0, ratio=6.0, attack_ms=5.0, release_ms=100.0),
+                    "Compressor")
+    starts = read.starts
+    assert any(abs(s["threshold_db"] + 30.0) <= 8.0 and 3.0 <= s["ratio"] <= 20.0 for s in starts), starts
+    assert read.evidence > 0.8
+
+
+@pytest.mark.parametrize("rate_hz", [0.6, 1.3, 2.5])
+def test_chorus_rate_and_delay_are_read_off_the_lag_track(dry, rate_hz):
+    read, _ = _read(dry, pedalboard.Chorus(rate_hz=rate_hz, depth=0.5, centre_delay_ms=8.0, feedback=0.2, mix=0.5),
+                    "Chorus")
+    assert abs(read.params["rate_hz"] / rate_hz - 1) < 0.03, read.params
+    assert abs(read.params["centre_delay_ms"] - 8.0) <= 1.0
+    assert read.evidence > 0.6
+
+
+@pytest.mark.parametrize("rate_hz", [0.4, 0.7, 1.8])
+def test_phaser_rate_is_read_off_the_notch_sweep(dry, rate_hz):
+    read, _ = _read(dry, pedalboard.Phaser(rate_hz=rate_hz, depth=0.6, centre_frequency_hz=900.0, feedback=0.3,
+                                           mix=0.6), "Phaser")
+    assert abs(read.params["rate_hz"] / rate_hz - 1) < 0.03, read.params
+    assert abs(math.log2(read.params["centre_frequency_hz"] / 900.0)) < 1.0  # centre and depth trade off; the rate not
+    assert read.evidence > 0.3  # a fast, deep sweep's depth and centre are approximate
+
+
+def test_reverb_room_size_is_read_by_its_decay(dry):
+    read, _ = _read(dry, pedalboard.Reverb(room_size=0.8, damping=0.3, wet_level=0.3, dry_level=0.7), "Reverb")
+    assert abs(read.params["room_size"] - 0.8) <= 0.15 and abs(read.params["dry_level"] - 0.7) < 0.1
+    assert read.evidence > 0.9
+
+
+def test_the_evidence_names_a_single_effect_and_nothing_for_a_plain_gain(dry):
+    y = pedalboard.Delay(delay_seconds=0.3, feedback=0.3, mix=0.4)(dry[None].astype(np.float32), RATE)[0]
+    assert identify(dry, y.astype(np.float64), RATE).chain() == ("Delay",)
+    same = identify(dry, 0.5 * dry, RATE)
+    assert same.linear and same.chain() == () and same.level_db == pytest.approx(-6.02, abs=0.01)
