@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 from fxmatch.effects import EFFECT_NAMES, KNOWN_EFFECTS
@@ -113,97 +114,107 @@ class TrainConfig(EncoderConfig):
         return dataclasses.asdict(self)
 
 
-def _type_ok(value: Any, hint: Any) -> bool:
+def _type_schema(hint: Any) -> dict[str, Any]:
+    """The JSON schema of a type hint (int, float, str, bool, lists, str-keyed dicts, unions with None)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:
-        return True
+        return {}
     if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, a) for a in args)
-    if hint is type(None):
-        return value is None
+        return {"anyOf": [_type_schema(a) for a in args]}
     if origin is list:
-        return isinstance(value, list) and all(_type_ok(v, args[0]) for v in value)
+        return {"type": "array", "items": _type_schema(args[0])}
     if origin is dict:
-        return isinstance(value, dict) and all(_type_ok(k, args[0]) and _type_ok(v, args[1]) for k, v in value.items())
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, hint)
+        return {"type": "object", "additionalProperties": _type_schema(args[1])}
+    return {"type": {type(None): "null", bool: "boolean", int: "integer", float: "number", str: "string"}[hint]}
 
 
 def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
+def _at_least(n: float) -> tuple[dict[str, Any], str]:
+    return {"minimum": n}, {0: "at least 0", 1: "at least 1"}.get(n, f"at least {n}")
+
+
+def _rules() -> dict[str, tuple[dict[str, Any], str]]:
+    """Per key: the JSON schema its value must also meet, and how the error words it."""
+    from training.data import RENDERERS
+    from training.sources import SOURCE_KINDS
+
+    positive = ({"exclusiveMinimum": 0}, "positive")
+    non_negative = ({"minimum": 0}, "a number >= 0")
+    rules: dict[str, tuple[dict[str, Any], str]] = {
+        "mode": ({"enum": list(MODES)}, f"one of {', '.join(MODES)}"),
+        "param_sharing": ({"enum": list(PARAM_SHARING)}, " or ".join(PARAM_SHARING)),
+        "chain_scoring": ({"enum": list(CHAIN_SCORING)}, " or ".join(CHAIN_SCORING)),
+        "source": ({"enum": list(SOURCE_KINDS)}, f"one of {', '.join(SOURCE_KINDS)}"),
+        "renderer": ({"enum": list(RENDERERS)}, f"one of {', '.join(RENDERERS)}"),
+        "chain_prior": ({"enum": list(CHAIN_PRIORS)}, " or ".join(CHAIN_PRIORS)),
+        "device": ({"pattern": "^(auto|cpu|cuda(:[0-9]+)?)$"}, "auto, cpu, cuda or cuda:N"),
+        "effects": ({"minItems": 1, "uniqueItems": True, "items": {"enum": list(KNOWN_EFFECTS)}},
+                    f"distinct effect names among {', '.join(KNOWN_EFFECTS)}"),
+        "tcn_dilations": ({"items": {"minimum": 1}}, "a list of ints >= 1"),
+        "channels": ({"minItems": 1, "items": {"minimum": 1}}, "a list of positive ints"),
+        "fft_sizes": ({"minItems": 1, "items": {"minimum": 16}}, "a list of ints >= 16"),
+        "score_fft_sizes": ({"anyOf": [{"type": "null"}, {"minItems": 1, "items": {"minimum": 16}}]},
+                            "null or a list of ints >= 16"),
+        "envelope_lags": ({"minimum": 0}, "at least 0 (0: none)"),
+        "spectrum_bins": ({"anyOf": [{"const": 0}, {"minimum": 16}]}, "0 (none) or at least 16"),
+        "level_jitter_db": ({"minimum": 0, "maximum": 40}, "between 0 and 40"),
+        "variant_share": ({"minimum": 0, "maximum": 1}, "between 0 and 1 (and 0 unless renderer is pedalboard)"),
+        "clip_seconds": positive,
+        "lr": positive,
+        "lr_min_ratio": ({"minimum": 0, "maximum": 1}, "between 0 and 1"),
+        "heldout_fraction": ({"minimum": 0, "exclusiveMaximum": 1}, "in [0, 1)"),
+        "dropout": ({"minimum": 0, "exclusiveMaximum": 1}, "in [0, 1)"),
+    }
+    for key in ("sample_rate", "n_fft", "hop_length", "n_mels", "hidden", "steps", "batch_size", "top_k", "log_every",
+                "checkpoint_every", "tcn_channels", "envelope_features", "spectrum_features"):
+        rules[key] = _at_least(1)
+    for key in ("torch_threads", "n_explore", "explore_steps", "anneal_steps", "warmup_steps", "train_examples",
+                "num_workers", "midi_pool"):
+        rules[key] = _at_least(0)
+    for key in ("temperature_start", "temperature_end", "ce_weight", "presence_weight", "param_weight", "parsimony",
+                "weight_decay", "grad_clip"):
+        rules[key] = non_negative
+    return rules
+
+
 def validate(config: TrainConfig) -> None:
-    """Check types and ranges; FxmatchInputError naming the key otherwise."""
+    """Check types and ranges (a JSON schema per key) and the keys' relations; FxmatchInputError naming the key."""
     hints = typing.get_type_hints(TrainConfig)
+    rules = _rules()
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        if not _type_ok(value, hints[f.name]):
-            raise FxmatchInputError(f"config: {f.name} must be {_type_name(hints[f.name])}, got {value!r}")
-    # coerce ints given for floats
-    for f in dataclasses.fields(config):
-        if hints[f.name] is float:
-            setattr(config, f.name, float(getattr(config, f.name)))
+        try:
+            jsonschema.validate(value, _type_schema(hints[f.name]))
+        except jsonschema.ValidationError:
+            raise FxmatchInputError(f"config: {f.name} must be {_type_name(hints[f.name])}, got {value!r}") from None
+        if hints[f.name] is float:  # ints given for floats
+            setattr(config, f.name, float(value))
+        if f.name in rules:
+            schema, what = rules[f.name]
+            try:
+                jsonschema.validate(value, schema)
+            except jsonschema.ValidationError:
+                raise FxmatchInputError(f"config: {f.name} must be {what}, got {value!r}") from None
 
     def need(ok: bool, key: str, what: str) -> None:
         if not ok:
             raise FxmatchInputError(f"config: {key} must be {what}, got {getattr(config, key)!r}")
 
-    from training.data import RENDERERS
-    from training.sources import SOURCE_KINDS
-
-    need(config.mode in MODES, "mode", f"one of {', '.join(MODES)}")
-    need(config.param_sharing in PARAM_SHARING, "param_sharing", " or ".join(PARAM_SHARING))
-    need(config.chain_scoring in CHAIN_SCORING, "chain_scoring", " or ".join(CHAIN_SCORING))
+    # relations between keys
     need(config.time_pools is None or (len(config.time_pools) == len(config.channels)
                                        and all(p >= 1 for p in config.time_pools)),
          "time_pools", "one factor >= 1 per entry of channels")
-    need(all(d >= 1 for d in config.tcn_dilations), "tcn_dilations", "a list of ints >= 1")
-    need(config.tcn_channels >= 1, "tcn_channels", "at least 1")
-    need(config.envelope_lags >= 0, "envelope_lags", "at least 0 (0: none)")
     need(config.envelope_lags == 0 or (config.envelope_bands >= 1 and config.n_mels % config.envelope_bands == 0),
          "envelope_bands", "a divisor of n_mels")
-    need(config.envelope_features >= 1, "envelope_features", "at least 1")
-    need(config.spectrum_bins == 0 or config.spectrum_bins >= 16, "spectrum_bins", "0 (none) or at least 16")
-    need(config.spectrum_features >= 1, "spectrum_features", "at least 1")
-    need(config.midi_pool >= 0, "midi_pool", "at least 0")
-    need(0 <= config.level_jitter_db <= 40, "level_jitter_db", "between 0 and 40")
     need(config.source != "mix" or bool(config.source_mix), "source_mix", "a mapping of source kind to weight")
-    need(config.source in SOURCE_KINDS, "source", f"one of {', '.join(SOURCE_KINDS)}")
-    need(config.renderer in RENDERERS, "renderer", f"one of {', '.join(RENDERERS)}")
-    need(0 <= config.variant_share <= 1 and (config.variant_share == 0 or config.renderer == "pedalboard"),
-         "variant_share", "between 0 and 1 (and 0 unless renderer is pedalboard)")
-    need(config.chain_prior in CHAIN_PRIORS, "chain_prior", " or ".join(CHAIN_PRIORS))
-    unknown = [e for e in config.effects if e not in KNOWN_EFFECTS]
-    need(not unknown and len(config.effects) > 0 and len(set(config.effects)) == len(config.effects), "effects",
-         f"distinct effect names among {', '.join(KNOWN_EFFECTS)}")
-    need(0 <= config.max_length <= len(config.effects), "max_length", f"between 0 and {len(config.effects)}")
-    for key in ("sample_rate", "n_fft", "hop_length", "n_mels", "hidden", "steps", "batch_size", "top_k",
-                "log_every", "checkpoint_every"):
-        need(getattr(config, key) >= 1, key, "at least 1")
-    for key in ("torch_threads", "n_explore", "explore_steps", "anneal_steps", "warmup_steps", "train_examples", "num_workers"):
-        need(getattr(config, key) >= 0, key, "at least 0")
-    for key in ("temperature_start", "temperature_end", "ce_weight", "presence_weight", "param_weight", "parsimony",
-                "weight_decay",
-                "grad_clip"):
-        need(getattr(config, key) >= 0, key, "a number >= 0")
-    need(config.clip_seconds > 0, "clip_seconds", "positive")
-    need(config.lr > 0, "lr", "positive")
-    need(0 <= config.lr_min_ratio <= 1, "lr_min_ratio", "between 0 and 1")
-    need(0 <= config.heldout_fraction < 1, "heldout_fraction", "in [0, 1)")
-    need(0 <= config.dropout < 1, "dropout", "in [0, 1)")
-    need(0 < config.f_min < config.f_max, "f_min", "positive and below f_max")
-    need(len(config.channels) >= 1 and all(c >= 1 for c in config.channels), "channels", "a list of positive ints")
-    need(len(config.fft_sizes) >= 1 and all(s >= 16 for s in config.fft_sizes), "fft_sizes", "a list of ints >= 16")
-    need(config.score_fft_sizes is None or (len(config.score_fft_sizes) >= 1
-                                            and all(s >= 16 for s in config.score_fft_sizes)),
-         "score_fft_sizes", "null or a list of ints >= 16")
+    need(config.variant_share == 0 or config.renderer == "pedalboard", "variant_share", rules["variant_share"][1])
+    need(config.max_length <= len(config.effects) and config.max_length >= 0, "max_length",
+         f"between 0 and {len(config.effects)}")
+    need(config.f_min < config.f_max and config.f_min > 0, "f_min", "positive and below f_max")
     need(config.n_fft <= config.sample_rate * config.clip_seconds, "n_fft", "at most the clip length in samples")
-    need(config.device == "auto" or config.device == "cpu" or config.device.startswith("cuda"), "device",
-         "auto, cpu, cuda or cuda:N")
 
 
 def config_from_dict(data: Mapping[str, Any], where: str = "config") -> TrainConfig:
