@@ -35,6 +35,25 @@ def _stream(player, x, block):
     return out
 
 
+#: a drive with its tone stage and the chain's output level (issue 26's vocabulary)
+TONE_CHAIN = (
+    ("Distortion", {"drive_db": 25.0}),
+    ("LowpassFilter", {"cutoff_frequency_hz": 900.0}),
+    ("HighpassFilter", {"cutoff_frequency_hz": 90.0}),
+    ("Reverb", {"room_size": 0.5, "damping": 0.5, "wet_level": 0.3, "dry_level": 0.8}),
+    ("Gain", {"gain_db": -9.0}),
+)
+
+
+@pytest.mark.parametrize("block", [64, 256])
+def test_streamed_tone_stage_and_output_level_equal_offline_pedalboard(make_signal, block):
+    x = make_signal("chord", RATE, 0.5)[0]
+    spec = validate_chain(TONE_CHAIN)
+    player = ChainPlayer(RATE, block)
+    player.publish(StreamingChain(spec, RATE, block), StreamingChain(spec, RATE, block))
+    np.testing.assert_array_equal(_stream(player, x, block), _offline(TONE_CHAIN, x, primed=block))
+
+
 @pytest.mark.parametrize("block", [64, 256])
 def test_streamed_full_chain_equals_offline_pedalboard_sample_for_sample(make_signal, block):
     x = make_signal("chord", RATE, 1.0)[0]
