@@ -13,7 +13,8 @@ import time
 import numpy as np
 import pytest
 
-from realtime.analysis import SLOT_FLOATS, StableEstimate, decode_estimate, read_estimate, write_estimate
+from realtime.analysis import StableEstimate, decode_estimate, read_estimate, write_estimate
+from realtime.buffers import SLOT_FLOATS
 from tests.realtime.jack_engines import CHAIN, RATE, jack_engine, wait_for
 
 # -- the estimate slot ---------------------------------------------------------------------------------------------
