@@ -8,6 +8,12 @@ vs estimated chains and params, how sure each estimate is (`inference.describe_c
 an answer like any chain), and writes to OUT_DIR: one `<name>.fxpreset.json` per example, A/B WAV files
 (`<name>_A_target.wav`, `<name>_B_estimate.wav`), `report.png` (spectrograms of target and estimate side by side,
 chains with params) and `report.md`. Needs no GPU, no sound card and no display.
+
+Each example is answered twice: blind (the model hears the target alone) and with the dry take, as `fxmatch
+estimate TARGET --dry DRY` does (`commands.capture.capture_files`: the pair's params read off by identification,
+the model's `--dry-k` likeliest chains fitted through the twins); both answers' chain and MR-STFT against no effect
+are printed and reported, the second written as `<name>.with-dry.fxpreset.json` and `<name>_C_with_dry.wav`
+(`--no-dry`: the blind answer only).
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ DEFAULT_OUTPUT = "fxmatch-demo-output"
 #: spectrogram of the report: FFT size and hop (samples at the file's rate), lowest frequency shown (Hz), and the
 #: number of log-spaced frequency rows
 SPEC_FFT, SPEC_HOP, SPEC_FMIN, SPEC_BINS = 2048, 256, 40.0, 256
+#: the chains the answer with the dry take searches: the model's K likeliest and their sub-chains
+DEFAULT_DRY_K = 16
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="onnxruntime execution provider (default: auto = CUDA when it works, else CPU)")
     parser.add_argument("--threads", type=int, help="CPU threads for inference and refine (default: all cores; "
                                                      "idle threads sleep, so a busy machine stays fast)")
+    parser.add_argument("--dry-k", type=int, default=DEFAULT_DRY_K, metavar="K",
+                        help=f"the answer with the dry take searches the model's K likeliest chains and their "
+                             f"sub-chains (default {DEFAULT_DRY_K})")
+    parser.add_argument("--no-dry", action="store_true", help="only the blind answer (faster)")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -124,6 +136,16 @@ class ExampleResult:
     windows: str = ""  # "2 of 2" windows agreeing on the chain
     #: per true effect, how much removing it changes the target (dB below it; fxmatch.audibility.removal_db)
     removal_db: dict[str, float] = field(default_factory=dict)
+    #: the answer with the dry take (capture through the twins; None with --no-dry), its MR-STFT to the target
+    #: rendered by pedalboard, its wall time (s)
+    with_dry: Any = None
+    distance_with_dry: float | None = None
+    seconds_with_dry: float = 0.0
+
+    @property
+    def with_dry_correct(self) -> bool:
+        """The answer with the dry take names the true chain."""
+        return self.with_dry is not None and self.with_dry.chain_names == self.example.true.effect_names
 
     @property
     def chain_correct(self) -> bool:
@@ -156,18 +178,20 @@ def prepare_output(folder: str | os.PathLike) -> Path:
     return out
 
 
-def example_files(ex: Example) -> list[str]:
-    """The names of the files the demo writes for one example: preset, A (target) and B (estimate) WAVs."""
-    return [f"{ex.name}.fxpreset.json", f"{ex.name}_A_target.wav", f"{ex.name}_B_estimate.wav"]
+def example_files(ex: Example, with_dry: bool = True) -> list[str]:
+    """The names of the files the demo writes for one example: preset, A (target) and B (estimate) WAVs, and with
+    the dry take's answer its preset and C WAV."""
+    out = [f"{ex.name}.fxpreset.json", f"{ex.name}_A_target.wav", f"{ex.name}_B_estimate.wav"]
+    return out + ([f"{ex.name}.with-dry.fxpreset.json", f"{ex.name}_C_with_dry.wav"] if with_dry else [])
 
 
-def check_outputs(out: Path, examples: list[Example], inputs: list[Path]) -> None:
+def check_outputs(out: Path, examples: list[Example], inputs: list[Path], with_dry: bool = True) -> None:
     """Refuse (FxmatchInputError) before any work when a file the demo would write cannot be written or is one of
     its inputs (an example's audio, the examples index, the model)."""
     from fxmatch.audio_io import check_output
 
     sources = [*inputs, *(p for ex in examples for p in (ex.dry, ex.target))]
-    for name in [*(f for ex in examples for f in example_files(ex)), "report.png", "report.md"]:
+    for name in [*(f for ex in examples for f in example_files(ex, with_dry)), "report.png", "report.md"]:
         check_output(out / name, sources)
 
 
@@ -185,14 +209,16 @@ def mrstft(estimates: np.ndarray, target: np.ndarray) -> np.ndarray:
         return mrstft_distance(e, t[None].expand_as(e), reduce=False).numpy().astype(np.float64)
 
 
-def run_example(session, ex: Example, out: Path, refine_steps: int = 0) -> ExampleResult:
-    """Estimate one example, write its preset and A/B WAVs into `out`, and measure the distances."""
+def run_example(session, ex: Example, out: Path, refine_steps: int = 0, dry_k: int | None = DEFAULT_DRY_K
+                ) -> ExampleResult:
+    """Estimate one example blind and (unless `dry_k` is None) with its dry take, write the presets and the A/B(/C)
+    WAVs into `out`, and measure the distances."""
     from fxmatch.audio_io import read_audio, write_audio
     from fxmatch.inference import describe_confidence
     from fxmatch.preset import write_preset
 
     t0 = time.perf_counter()
-    result = session.estimate_file(ex.target, top=estimate_cmd.CONFIDENCE_ALTERNATIVES + 1)
+    result = session.estimate_file(ex.target, top=None if dry_k else estimate_cmd.CONFIDENCE_ALTERNATIVES + 1)
     chain, refine_info = result.best.params, None
     if refine_steps:
         chain, refine_info = estimate_cmd.refine(result.best.chain, chain, str(ex.dry), str(ex.target),
@@ -211,13 +237,26 @@ def run_example(session, ex: Example, out: Path, refine_steps: int = 0) -> Examp
     preset.estimate["example"] = ex.name
     preset.estimate["mrstft_to_target"] = round(distance, 4)
     preset.estimate["mrstft_no_effect"] = round(distance_dry, 4)
-    files = example_files(ex)
+    files = example_files(ex, bool(dry_k))
     write_preset(out / files[0], preset)
     write_audio(out / files[1], target, rate)
     write_audio(out / files[2], rendered, rate)
     conf = describe_confidence(result)
-    return ExampleResult(ex, preset, result.best.probability, distance, distance_dry, seconds, target, rendered,
-                         rate, files, conf.text, conf.unsure, f"{result.n_agree} of {result.n_windows}", removal)
+    res = ExampleResult(ex, preset, result.best.probability, distance, distance_dry, seconds, target, rendered,
+                        rate, files, conf.text, conf.unsure, f"{result.n_agree} of {result.n_windows}", removal)
+    if dry_k:
+        search = estimate_cmd.search_with_dry(result, str(ex.dry), str(ex.target), dry_k)
+        res.with_dry = estimate_cmd.preset_from_search(result, search)
+        res.seconds_with_dry = search.seconds
+        c = res.with_dry.to_pedalboard(rate)(np.ascontiguousarray(dry), float(rate)).astype(np.float32)
+        m = min(c.shape[-1], n)
+        res.distance_with_dry = float(mrstft(c[None, :, :m], target)[0])
+        res.with_dry.estimate["example"] = ex.name
+        res.with_dry.estimate["mrstft_to_target"] = round(res.distance_with_dry, 4)
+        res.with_dry.estimate["mrstft_no_effect"] = round(distance_dry, 4)
+        write_preset(out / files[3], res.with_dry)
+        write_audio(out / files[4], c, rate)
+    return res
 
 
 def run(args: argparse.Namespace) -> int:
@@ -228,20 +267,25 @@ def run(args: argparse.Namespace) -> int:
         raise FxmatchInputError(f"demo: --refine STEPS must be >= 0, got {args.refine}")
     if args.threads is not None and args.threads < 1:
         raise FxmatchInputError(f"demo: --threads must be >= 1, got {args.threads}")
+    if args.dry_k < 1:
+        raise FxmatchInputError(f"demo: --dry-k must be >= 1, got {args.dry_k}")
+    dry_k = None if args.no_dry else args.dry_k
     t_start = time.perf_counter()
     examples = load_examples(args.examples)
     model = shipped.model_path(args.model)
     session = EstimatorSession(model, providers=args.provider, threads=args.threads)
-    if args.refine:
+    if args.refine or dry_k:
         set_cpu_threads(args.threads)
     out = prepare_output(args.output)
     index = (Path(args.examples) if args.examples else shipped.DEFAULT_EXAMPLES) / EXAMPLES_INDEX
-    check_outputs(out, examples, [index, model])
+    check_outputs(out, examples, [index, model], dry_k is not None)
     print(f"fxmatch demo: {len(examples)} examples, model {session.info.label} ({model.name}) on {session.provider}"
-          + (f", refine {args.refine} steps" if args.refine else ""))
+          + (f", refine {args.refine} steps" if args.refine else "")
+          + (f"; each answered blind and with its dry take (the model's {dry_k} likeliest chains searched)"
+             if dry_k else ""))
     results = []
     for i, ex in enumerate(examples, 1):
-        r = run_example(session, ex, out, args.refine)
+        r = run_example(session, ex, out, args.refine, dry_k)
         results.append(r)
         print()
         print(format_example(r, i, len(examples)))
@@ -307,6 +351,12 @@ def format_example(r: ExampleResult, i: int, n: int) -> str:
         + (f"; windows agreeing: {r.windows}" if r.windows else ""),
         f"  MR-STFT to target: estimate {r.distance:.3f}, no effect {r.distance_dry:.3f}",
     ]
+    if r.with_dry is not None:
+        mark_dry = "correct chain" if r.with_dry_correct else "chain differs"
+        lines += [f"  with dry   {r.with_dry.label}   ({mark_dry}; the dry take searched through the twins in "
+                  f"{r.seconds_with_dry:.0f} s)",
+                  f"  MR-STFT to target with dry: {r.distance_with_dry:.3f} = "
+                  f"{100 * r.distance_with_dry / max(r.distance_dry, 1e-12):.1f} % of no effect"]
     for name in r.inaudible:
         lines.insert(2, f"             ({name} is inaudible here: {_removal_words(r.removal_db[name])}; naming it or "
                         "not is right)")
@@ -338,6 +388,12 @@ def format_summary(results: list[ExampleResult]) -> str:
         lines.append(f"{r.example.name:<{wn}}  {_chain_label(r.example.true):<{wt}}  {_chain_label(r.preset):<{we}}  "
                      f"{r.probability:>5.2f}  {r.distance:>7.3f}  {r.distance_dry:>9.3f}"
                      + ("  unsure" if r.unsure else ""))
+    if any(r.with_dry is not None for r in results):
+        lines[0] += f"  {'with the dry take':<{wt}}  {'MR-STFT':>7}"
+        lines[1] = "-" * len(lines[0])
+        for i, r in enumerate(results):
+            if r.with_dry is not None:
+                lines[2 + i] += f"  {r.with_dry.label:<{wt}}  {r.distance_with_dry:>7.3f}"
     correct = sum(r.chain_correct for r in results)
     audibly = sum(r.audibly_correct for r in results)
     closer = sum(r.distance < r.distance_dry for r in results)
@@ -349,6 +405,11 @@ def format_summary(results: list[ExampleResult]) -> str:
                  + "; the estimate is closer to the target than no "
                  f"effect for {closer} of {len(results)} (MR-STFT, lower is closer)"
                  + (f"; {unsure} of {len(results)} estimates are unsure (listen before using them)" if unsure else ""))
+    dried = [r for r in results if r.with_dry is not None]
+    if dried:
+        lines.append(f"with the dry take: chain correct for {sum(r.with_dry_correct for r in dried)} of {len(dried)}; "
+                     f"closer to the target than no effect for "
+                     f"{sum(r.distance_with_dry < r.distance_dry for r in dried)} of {len(dried)}")
     return "\n".join(lines)
 
 
@@ -367,12 +428,15 @@ def write_text_report(path: Path, results: list[ExampleResult], model: str, prov
         "MR-STFT: multi-resolution STFT distance to the target (lower is closer) of the dry clip rendered through "
         "the estimate (pedalboard), and of the dry clip itself (no effect).", "",
         "![spectrograms of target and estimate](report.png)", "",
-        "| example | true chain | estimated chain | how sure | MR-STFT estimate | MR-STFT no effect |",
-        "|---|---|---|---|---:|---:|",
+        "| example | true chain | estimated chain | how sure | MR-STFT estimate | MR-STFT no effect "
+        "| with the dry take | MR-STFT with dry |",
+        "|---|---|---|---|---:|---:|---|---:|",
     ]
     for r in results:
+        dry_cols = ("- | -" if r.with_dry is None else f"{r.with_dry.label} | {r.distance_with_dry:.3f}")
         lines.append(f"| {r.example.name} | {_chain_label(r.example.true)} | {_chain_label(r.preset)} | "
-                     f"{r.confidence or f'p = {r.probability:.3f}'} | {r.distance:.3f} | {r.distance_dry:.3f} |")
+                     f"{r.confidence or f'p = {r.probability:.3f}'} | {r.distance:.3f} | {r.distance_dry:.3f} | "
+                     f"{dry_cols} |")
     for r in results:
         lines += ["", f"## {r.example.name}", "",
                   (f"A: [{r.files[1]}]({r.files[1]}), B: [{r.files[2]}]({r.files[2]}), "

@@ -78,6 +78,22 @@ def test_demo_prints_the_table_and_names_the_folder(demo_run, examples):
     assert out.rstrip().splitlines()[-1].strip() == str(folder.resolve())
 
 
+def test_demo_answers_each_example_with_the_dry_take_too(demo_run, examples):
+    """Besides the blind estimate, each example's answer with its dry take (capture through the twins over the
+    model's chains): printed, summarised, written as a preset and a C WAV; the guitar's Distortion is found."""
+    from fxmatch.preset import read_preset
+
+    rc, out, folder = demo_run
+    assert rc == 0 and out.count("\n  with dry   ") == len(examples) and "with the dry take: chain correct for" in out
+    for ex in examples:
+        preset = read_preset(folder / f"{ex.name}.with-dry.fxpreset.json")
+        assert (folder / f"{ex.name}_C_with_dry.wav").is_file()
+        assert preset.estimate["chain_source"] == "search"
+        if ex.name == "guitar_distortion":
+            assert preset.chain_names == ["Distortion"]
+            assert preset.estimate["mrstft_to_target"] < 0.1 * preset.estimate["mrstft_no_effect"]
+
+
 def test_demo_says_which_true_effects_are_inaudible(demo_run):
     """drums: a 0.6 dB PeakFilter; bass: a compressor whose threshold sits above the signal (the bundled examples)."""
     rc, out, _ = demo_run
@@ -95,7 +111,7 @@ def test_demo_says_no_effect_detected_and_flags_unsure_estimates(tmp_path, examp
     dry_model = tiny_onnx(tmp_path, favour=0, name="dry.onnx")
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        assert main(["demo", "--model", str(dry_model), "-o", str(tmp_path / "dry")]) == 0
+        assert main(["demo", "--model", str(dry_model), "-o", str(tmp_path / "dry"), "--no-dry"]) == 0
     out = buf.getvalue()
     assert out.count("  estimated  no effect detected") == len(examples)
     assert "chain correct for 1 of 6" in out  # keys_clean: no effect is the right answer
@@ -104,7 +120,7 @@ def test_demo_says_no_effect_detected_and_flags_unsure_estimates(tmp_path, examp
     barely = tiny_onnx(tmp_path, favour=1, margin=0.2, name="barely.onnx")
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        assert main(["demo", "--model", str(barely), "-o", str(tmp_path / "barely")]) == 0
+        assert main(["demo", "--model", str(barely), "-o", str(tmp_path / "barely"), "--no-dry"]) == 0
     out = buf.getvalue()
     assert out.count("  how sure   unsure: alternatives are close (p = 0.5") == len(examples)
     assert "6 of 6 estimates are unsure (listen before using them)" in out
@@ -175,7 +191,7 @@ def test_demo_refine_improves_a_wrong_estimate_and_reports_the_twin_distance(mod
     drives = {}
     for steps in ("0", "2"):
         out = tmp_path / f"out{steps}"
-        assert main(["demo", "--model", str(model), "--examples", str(tmp_path), "-o", str(out), "--refine", steps]) == 0
+        assert main(["demo", "--model", str(model), "--examples", str(tmp_path), "-o", str(out), "--refine", steps, "--no-dry"]) == 0
         drives[steps] = read_preset(out / "guitar_distortion.fxpreset.json").chain[0].params["drive_db"]
     assert "refine     2 steps" in capsys.readouterr().out
     refine = read_preset(tmp_path / "out2" / "guitar_distortion.fxpreset.json").estimate["refine"]
