@@ -2,7 +2,8 @@
 
 For every pair of `python -m training.guitarix` (a clean real guitar and a Guitarix pedal model's output), each
 candidate pedalboard chain (a Distortion, then a tone stage, then an output Gain) is fitted to the pedal's output by
-Nelder-Mead (scipy) over its parameters from a few starts, rendering with pedalboard itself, so the result measures
+Nelder-Mead (scipy) over its parameters from a few starts (and, for a set with a tone stage, from the Distortion
+fit with the tone stage transparent, so a larger set never ends above the smaller one), rendering with pedalboard itself, so the result measures
 the *vocabulary* (what the chain can express), not a twin or a search. The distance is fxmatch's MR-STFT on the
 loudest 1.5 s, reported relative to no effect (the dry clip against the pedal's output). Writes JSON
 (`-o`, default benchmarks/results/tone_stage.json) with each set's median and worst relative distance, the pairs it
@@ -86,9 +87,23 @@ def _excerpt(x: np.ndarray, length: int) -> int:
     return int(np.argmax(energy[:: length // 8]) * (length // 8))
 
 
+#: values that make each tone stage transparent (a nested start: a larger set starts where the smaller one ended)
+NEUTRAL = {"lowpass_hz": 16000.0, "highpass_hz": 20.0, "peak_hz": 1000.0, "peak_db": 0.0, "peak_q": 1.0,
+           "ladder_hz": 16000.0, "ladder_resonance": 0.0}
+
+
+def _units(params: list[Param], values: dict[str, float]) -> np.ndarray:
+    out = []
+    for name, lo, hi, log in params + GAIN:
+        v = float(np.clip(values[name], lo, hi))
+        out.append((np.log(v) - np.log(lo)) / (np.log(hi) - np.log(lo)) if log else (v - lo) / (hi - lo))
+    return np.array(out)
+
+
 def fit_set(dry: np.ndarray, wet: np.ndarray, effects: Sequence[str], params: list[Param],
-            starts: int = 2, evals: int = 60) -> tuple[float, dict[str, float]]:
-    """(the lowest distance reached, its values) for one set on one aligned pair (float32 `[samples]`)."""
+            starts: int = 2, evals: int = 60, warm: dict[str, float] | None = None) -> tuple[float, dict[str, float]]:
+    """(the lowest distance reached, its values) for one set on one aligned pair (float32 `[samples]`); `warm`:
+    the Distortion-only fit's values, an extra start with every tone stage transparent."""
     target = torch.from_numpy(wet[None])
     cost: Callable[[np.ndarray], float]
 
@@ -99,6 +114,11 @@ def fit_set(dry: np.ndarray, wet: np.ndarray, effects: Sequence[str], params: li
 
     rng = np.random.default_rng(0)
     best = (np.inf, np.zeros(len(params) + 1))
+    if warm is not None and len(params) > 1:
+        u = _units(params, {**NEUTRAL, **warm})
+        res = minimize(cost, u, method="Nelder-Mead", options={"maxfev": evals * (len(params) + 1), "xatol": 1e-3,
+                                                              "fatol": 1e-5})
+        best = (float(res.fun), res.x)
     for s in range(starts):
         u0 = np.full(len(params) + 1, 0.5) if s == 0 else rng.uniform(0.1, 0.9, len(params) + 1)
         # output gain start: match RMS of the render at gain 0 dB (the middle of GAIN's range)
@@ -107,7 +127,7 @@ def fit_set(dry: np.ndarray, wet: np.ndarray, effects: Sequence[str], params: li
         u0[-1] = np.clip(0.5 + ratio_db / 80.0, 0, 1)
         res = minimize(cost, u0, method="Nelder-Mead",
                        options={"maxfev": evals * (len(params) + 1), "xatol": 1e-3, "fatol": 1e-5,
-                                "initial_simplex": None})
+                            })
         if res.fun < best[0]:
             best = (float(res.fun), res.x)
     return best[0], _values(params, best[1])
@@ -118,10 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("pairs", type=Path, help="a folder written by python -m training.guitarix")
     parser.add_argument("-o", "--output", type=Path, default=Path("benchmarks/results/tone_stage.json"))
     parser.add_argument("--limit", type=int, default=None, help="only the first N pairs")
+    parser.add_argument("--every", type=int, default=1, help="every Nth pair (a spread over recordings and pedals)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     set_cpu_threads(args.threads)
-    pairs = read_pairs(args.pairs)[: args.limit]
+    pairs = read_pairs(args.pairs)[:: args.every][: args.limit]
     length = round(EXCERPT_SECONDS * RATE)
     rows = []
     for pair in pairs:
@@ -134,9 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         none = float(mrstft_distance(torch.from_numpy(dry[None]), torch.from_numpy(wet[None])))
         row = {"pair": pair["name"], "pedal": pair["pedal"], "strength": pair["strength"], "no_effect": none,
                "sets": {}}
+        warm = None
         for label, (effects, params) in SETS.items():
             t0 = time.perf_counter()
-            d, values = fit_set(dry, wet, effects, params)
+            d, values = fit_set(dry, wet, effects, params, warm=warm)
+            if label == "Distortion":
+                warm = values
             row["sets"][label] = {"relative": d / none, "values": values, "seconds": time.perf_counter() - t0}
         rows.append(row)
         print(pair["name"], " ".join(f"{r['relative']:.2f}" for r in row["sets"].values()), flush=True)
