@@ -834,6 +834,8 @@ def _start_points(cand: Candidate, layout: _Layout, fitted: Mapping[tuple[str, .
             base = layout.encode((n,), {n: given.get(n, get_spec(n).defaults())}, base)
             identified = layout.encode((n,), {n: (read.get(n) or [get_spec(n).defaults()])[0]}, identified)
     new = [n for n in cand.chain if n not in best_sub]
+    if not cand.chain and ident is not None:  # no effect: the output level is the plain gain read off the pair
+        base[layout.gain] = float(np.clip(0.5 + ident.level_db / (2 * GAIN_RANGE_DB), 0.02, 0.98))
     points = [base]  # the identified starts come next, besides (not instead of) the defaults: a read off a chain of
     if any(read.get(n) for n in cand.chain if n not in warm):  # several effects can be far off for one of them
         points.append(identified)
@@ -1371,7 +1373,10 @@ class _Search:
     def carry_on(self, index: int) -> None:
         """Stage `index`: the best chains so far (and sub-chains of the best two), zoomed in on their fine params
         at this stage's rate (the last stage from the grid's step down, `_FINAL_ZOOM_LEVELS`), then fitted further."""
-        rows = _survivors(sorted(self.fitted.values(), key=lambda r: r.relative), self.settings.stages[index].keep)
+        # the chains fitted furthest first: a chain the last stage did not carry on kept its distance on that earlier
+        # stage's shorter, lower-rate window, which is not comparable (it read closer than the carried ones did)
+        rows = _survivors(sorted(self.fitted.values(), key=lambda r: (-r.stage, r.relative)),
+                          self.settings.stages[index].keep)
         self._begin(index, [r.chain for r in rows])
         sigs = self._stage_pair(index)
         last = index == len(self.settings.stages) - 1

@@ -39,7 +39,7 @@ def _one_error_line(capsys) -> str:
 def test_capture_writes_a_valid_preset_and_prints_the_ranking(pair, tmp_path, capsys):
     dry, wet = pair
     out = tmp_path / "out.fxpreset.json"
-    assert main(["capture", dry, wet, "-o", str(out), "--time-budget", "8", "--top", "3"]) == 0
+    assert main(["capture", dry, wet, "-o", str(out), "--time-budget", "20", "--top", "3"]) == 0
     captured = capsys.readouterr()
     preset = read_preset(out)
     assert preset.estimate["capture"]["offset_samples"] == 160
