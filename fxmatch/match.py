@@ -468,6 +468,26 @@ class _Objective:
         return feature_distance(self.extract(y), self.target, self.weights)
 
 
+#: the canonical order an added PeakFilter takes its place in (DESIGN.md's default vocabulary)
+EQ_ORDER = ("Compressor", "Distortion", "PeakFilter", "Chorus", "Phaser", "Delay", "Reverb")
+#: the range of centres a match-EQ bell is looked for in (Hz; the PeakFilter's training range)
+BELL_RANGE_HZ = (200.0, 6000.0)
+
+
+def peak_from_spectra(reference: Features, take: Features) -> dict[str, float]:
+    """PeakFilter params (units) that move the take's long-term spectrum towards the reference's: the third-octave
+    band (within BELL_RANGE_HZ) where the two differ most after a 3-band smoothing, its difference as the gain
+    (+-12 dB), q 1."""
+    diff = reference.groups["spectrum"] - take.groups["spectrum"]
+    centres = np.asarray(THIRD_OCTAVES[: diff.size])
+    smooth = np.convolve(diff, np.ones(3) / 3.0, mode="same")
+    inside = np.flatnonzero((centres >= BELL_RANGE_HZ[0]) & (centres <= BELL_RANGE_HZ[1]))
+    smooth_in = smooth[inside] - np.median(smooth[inside])
+    k = int(inside[np.argmax(np.abs(smooth_in))])
+    gain = float(np.clip(smooth_in[int(np.argmax(np.abs(smooth_in)))], -12.0, 12.0))
+    return {"cutoff_frequency_hz": float(centres[k]), "gain_db": gain, "q": 1.0}
+
+
 def _choose(tries: Sequence[ChainTry], tolerance: float) -> list[ChainTry]:
     """The ranking: the shortest chain within `tolerance` of the closest first, then by distance."""
     ranked = sorted(tries, key=lambda t: t.distance)
@@ -563,6 +583,18 @@ def match(
     if not any(c.chain == tuple(estimate.best.chain) for c in cands):
         cands = list(cands) + candidates_from_ranked([estimate.best], 1)
     import cma  # noqa: F401 - fail early when the optional optimiser is missing
+
+    # a match EQ's bell: the PeakFilter that the spectra's largest difference asks for, tried alone, added to the
+    # encoder's chain, and in place of the encoder's own PeakFilter params (the encoder places a bell poorly)
+    bell = peak_from_spectra(target, obj.extract.stats(tk))
+    chains = set(getattr(getattr(session, "info", None), "chains", ()) or ())
+    extra: list[tuple[tuple[str, ...], dict[str, dict[str, float]]]] = [(("PeakFilter",), {"PeakFilter": bell})]
+    if "PeakFilter" not in estimate.best.chain:
+        order = [n for n in EQ_ORDER if n in estimate.best.chain or n == "PeakFilter"]
+        extra.append((tuple(order), {**dict(estimate.best.params), "PeakFilter": bell}))
+    for cand in list(cands):
+        if "PeakFilter" in cand.chain:
+            extra.append((cand.chain, {**dict(cand.params or ()), "PeakFilter": bell}))
     progress_state = {"best": ((), math.inf)}
     no_effect = obj([])
     total = max(1, int(max_evaluations))
@@ -593,6 +625,12 @@ def match(
             obj.check()
             params = obj.decode(cand.chain, obj.encode(cand.chain, dict(cand.params or ())))
             note(cand.chain, params, obj(params), 1, cand.prior)
+    for chain, start in extra:
+        if chains and chain not in chains:
+            continue
+        obj.check()
+        params = obj.decode(chain, obj.encode(chain, start))
+        note(chain, params, obj(params), 1, priors.get(chain))
     report()
     top = tuple(estimate.best.chain)
     blind_distance = tries[top].distance if top in tries else no_effect

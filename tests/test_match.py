@@ -30,9 +30,9 @@ def session():
     return EstimatorSession(default_model(), providers="cpu", threads=1)
 
 
-def _take(seed: int, seconds: float = 4.0) -> np.ndarray:
+def _take(seed: int, seconds: float = 4.0, notes: int = 8) -> np.ndarray:
     """A performance: seeded plucks (one instrument model, other notes and timing per seed), -20 dBFS RMS."""
-    x = testsignals.pluck(RATE, seconds, np.random.default_rng(seed), n_notes=8)[0].astype(np.float64)
+    x = testsignals.pluck(RATE, seconds, np.random.default_rng(seed), n_notes=notes)[0].astype(np.float64)
     return (x * 0.1 / np.sqrt(np.mean(x ** 2))).astype(np.float32)
 
 
@@ -105,9 +105,10 @@ def test_match_finds_a_distortion_and_sets_the_output_level(session):
 
 @pytest.mark.slow
 def test_match_finds_a_known_peak_filter_within_a_third_octave(session):
+    """Two busy riffs (16 plucks in 4 s each: their long-term spectra cover the bell's band) and a +10 dB bell."""
     truth = dict(cutoff_frequency_hz=1200.0, gain_db=10.0, q=1.0)
-    reference = _render([pedalboard.PeakFilter(**truth)], _take(31))
-    result = match(reference, _take(32), RATE, session=session)
+    reference = _render([pedalboard.PeakFilter(**truth)], _take(31, notes=16))
+    result = match(reference, _take(32, notes=16), RATE, session=session)
     peaks = [p for n, p in result.chain if n == "PeakFilter"]
     assert peaks, result.label
     assert abs(math.log2(peaks[0]["cutoff_frequency_hz"] / truth["cutoff_frequency_hz"])) <= 1 / 3
