@@ -56,6 +56,10 @@ def _as_2d(x: np.ndarray, what: str) -> np.ndarray:
     return a
 
 
+#: Adam's step for the output level, in dB
+LEVEL_LR_DB = 0.5
+
+
 def refine_arrays(
     chain_names: Sequence[str],
     chain_params: Sequence[tuple[str, Mapping[str, float]]],
@@ -68,17 +72,22 @@ def refine_arrays(
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
     dry_name: str = "dry",
+    fit_output_level: bool = True,
 ) -> tuple[list[tuple[str, dict[str, float]]], dict[str, Any]]:
     """Refine `chain_params` so that twins(dry) sounds like `target`; both float32 `[samples]` or `[ch, samples]`.
 
     Inputs share `sample_rate` (Hz; brought down to at most 48 kHz); they keep their channels when both have the
     same number, else both are mixed to mono; the loudest `seconds` of the target (with the matching dry excerpt)
-    are used. Returns the better of the given and the refined params (units, clipped to each parameter's valid
-    range) and a report {steps, seconds, sample_rate, channels, distance_before, distance_after, kept}.
-    `should_stop()` is polled between steps (RefineCancelled when it returns True).
+    are used. With `fit_output_level` the chain's output level (a trailing Gain, fxmatch.chains) is fitted too,
+    starting where the chain's output matches the target's RMS. Returns the better of the given and the refined
+    chain (units, clipped to each parameter's valid range; the output level as a trailing Gain) and a report
+    {steps, seconds, sample_rate, channels, distance_before, distance_after, kept, output_level_db}.
+    `should_stop()` is polled between steps (RefineCancelled when it returns True). `chain_names` names the
+    effects in order (a trailing Gain in `chain_params` is the output level and is not one of them).
     """
     import torch
 
+    from fxmatch.chains import split_output_level, with_output_level
     from fxmatch.effects.chain import Chain
     from fxmatch.inference import SILENCE_DBFS, rms_dbfs
     from fxmatch.metrics import mrstft_distance
@@ -97,53 +106,68 @@ def refine_arrays(
     if rms_dbfs(dry) < SILENCE_DBFS:
         raise FxmatchInputError(f"{dry_name}: the dry signal is silent where the target is loudest")
 
-    chain = Chain(list(chain_names))
+    given = [(n_, dict(p)) for n_, p in chain_params]
+    effects, level_db = split_output_level(given)
+    names = [n_ for n_ in chain_names if n_ in {e for e, _ in effects}] if effects else []
+    chain = Chain(names)
     x = torch.from_numpy(np.ascontiguousarray(dry))[None]
     y = torch.from_numpy(np.ascontiguousarray(tgt))[None]
     report: dict[str, Any] = {"steps": int(steps), "seconds": round(length / rate, 3), "sample_rate": rate,
                               "channels": int(dry.shape[0])}
-    if len(chain) == 0:
-        with torch.no_grad():
-            d = float(mrstft_distance(x, y))
-        report.update(distance_before=d, distance_after=d, kept="encoder")
-        return [(n_, dict(p)) for n_, p in chain_params], report
-
-    units = dict(chain_params)
-    u0 = np.concatenate([np.atleast_1d(e.spec.normalise(units[e.name])) for e in chain.effects])
+    units = dict(effects)
+    u0 = (np.concatenate([np.atleast_1d(e.spec.normalise(units[e.name])) for e in chain.effects])
+          if len(chain) else np.zeros(0))
     u0 = np.clip(u0.astype(np.float64), 1e-3, 1 - 1e-3)
-    z = torch.tensor(np.log(u0 / (1 - u0)), dtype=torch.float32, requires_grad=True)
-    opt = torch.optim.Adam([z], lr=lr)
-    history: list[tuple[float, np.ndarray]] = []
+    z = torch.tensor(np.log(u0 / (1 - u0)), dtype=torch.float32, requires_grad=len(chain) > 0)
+
+    def render(u: torch.Tensor) -> torch.Tensor:
+        return chain.process_normalised(x, u[None], float(rate)) if len(chain) else x
+
+    with torch.no_grad():
+        first = render(torch.sigmoid(z))
+        before = float(mrstft_distance(first * 10.0 ** (level_db / 20.0), y))
+        matched = 20.0 * math.log10(max(float(y.square().mean().sqrt()), 1e-9)
+                                    / max(float(first.square().mean().sqrt()), 1e-9))
+    if not (len(chain) or fit_output_level) or steps <= 0 and not fit_output_level:
+        report.update(distance_before=before, distance_after=before, kept="encoder", output_level_db=level_db)
+        return given, report
+    gain = torch.tensor(matched if fit_output_level else level_db, dtype=torch.float32,
+                        requires_grad=fit_output_level)
+    groups = ([{"params": [z], "lr": lr}] if len(chain) else []) + \
+             ([{"params": [gain], "lr": LEVEL_LR_DB}] if fit_output_level else [])
+    opt = torch.optim.Adam(groups)
+    history: list[tuple[float, np.ndarray, float]] = []
     for step in range(int(steps) + 1):
         if should_stop is not None and should_stop():
             raise RefineCancelled("refine: cancelled")
         u = torch.sigmoid(z)
-        dist = mrstft_distance(chain.process_normalised(x, u[None], float(rate)), y)
+        dist = mrstft_distance(render(u) * torch.pow(10.0, gain / 20.0), y)
         d = float(dist.detach())
         if not math.isfinite(d):
             break
-        history.append((d, u.detach().numpy().astype(np.float64).copy()))
+        history.append((d, u.detach().numpy().astype(np.float64).copy(), float(gain.detach())))
         if progress is not None:
             progress(step, int(steps), d)
         if step == steps:
             break
         opt.zero_grad()
         dist.backward()
-        if not torch.all(torch.isfinite(z.grad)):
+        grads = [t.grad for t in (z, gain) if t.requires_grad]
+        if not all(g is not None and torch.all(torch.isfinite(g)) for g in grads):
             break
         opt.step()
     if not history:
         raise RuntimeError("refine: the twins produced a non-finite distance for the given estimate")
-    before = history[0][0]
-    best_d, best_u = min(history, key=lambda h: h[0])
+    best_d, best_u, best_gain = min(history, key=lambda h: h[0])
     kept = "refined" if best_d < before else "encoder"
-    report.update(distance_before=before, distance_after=best_d, kept=kept)
+    report.update(distance_before=before, distance_after=min(best_d, before), kept=kept,
+                  output_level_db=round(best_gain if kept == "refined" else level_db, 3))
     if kept == "encoder":
-        return [(n_, dict(p)) for n_, p in chain_params], report
+        return given, report
     out, start_i = [], 0
     for e in chain.effects:
         vals = best_u[start_i : start_i + e.spec.n_params]
         start_i += e.spec.n_params
         out.append((e.name, {p.name: float(np.clip(p.denormalise(float(v)), *p.valid_range))
                              for p, v in zip(e.spec.params, vals)}))
-    return out, report
+    return with_output_level(out, best_gain if fit_output_level else level_db), report

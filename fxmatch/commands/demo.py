@@ -149,7 +149,7 @@ class ExampleResult:
 
     @property
     def chain_correct(self) -> bool:
-        return self.preset.effect_names == self.example.true.effect_names
+        return self.preset.chain_names == self.example.true.effect_names
 
     @property
     def inaudible(self) -> tuple[str, ...]:
@@ -161,7 +161,7 @@ class ExampleResult:
     def audibly_correct(self) -> bool:
         """Every audible true effect named, nothing outside the true chain."""
         return audibility.audibly_right(self.example.true.effect_names, audibility.audible(self.removal_db),
-                                        self.preset.effect_names)
+                                        self.preset.chain_names)
 
 
 def prepare_output(folder: str | os.PathLike) -> Path:
@@ -319,7 +319,8 @@ def _removal_words(db: float) -> str:
 
 
 def _chain_label(preset) -> str:
-    return " > ".join(preset.effect_names) or "no effect"
+    """The preset's effects and output level (fxmatch.chains.chain_label), as every command prints them."""
+    return preset.label
 
 
 def param_rows(true, estimate) -> list[tuple[str, str, float | None, float | None, str]]:

@@ -72,7 +72,7 @@ def test_demo_prints_the_table_and_names_the_folder(demo_run, examples):
         assert word in out, word
     for ex in examples:
         assert ex.name in out
-    assert "Compressor > Chorus > Reverb" in out and "no effect" in out
+    assert "Compressor -> Chorus -> Reverb" in out and "no effect" in out
     assert len(re.findall(r"\n  how sure   sure \(p = 1\.00\); windows agreeing: (\d+) of \1\n", out)) == len(examples)
     assert "note: tiny-v0 is not calibrated" in out and "unsure" not in out
     assert out.rstrip().splitlines()[-1].strip() == str(folder.resolve())
