@@ -41,6 +41,7 @@ import numpy as np
 import onnxruntime as ort
 
 from fxmatch.audio_io import rms_dbfs  # defined with the audio helpers; realtime, gui and refine import it from here
+from fxmatch.chains import chain_label
 from fxmatch.effects.spec import EffectSpec, ParamSpec
 from fxmatch.errors import FxmatchInputError, require_file
 from fxmatch.threads import ORT_NO_SPIN_CONFIG
@@ -288,7 +289,8 @@ class ChainEstimate:
 
     @property
     def label(self) -> str:
-        return " -> ".join(self.chain) if self.chain else "no effect"
+        """'Compressor -> Reverb' or 'no effect' (fxmatch.chains.chain_label)."""
+        return chain_label(self.chain)
 
     @property
     def no_effect(self) -> bool:

@@ -143,6 +143,6 @@ def run(args: argparse.Namespace) -> int:
                   "pass --normalize or --limit to avoid the distortion", file=sys.stderr)
     write_audio(args.output, out, rate)
     print(f"wrote {args.output}: {out.shape[1] / rate:.2f} s, {out.shape[0]} ch, {rate} Hz through "
-          f"{' -> '.join(preset.effect_names) or '(no effect)'}{note}", file=sys.stderr)
+          f"{preset.label}{note}", file=sys.stderr)
     return 0
 
