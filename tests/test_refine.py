@@ -35,7 +35,7 @@ def test_refine_fits_the_output_level_and_writes_it_as_a_trailing_gain():
     dry, wet = _pair(20.0)
     quieter = (wet * 10 ** (-9.0 / 20)).astype(np.float32)  # the pedal's level knob at -9 dB
     given = [("Distortion", {"drive_db": 24.0})]
-    plain, plain_report = refine_arrays(("Distortion",), given, dry, quieter, RATE, steps=30, seconds=0.5,
+    _, plain_report = refine_arrays(("Distortion",), given, dry, quieter, RATE, steps=30, seconds=0.5,
                                         fit_output_level=False)
     chain, report = refine_arrays(("Distortion",), given, dry, quieter, RATE, steps=30, seconds=0.5)
     assert [name for name, _ in chain] == ["Distortion", "Gain"]

@@ -84,7 +84,7 @@ def render_lv2(audio: np.ndarray, sample_rate: int, uri: str, controls: Mapping[
         args = ["lv2apply", "-i", str(src), "-o", str(dst)]
         for symbol, value in controls.items():
             args += ["-c", symbol, repr(float(value))]
-        done = subprocess.run(args + [uri], capture_output=True, text=True)
+        done = subprocess.run(args + [uri], capture_output=True, text=True, check=False)
         if done.returncode != 0 or not dst.is_file():
             raise FxmatchInputError(f"lv2apply failed on {uri}: {done.stderr.strip()[-200:]}")
         out, rate = sf.read(dst, dtype="float32", always_2d=True)

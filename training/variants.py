@@ -180,7 +180,7 @@ def _feedback_delay(x: np.ndarray, d: int, feedback: float, lp: float) -> np.nda
 
 
 def _delay(x: np.ndarray, p: Mapping[str, float], sr: int, rng: np.random.Generator) -> np.ndarray:
-    d = max(1, int(round(p["delay_seconds"] * sr)))
+    d = max(1, round(p["delay_seconds"] * sr))
     lp = rng.uniform(0.2, 0.8)
     wet = _feedback_delay(x.astype(np.float64), d, min(p["feedback"], 0.95), lp)
     return (1 - p["mix"]) * x + p["mix"] * wet

@@ -44,7 +44,7 @@ def test_a_variant_sounds_different_at_pedalboards_level(name):
 def test_effects_without_a_variant_stay_pedalboards():
     x = _guitarish(0.3)
     params = [{"cutoff_frequency_hz": 2000.0}, {"gain_db": -3.0}]
-    y, used = render_variants(["LowpassFilter", "Gain"], params, x, RATE, np.random.default_rng(0), share=1.0)
+    _, used = render_variants(["LowpassFilter", "Gain"], params, x, RATE, np.random.default_rng(0), share=1.0)
     assert used == ["pedalboard", "pedalboard"]
 
 
