@@ -263,7 +263,8 @@ def twin_attributes(package: str) -> Callable[[str], Any]:
     """A module `__getattr__` for an effect package: names it lacks come from its `twin` module, imported then.
 
     `fxmatch.effects.compressor.process` (or any other twin name) imports torch on first use, while
-    `fxmatch.effects.compressor.SPEC` does not.
+    `fxmatch.effects.compressor.SPEC` does not. Reading only: set a twin's flags on the twin module itself
+    (`fxmatch.effects.reverb.twin.FLOAT32_EMULATION`), as a module has no hook that would forward an assignment.
     """
 
     def __getattr__(name: str) -> Any:
