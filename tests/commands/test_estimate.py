@@ -391,6 +391,25 @@ def test_dry_searches_by_default_and_names_the_chain_the_encoder_missed(no_effec
     assert f"wrote {out}" in captured.err
 
 
+def test_estimate_dry_is_capture_with_the_models_chains(no_effect_model, tmp_path, capsys):
+    """`estimate --dry` runs capture's own core (`commands.capture.capture_files`): on one pair, with the model's
+    chains as capture's `--search-k` candidates, both write the same chain, params and output level (a quieter wet
+    take: a trailing Gain near -6 dB), and both report what the identification read."""
+    dry, wet = (str(p) for p in _misaligned_pair(tmp_path, 240))
+    audio, _ = sf.read(wet, dtype="float32")
+    quiet = str(_write(tmp_path / "quiet.wav", audio[None] * 0.5, 48000, "FLOAT"))
+    a, b = tmp_path / "estimate.fxpreset.json", tmp_path / "capture.fxpreset.json"
+    assert main(["estimate", quiet, "--dry", dry, "--model", str(no_effect_model), "-o", str(a)]) == 0
+    assert main(["capture", dry, quiet, "--search-k", "64", "--model", str(no_effect_model), "-o", str(b)]) == 0
+    out = capsys.readouterr().out
+    via_estimate, via_capture = read_preset(a), read_preset(b)
+    assert via_estimate.chain_names == via_capture.chain_names == ["Distortion"]
+    assert [e.params for e in via_estimate.chain] == [e.params for e in via_capture.chain]
+    assert abs(via_estimate.output_level_db + 6.02) < 1.0
+    assert via_estimate.estimate["search"]["identification"]["reads"]["Distortion"]["evidence"] > 0.9
+    assert out.count("identified   Distortion from the pair alone") == 2
+
+
 def test_dry_search_k_and_time_budget_reach_the_search(model, tmp_path, capsys):
     d, t = _misaligned_pair(tmp_path, 0)
     assert main(["estimate", str(t), "--dry", str(d), "--model", str(model), "--json", "--search-k", "1",
