@@ -294,7 +294,7 @@ def test_apply_renders_a_tone_stage_and_an_output_level_through_pedalboard(tmp_p
     r = subprocess.run([sys.executable, "-m", "fxmatch.cli", "apply", str(preset), str(tmp_path / "in.wav"),
                         str(tmp_path / "out.wav")], capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stderr
-    assert "Distortion -> LowpassFilter -> HighpassFilter -> Gain" in r.stderr
+    assert "Distortion -> LowpassFilter -> HighpassFilter, output -9.0 dB" in r.stderr
     y, rate = sf.read(tmp_path / "out.wav", dtype="float32", always_2d=True)
     board = pedalboard.Pedalboard([pedalboard.Distortion(drive_db=24.0), pedalboard.LowpassFilter(3500.0),
                                    pedalboard.HighpassFilter(90.0), pedalboard.Gain(gain_db=-9.0)])
