@@ -158,7 +158,7 @@ def examples_from_set(path: str, n: int, seed: int = 11, dry_offset_ms: float | 
         chain, params = tuple(ex["chain"]), [dict(u) for u in ex["units"]]
         offset = -int(rng.uniform(0.0, MAX_OFFSET_MS) * SAMPLE_RATE / 1000)
         if dry_offset_ms is not None:
-            offset = -int(round(dry_offset_ms * SAMPLE_RATE / 1000))
+            offset = -round(dry_offset_ms * SAMPLE_RATE / 1000)
         out.append({"index": i, "instrument": "set", "x": x, "y": y, "chain": chain, "params": params,
                     "offset": offset, "audible": audible_chain(chain, params, x, y), "scale": float(dry_scale)})
     return out

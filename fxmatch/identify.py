@@ -338,8 +338,8 @@ def _lag_table(pair: _Pair, max_lag_s: float) -> tuple[np.ndarray, np.ndarray, n
     """Regularised impulse response (Wiener) of each frame of `y` against `x` at lags 0..max_lag_s: (table `[frames,
     lags]` of |correlation|, frame centre times (s), frame weights: the dry frame's energy within 40 dB of the
     loudest)."""
-    size = int(round(_FRAME * pair.rate / 44100))
-    hop = int(round(_HOP * pair.rate / 44100))
+    size = round(_FRAME * pair.rate / 44100)
+    hop = round(_HOP * pair.rate / 44100)
     fx, fy = _frames(pair.x, size, hop), _frames(pair.y, size, hop)
     n = scipy.fft.next_fast_len(2 * size)
     sx, sy = scipy.fft.rfft(fx, n, axis=1), scipy.fft.rfft(fy, n, axis=1)
@@ -415,8 +415,8 @@ def read_phaser(pair: _Pair, count: int = 3) -> Read:
     pedalboard renders (`_lfo_fits`)."""
     t0 = time.perf_counter()
     rate = pair.rate
-    size = int(round(_FRAME / 2 * rate / 44100))  # 23 ms: the notches move fast at high rates and depths
-    hop = int(round(_HOP / 2 * rate / 44100))
+    size = round(_FRAME / 2 * rate / 44100)  # 23 ms: the notches move fast at high rates and depths
+    hop = round(_HOP / 2 * rate / 44100)
     fx, fy = _frames(pair.x, size, hop), _frames(pair.y, size, hop)
     sx, sy = np.fft.rfft(fx, axis=1), np.fft.rfft(fy, axis=1)
     f = np.fft.rfftfreq(size, 1 / rate)

@@ -264,8 +264,8 @@ def format_report(dry: str, wet: str, rate: int, result, top: int, seconds: floa
          f"{al.correlation:.2f}" + ("" if al.partials is None else f", partials {al.partials:.2f}")
          + ("; found along the whole of the longer file" if al.whole_take else "")
          + (f"; at the edge of the +-{al.window_s:g} s searched" if al.at_edge else "") + ")"),
-        f"{'level':<13}{al.level_db:+.1f} dB (wet against dry, RMS); the chain's output level {best.gain_db:+.1f} dB"
-        " (in the preset as a trailing Gain)",
+        (f"{'level':<13}{al.level_db:+.1f} dB (wet against dry, RMS); the chain's output level {best.gain_db:+.1f} dB"
+         " (in the preset as a trailing Gain)"),
         "",
         f"{'chain':<13}{chain_label(best.chain, output_db=best.gain_db)}",
         f"{'distance':<13}{best.distance:.4f} MR-STFT = {100 * best.relative:.1f} % of no effect",

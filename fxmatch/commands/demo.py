@@ -354,10 +354,10 @@ def format_example(r: ExampleResult, i: int, n: int) -> str:
     ]
     if r.with_dry is not None:
         mark_dry = "correct chain" if r.with_dry_correct else "chain differs"
-        lines += [f"  with dry   {r.with_dry.label}   ({mark_dry}; the dry take searched through the twins in "
-                  f"{r.seconds_with_dry:.0f} s)",
-                  f"  MR-STFT to target with dry: {r.distance_with_dry:.3f} = "
-                  f"{100 * r.distance_with_dry / max(r.distance_dry, 1e-12):.1f} % of no effect"]
+        lines += [(f"  with dry   {r.with_dry.label}   ({mark_dry}; the dry take searched through the twins in "
+                   f"{r.seconds_with_dry:.0f} s)"),
+                  (f"  MR-STFT to target with dry: {r.distance_with_dry:.3f} = "
+                   f"{100 * r.distance_with_dry / max(r.distance_dry, 1e-12):.1f} % of no effect")]
     for name in r.inaudible:
         lines.insert(2, f"             ({name} is inaudible here: {_removal_words(r.removal_db[name])}; naming it or "
                         "not is right)")
@@ -429,8 +429,8 @@ def write_text_report(path: Path, results: list[ExampleResult], model: str, prov
         "MR-STFT: multi-resolution STFT distance to the target (lower is closer) of the dry clip rendered through "
         "the estimate (pedalboard), and of the dry clip itself (no effect).", "",
         "![spectrograms of target and estimate](report.png)", "",
-        "| example | true chain | estimated chain | how sure | MR-STFT estimate | MR-STFT no effect "
-        "| with the dry take | MR-STFT with dry |",
+        ("| example | true chain | estimated chain | how sure | MR-STFT estimate | MR-STFT no effect "
+         "| with the dry take | MR-STFT with dry |"),
         "|---|---|---|---|---:|---:|---|---:|",
     ]
     for r in results:
