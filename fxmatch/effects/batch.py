@@ -95,9 +95,14 @@ class WeightedGrid:
         weight = alpha ** torch.arange(samples, device=device, dtype=torch.float64)
         return cls(samples, n_fft, alpha, weight)
 
-    def delay(self, delay: int | torch.Tensor) -> torch.Tensor:
-        """`z**-delay` on the grid (complex128): `[bins]` for an int, `[rows, bins]` for int64 delays `[rows]`."""
-        bins = torch.arange(self.n_fft // 2 + 1, device=self.weight.device, dtype=torch.int64)
+    @property
+    def bins(self) -> int:
+        """The number of rfft bins."""
+        return self.n_fft // 2 + 1
+
+    def delay(self, delay: int | torch.Tensor, span: slice = slice(None)) -> torch.Tensor:
+        """`z**-delay` on the grid's bins `span` (complex128): `[bins]` for an int, `[rows, bins]` for int64 `[rows]`."""
+        bins = torch.arange(self.bins, device=self.weight.device, dtype=torch.int64)[span]
         d = torch.as_tensor(delay, device=self.weight.device, dtype=torch.int64)[..., None]
         phase = ((bins * d) % self.n_fft).to(torch.float64) * (-2.0 * math.pi / self.n_fft)  # exact integer phase
         return torch.polar(torch.exp(d.to(torch.float64) * math.log(self.alpha)).expand_as(phase), phase)
@@ -106,3 +111,40 @@ class WeightedGrid:
         """`signal` `[..., samples]` (float64) through the transfer function `response` `[..., bins]` (zero state)."""
         spectrum = torch.fft.rfft(signal * self.weight, n=self.n_fft)
         return torch.fft.irfft(spectrum * response, n=self.n_fft)[..., : self.samples] / self.weight
+
+
+class _Recomputed(torch.autograd.Function):
+    """`fn(*inputs, span)` over the whole of `dim`, keeping only `inputs` for the backward pass (see `recomputed`)."""
+
+    @staticmethod
+    def forward(ctx, fn, dim: int, length: int, chunk: int, *inputs: torch.Tensor):
+        ctx.fn, ctx.dim, ctx.length, ctx.chunk = fn, dim, length, chunk
+        ctx.save_for_backward(*inputs)
+        return fn(*inputs, slice(0, length))
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor):
+        inputs = ctx.saved_tensors
+        wanted = [i for i, needed in enumerate(ctx.needs_input_grad[4:]) if needed]
+        totals: list[torch.Tensor | None] = [None] * len(inputs)
+        for start in range(0, ctx.length, ctx.chunk):
+            span = slice(start, min(start + ctx.chunk, ctx.length))
+            index = (slice(None),) * (ctx.dim % grads[0].ndim) + (span,)
+            with torch.enable_grad():
+                leaves = [t.detach().requires_grad_(i in wanted) for i, t in enumerate(inputs)]
+                outputs = ctx.fn(*leaves, span)
+                outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+                parts = torch.autograd.grad(outputs, [leaves[i] for i in wanted], [g[index] for g in grads])
+            for i, part in zip(wanted, parts):
+                totals[i] = part if totals[i] is None else totals[i] + part
+        return (None, None, None, None, *totals)
+
+
+def recomputed(fn, dim: int, length: int, chunk: int, *inputs: torch.Tensor) -> Any:
+    """`fn(*inputs, slice(0, length))` whose backward pass rebuilds `fn` over `chunk`-long spans of output axis `dim`.
+
+    For outputs that depend on a few small inputs (parameters) through many large intermediates: autograd would keep
+    every intermediate until the backward pass; this keeps the inputs only and, in the backward pass, runs
+    `fn(*inputs, span)` (the outputs' part along `dim`) one span at a time with autograd, so memory follows `chunk`.
+    """
+    return _Recomputed.apply(fn, dim, length, chunk, *inputs)

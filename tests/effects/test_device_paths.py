@@ -84,3 +84,17 @@ def test_twins_on_cuda_tensors_stay_there_and_match_the_cpu(effect):
     assert y_cuda.device.type == "cuda"
     error = (y_cuda.cpu().double() - y_cpu.double()).pow(2).sum() / y_cpu.double().pow(2).sum().clamp_min(1e-30)
     assert float(error) < 1e-6  # float32 round-off (and the Reverb's float32 emulation on CPU)
+
+
+def test_recomputed_gives_autograds_gradients_span_by_span():
+    a = torch.randn(3, 10, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(3, 1, dtype=torch.float64, requires_grad=True)
+
+    def fn(a, b, span):
+        return torch.sin(a[:, span] * b) * a[:, span], b * a[:, span] ** 2
+
+    weights = torch.randn(3, 10, dtype=torch.float64), torch.randn(3, 10, dtype=torch.float64)
+    expected = torch.autograd.grad(sum((o * w).sum() for o, w in zip(fn(a, b, slice(None)), weights)), (a, b))
+    got = torch.autograd.grad(sum((o * w).sum() for o, w in zip(batch.recomputed(fn, 1, 10, 3, a, b), weights)), (a, b))
+    for e, g in zip(expected, got):
+        torch.testing.assert_close(g, e)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fxmatch.effects.batch import as_batch_param, use_torch_path
+from fxmatch.effects.batch import as_batch_param, recomputed, use_torch_path
 from fxmatch.effects.phaser import SPEC  # noqa: F401 (the twin's spec, beside it)
 
 _NUM_STAGES = 6
@@ -195,34 +195,7 @@ def _block_maps(coeff: torch.Tensor, feedback: torch.Tensor) -> tuple[torch.Tens
     return torch.stack([*stages, previous], dim=-2), torch.stack(outputs, dim=-2)
 
 
-_MAPS_CHUNK = 2048  # updates whose block maps are rebuilt at once in the backward pass (bounds its memory)
-
-
-class _BlockMaps(torch.autograd.Function):
-    """`_block_maps` without its graph: the backward rebuilds the maps chunk by chunk and takes their gradient.
-
-    Autograd through `_block_maps` would keep about a hundred `[B, K, 11]` intermediates (~55 MiB per row and
-    second of audio); this keeps only `coeff` and `feedback`.
-    """
-
-    @staticmethod
-    def forward(ctx, coeff: torch.Tensor, feedback: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ctx.save_for_backward(coeff, feedback)
-        return _block_maps(coeff, feedback)
-
-    @staticmethod
-    def backward(ctx, grad_after: torch.Tensor, grad_outputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        coeff, feedback = ctx.saved_tensors
-        grad_coeff, grad_feedback = torch.zeros_like(coeff), torch.zeros_like(feedback)
-        for start in range(0, coeff.shape[1], _MAPS_CHUNK):
-            span = slice(start, start + _MAPS_CHUNK)
-            with torch.enable_grad():
-                c, f = coeff[:, span].detach().requires_grad_(), feedback.detach().requires_grad_()
-                gc, gf = torch.autograd.grad(_block_maps(c, f), (c, f), (grad_after[:, span], grad_outputs[:, span]))
-            grad_coeff[:, span] = gc
-            grad_feedback += gf
-        return grad_coeff, grad_feedback
-
+_MAPS_CHUNK = 2048  # updates whose block maps the backward pass rebuilds at once (bounds its memory)
 
 def _block_states(step: torch.Tensor, drive: torch.Tensor) -> torch.Tensor:
     """States before each update of `s[k + 1] = step[k] s[k] + drive[k]`, `s[0] = 0`.
@@ -266,7 +239,9 @@ def _allpass_chain_torch(x: torch.Tensor, coeff: torch.Tensor, feedback: torch.T
     batch, channels, n = x.shape
     updates = coeff.shape[1]
     xd = F.pad(x.to(torch.float64), (0, updates * _UPDATE_INTERVAL - n)).reshape(batch, channels, updates, -1)
-    after, outputs = _BlockMaps.apply(coeff.to(torch.float64), feedback.to(torch.float64))
+    # recomputed: autograd through `_block_maps` would keep ~100 `[B, K, 11]` intermediates (55 MiB per row-second)
+    after, outputs = recomputed(lambda c, fb, span: _block_maps(c[:, span], fb), 1, updates, _MAPS_CHUNK,
+                                coeff.to(torch.float64), feedback.to(torch.float64))
     drive = torch.einsum("bkij,bckj->bcki", after[..., _STATE:], xd)
     states = _block_states(after[..., :_STATE], drive)
     w = torch.einsum("bkij,bckj->bcki", outputs[..., :_STATE], states)

@@ -25,6 +25,7 @@ function; `fxmatch.effects.batch.twin_path("torch")` forces it on CPU).
 
 from __future__ import annotations
 
+import functools
 import platform
 from collections.abc import Mapping
 
@@ -32,7 +33,7 @@ import numba
 import numpy as np
 import torch
 
-from fxmatch.effects.batch import WeightedGrid, as_batch_param, use_torch_path
+from fxmatch.effects.batch import WeightedGrid, as_batch_param, recomputed, use_torch_path
 from fxmatch.effects.reverb import SPEC  # noqa: F401 (the twin's spec, beside it)
 
 _COMB_TUNINGS = (1116, 1188, 1277, 1356, 1422, 1491, 1557, 1617)  # samples at 44.1 kHz
@@ -322,6 +323,24 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float64)
 
 
+_RESPONSE_CHUNK = 1 << 14  # rfft bins of the reverb's response the backward pass rebuilds at once
+
+
+def _freeverb_response(grid: WeightedGrid, comb_delays: np.ndarray, allpass_delays: np.ndarray,
+                       feedback: torch.Tensor, damp: torch.Tensor, span: slice) -> torch.Tensor:
+    """One side's wet transfer function on `grid`'s bins `span`: combs summed, then allpasses; params `[batch, 1]`."""
+    lowpass = 1.0 - damp * grid.delay(1, span)  # [batch, bins]
+    response = torch.zeros_like(lowpass)
+    for m in comb_delays:
+        delayed = grid.delay(int(m), span)
+        response = response + delayed * lowpass / (lowpass - feedback * (1.0 - damp) * delayed)
+    g = _ALLPASS_FEEDBACK
+    for m in allpass_delays:
+        delayed = grid.delay(int(m), span)
+        response = response * ((1.0 + g) * delayed - 1.0) / (1.0 - g * delayed)
+    return response
+
+
 def _reverb_torch(x: torch.Tensor, room_size: torch.Tensor, damping: torch.Tensor, wet_level: torch.Tensor,
                   dry_level: torch.Tensor, comb_delays: np.ndarray, allpass_delays: np.ndarray) -> torch.Tensor:
     """`_reverb_forward` (float64) with torch ops on `x`'s device: `x` `[batch, sides, samples]`, params `[batch]`.
@@ -337,17 +356,11 @@ def _reverb_torch(x: torch.Tensor, room_size: torch.Tensor, damping: torch.Tenso
     xd = x.to(torch.float64)
     feedback, damp, wet, dry = (p.to(torch.float64)[:, None] for p in _gains(room_size, damping, wet_level, dry_level))
     grid = WeightedGrid.for_samples(samples, x.device)
-    lowpass = 1.0 - damp * grid.delay(1)  # [batch, bins]
-    g = _ALLPASS_FEEDBACK
     out = []
     for s in range(sides):
-        response = torch.zeros_like(lowpass)
-        for m in comb_delays[s]:
-            delayed = grid.delay(int(m))
-            response = response + delayed * lowpass / (lowpass - feedback * (1.0 - damp) * delayed)
-        for m in allpass_delays[s]:
-            delayed = grid.delay(int(m))
-            response = response * ((1.0 + g) * delayed - 1.0) / (1.0 - g * delayed)
+        # recomputed: autograd would keep a dozen `[batch, bins]` complex intermediates per comb
+        response = recomputed(functools.partial(_freeverb_response, grid, comb_delays[s], allpass_delays[s]), -1,
+                              grid.bins, _RESPONSE_CHUNK, feedback, damp)
         out.append(dry * xd[:, s] + wet * grid.filter(_INPUT_GAIN * xd.sum(dim=1), response))
     return torch.stack(out, dim=1).to(x.dtype)
 
