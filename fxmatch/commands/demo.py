@@ -378,23 +378,22 @@ def format_example(r: ExampleResult, i: int, n: int) -> str:
 
 
 def format_summary(results: list[ExampleResult]) -> str:
-    """One line per example: true chain, estimated chain, probability, MR-STFT of the estimate and of no effect."""
+    """One line per example: true chain, estimated chain, probability, MR-STFT of the estimate and of no effect, and
+    the answer with the dry take with its MR-STFT; then the counts."""
     wn = max(len("example"), *(len(r.example.name) for r in results))
     wt = max(len("true chain"), *(len(_chain_label(r.example.true)) for r in results))
     we = max(len("estimated chain"), *(len(_chain_label(r.preset)) for r in results))
+    dried = [r for r in results if r.with_dry is not None]
+    wd = max(len("with the dry take"), *(len(r.with_dry.label) for r in dried)) if dried else 0
     lines = [(f"{'example':<{wn}}  {'true chain':<{wt}}  {'estimated chain':<{we}}  {'prob':>5}  "
-             f"{'MR-STFT':>7}  {'no effect':>9}")]
+             f"{'MR-STFT':>7}  {'no effect':>9}") + (f"  {'with the dry take':<{wd}}  {'MR-STFT':>7}" if dried else "")]
     lines.append("-" * len(lines[0]))
     for r in results:
+        dry = "" if not dried else (f"  {'-':<{wd}}  {'-':>7}" if r.with_dry is None else
+                                    f"  {r.with_dry.label:<{wd}}  {r.distance_with_dry:>7.3f}")
         lines.append(f"{r.example.name:<{wn}}  {_chain_label(r.example.true):<{wt}}  {_chain_label(r.preset):<{we}}  "
-                     f"{r.probability:>5.2f}  {r.distance:>7.3f}  {r.distance_dry:>9.3f}"
+                     f"{r.probability:>5.2f}  {r.distance:>7.3f}  {r.distance_dry:>9.3f}{dry}"
                      + ("  unsure" if r.unsure else ""))
-    if any(r.with_dry is not None for r in results):
-        lines[0] += f"  {'with the dry take':<{wt}}  {'MR-STFT':>7}"
-        lines[1] = "-" * len(lines[0])
-        for i, r in enumerate(results):
-            if r.with_dry is not None:
-                lines[2 + i] += f"  {r.with_dry.label:<{wt}}  {r.distance_with_dry:>7.3f}"
     correct = sum(r.chain_correct for r in results)
     audibly = sum(r.audibly_correct for r in results)
     closer = sum(r.distance < r.distance_dry for r in results)
@@ -406,7 +405,6 @@ def format_summary(results: list[ExampleResult]) -> str:
                  + "; the estimate is closer to the target than no "
                  f"effect for {closer} of {len(results)} (MR-STFT, lower is closer)"
                  + (f"; {unsure} of {len(results)} estimates are unsure (listen before using them)" if unsure else ""))
-    dried = [r for r in results if r.with_dry is not None]
     if dried:
         lines.append(f"with the dry take: chain correct for {sum(r.with_dry_correct for r in dried)} of {len(dried)}; "
                      f"closer to the target than no effect for "
