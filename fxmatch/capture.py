@@ -29,7 +29,7 @@ import torch
 
 from fxmatch.effects import EFFECT_NAMES, get_effect, get_spec
 from fxmatch.errors import FxmatchInputError
-from fxmatch.identify import Identification, identify
+from fxmatch.identify import Identification, identify, impulse_response
 from fxmatch.metrics import DEFAULT_FFT_SIZES, gate_floors, mrstft_from_magnitudes, stft_magnitudes
 from fxmatch.refine import RefineCancelled, resample
 from fxmatch.vocabulary import ChainVocabulary
@@ -42,8 +42,6 @@ MIN_CORRELATION = 0.3
 #: a peak of the dry-to-wet impulse response earlier than the strongest one wins when it reaches this fraction of
 #: it (the direct sound before a louder echo or chorus voice)
 EARLY_PEAK_RATIO = 0.5
-#: Wiener regularisation of the impulse-response estimate, relative to the dry signal's mean power per bin
-_WIENER_FLOOR = 0.1
 #: the alignment looks at most at this much audio (s)
 ALIGN_SECONDS = 30.0
 _N_BANDS = 16
@@ -96,19 +94,6 @@ def _mono(x: np.ndarray, what: str) -> np.ndarray:
     if not np.all(np.isfinite(a)):
         raise FxmatchInputError(f"capture: the {what} signal contains NaN or infinite samples")
     return a
-
-
-def impulse_response(x: np.ndarray, y: np.ndarray, max_lag: int,
-                     floor: float = _WIENER_FLOOR) -> tuple[np.ndarray, np.ndarray]:
-    """Regularised (Wiener) estimate of the filter taking `x` to `y` (`[samples]` each): (lags, taps), +-max_lag.
-
-    `floor` is the regularisation relative to the mean power of `x` per bin (small: sharper, noisier)."""
-    n = scipy.fft.next_fast_len(max(x.size + y.size, 2 * max_lag + 1))  # every lag asked for, unwrapped
-    fx, fy = scipy.fft.rfft(x, n), scipy.fft.rfft(y, n)
-    power = np.abs(fx) ** 2
-    h = scipy.fft.irfft(fy * np.conj(fx) / (power + floor * power.mean() + 1e-30), n)
-    lags = np.arange(-max_lag, max_lag + 1)
-    return lags, h[lags]
 
 
 def _frame_size(sample_rate: int) -> tuple[int, int]:

@@ -3,7 +3,7 @@
 With the dry take x and the wet take y aligned (`y[n] ~ chain(x)[n]`), most of pedalboard's parameters can be read
 directly (system identification), each as if the effect were alone in the chain:
 
-- **Delay**: the echo times are the peaks of the regularised dry-to-wet impulse response (`capture.impulse_response`);
+- **Delay**: the echo times are the peaks of the regularised dry-to-wet impulse response (`impulse_response`, which `capture.align` uses too);
   for each, the feedback and mix come from a least-squares fit of `y` on `x` and the feedback comb's echo
   (`scipy.signal.lfilter`).
 - **PeakFilter**: the transfer function `|H|` from Welch's cross-spectrum (`scipy.signal.csd / welch`), fitted with
@@ -49,6 +49,8 @@ ANALYSIS_SECONDS = 3.0
 EVIDENCE_THRESHOLD = 0.5
 #: a pair whose plain-gain residual is below this fraction of the wet energy shows no effect (evidence 0 for all)
 LINEAR_RESIDUAL = 1e-5
+#: Wiener regularisation of the impulse-response estimate, relative to the dry signal's mean power per bin
+_WIENER_FLOOR = 0.1
 _FRAME = 2048  # short-time frames at 44.1 kHz (scaled with the rate): 46 ms
 _HOP = 512
 
@@ -108,6 +110,19 @@ class Identification:
 
 # ----------------------------------------------------------------------------------------------------------------
 # helpers
+
+
+def impulse_response(x: np.ndarray, y: np.ndarray, max_lag: int,
+                     floor: float = _WIENER_FLOOR) -> tuple[np.ndarray, np.ndarray]:
+    """Regularised (Wiener) estimate of the filter taking `x` to `y` (`[samples]` each): (lags, taps), +-max_lag.
+
+    `floor` is the regularisation relative to the mean power of `x` per bin (small: sharper, noisier)."""
+    n = scipy.fft.next_fast_len(max(x.size + y.size, 2 * max_lag + 1))  # every lag asked for, unwrapped
+    fx, fy = scipy.fft.rfft(x, n), scipy.fft.rfft(y, n)
+    power = np.abs(fx) ** 2
+    h = scipy.fft.irfft(fy * np.conj(fx) / (power + floor * power.mean() + 1e-30), n)
+    lags = np.arange(-max_lag, max_lag + 1)
+    return lags, h[lags]
 
 
 def _pedalboard(name: str, params: dict[str, float], x: np.ndarray, rate: int) -> np.ndarray:
@@ -189,7 +204,6 @@ def _trajectory_fit(table: np.ndarray, times: np.ndarray, weights: np.ndarray, r
 
 def read_delay(pair: _Pair, count: int = 3) -> Read:
     """Delay: echo times from the impulse response's peaks, feedback (a grid) and mix (least squares) per time."""
-    from fxmatch.capture import impulse_response
     from fxmatch.effects import get_spec
 
     t0 = time.perf_counter()

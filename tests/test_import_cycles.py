@@ -17,9 +17,6 @@ PACKAGES = ("fxmatch", "training", "export", "realtime", "gui", "benchmarks")
 #: import edges (importer, imported) left out of the check because they sit in another engineer's files and are
 #: being removed there; each names its owner. Any cycle not broken by these fails the test.
 KNOWN_EDGES: dict[tuple[str, str], str] = {
-    # issue 22 (capture by identification): fxmatch.identify reaches back into fxmatch.capture (impulse_response,
-    # imported in a function), which imports it
-    ("fxmatch.identify", "fxmatch.capture"): "issue 22",
     # issue 24's torch-free effect specs: fxmatch/effects/spec.py reaches back (in a function) into the registry in
     # fxmatch/effects/__init__.py, which imports it
     ("fxmatch.effects.spec", "fxmatch.effects"): "issue 24, torch-free specs",
