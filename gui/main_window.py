@@ -814,7 +814,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.match_panel.note.setText(
             f"matched {result.label}: {100 * result.relative:.0f} % of your take's own tone distance (the "
             f"record's estimate {blind}: {100 * result.blind_distance / max(result.no_effect_distance, 1e-12):.0f} "
-            f"%){cut}. Playing as B: space for A/B, then Keep or Discard")
+            f"%){cut}. Playing as B: space for A/B, then Keep or Discard"
+            + "".join(f". Note: {w}" for w in result.warnings))
 
     def keep_match(self) -> None:
         """Keep the matched chain (it stays playing, frozen)."""

@@ -34,6 +34,13 @@ class MatchRequest:
     time_budget: float | None = 45.0
     seed: int = 0
     threads: int = 1
+    #: also say when the take is the reference's own performance (`fxmatch.match.same_performance`)
+    check_same: bool = True
+
+
+#: the warning a match carries when the take turned out to be the record's own performance
+SAME_PERFORMANCE = ("your input is the record's own performance: Search chains fits it exactly (the sample-wise "
+                    "search, as fxmatch capture)")
 
 
 def run_match(request: MatchRequest, queue: Any, cancel: Any) -> None:
@@ -47,7 +54,7 @@ def run_match(request: MatchRequest, queue: Any, cancel: Any) -> None:
         set_cpu_threads(request.threads)
         from fxmatch.errors import FxmatchInputError
         from fxmatch.inference import EstimatorSession
-        from fxmatch.match import MAX_EVALUATIONS, MatchCancelled, match
+        from fxmatch.match import MAX_EVALUATIONS, MatchCancelled, match, same_performance
     except Exception as exc:  # noqa: BLE001 - a broken environment: say so in one line
         queue.put(("failed", f"match: cannot start ({type(exc).__name__}: {exc})".splitlines()[0]))
         return
@@ -66,6 +73,8 @@ def run_match(request: MatchRequest, queue: Any, cancel: Any) -> None:
         result = match(request.reference, request.take, request.sample_rate, session=session,
                        max_evaluations=request.max_evaluations or MAX_EVALUATIONS, time_budget=request.time_budget,
                        progress=progress, should_stop=cancel.is_set, seed=request.seed)
+        if request.check_same and same_performance(request.reference, request.take, request.sample_rate):
+            result.warnings.insert(0, SAME_PERFORMANCE)
     except MatchCancelled:
         queue.put(("cancelled", None))
     except FxmatchInputError as exc:
@@ -112,5 +121,6 @@ def run_reference_search(request: Any, queue: Any, cancel: Any) -> None:
         run_search(request, queue, cancel)
         return
     run_match(MatchRequest(request.target, request.dry, request.sample_rate, request.model_path,
-                           time_budget=request.time_budget, seed=request.seed, threads=request.threads),
+                           time_budget=request.time_budget, seed=request.seed, threads=request.threads,
+                           check_same=False),
               _AsSearchProgress(queue), cancel)

@@ -23,3 +23,16 @@ def make_signal():
         return testsignals.make(kind, sample_rate, seconds, seed=seed, channels=channels)
 
     return _make
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`gpu` tests skip with a reason where torch sees no CUDA device (the default run deselects them anyway; a run
+    with its own `-m`, e.g. `-m "not slow"`, replaces that deselection)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (no CUDA device here)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

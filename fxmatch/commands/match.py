@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--time-budget", type=float, metavar="S",
                         help="stop the fit after S seconds and answer with what it has (default: no limit)")
     parser.add_argument("--evaluations", type=int, metavar="N",
-                        help="renders the fit may spend in all (default: %(default)s of fxmatch.match)")
+                        help="renders (pedalboard + statistics) the fit may spend in all (default: 200, "
+                             "fxmatch.match.MAX_EVALUATIONS)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the optimiser (default: 0)")
     parser.add_argument("--top", type=int, default=5, help="chains listed in the ranking (default: 5)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")

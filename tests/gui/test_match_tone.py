@@ -45,6 +45,7 @@ def test_match_my_tone_runs_in_its_own_process_and_offers_keep_or_discard(qtbot,
     assert "matched" in window.match_panel.note.text() and window.match_panel.keep.isVisible()
     assert window.engine.frozen and window.playing_source == "match"
     assert "Distortion" in result.chain_names
+    assert "record's own performance" in window.match_panel.note.text()  # the looped dry file is the record's take
     window.discard_match()
     qtbot.waitUntil(lambda: _drive(window.engine.current_chain()) == pytest.approx(5.0), timeout=WAIT_MS)
     assert not window.match_panel.keep.isVisible()
