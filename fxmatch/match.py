@@ -101,8 +101,8 @@ class FeatureExtractor:
 
     def __init__(self, sample_rate: int):
         self.rate = int(sample_rate)
-        self.n_fft = 1 << int(round(math.log2(FRAME_SECONDS * self.rate)))
-        self.hop = max(1, int(round(HOP_SECONDS * self.rate)))
+        self.n_fft = 1 << round(math.log2(FRAME_SECONDS * self.rate))
+        self.hop = max(1, round(HOP_SECONDS * self.rate))
         self.window = np.hanning(self.n_fft).astype(np.float32)
         freqs = np.fft.rfftfreq(self.n_fft, 1.0 / self.rate)
         nyq = 0.5 * self.rate
@@ -194,7 +194,7 @@ class ToneFeatures:
         w = info.window_samples
         if z.size < w:
             z = np.pad(z, (0, w - z.size))
-        count = int(math.ceil(z.size / w))
+        count = math.ceil(z.size / w)
         starts = np.linspace(0, z.size - w, count).round().astype(int)
         probs, params = self.session.estimate_windows(np.stack([z[s : s + w] for s in starts]))
         p, pr = probs.mean(axis=0), params.mean(axis=0)  # [chains], [chains, params]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -95,10 +96,10 @@ def test_match_finds_a_distortion_and_sets_the_output_level(session):
     assert "Distortion" in result.chain_names
     assert result.relative < 0.5
     assert progress and progress[-1].done and progress[-1].fraction == 1.0
-    assert all(a.fraction <= b.fraction for a, b in zip(progress, progress[1:]))
+    assert all(a.fraction <= b.fraction for a, b in itertools.pairwise(progress))
     # the take through the chain is as loud as the reference (RMS, within 1 dB)
     out = result.preset().to_pedalboard()(_take(22)[None], float(RATE))[0]
-    level = lambda v: 20 * np.log10(np.sqrt(np.mean(np.square(v, dtype=np.float64))))  # noqa: E731
+    level = lambda v: 20 * np.log10(np.sqrt(np.mean(np.square(v, dtype=np.float64))))
     assert abs(level(out) - level(reference)) < 1.0
     assert result.preset().chain_names == list(result.chain_names)
 
@@ -106,7 +107,7 @@ def test_match_finds_a_distortion_and_sets_the_output_level(session):
 @pytest.mark.slow
 def test_match_finds_a_known_peak_filter_within_a_third_octave(session):
     """Two busy riffs (16 plucks in 4 s each: their long-term spectra cover the bell's band) and a +10 dB bell."""
-    truth = dict(cutoff_frequency_hz=1200.0, gain_db=10.0, q=1.0)
+    truth = {"cutoff_frequency_hz": 1200.0, "gain_db": 10.0, "q": 1.0}
     reference = _render([pedalboard.PeakFilter(**truth)], _take(31, notes=16))
     result = match(reference, _take(32, notes=16), RATE, session=session)
     peaks = [p for n, p in result.chain if n == "PeakFilter"]

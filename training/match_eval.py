@@ -229,8 +229,8 @@ def render_match_markdown(report: Mapping[str, Any]) -> str:
     s = report["summary"]
     pct = lambda v: "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.0f} %"
     lines = [f"## Tone match: {report['set']} ({s['pairs']} pairs, model {report['model']})", "",
-             "MR-STFT of pedalboard(estimate)(x2) against chain(x2), relative to x2 itself (no effect); the blind "
-             "estimate is the model on the reference alone.", "",
+             ("MR-STFT of pedalboard(estimate)(x2) against chain(x2), relative to x2 itself (no effect); the blind "
+             "estimate is the model on the reference alone."), "",
              "| | match | blind |", "|---|---|---|",
              f"| median vs no effect | {pct(s['match_median'])} | {pct(s['blind_median'])} |",
              f"| worse than no effect | {pct(s['match_worse_than_none'])} | {pct(s['blind_worse_than_none'])} |",

@@ -157,8 +157,8 @@ def format_report(reference: str, take: str, result, top: int, seconds: float) -
     rel = lambda d: 100 * d / max(result.no_effect_distance, 1e-12)
     lines = [
         f"reference {reference}, your take {take}",
-        f"{'blind':<13}{chain_label([n for n, _ in result.blind_chain])} (the model on the reference alone; "
-        f"{rel(result.blind_distance):.0f} % of the take's own tone distance)",
+        (f"{'blind':<13}{chain_label([n for n, _ in result.blind_chain])} (the model on the reference alone; "
+        f"{rel(result.blind_distance):.0f} % of the take's own tone distance)"),
         f"{'matched':<13}{result.label} ({rel(result.distance):.0f} %)",
     ]
     effects = [(n, p) for n, p in result.chain if n in result.chain_names]
