@@ -27,7 +27,7 @@ import scipy.ndimage
 import scipy.signal
 import torch
 
-from fxmatch.effects import EFFECT_NAMES, get_effect, get_spec
+from fxmatch.effects import EFFECT_NAMES, KNOWN_EFFECTS, get_effect, get_spec
 from fxmatch.errors import FxmatchInputError
 from fxmatch.identify import Identification, identify, impulse_response
 from fxmatch.metrics import DEFAULT_FFT_SIZES, gate_floors, mrstft_from_magnitudes, stft_magnitudes
@@ -469,10 +469,28 @@ def sub_chains(chain: Sequence[str]) -> list[tuple[str, ...]]:
     return [c for n in range(len(names) + 1) for c in itertools.combinations(names, n)]
 
 
+#: a drive's tone stage (issue 26): real drive pedals and amps filter after the clipping, which a Distortion alone
+#: cannot express; capture tries the Distortion followed by this effect even where the vocabulary lacks it
+TONE_STAGE = "LowpassFilter"
+
+
+def tone_stage_chains(vocab: ChainVocabulary) -> list[tuple[str, ...]]:
+    """The chains of `vocab`'s effects plus TONE_STAGE (canonical order, same maximum length) in which TONE_STAGE
+    directly follows Distortion and which `vocab` does not already hold (7 for the default vocabulary)."""
+    if TONE_STAGE in vocab.effect_names or "Distortion" not in vocab.effect_names:
+        return []
+    names = [n for n in KNOWN_EFFECTS if n in vocab.effect_names or n == TONE_STAGE]
+    grown = ChainVocabulary(effects=tuple(get_spec(n) for n in names), max_length=vocab.max_length,
+                            allow_permutations=vocab.allow_permutations)
+    return [c for c in grown.chains
+            if TONE_STAGE in c and c.index(TONE_STAGE) > 0 and c[c.index(TONE_STAGE) - 1] == "Distortion"]
+
+
 def all_candidates(vocabulary: ChainVocabulary | None = None) -> list[Candidate]:
-    """Every chain of the vocabulary (the default one: 64 chains), without initial params."""
+    """Every chain of the vocabulary (the default one: 64 chains) and its drive's tone-stage chains
+    (`tone_stage_chains`), without initial params."""
     vocab = vocabulary or ChainVocabulary.default()
-    return [Candidate(tuple(c)) for c in vocab.chains]
+    return [Candidate(tuple(c)) for c in (*vocab.chains, *tone_stage_chains(vocab))]
 
 
 def candidates_from_ranked(ranked: Sequence[Any], k: int) -> list[Candidate]:
@@ -761,6 +779,8 @@ GRID: dict[str, dict[str, tuple[int, int]]] = {
     "Phaser": {"rate_hz": (24, 6), "centre_frequency_hz": (8, 5)},
     "Delay": {"delay_seconds": (32, 8)},
     "Reverb": {"room_size": (5, 3), "wet_level": (3, 2)},
+    "LowpassFilter": {"cutoff_frequency_hz": (8, 5)},
+    "HighpassFilter": {"cutoff_frequency_hz": (6, 4)},
 }
 #: parameters whose distance ripples on a fine scale (comb-filter notches move with a delay or an LFO's phase): a
 #: grid finds their valley, `_zoom` narrows it down, Adam moves them FINE_LR_SCALE times slower than the others

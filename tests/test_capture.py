@@ -338,3 +338,19 @@ def test_the_search_keeps_what_the_alignment_found_when_it_moves_the_offset():
     assert (after.offset, after.window_s, after.at_edge, after.whole_take, after.partials) == (103, 1.0, True, True,
                                                                                               0.12)
     assert after.level_db == pytest.approx(-6.02, abs=0.05)
+
+
+def test_capture_tries_a_drives_tone_stage_the_vocabulary_lacks():
+    from fxmatch.capture import all_candidates, tone_stage_chains
+    from fxmatch.effects import get_spec
+    from fxmatch.vocabulary import ChainVocabulary
+
+    default = ChainVocabulary.default()
+    tone = tone_stage_chains(default)
+    assert ("Distortion", "LowpassFilter") in tone and ("Compressor", "Distortion", "LowpassFilter") in tone
+    assert all(c[c.index("LowpassFilter") - 1] == "Distortion" and len(c) <= 3 for c in tone)
+    chains = [c.chain for c in all_candidates()]
+    assert len(chains) == len(set(chains)) == default.n_chains + len(tone)
+    grown = ChainVocabulary(effects=tuple(default.effect(n) for n in ("Distortion", "Reverb"))
+                            + (get_spec("LowpassFilter"),), max_length=2)
+    assert tone_stage_chains(grown) == []  # a vocabulary that speaks it already holds those chains
