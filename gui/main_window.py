@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from fxmatch.chains import with_output_level
 from fxmatch.errors import FxmatchInputError
 from gui import theme
 from gui.jobs import BackgroundJob
@@ -744,7 +745,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 "then Keep or Discard")
             return
         best = result.best
-        self.apply_chain(best.params, source="search")
+        # the fitted output level plays too (a trailing Gain, fxmatch.chains), as capture writes it to presets
+        self.apply_chain(with_output_level(best.params, best.gain_db), source="search")
         self.capture_panel.set_offer(True)
         runner = next((f for f in result.ranking[1:] if f.chain != best.chain), None)
         also = f"; next {chain_label(list(runner.chain))} {100 * runner.relative:.0f} %" if runner else ""
