@@ -183,7 +183,7 @@ def test_the_window_says_why_a_less_likely_chain_plays(qtbot, window):
     assert view.state().startswith("❄ Auditioning an alternative: Compressor → Chorus → Delay, the model gives it "
                                    "13 %; its most likely is Chorus → Delay (13 %)")
     window.cancel_capture()
-    best = SimpleNamespace(chain=("Reverb",), params=_params(("Reverb",)), relative=0.2)
+    best = SimpleNamespace(chain=("Reverb",), params=_params(("Reverb",)), relative=0.2, gain_db=0.0)
     window._capture_done(SimpleNamespace(best=best, ranking=[best], complete=True))
     _ticks(window)
     assert view.names() == ("Reverb",) and view.state().startswith("⌕ Search result on offer (Keep or Discard)")
