@@ -42,7 +42,8 @@ import onnxruntime as ort
 
 from fxmatch.audio_io import rms_dbfs  # defined with the audio helpers; realtime, gui and refine import it from here
 from fxmatch.chains import chain_label
-from fxmatch.effects.spec import EffectSpec, ParamSpec
+from fxmatch.effects import spec_from_dict
+from fxmatch.effects.spec import ParamSpec
 from fxmatch.errors import FxmatchInputError, require_file
 from fxmatch.threads import ORT_NO_SPIN_CONFIG
 
@@ -259,7 +260,7 @@ def _parse_vocabulary(vocab: Mapping[str, Any]) -> tuple[tuple[EffectInfo, ...],
             lo, hi = float(p["minimum"]), float(p["maximum"])
             if scale not in ("linear", "log") or not lo < hi or (scale == "log" and lo <= 0):
                 raise ValueError(f"parameter {e['name']}.{p['name']} has an invalid range or scale")
-        spec = EffectSpec.from_dict(e)
+        spec = spec_from_dict(e)
         effects.append(EffectInfo(spec.name, spec.params, offset))
         offset += spec.n_params
     names = {e.name for e in effects}

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fxmatch.effects import EFFECT_NAMES, get_spec
+from fxmatch.effects import EFFECT_NAMES, get_spec, spec_from_dict
 from fxmatch.effects.spec import EffectSpec
 
 ChainNames = tuple[str, ...]
@@ -108,7 +108,7 @@ class ChainVocabulary:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ChainVocabulary:
-        effects = tuple(EffectSpec.from_dict(e) for e in data["effects"])
+        effects = tuple(spec_from_dict(e) for e in data["effects"])
         chains = tuple(tuple(c) for c in data.get("chains", ()))
         return cls(
             effects=effects,

@@ -13,6 +13,7 @@ import math
 import sys
 import time
 
+from fxmatch.chains import chain_label
 from fxmatch.errors import FxmatchInputError
 
 
@@ -77,13 +78,8 @@ def _device(value: str | None) -> int | str | None:
 
 
 def _fmt_chain(chain: tuple) -> str:
-    if not chain:
-        return "(no effect)"
-    parts = []
-    for name, params in chain:
-        ps = ", ".join(f"{k}={v:.3g}" for k, v in params.items())
-        parts.append(f"{name}({ps})")
-    return " -> ".join(parts)
+    """'Distortion(drive_db=20) -> Reverb(...)', or 'no effect' (fxmatch.chains.chain_label's words)."""
+    return chain_label([f"{name}({', '.join(f'{k}={v:.3g}' for k, v in params.items())})" for name, params in chain])
 
 
 def status_line(engine, t: float) -> str:

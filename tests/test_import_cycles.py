@@ -16,11 +16,7 @@ PACKAGES = ("fxmatch", "training", "export", "realtime", "gui", "benchmarks")
 
 #: import edges (importer, imported) left out of the check because they sit in another engineer's files and are
 #: being removed there; each names its owner. Any cycle not broken by these fails the test.
-KNOWN_EDGES: dict[tuple[str, str], str] = {
-    # issue 24's torch-free effect specs: fxmatch/effects/spec.py reaches back (in a function) into the registry in
-    # fxmatch/effects/__init__.py, which imports it
-    ("fxmatch.effects.spec", "fxmatch.effects"): "issue 24, torch-free specs",
-}
+KNOWN_EDGES: dict[tuple[str, str], str] = {}
 
 
 def repo_modules(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES) -> dict[str, Path]:

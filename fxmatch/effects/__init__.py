@@ -80,6 +80,14 @@ def get_spec(name: str) -> EffectSpec:
     return importlib.import_module(_module(name)).SPEC
 
 
+def spec_from_dict(data: Mapping[str, Any]) -> EffectSpec:
+    """An effect spec as a model stores it (`EffectSpec.to_dict`), with pedalboard's limits when fxmatch knows it."""
+    name = str(data["name"])
+    known = ({p.name: p.limits for p in get_spec(name).params if p.limits is not None}
+             if name in EFFECT_MODULES else {})
+    return EffectSpec.from_dict(data, known)
+
+
 def get_effect(name: str) -> Effect:
     """The twin named `name` (imports torch); ValueError listing the known names otherwise."""
     if name not in _CACHE:

@@ -238,25 +238,17 @@ class EffectSpec:
         return {"name": self.name, "params": [p.to_dict() for p in self.params]}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> EffectSpec:
-        """Inverse of `to_dict` (a model's vocabulary); a known effect's parameters get pedalboard's limits."""
+    def from_dict(cls, data: Mapping[str, Any], known: Mapping[str, Limit] | None = None) -> EffectSpec:
+        """Inverse of `to_dict` (a model's vocabulary); parameters named in `known` get those limits (pedalboard's,
+        from the registry: `fxmatch.effects.spec_from_dict`) where the stored range lies within them."""
         name = str(data["name"])
-        known = _known_limits(name)
+        known = known or {}
         params = []
         for p in data["params"]:
             limits = known.get(str(p["name"]))
             lo, hi = float(p["minimum"]), float(p["maximum"])
             params.append(ParamSpec.from_dict(p, limits if limits and limits.low <= lo < hi <= limits.high else None))
         return cls(name=name, params=tuple(params))
-
-
-def _known_limits(effect: str) -> dict[str, Limit]:
-    """Parameter name -> pedalboard's `Limit` for an effect fxmatch knows (empty for any other)."""
-    from fxmatch.effects import EFFECT_MODULES, get_spec  # the registry imports this module
-
-    if effect not in EFFECT_MODULES:
-        return {}
-    return {p.name: p.limits for p in get_spec(effect).params if p.limits is not None}
 
 
 def twin_attributes(package: str) -> Callable[[str], Any]:

@@ -10,6 +10,7 @@ from PyQt6 import QtCore, QtWidgets
 
 from fxmatch.audio_io import rms_dbfs
 from gui import theme
+from gui.widgets.chain_view import chain_label
 
 POSITIONS = ("target", "matched", "dry")
 
@@ -251,6 +252,6 @@ class CapturePanel(_TaskPanel):
     def set_progress(self, p) -> None:
         """A `gui.capture_process.SearchProgress`: the bar and the best chain so far."""
         self.progress.setValue(round(100 * min(1.0, max(0.0, p.fraction))))
-        best = " → ".join(p.best_chain) or "no effect"
+        best = chain_label(p.best_chain)
         self.note.setText(f"stage {p.stage}/{p.stages}, {p.seconds:.0f} s: best so far {best} "
                           f"({100 * p.best_relative:.0f} % of no effect)")

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from PyQt6 import QtCore, QtGui, QtWidgets
 
+from fxmatch.chains import chain_label as fxmatch_chain_label
 from fxmatch.effects import get_spec
 from fxmatch.effects.spec import EffectSpec
 from fxmatch.inference import Confidence, describe
@@ -19,15 +20,16 @@ log = logging.getLogger(__name__)
 
 ChainData = list[tuple[str, dict[str, float]]]
 
+#: the separator the app draws between effects
+ARROW = " → "
+
 #: what the chain area says before the first chain is shown
 PRESS_START = "Press Start: the estimated chain appears here."
 
 
 def chain_label(names: Sequence[str]) -> str:
-    """'Compressor → Reverb' (or 'no effect' for the empty chain): the effects' own names, as on the cards."""
-    if not names:
-        return "no effect"
-    return " → ".join(names)
+    """'Compressor → Reverb' (or 'no effect' for the empty chain): fxmatch.chains.chain_label with the app's arrow."""
+    return fxmatch_chain_label(names, ARROW)
 
 
 #: why the playing chain plays (MainWindow keeps it, `playing_state` words it): following the estimate, frozen

@@ -5,6 +5,7 @@ from __future__ import annotations
 from PyQt6 import QtCore, QtWidgets
 
 from gui.widgets.ab_panel import CapturePanel
+from gui.widgets.chain_view import chain_label
 
 
 class MatchPanel(CapturePanel):
@@ -28,6 +29,6 @@ class MatchPanel(CapturePanel):
     def set_progress(self, p) -> None:
         """A `fxmatch.match.MatchProgress`: the bar and the closest chain so far."""
         self.progress.setValue(round(100 * min(1.0, max(0.0, p.fraction))))
-        best = " → ".join(p.best_chain) or "no effect"
+        best = chain_label(p.best_chain)
         self.note.setText(f"matching, {p.elapsed:.0f} s: closest so far {best} "
                           f"({100 * p.best_relative:.0f} % of your take's own tone distance)")
