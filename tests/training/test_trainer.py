@@ -174,7 +174,10 @@ def test_two_process_ddp_run_on_gloo_trains_and_checkpoints(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "fxmatch.cli", "train", str(tmp_path / "tiny.yaml"), "--out", str(tmp_path / "run")]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
-    assert out.returncode == 0, out.stderr[-2000:]
+    # on failure show why a rank died (torchrun's summary alone, the tail of stderr, names only the signal)
+    causes = [line for line in out.stderr.splitlines()
+              if any(w in line for w in ("terminate", "what()", "Fatal", "Error", "error:", "gloo", "numba"))]
+    assert out.returncode == 0, "\n".join(causes[:30]) + "\n...\n" + out.stderr[-1500:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == TINY["steps"]
     # every step saw batch_size examples on each of the 2 processes
