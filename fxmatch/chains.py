@@ -14,8 +14,9 @@ from typing import Any
 OUTPUT_LEVEL_EFFECT = "Gain"
 #: its one parameter, in dB
 OUTPUT_LEVEL_PARAM = "gain_db"
-#: an output level closer to 0 dB than this is not written to a preset (inaudible; keeps "no effect" empty)
-OUTPUT_LEVEL_EPSILON_DB = 0.05
+#: an output level closer to 0 dB than this is not written to a preset (below a level difference anyone hears,
+#: about 1 dB; keeps "no effect" empty and labels free of fitting noise such as "output +0.1 dB")
+OUTPUT_LEVEL_EPSILON_DB = 0.5
 
 #: the separator between effects in every label fxmatch prints
 SEPARATOR = " -> "
