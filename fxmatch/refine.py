@@ -82,8 +82,8 @@ def refine_arrays(
     starting where the chain's output matches the target's RMS. Returns the better of the given and the refined
     chain (units, clipped to each parameter's valid range; the output level as a trailing Gain) and a report
     {steps, seconds, sample_rate, channels, distance_before, distance_after, kept, output_level_db}.
-    `should_stop()` is polled between steps (RefineCancelled when it returns True). `chain_names` names the
-    effects in order (a trailing Gain in `chain_params` is the output level and is not one of them).
+    `should_stop()` is polled between steps (RefineCancelled when it returns True). The effects are
+    `chain_params`' (a trailing Gain is the output level, not one of them); `chain_names` is kept for callers.
     """
     import torch
 
@@ -108,8 +108,7 @@ def refine_arrays(
 
     given = [(n_, dict(p)) for n_, p in chain_params]
     effects, level_db = split_output_level(given)
-    names = [n_ for n_ in chain_names if n_ in {e for e, _ in effects}] if effects else []
-    chain = Chain(names)
+    chain = Chain([name for name, _ in effects])
     x = torch.from_numpy(np.ascontiguousarray(dry))[None]
     y = torch.from_numpy(np.ascontiguousarray(tgt))[None]
     report: dict[str, Any] = {"steps": int(steps), "seconds": round(length / rate, 3), "sample_rate": rate,

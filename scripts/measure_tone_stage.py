@@ -26,6 +26,7 @@ import torch
 from scipy.optimize import minimize
 
 from fxmatch.metrics import mrstft_distance
+from fxmatch.refine import loudest_excerpt
 from fxmatch.threads import set_cpu_threads
 from training.guitarix import read_pairs
 
@@ -80,11 +81,6 @@ def _values(params: list[Param], u: np.ndarray) -> dict[str, float]:
     for (name, lo, hi, log), ui in zip(params + GAIN, u, strict=True):
         out[name] = float(np.exp(np.log(lo) + ui * (np.log(hi) - np.log(lo))) if log else lo + ui * (hi - lo))
     return out
-
-
-def _excerpt(x: np.ndarray, length: int) -> int:
-    energy = np.convolve(x.astype(np.float64) ** 2, np.ones(length), "valid")
-    return int(np.argmax(energy[:: length // 8]) * (length // 8))
 
 
 #: values that make each tone stage transparent (a nested start: a larger set starts where the smaller one ended)
@@ -150,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         wet, _ = sf.read(pair["wet"], dtype="float32")
         lag = int(pair["latency_samples"])
         dry = np.concatenate([np.zeros(lag, np.float32), dry[: dry.size - lag]]) if lag > 0 else dry
-        start = _excerpt(wet, length)
+        start = loudest_excerpt(wet, length, length // 8)
         dry, wet = dry[start : start + length].copy(), wet[start : start + length].copy()
         none = float(mrstft_distance(torch.from_numpy(dry[None]), torch.from_numpy(wet[None])))
         row = {"pair": pair["name"], "pedal": pair["pedal"], "strength": pair["strength"], "no_effect": none,

@@ -32,6 +32,7 @@ import soundfile as sf
 
 from fxmatch.audio_io import rms_dbfs
 from fxmatch.errors import FxmatchInputError
+from fxmatch.refine import loudest_excerpt
 from training.real_set import SAMPLE_RATE, SONIC_PI_SAMPLES
 from training.sources import normalise_loudness, read_mono
 
@@ -101,17 +102,6 @@ def latency_samples(uri: str, controls: Mapping[str, float], sample_rate: int = 
     return int(np.argmax(np.abs(render_lv2(impulse, sample_rate, uri, controls)))) - 1000
 
 
-def loudest_clip(audio: np.ndarray, length: int) -> np.ndarray:
-    """The `length`-sample excerpt of `audio` with the most energy (hop of a tenth of it), zero-padded if short."""
-    if audio.size <= length:
-        return np.pad(audio, (0, length - audio.size))
-    hop = max(1, length // 10)
-    energy = np.cumsum(np.concatenate([[0.0], audio.astype(np.float64) ** 2]))
-    starts = np.arange(0, audio.size - length + 1, hop)
-    best = int(starts[np.argmax(energy[starts + length] - energy[starts])])
-    return audio[best : best + length]
-
-
 def make_pairs(out: str | Path, folder: Path = SONIC_PI_SAMPLES,
                recordings: Sequence[str] = CLEAN_RECORDINGS) -> list[dict]:
     """Write every recording through every pedal setting under `out` (new or empty; renamed into place whole)."""
@@ -130,7 +120,10 @@ def make_pairs(out: str | Path, folder: Path = SONIC_PI_SAMPLES,
         pairs = []
         length = round(CLIP_SECONDS * SAMPLE_RATE)
         for path in paths:
-            dry = normalise_loudness(loudest_clip(read_mono(path, SAMPLE_RATE), length), DRY_RMS_DBFS)
+            audio = read_mono(path, SAMPLE_RATE)
+            start = loudest_excerpt(audio, length, max(1, length // 10))
+            dry = normalise_loudness(np.pad(audio[start : start + length], (0, max(0, start + length - audio.size))),
+                                     DRY_RMS_DBFS)
             for pedal in PEDALS:
                 for strength, controls in pedal.strengths.items():
                     wet = render_lv2(dry, SAMPLE_RATE, pedal.uri, controls)
