@@ -88,6 +88,8 @@ def read_mono_head(path: str, max_seconds: float = READ_SECONDS) -> tuple[np.nda
         n += block.shape[1]
         if n >= limit:
             break
+    if not parts:
+        raise FxmatchInputError(f"{path}: holds no audio samples")
     return np.concatenate(parts)[:limit], rate
 
 

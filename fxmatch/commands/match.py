@@ -17,8 +17,6 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
-
 from fxmatch.errors import FxmatchInputError
 
 #: how much of each file is read (s)
@@ -53,23 +51,6 @@ def _check_args(args: argparse.Namespace) -> None:
         from fxmatch.audio_io import check_output
 
         check_output(args.output, [args.reference, args.take, args.model])
-
-
-def read_mono(path: str, max_seconds: float = READ_SECONDS) -> tuple[np.ndarray, int]:
-    """The first `max_seconds` of an audio file, channels mixed: float32 `[samples]` and its rate (Hz)."""
-    from fxmatch.audio_io import audio_info, iter_audio_blocks
-
-    rate = audio_info(path)[0]
-    limit = int(max_seconds * rate)
-    parts, n = [], 0
-    for block in iter_audio_blocks(path, 65536):
-        parts.append(block.mean(axis=0, dtype=np.float32))
-        n += block.shape[1]
-        if n >= limit:
-            break
-    if not parts:
-        raise FxmatchInputError(f"{path}: holds no audio samples")
-    return np.concatenate(parts)[:limit], rate
 
 
 def same_performance_line(reference: str, take: str, al: Any) -> str:
@@ -114,11 +95,12 @@ def run(args: argparse.Namespace) -> int:
 
         set_cpu_threads(args.threads)
     from fxmatch.audio_io import audio_info
+    from fxmatch.commands.capture import read_mono_head
 
     audio_info(args.reference)  # fail fast (exit 2) on a missing or unreadable file, before reading the other
     audio_info(args.take)
-    ref, ref_rate = read_mono(args.reference)
-    take, take_rate = read_mono(args.take)
+    ref, ref_rate = read_mono_head(args.reference, READ_SECONDS)
+    take, take_rate = read_mono_head(args.take, READ_SECONDS)
     session = EstimatorSession(model_path(args.model), providers="cpu", threads=args.threads)
     notes: list[str] = []
     rate = min(ref_rate, 48000)
