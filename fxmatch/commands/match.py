@@ -21,6 +21,8 @@ from fxmatch.errors import FxmatchInputError
 
 #: how much of each file is read (s)
 READ_SECONDS = 60.0
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("reference", help="the sound to match (a processed recording; WAV, FLAC, ...; any rate)")
     parser.add_argument("take", metavar="my_take",
