@@ -2,24 +2,20 @@
 
 `run_search` is the child's entry point: it hears the target with the model (the encoder's K most likely chains and
 their sub-chains are the candidates, started from its params), runs `fxmatch.capture.capture` on the dry and
-target audio, and answers on a queue: ("progress", SearchProgress) at most PROGRESS_HZ times a second, then exactly
-one of ("done", CaptureResult), ("failed", one-line message) or ("cancelled", None). `cancel` (a multiprocessing
-Event) stops it between two optimisation steps.
+target audio, and answers on a queue as every job process does (`gui.child_process`): ("progress", SearchProgress),
+then exactly one of ("done", CaptureResult), ("failed", one-line message) or ("cancelled", None). `cancel` (a
+multiprocessing Event) stops it between two optimisation steps.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-log = logging.getLogger(__name__)
-
-#: progress messages per second at most (the window redraws its bar at its own rate anyway)
-PROGRESS_HZ = 10.0
+from gui.child_process import answer, begin, progress_sender
 
 
 @dataclass(frozen=True)
@@ -68,40 +64,21 @@ def candidates_for(request: SearchRequest) -> list:
 def run_search(request: SearchRequest, queue: Any, cancel: Any) -> None:
     """The search process: candidates, `capture`, one final message on `queue` (module docstring)."""
     t0 = time.perf_counter()
-    try:
-        from realtime.sched import background
-
-        background()  # below the audio engine and its analysis: nice 10, off the first core (realtime.sched)
-        from fxmatch.threads import set_cpu_threads
-
-        set_cpu_threads(request.threads)
-        from fxmatch.capture import CaptureCancelled, SearchSettings, capture
-        from fxmatch.errors import FxmatchInputError
-    except Exception as exc:  # noqa: BLE001 - a broken environment: say so in one line
-        queue.put(("failed", f"search: cannot start ({type(exc).__name__}: {exc})".splitlines()[0]))
+    modules = begin("search", request.threads, queue, "fxmatch.capture")
+    if modules is None:
         return
-    last = [0.0]
+    (capture,) = modules
+    progress = progress_sender(queue, lambda p: SearchProgress(float(p.fraction), p.stage + 1, p.stages,
+                                                               tuple(p.best_chain), float(p.best_relative),
+                                                               time.perf_counter() - t0))
 
-    def progress(p) -> None:
-        now = time.perf_counter()
-        if now - last[0] >= 1.0 / PROGRESS_HZ:
-            last[0] = now
-            queue.put(("progress", SearchProgress(float(p.fraction), p.stage + 1, p.stages, tuple(p.best_chain),
-                                                  float(p.best_relative), now - t0)))
-
-    try:
+    def search() -> Any:
         candidates = candidates_for(request)
         if cancel.is_set():
-            raise CaptureCancelled("capture: cancelled")
-        result = capture(request.dry, request.target, request.sample_rate, candidates,
-                         settings=request.settings or SearchSettings(), time_budget=request.time_budget,
-                         progress=progress, should_stop=cancel.is_set, seed=request.seed)
-    except CaptureCancelled:
-        queue.put(("cancelled", None))
-    except FxmatchInputError as exc:
-        queue.put(("failed", str(exc).splitlines()[0]))
-    except Exception as exc:  # never die silently: the window waits for an answer
-        log.exception("search failed")
-        queue.put(("failed", f"search failed: {type(exc).__name__}: {exc}".splitlines()[0]))
-    else:
-        queue.put(("done", result))
+            raise capture.CaptureCancelled("capture: cancelled")
+        return capture.capture(request.dry, request.target, request.sample_rate, candidates,
+                               settings=request.settings or capture.SearchSettings(),
+                               time_budget=request.time_budget, progress=progress, should_stop=cancel.is_set,
+                               seed=request.seed)
+
+    answer("search", queue, search, capture.CaptureCancelled)

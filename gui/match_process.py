@@ -1,24 +1,19 @@
 """The app's tone match, run in a process of its own (multiprocessing, spawn): no Qt, no audio engine here.
 
 `run_match` is the child's entry point: it runs `fxmatch.match.match` with the record's loop as the reference and
-the player's recent dry input as the take, and answers on a queue: ("progress", MatchProgress) at most PROGRESS_HZ
-times a second, then exactly one of ("done", MatchResult), ("failed", one-line message) or ("cancelled", None).
-`cancel` (a multiprocessing Event) stops it between two renders.
+the player's recent dry input as the take, and answers on a queue as every job process does (`gui.child_process`):
+("progress", MatchProgress), then exactly one of ("done", MatchResult), ("failed", one-line message) or
+("cancelled", None). `cancel` (a multiprocessing Event) stops it between two renders.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-log = logging.getLogger(__name__)
-
-#: progress messages per second at most
-PROGRESS_HZ = 10.0
+from gui.child_process import answer, begin, first_line, progress_sender
 
 
 @dataclass(frozen=True)
@@ -45,45 +40,25 @@ SAME_PERFORMANCE = ("your input is the record's own performance: Search chains f
 
 def run_match(request: MatchRequest, queue: Any, cancel: Any) -> None:
     """The match process: `fxmatch.match.match`, one final message on `queue` (module docstring)."""
-    try:
-        from realtime.sched import background
-
-        background()  # below the audio engine and its analysis (realtime.sched)
-        from fxmatch.threads import set_cpu_threads
-
-        set_cpu_threads(request.threads)
-        from fxmatch.errors import FxmatchInputError
-        from fxmatch.inference import EstimatorSession
-        from fxmatch.match import MAX_EVALUATIONS, MatchCancelled, match, same_performance
-    except Exception as exc:  # noqa: BLE001 - a broken environment: say so in one line
-        queue.put(("failed", f"match: cannot start ({type(exc).__name__}: {exc})".splitlines()[0]))
+    modules = begin("match", request.threads, queue, "fxmatch.inference", "fxmatch.match")
+    if modules is None:
         return
-    last = [0.0]
+    inference, tone = modules
+    progress = progress_sender(queue, last=lambda p: p.done)
 
-    def progress(p) -> None:
-        now = time.perf_counter()
-        if p.done or now - last[0] >= 1.0 / PROGRESS_HZ:
-            last[0] = now
-            queue.put(("progress", p))
-
-    try:
-        session = EstimatorSession(request.model_path, providers="cpu", threads=request.threads)
+    def fit() -> Any:
+        session = inference.EstimatorSession(request.model_path, providers="cpu", threads=request.threads)
         if cancel.is_set():
-            raise MatchCancelled("match: cancelled")
-        result = match(request.reference, request.take, request.sample_rate, session=session,
-                       max_evaluations=request.max_evaluations or MAX_EVALUATIONS, time_budget=request.time_budget,
-                       progress=progress, should_stop=cancel.is_set, seed=request.seed)
-        if request.check_same and same_performance(request.reference, request.take, request.sample_rate):
+            raise tone.MatchCancelled("match: cancelled")
+        result = tone.match(request.reference, request.take, request.sample_rate, session=session,
+                            max_evaluations=request.max_evaluations or tone.MAX_EVALUATIONS,
+                            time_budget=request.time_budget, progress=progress, should_stop=cancel.is_set,
+                            seed=request.seed)
+        if request.check_same and tone.same_performance(request.reference, request.take, request.sample_rate):
             result.warnings.insert(0, SAME_PERFORMANCE)
-    except MatchCancelled:
-        queue.put(("cancelled", None))
-    except FxmatchInputError as exc:
-        queue.put(("failed", str(exc).splitlines()[0]))
-    except Exception as exc:  # never die silently: the window waits for an answer
-        log.exception("match failed")
-        queue.put(("failed", f"match failed: {type(exc).__name__}: {exc}".splitlines()[0]))
-    else:
-        queue.put(("done", result))
+        return result
+
+    answer("match", queue, fit, tone.MatchCancelled)
 
 
 class _AsSearchProgress:
@@ -115,7 +90,7 @@ def run_reference_search(request: Any, queue: Any, cancel: Any) -> None:
 
         same = same_performance(request.target, request.dry, request.sample_rate) is not None
     except Exception as exc:  # noqa: BLE001 - say so in one line; the window waits for an answer
-        queue.put(("failed", f"search: cannot compare the takes ({type(exc).__name__}: {exc})".splitlines()[0]))
+        queue.put(("failed", first_line(f"search: cannot compare the takes ({type(exc).__name__}: {exc})")))
         return
     if same:
         run_search(request, queue, cancel)
