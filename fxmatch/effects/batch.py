@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -51,6 +51,11 @@ def as_batch_param(value: Any, batch: int, like: torch.Tensor) -> torch.Tensor:
     if t.ndim == 0:
         t = t.expand(batch)
     return t.reshape(batch)
+
+
+def batch_params(params: Mapping[str, Any], names: Sequence[str], like: torch.Tensor) -> list[torch.Tensor]:
+    """`as_batch_param` for each of `names` in `params`, in that order (batch size: `like`'s first dimension)."""
+    return [as_batch_param(params[name], like.shape[0], like) for name in names]
 
 
 def linear_recurrence(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from fxmatch import testsignals
+from fxmatch.effects import lfo
 from fxmatch.effects.chorus import twin as chorus
 from fxmatch.effects.fidelity import compare
 from tests.effects.helpers import stable_seed
@@ -29,17 +30,6 @@ def test_chorus_median_snr_over_random_draws():
         snrs.append(compare(["Chorus"], [chorus.SPEC.sample(rng)], x, sample_rate)["snr_db"])
     assert np.median(snrs) >= 60.0, snrs
     assert min(snrs) >= 40.0, snrs
-
-
-def test_chorus_lfo_phase_follows_float32_accumulator_with_ideal_gradient():
-    rate = torch.tensor([0.7, 3.1], dtype=torch.float64, requires_grad=True)
-    phase = chorus.lfo_phase(rate, 48000, 48000.0)
-    ideal = 2 * np.pi * rate.detach()[:, None] * torch.arange(48000, dtype=torch.float64) / 48000.0
-    wrapped = torch.remainder(ideal, 2 * np.pi)
-    diff = torch.remainder(phase.detach() - wrapped + np.pi, 2 * np.pi) - np.pi
-    assert diff.abs().max() < 0.05
-    phase[:, -1].sum().backward()
-    torch.testing.assert_close(rate.grad, torch.full((2,), 2 * np.pi * 47999 / 48000.0, dtype=torch.float64))
 
 
 def _tiny_case():
@@ -79,7 +69,7 @@ def _ideal_phase(rate_hz, sample_rate, n_samples):
 def test_chorus_gradcheck_rate_with_ideal_lfo(monkeypatch):
     # The forward LFO is JUCE's exact float32 accumulator, a staircase in rate at float32 resolution, whose gradient
     # is taken from the ideal phase; with the ideal phase in the forward too, the gradient must be exact.
-    monkeypatch.setattr(chorus, "_lfo_phase_f32", _ideal_phase)
+    monkeypatch.setattr(lfo, "float32_phase", _ideal_phase)
     x, params, sample_rate = _tiny_case()
     rate = params["rate_hz"].clone().requires_grad_(True)
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from fxmatch.effects import lfo
 from fxmatch.effects.fidelity import compare
 from fxmatch.effects.phaser import twin as phaser
 from tests.effects.helpers import stable_seed
@@ -52,7 +53,7 @@ def _float64_phase(rate_hz: np.ndarray, down_rate_hz: float, n_down: int) -> np.
 
 def test_phaser_gradients_match_finite_differences(monkeypatch):
     # the float32 LFO phase is a straight-through correction; the smooth float64 phase makes finite differences exact
-    monkeypatch.setattr(phaser, "_lfo_phase_f32", _float64_phase)
+    monkeypatch.setattr(lfo, "float32_phase", _float64_phase)
     x = torch.randn(2, 2, 96, dtype=torch.float64) * 0.3
     names = phaser.SPEC.param_names
     values = {

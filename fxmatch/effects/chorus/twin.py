@@ -4,7 +4,7 @@ What pedalboard/JUCE does (per call with reset=True; all parameter smoothers are
 are no start-up ramps):
 
 - LFO: a phase accumulator starting at 0, advanced by `2*pi*rate_hz/sample_rate` per sample and wrapped to
-  [0, 2*pi), all in float32; `lfo[n] = sin(phase[n] - pi)`, one LFO shared by all channels.
+  [0, 2*pi), all in float32; `lfo[n] = sin(phase[n] - pi)`, one LFO shared by all channels (`fxmatch.effects.lfo`).
 - delay in ms: `max(1, 20 * (0.5 * depth) * lfo[n] + centre_delay_ms)` (centre delay clipped to [1, 100] ms),
   converted to samples `d[n] = ms * sample_rate / 1000`.
 - per channel: `w[n] = x[n] - feedback * y[n-1]`; `w[n]` is pushed into a delay line (zeros before the start) and
@@ -32,31 +32,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fxmatch.effects.batch import as_batch_param, use_torch_path
+from fxmatch.effects.batch import batch_params, use_torch_path
 from fxmatch.effects.chorus import SPEC  # noqa: F401 (the twin's spec, beside it)
+from fxmatch.effects.lfo import phase as lfo_phase
 
 _MAX_MODULATION_MS = 20.0  # JUCE maximumDelayModulation
 _MIN_DELAY_MS = 1.0
 _MAX_CENTRE_DELAY_MS = 100.0
 _MAX_DEPTH = 1.0
-
-
-@numba.njit(cache=True)
-def _lfo_phase_f32(rate_hz: np.ndarray, sample_rate: float, n_samples: int) -> np.ndarray:
-    """Exact float32 LFO phase accumulator of JUCE's Oscillator: `[batch]` rates -> `[batch, samples]` radians."""
-    two_pi = np.float32(2.0 * math.pi)
-    base = np.float32(two_pi / np.float32(sample_rate))
-    out = np.empty((rate_hz.shape[0], n_samples), dtype=np.float64)
-    for b in range(rate_hz.shape[0]):
-        inc = np.float32(base * np.float32(rate_hz[b]))
-        phase = np.float32(0.0)
-        for n in range(n_samples):
-            out[b, n] = phase
-            nxt = np.float32(phase + inc)
-            while nxt >= two_pi:
-                nxt = np.float32(nxt - two_pi)
-            phase = nxt
-    return out
 
 
 @numba.njit(cache=True)
@@ -187,21 +170,11 @@ def _feedback_delay_torch(x: torch.Tensor, delay: torch.Tensor, feedback: torch.
     return torch.cat(outputs, dim=-1)[..., :n]
 
 
-def lfo_phase(rate_hz: torch.Tensor, n_samples: int, sample_rate: float) -> torch.Tensor:
-    """LFO phase `[batch, samples]` in rad: exact float32 accumulator value, gradient of `2*pi*rate_hz*n/sr`."""
-    n = torch.arange(n_samples, device=rate_hz.device, dtype=torch.float64)
-    ideal = (2.0 * math.pi / sample_rate) * rate_hz.to(torch.float64)[:, None] * n
-    exact = _lfo_phase_f32(rate_hz.detach().to("cpu", torch.float64).numpy(), float(sample_rate), n_samples)
-    exact_t = torch.from_numpy(exact).to(rate_hz.device)
-    return ideal + (exact_t - ideal.detach())
-
-
 def delay_samples(
     rate_hz: torch.Tensor, depth: torch.Tensor, centre_delay_ms: torch.Tensor, n_samples: int, sample_rate: float
 ) -> torch.Tensor:
     """Modulated delay `[batch, samples]` in samples (float64) from `[batch]` rate (Hz), depth, centre delay (ms)."""
-    phase = lfo_phase(rate_hz, n_samples, sample_rate)
-    lfo = -torch.sin(phase)  # sin(phase - pi)
+    lfo = -torch.sin(lfo_phase(rate_hz, n_samples, sample_rate))  # sin(phase - pi)
     centre = centre_delay_ms.to(torch.float64).clamp(_MIN_DELAY_MS, _MAX_CENTRE_DELAY_MS)
     swing_ms = _MAX_MODULATION_MS * 0.5 * depth.to(torch.float64)
     delay_ms = torch.clamp_min(swing_ms[:, None] * lfo + centre[:, None], _MIN_DELAY_MS)
@@ -211,12 +184,10 @@ def delay_samples(
 
 def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_rate: float) -> torch.Tensor:
     """Chorus `x` `[batch, channels, samples]` with `[batch]` params in pedalboard units; same shape and dtype out."""
-    batch, _, n_samples = x.shape
-    rate_hz = as_batch_param(params["rate_hz"], batch, x)
-    depth = as_batch_param(params["depth"], batch, x)
-    centre_delay_ms = as_batch_param(params["centre_delay_ms"], batch, x)
-    feedback = as_batch_param(params["feedback"], batch, x)
-    mix = as_batch_param(params["mix"], batch, x).clamp(0.0, 1.0)
+    n_samples = x.shape[-1]
+    rate_hz, depth, centre_delay_ms, feedback, mix = batch_params(
+        params, ("rate_hz", "depth", "centre_delay_ms", "feedback", "mix"), x)
+    mix = mix.clamp(0.0, 1.0)
     delay = delay_samples(rate_hz, depth, centre_delay_ms, n_samples, float(sample_rate))
     x64 = x.to(torch.float64)
     feedback_delay = _feedback_delay_torch if use_torch_path(x) else _FeedbackDelay.apply

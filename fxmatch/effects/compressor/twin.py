@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fxmatch.effects.batch import as_batch_param, linear_recurrence, use_torch_path
+from fxmatch.effects.batch import batch_params, linear_recurrence, use_torch_path
 from fxmatch.effects.compressor import SPEC  # noqa: F401 (the twin's spec, beside it)
 
 _MIN_TIME_MS = 1.0e-3  # JUCE uses an instantaneous envelope (coefficient 0) below this time
@@ -157,10 +157,8 @@ def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_
     batch, channels, samples = x.shape
     if samples == 0:
         return x
-    threshold_db = as_batch_param(params["threshold_db"], batch, x)
-    ratio = as_batch_param(params["ratio"], batch, x)
-    attack_ms = as_batch_param(params["attack_ms"], batch, x)
-    release_ms = as_batch_param(params["release_ms"], batch, x)
+    threshold_db, ratio, attack_ms, release_ms = batch_params(
+        params, ("threshold_db", "ratio", "attack_ms", "release_ms"), x)
 
     per_row = [
         envelope_coefficient(attack_ms, sample_rate),

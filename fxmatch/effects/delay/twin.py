@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fxmatch.effects.batch import WeightedGrid, as_batch_param, use_torch_path
+from fxmatch.effects.batch import WeightedGrid, batch_params, use_torch_path
 from fxmatch.effects.delay import SPEC  # noqa: F401 (the twin's spec, beside it)
 
 _MAX_DELAY_SECONDS = 30  # pedalboard's delay line capacity
@@ -202,9 +202,7 @@ def integer_delay(delay_seconds: torch.Tensor, sample_rate: float) -> torch.Tens
 def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_rate: float) -> torch.Tensor:
     """Delay `x` `[batch, channels, samples]`; params `[batch]`: delay_seconds (s), feedback, mix. Same shape out."""
     batch, channels, n = x.shape
-    delay_seconds = as_batch_param(params["delay_seconds"], batch, x)
-    feedback = as_batch_param(params["feedback"], batch, x)
-    mix = as_batch_param(params["mix"], batch, x)
+    delay_seconds, feedback, mix = batch_params(params, ("delay_seconds", "feedback", "mix"), x)
 
     delay = integer_delay(delay_seconds, sample_rate)
     delay = torch.where(delay_seconds.detach() == 0, torch.zeros_like(delay), delay)  # 0: pass through

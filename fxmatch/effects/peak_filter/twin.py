@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 import torch
 
-from fxmatch.effects.batch import as_batch_param
+from fxmatch.effects.batch import batch_params
 from fxmatch.effects.biquad import filter_biquad
 from fxmatch.effects.peak_filter import SPEC  # noqa: F401 (the twin's spec, beside it)
 
@@ -42,10 +42,8 @@ def biquad_coefficients(
 
 def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_rate: float) -> torch.Tensor:
     """Filter `x` `[batch, channels, samples]`; params `[batch]` in Hz, dB and Q. Returns the same shape."""
-    batch, _, samples = x.shape
+    samples = x.shape[-1]
     if samples == 0:
         return x
-    cutoff = as_batch_param(params["cutoff_frequency_hz"], batch, x)
-    gain_db = as_batch_param(params["gain_db"], batch, x)
-    q = as_batch_param(params["q"], batch, x)
+    cutoff, gain_db, q = batch_params(params, ("cutoff_frequency_hz", "gain_db", "q"), x)
     return filter_biquad(x, *biquad_coefficients(cutoff, gain_db, q, sample_rate))

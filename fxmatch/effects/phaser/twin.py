@@ -36,30 +36,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fxmatch.effects.batch import as_batch_param, recomputed, use_torch_path
+from fxmatch.effects.batch import batch_params, recomputed, use_torch_path
+from fxmatch.effects.lfo import phase as lfo_phase
 from fxmatch.effects.phaser import SPEC  # noqa: F401 (the twin's spec, beside it)
 
 _NUM_STAGES = 6
 _UPDATE_INTERVAL = 4  # samples between cutoff updates (JUCE maxUpdateCounter)
 _MIN_FREQUENCY_HZ = 20.0
 _NORM_MAX_FREQUENCY_HZ = min(20000.0, 0.49 * 44100.0)  # range used when the centre was set (constructor-time rate)
-
-
-@numba.njit(cache=True)
-def _lfo_phase_f32(rate_hz: np.ndarray, down_rate_hz: float, n_down: int) -> np.ndarray:
-    """JUCE's float32 LFO phase accumulator: `[batch]` rates -> `[batch, n_down]` phases in [0, 2 pi)."""
-    two_pi = np.float32(2.0 * np.pi)
-    base = np.float32(two_pi / np.float32(down_rate_hz))
-    out = np.empty((rate_hz.shape[0], n_down))
-    for b in range(rate_hz.shape[0]):
-        inc = np.float32(base * np.float32(rate_hz[b]))
-        phase = np.float32(0.0)
-        for k in range(n_down):
-            out[b, k] = phase
-            phase = np.float32(phase + inc)
-            while phase >= two_pi:
-                phase = np.float32(phase - two_pi)
-    return out
 
 
 @numba.njit(cache=True, parallel=True)
@@ -255,12 +239,7 @@ def _allpass_coefficients(
     """All-pass coefficient G per cutoff update (every 4 samples): params `[B]` -> `[B, ceil(n / 4)]`."""
     n_down = -(-n_samples // _UPDATE_INTERVAL)
     down_rate_hz = sample_rate / _UPDATE_INTERVAL
-    k = torch.arange(n_down, device=rate_hz.device, dtype=rate_hz.dtype)
-    phase = (2.0 * math.pi / down_rate_hz) * rate_hz[:, None] * k  # exact phase (carries the gradient)
-    phase_f32 = torch.from_numpy(_lfo_phase_f32(_to_numpy(rate_hz), down_rate_hz, n_down))
-    offset = phase_f32.to(device=phase.device, dtype=phase.dtype) - phase.detach()
-    offset = offset - 2.0 * math.pi * torch.round(offset / (2.0 * math.pi))
-    lfo = -torch.sin(phase + offset)  # sin(phase - pi)
+    lfo = -torch.sin(lfo_phase(rate_hz, n_down, down_rate_hz, wrap=True))  # sin(phase - pi)
     log_min = math.log10(_MIN_FREQUENCY_HZ)
     norm_centre = (torch.log10(centre_frequency_hz) - log_min) / (math.log10(_NORM_MAX_FREQUENCY_HZ) - log_min)
     position = torch.clamp(lfo * (0.5 * depth)[:, None] + norm_centre[:, None], 0.0, 1.0)
@@ -273,12 +252,10 @@ def _allpass_coefficients(
 def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_rate: float) -> torch.Tensor:
     """Phase `x` `[batch, channels, samples]`; params rate_hz (Hz), depth, centre_frequency_hz (Hz), feedback, mix
     as floats or `[batch]` tensors. Returns the same shape and dtype."""
-    batch, _, n = x.shape
-    rate_hz = as_batch_param(params["rate_hz"], batch, x)
-    depth = as_batch_param(params["depth"], batch, x)
-    centre_hz = as_batch_param(params["centre_frequency_hz"], batch, x)
-    feedback = as_batch_param(params["feedback"], batch, x)
-    mix = as_batch_param(params["mix"], batch, x)[:, None, None]
+    n = x.shape[-1]
+    rate_hz, depth, centre_hz, feedback, mix = batch_params(
+        params, ("rate_hz", "depth", "centre_frequency_hz", "feedback", "mix"), x)
+    mix = mix[:, None, None]
     if n == 0:
         return x.clone()
     # the coefficient mapping runs in float64 whatever x's dtype (long float32 phase ramps lose precision)

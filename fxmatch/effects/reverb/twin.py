@@ -33,7 +33,7 @@ import numba
 import numpy as np
 import torch
 
-from fxmatch.effects.batch import WeightedGrid, as_batch_param, recomputed, use_torch_path
+from fxmatch.effects.batch import WeightedGrid, batch_params, recomputed, use_torch_path
 from fxmatch.effects.reverb import SPEC  # noqa: F401 (the twin's spec, beside it)
 
 _COMB_TUNINGS = (1116, 1188, 1277, 1356, 1422, 1491, 1557, 1617)  # samples at 44.1 kHz
@@ -62,16 +62,22 @@ def delay_lengths(sample_rate: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True)
+def _input(x: np.ndarray, b: int, gain: float, u: np.ndarray) -> None:
+    """The combs' one input for batch item `b` into `u` `[samples]`: `gain * (left + right)`, or `gain * x` for one
+    side, in `u`'s dtype (float32 for the float32 emulation, float64 otherwise)."""
+    for i in range(x.shape[2]):
+        u[i] = x[b, 0, i]
+        for s in range(1, x.shape[1]):
+            u[i] += x[b, s, i]
+        u[i] *= gain
+
+
+@numba.njit(cache=True)
 def _reverb_forward(
-    x: np.ndarray,
-    feedback: np.ndarray,
-    damp: np.ndarray,
-    wet: np.ndarray,
-    dry: np.ndarray,
-    comb_delays: np.ndarray,
-    allpass_delays: np.ndarray,
+    x: np.ndarray, gains: np.ndarray, comb_delays: np.ndarray, allpass_delays: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Freeverb on `x` `[batch, sides, samples]` (sides 1 or 2; params `[batch]`).
+    """Freeverb on `x` `[batch, sides, samples]` (sides 1 or 2; `gains` `[4, batch]`: JUCE's comb feedback, lowpass
+    coefficient, wet and dry gains, as `_gains` makes them).
 
     Returns the output `[batch, sides, samples]`, the wet signal `[batch, sides, samples]` and the comb lowpass
     states `l` `[batch, sides, combs, samples]` (kept for the adjoint).
@@ -85,12 +91,8 @@ def _reverb_forward(
     acc = np.empty(n)
     buf = np.empty(n)
     for b in range(batch):
-        f, d = feedback[b], damp[b]
-        for i in range(n):
-            u[i] = 0.0
-            for s in range(sides):
-                u[i] += x[b, s, i]
-            u[i] *= _INPUT_GAIN
+        f, d, wet, dry = gains[0, b], gains[1, b], gains[2, b], gains[3, b]
+        _input(x, b, _INPUT_GAIN, u)
         for s in range(sides):
             acc[:] = 0.0
             for c in range(n_combs):
@@ -116,20 +118,13 @@ def _reverb_forward(
                     acc[i] = delayed - inp
             for i in range(n):
                 wet_out[b, s, i] = acc[i]
-                y[b, s, i] = dry[b] * x[b, s, i] + wet[b] * acc[i]
+                y[b, s, i] = dry * x[b, s, i] + wet * acc[i]
     return y, wet_out, states
 
 
 @numba.njit(cache=True)
 def _reverb_forward_float32(
-    x: np.ndarray,
-    feedback: np.ndarray,
-    damp: np.ndarray,
-    wet: np.ndarray,
-    dry: np.ndarray,
-    comb_delays: np.ndarray,
-    allpass_delays: np.ndarray,
-    undenormalise: bool,
+    x: np.ndarray, gains: np.ndarray, comb_delays: np.ndarray, allpass_delays: np.ndarray, undenormalise: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`_reverb_forward` in JUCE's float32 arithmetic and operation order (all arrays float32).
 
@@ -151,10 +146,9 @@ def _reverb_forward_float32(
     lasts = np.empty(n_combs, dtype=np.float32)
     heads = np.empty(n_combs, dtype=np.int64)
     for b in range(batch):
-        f, d = feedback[b], damp[b]
+        f, d, wet, dry = gains[0, b], gains[1, b], gains[2, b], gains[3, b]
         one_minus_d = one - d
-        for i in range(n):
-            u[i] = (x[b, 0, i] + x[b, 1, i]) * gain if sides == 2 else x[b, 0, i] * gain
+        _input(x, b, gain, u)
         for s in range(sides):
             # the combs side by side, sample by sample: the same float32 operations in the same order (each comb's
             # recursion, and acc summing comb 0 to 7), but 8 independent recursions in flight instead of one, each
@@ -193,40 +187,28 @@ def _reverb_forward_float32(
                     acc[i] = delayed - inp
             for i in range(n):
                 wet_out[b, s, i] = acc[i]
-                y[b, s, i] = acc[i] * wet[b] + x[b, s, i] * dry[b]
+                y[b, s, i] = acc[i] * wet + x[b, s, i] * dry
     return y, wet_out, states
 
 
 @numba.njit(cache=True)
 def _reverb_backward(
-    grad_y: np.ndarray,
-    x: np.ndarray,
-    wet_out: np.ndarray,
-    states: np.ndarray,
-    feedback: np.ndarray,
-    damp: np.ndarray,
-    wet: np.ndarray,
-    dry: np.ndarray,
-    comb_delays: np.ndarray,
-    allpass_delays: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Adjoint of `_reverb_forward`: gradients w.r.t. x and the per-item feedback, damp, wet and dry gains."""
+    grad_y: np.ndarray, x: np.ndarray, wet_out: np.ndarray, states: np.ndarray, gains: np.ndarray,
+    comb_delays: np.ndarray, allpass_delays: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Adjoint of `_reverb_forward`: gradients w.r.t. x `[batch, sides, samples]` and the gains `[4, batch]`."""
     batch, sides, n = x.shape
     n_combs = comb_delays.shape[1]
     grad_x = np.empty_like(x)
-    g_fb, g_damp, g_wet, g_dry = np.zeros(batch), np.zeros(batch), np.zeros(batch), np.zeros(batch)
+    grad_gains = np.zeros((4, batch))
     u = np.empty(n)
     u_bar = np.empty(n)
     g_out = np.empty(n)
     g_in = np.empty(n)
     buf = np.empty(n)
     for b in range(batch):
-        f, d = feedback[b], damp[b]
-        for i in range(n):
-            u[i] = 0.0
-            for s in range(sides):
-                u[i] += x[b, s, i]
-            u[i] *= _INPUT_GAIN
+        f, d, wet, dry = gains[0, b], gains[1, b], gains[2, b], gains[3, b]
+        _input(x, b, _INPUT_GAIN, u)
         u_bar[:] = 0.0
         acc_fb, acc_damp, acc_wet, acc_dry = 0.0, 0.0, 0.0, 0.0
         for s in range(sides):
@@ -234,7 +216,7 @@ def _reverb_backward(
                 g = grad_y[b, s, i]
                 acc_dry += g * x[b, s, i]
                 acc_wet += g * wet_out[b, s, i]
-                g_out[i] = wet[b] * g
+                g_out[i] = wet * g
             # allpasses in reverse order: t_bar[i] = 0.5 t_bar[i + m] + out_bar[i + m], in_bar[i] = t_bar[i] - out_bar[i]
             for a in range(allpass_delays.shape[1] - 1, -1, -1):
                 m = allpass_delays[s, a]
@@ -261,9 +243,9 @@ def _reverb_backward(
                     acc_damp += l_bar * (last_prev - o)
         for s in range(sides):
             for i in range(n):
-                grad_x[b, s, i] = dry[b] * grad_y[b, s, i] + _INPUT_GAIN * u_bar[i]
-        g_fb[b], g_damp[b], g_wet[b], g_dry[b] = acc_fb, acc_damp, acc_wet, acc_dry
-    return grad_x, g_fb, g_damp, g_wet, g_dry
+                grad_x[b, s, i] = dry * grad_y[b, s, i] + _INPUT_GAIN * u_bar[i]
+        grad_gains[0, b], grad_gains[1, b], grad_gains[2, b], grad_gains[3, b] = acc_fb, acc_damp, acc_wet, acc_dry
+    return grad_x, grad_gains
 
 
 class _ReverbFunction(torch.autograd.Function):
@@ -275,18 +257,13 @@ class _ReverbFunction(torch.autograd.Function):
         if FLOAT32_EMULATION:
             f32 = np.float32
             room, damp, wet, dry = (r.astype(f32) for r in raw)
-            y, wet_out, states = _reverb_forward_float32(
-                np.ascontiguousarray(x.detach().cpu().numpy(), dtype=f32),
-                room * f32(_ROOM_SCALE) + f32(_ROOM_OFFSET),
-                damp * f32(_DAMP_SCALE),
-                wet * f32(_WET_SCALE),
-                dry * f32(_DRY_SCALE),
-                comb_delays,
-                allpass_delays,
-                _JUCE_UNDENORMALISES,
-            )
+            gains = np.stack([room * f32(_ROOM_SCALE) + f32(_ROOM_OFFSET), damp * f32(_DAMP_SCALE),
+                              wet * f32(_WET_SCALE), dry * f32(_DRY_SCALE)])
+            y, wet_out, states = _reverb_forward_float32(np.ascontiguousarray(x.detach().cpu().numpy(), dtype=f32),
+                                                         gains, comb_delays, allpass_delays, _JUCE_UNDENORMALISES)
         else:
-            y, wet_out, states = _reverb_forward(x.detach().cpu().numpy(), *_gains(*raw), comb_delays, allpass_delays)
+            y, wet_out, states = _reverb_forward(x.detach().cpu().numpy(), np.stack(_gains(*raw)), comb_delays,
+                                                 allpass_delays)
         ctx.save_for_backward(x, room_size, damping, wet_level, dry_level)
         ctx.arrays = (wet_out, states, comb_delays, allpass_delays)
         return torch.from_numpy(y).to(device=x.device, dtype=x.dtype)
@@ -297,11 +274,9 @@ class _ReverbFunction(torch.autograd.Function):
         wet_out, states, comb_delays, allpass_delays = ctx.arrays
         x_np = x.detach().cpu().numpy()
         g_y = np.ascontiguousarray(grad_y.detach().cpu().numpy(), dtype=x_np.dtype)
-        gains = _gains(*[_np(p) for p in params])
-        g_x, g_fb, g_damp, g_wet, g_dry = _reverb_backward(
-            g_y, x_np, wet_out, states, *gains, comb_delays, allpass_delays
-        )
-        scaled = (g_fb * _ROOM_SCALE, g_damp * _DAMP_SCALE, g_wet * _WET_SCALE, g_dry * _DRY_SCALE)
+        gains = np.stack(_gains(*[_np(p) for p in params]))
+        g_x, g_gains = _reverb_backward(g_y, x_np, wet_out, states, gains, comb_delays, allpass_delays)
+        scaled = g_gains * np.array([_ROOM_SCALE, _DAMP_SCALE, _WET_SCALE, _DRY_SCALE])[:, None]
         as_t = lambda a: torch.from_numpy(np.asarray(a)).to(device=x.device, dtype=x.dtype)
         return (as_t(g_x), *(as_t(g) for g in scaled), None, None)
 
@@ -367,11 +342,9 @@ def _reverb_torch(x: torch.Tensor, room_size: torch.Tensor, damping: torch.Tenso
 
 def process(x: torch.Tensor, params: Mapping[str, torch.Tensor | float], sample_rate: float) -> torch.Tensor:
     """Reverb `x` `[batch, channels, samples]` (1 or 2 channels); params `[batch]` in [0, 1]. Same shape out."""
-    batch, channels, _ = x.shape
-    room_size = as_batch_param(params["room_size"], batch, x)
-    damping = as_batch_param(params["damping"], batch, x)
-    wet_level = as_batch_param(params["wet_level"], batch, x)
-    dry_level = as_batch_param(params["dry_level"], batch, x)
+    channels = x.shape[1]
+    room_size, damping, wet_level, dry_level = batch_params(
+        params, ("room_size", "damping", "wet_level", "dry_level"), x)
     if channels not in (1, 2):
         return x
     comb_delays, allpass_delays = delay_lengths(sample_rate)
