@@ -50,6 +50,7 @@ import torch
 
 from fxmatch.effects import EFFECT_NAMES, get_spec
 from fxmatch.metrics import stft_magnitudes
+from fxmatch.render import ChainRenderer
 from fxmatch.vocabulary import ChainVocabulary
 from training.baselines import full_chain_vocabulary, supervised_step
 from training.config import load_config
@@ -58,7 +59,6 @@ from training.model import Encoder, EncoderConfig, chain_membership, count_param
 from training.sources import SynthSource
 from training.trainer import encoder_config as encoder_config_of
 from training.wta import (
-    ChainRenderer,
     LossFn,
     SpectralLoss,
     candidate_losses,
@@ -138,10 +138,8 @@ def _timed_effect(effect: Any, timers: StepTimers) -> Any:
 
 def timed_renderer(vocab: ChainVocabulary, sample_rate: int, timers: StepTimers) -> ChainRenderer:
     """A renderer of `vocab` whose twins report their forward time to `timers`."""
-    renderer = ChainRenderer(vocab, sample_rate)
+    renderer = ChainRenderer.of_vocabulary(vocab, sample_rate)
     renderer.effects = {name: _timed_effect(e, timers) for name, e in renderer.effects.items()}
-    for chain in renderer.chains:
-        chain.effects = [renderer.effects[e.name] for e in chain.effects]
     return renderer
 
 
@@ -320,7 +318,7 @@ def proxy_agreement(vocab: ChainVocabulary, encoder_config: EncoderConfig, fft_s
         if trained.vocab.chains == vocab.chains and trained.cfg.sample_rate == sample_rate:
             trained.load_state_dict(ckpt["model"])
             encoders[os.path.basename(str(checkpoint))] = trained
-    renderer = ChainRenderer(vocab, sample_rate)
+    renderer = ChainRenderer.of_vocabulary(vocab, sample_rate)
     full, proxy = make_audio_loss(fft_sizes), make_audio_loss(score_fft_sizes)
     generator = torch.Generator().manual_seed(0)
     agree = dict.fromkeys(encoders, 0)
@@ -395,7 +393,7 @@ def _run(quick: bool, batch: int | None, clip_seconds: float | None, effects: Se
         if channels_last:  # as the trainer does with TrainConfig.channels_last
             model.to(memory_format=torch.channels_last)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True if fused else None)
-        renderer = ChainRenderer(model_vocab, sample_rate) if renders else None
+        renderer = ChainRenderer.of_vocabulary(model_vocab, sample_rate) if renders else None
 
         def one() -> None:
             optimizer.zero_grad(set_to_none=True)

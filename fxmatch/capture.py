@@ -27,11 +27,13 @@ import scipy.ndimage
 import scipy.signal
 import torch
 
-from fxmatch.effects import EFFECT_NAMES, KNOWN_EFFECTS, get_effect, get_spec
+from fxmatch.effects import KNOWN_EFFECTS, get_spec
 from fxmatch.errors import FxmatchInputError
 from fxmatch.identify import Identification, identify, impulse_response
+from fxmatch.layout import GAIN_RANGE_DB, ParamLayout
 from fxmatch.metrics import DEFAULT_FFT_SIZES, gate_floors, mrstft_from_magnitudes, stft_magnitudes
 from fxmatch.refine import RefineCancelled, resample
+from fxmatch.render import ChainRenderer
 from fxmatch.vocabulary import ChainVocabulary
 
 #: how far apart the dry and wet recordings may start (s)
@@ -578,52 +580,11 @@ class SearchSettings:
     identify: bool = True
 
 
-#: the output gain a chain may add, +- dB (the wet recording's level need not match the dry one's)
-GAIN_RANGE_DB = 24.0
 #: the shortest overlap of the aligned recordings that a search accepts (s)
 MIN_SECONDS = 0.5
 _MIN_IMPROVEMENT = 0.005  # relative improvement that resets a row's early-stop counter
 _DELAY_INITS = 3  # echo times read off the impulse response, tried as Delay initialisations
-
-
-class _Layout:
-    """Every effect of the candidates owns a slice of one normalised vector; the last slot is the output gain."""
-
-    def __init__(self, chains: Sequence[tuple[str, ...]]):
-        names = [n for n in EFFECT_NAMES if any(n in c for c in chains)]
-        names += sorted({n for c in chains for n in c} - set(names))
-        self.slices: dict[str, slice] = {}
-        start = 0
-        for n in names:
-            width = get_spec(n).n_params
-            self.slices[n] = slice(start, start + width)
-            start += width
-        self.gain = start
-        self.width = start + 1
-
-    def encode(self, chain: tuple[str, ...], params: Mapping[str, Mapping[str, float]] | None,
-               base: np.ndarray) -> np.ndarray:
-        """`base` `[width]` in [0, 1] with each effect of `chain` set from `params` (units) where given."""
-        u = base.copy()
-        for n in chain:
-            if params is not None and n in params:
-                spec = get_spec(n)
-                u[self.slices[n]] = np.clip(np.atleast_1d(spec.normalise(dict(params[n]))), 0.02, 0.98)
-        return u
-
-    def decode(self, chain: tuple[str, ...], u: np.ndarray) -> list[tuple[str, dict[str, float]]]:
-        """Params in units (within each parameter's valid range) of `chain` from `u` `[width]` in [0, 1]."""
-        out = []
-        for n in chain:
-            spec = get_spec(n)
-            vals = u[self.slices[n]]
-            out.append((n, {p.name: float(np.clip(p.denormalise(float(v)), *p.valid_range))
-                            for p, v in zip(spec.params, vals)}))
-        return out
-
-    def gain_db(self, u: np.ndarray | torch.Tensor) -> Any:
-        """Output gain in dB from the gain slot(s) in [0, 1]."""
-        return GAIN_RANGE_DB * (2.0 * u - 1.0)
+_START_BOUNDS = (0.02, 0.98)  # a start given in units is kept this far inside [0, 1] (off the sigmoid's flat ends)
 
 
 @dataclass
@@ -659,57 +620,9 @@ class _Spectra:
                                       floors=self.floors)
 
 
-class _Plan:
-    """Which rows each effect processes at each chain position, for one batch of chains."""
-
-    def __init__(self, chains: Sequence[tuple[str, ...]], layout: _Layout):
-        self.layout = layout
-        self.positions: list[list[tuple[Any, torch.Tensor, slice]]] = []
-        for p in range(max((len(c) for c in chains), default=0)):
-            groups: dict[str, list[int]] = {}
-            for i, c in enumerate(chains):
-                if len(c) > p:
-                    groups.setdefault(c[p], []).append(i)
-            self.positions.append([(get_effect(n), torch.tensor(rows), layout.slices[n]) for n, rows in groups.items()])
-
-    def render(self, x: torch.Tensor, u: torch.Tensor, rate: float, fit_gain: bool,
-               native: float | None = None) -> torch.Tensor:
-        """Dry `x` `[1, 1, samples]` at `rate` Hz through each row's chain with params `u` `[rows, width]` meant at
-        the recording's `native` rate (default: `rate`): `[rows, samples]`."""
-        out = x.expand(u.shape[0], -1, -1)
-        for groups in self.positions:
-            nxt = out
-            for effect, rows, sl in groups:
-                params = effect.spec.denormalise(u.index_select(0, rows)[:, sl])
-                if effect.name == "Phaser" and native is not None and native != rate:
-                    params = phaser_at_rate(params, rate, native)
-                nxt = nxt.index_copy(0, rows, effect.process(out.index_select(0, rows), params, rate))
-            out = nxt
-        out = out[:, 0]
-        if fit_gain:
-            out = out * torch.pow(10.0, self.layout.gain_db(u[:, self.layout.gain]) / 20.0)[:, None]
-        return out
-
-
-def phaser_at_rate(params: dict[str, Any], rate: float, native: float) -> dict[str, Any]:
-    """Phaser params that sweep the same cutoffs at `rate` Hz as `params` do at `native` Hz.
-
-    pedalboard's Phaser maps its LFO position to a cutoff between 20 Hz and min(20 kHz, 0.49 * rate) (its centre
-    normalised on a fixed 20 Hz - 20 kHz scale), so one setting sweeps lower at a lower rate; dividing the depth and
-    the centre's normalised position by log(top(rate) / 20) / log(top(native) / 20) undoes that (cutoffs the lower
-    rate cannot hold are clipped to its top, as pedalboard does).
-    """
-    top = min(20000.0, 0.49 * rate)
-    top_native = min(20000.0, 0.49 * native)
-    k = math.log(top / 20.0) / math.log(top_native / 20.0)
-    centre = params["centre_frequency_hz"]
-    position = torch.log(centre / 20.0) / math.log(1000.0)
-    return {**params, "depth": params["depth"] / k, "centre_frequency_hz": 20.0 * torch.pow(1000.0, position / k)}
-
-
 @dataclass
 class _Signals:
-    """One stage's signals: the dry excerpt with its pre-roll `[1, 1, samples]`, the target's spectra, lengths."""
+    """One stage's signals: the dry excerpt with its pre-roll `[1, samples]`, the target's spectra, lengths."""
 
     rate: int
     x: torch.Tensor
@@ -735,11 +648,11 @@ def _stage_signals(xa: np.ndarray, y: np.ndarray, native: int, start: int, lengt
     first = round((start - preroll - lo) * rate / native)
     n_pre, n_len = round(preroll * rate / native), round(length * rate / native)
     n_len = min(n_len, xd.size - first - n_pre, yd.size - first - n_pre)
-    dry = torch.from_numpy(np.ascontiguousarray(xd[first : first + n_pre + n_len]))[None, None]
+    dry = torch.from_numpy(np.ascontiguousarray(xd[first : first + n_pre + n_len]))[None]
     target = torch.from_numpy(np.ascontiguousarray(yd[first + n_pre : first + n_pre + n_len]))
     spectra = _Spectra(target, stage.fft_sizes, stage.hop_divisor, gate)
     with torch.no_grad():
-        no_effect = float(spectra.distance(dry[:, 0, n_pre:])[0])
+        no_effect = float(spectra.distance(dry[:, n_pre:])[0])
     return _Signals(rate, dry, spectra, n_len, no_effect, native, _sample_cost(stage))
 
 
@@ -796,7 +709,7 @@ _ZOOM_FACTOR = 2.5  # each zoom level divides the step by this
 
 
 def _warm_start(chain: tuple[str, ...], fitted: Mapping[tuple[str, ...], _Row],
-                layout: _Layout) -> tuple[np.ndarray, tuple[str, ...], set[str]]:
+                layout: ParamLayout) -> tuple[np.ndarray, tuple[str, ...], set[str]]:
     """Start of `chain` in [0, 1] `[width]`: each effect from the best-fitting fitted proper sub-chain holding it
     (else 0.5; the gain at 0 dB); that best sub-chain (() when none is fitted); the effects so started."""
     subs = sorted((fitted[c] for c in sub_chains(chain)[:-1] if c in fitted), key=lambda r: r.relative)
@@ -804,14 +717,14 @@ def _warm_start(chain: tuple[str, ...], fitted: Mapping[tuple[str, ...], _Row],
     for row in reversed(subs):
         v = _sigmoid(row.z)
         for n in row.chain:
-            u[layout.slices[n]] = v[layout.slices[n]]
+            u[layout.param_slice(n)] = v[layout.param_slice(n)]
     return u, subs[0].chain if subs else (), {n for r in subs for n in r.chain}
 
 
-def _grid_axes(name: str, layout: _Layout, echoes: Sequence[float], warm: bool) -> list[tuple[int, list[float]]]:
+def _grid_axes(name: str, layout: ParamLayout, echoes: Sequence[float], warm: bool) -> list[tuple[int, list[float]]]:
     """(column, values in [0, 1]) of effect `name`'s GRID params (the `warm` grid when the effect was fitted before);
     a Delay's echo times are added to its grid."""
-    spec, sl = get_spec(name), layout.slices[name]
+    spec, sl = get_spec(name), layout.param_slice(name)
     axes = []
     for pname, sizes in GRID.get(name, {}).items():
         n = sizes[1] if warm else sizes[0]
@@ -822,7 +735,7 @@ def _grid_axes(name: str, layout: _Layout, echoes: Sequence[float], warm: bool) 
     return axes
 
 
-def _start_points(cand: Candidate, layout: _Layout, fitted: Mapping[tuple[str, ...], _Row], echoes: Sequence[float],
+def _start_points(cand: Candidate, layout: ParamLayout, fitted: Mapping[tuple[str, ...], _Row], echoes: Sequence[float],
                   rng: np.random.Generator, n_random: int,
                   ident: Identification | None = None) -> tuple[np.ndarray, int]:
     """Points `[points, width]` in [0, 1] to try first for `cand`, and how many of the first are identified ones:
@@ -836,8 +749,9 @@ def _start_points(cand: Candidate, layout: _Layout, fitted: Mapping[tuple[str, .
     identified = base.copy()
     for n in cand.chain:
         if n not in warm:
-            base = layout.encode((n,), {n: given.get(n, get_spec(n).defaults())}, base)
-            identified = layout.encode((n,), {n: (read.get(n) or [get_spec(n).defaults()])[0]}, identified)
+            base = layout.encode((n,), {n: given.get(n, get_spec(n).defaults())}, base, _START_BOUNDS)
+            identified = layout.encode((n,), {n: (read.get(n) or [get_spec(n).defaults()])[0]}, identified,
+                                       _START_BOUNDS)
     new = [n for n in cand.chain if n not in best_sub]
     if not cand.chain and ident is not None:  # no effect: the output level is the plain gain read off the pair
         base[layout.gain] = float(np.clip(0.5 + ident.level_db / (2 * GAIN_RANGE_DB), 0.02, 0.98))
@@ -845,7 +759,8 @@ def _start_points(cand: Candidate, layout: _Layout, fitted: Mapping[tuple[str, .
     if any(read.get(n) for n in cand.chain if n not in warm):  # several effects can be far off for one of them
         points.append(identified)
     if new:
-        points += [layout.encode((new[0],), {new[0]: s}, identified) for s in (read.get(new[0]) or [])[1:]]
+        points += [layout.encode((new[0],), {new[0]: s}, identified, _START_BOUNDS)
+                   for s in (read.get(new[0]) or [])[1:]]
     n_identified = len(points)
     if new:
         axes = _grid_axes(new[0], layout, echoes, new[0] in warm)
@@ -854,7 +769,7 @@ def _start_points(cand: Candidate, layout: _Layout, fitted: Mapping[tuple[str, .
             for (col, _), value in zip(axes, combo):
                 u[col] = value
             points.append(u)
-        sl = layout.slices[new[0]]
+        sl = layout.param_slice(new[0])
         for _ in range(n_random):
             u = base.copy()
             u[sl] = rng.uniform(0.05, 0.95, size=sl.stop - sl.start)
@@ -862,16 +777,16 @@ def _start_points(cand: Candidate, layout: _Layout, fitted: Mapping[tuple[str, .
     return np.clip(np.stack(points), 1e-3, 1 - 1e-3), n_identified
 
 
-def _start_rows(cand: Candidate, layout: _Layout, sig: _Signals, fitted: Mapping[tuple[str, ...], _Row],
+def _start_rows(cand: Candidate, renderer: ChainRenderer, sig: _Signals, fitted: Mapping[tuple[str, ...], _Row],
                 echoes: Sequence[float], rng: np.random.Generator, settings: SearchSettings,
                 clock: _Clock, ident: Identification | None = None) -> list[_Row]:
     """The `restarts` best of `_start_points` (the candidate's own params and the best identified start always
     among them), each zoomed in on the added effect's fine params (`_zoom`), as rows to fit."""
-    points, n_identified = _start_points(cand, layout, fitted, echoes, rng, _RANDOM_POINTS, ident)
+    points, n_identified = _start_points(cand, renderer.layout, fitted, echoes, rng, _RANDOM_POINTS, ident)
     if len(points) == 1:
         chosen = list(points)
     else:
-        order = list(np.argsort(_evaluate(points, cand.chain, layout, sig, settings.fit_gain, clock)))
+        order = list(np.argsort(_evaluate(points, cand.chain, renderer, sig, settings.fit_gain, clock)))
         top = order[: max(1, settings.restarts)]
         chosen = [points[i] for i in top]
         if cand.params is not None and 0 not in top:
@@ -879,12 +794,13 @@ def _start_rows(cand: Candidate, layout: _Layout, sig: _Signals, fitted: Mapping
         best_identified = min((i for i in order if i < n_identified), key=order.index)
         if best_identified not in top and best_identified != 0:
             chosen.append(points[best_identified])
-    best_sub = _warm_start(cand.chain, fitted, layout)[1]
+    best_sub = _warm_start(cand.chain, fitted, renderer.layout)[1]
     added = [n for n in cand.chain if n not in best_sub][:1]
     rows = []
     for u in chosen:
         for name in added:
-            u, _ = _zoom(u, cand.chain, name, layout, sig, settings.fit_gain, clock, _grid_step(name), _ZOOM_LEVELS)
+            u, _ = _zoom(u, cand.chain, name, renderer, sig, settings.fit_gain, clock, _grid_step(name),
+                         _ZOOM_LEVELS)
         rows.append(_Row(cand.chain, _logit(u)))
     return rows
 
@@ -908,17 +824,17 @@ def _grid_step(name: str) -> float:
     return max(steps, default=0.0)
 
 
-def _fine_columns(name: str, layout: _Layout) -> list[int]:
+def _fine_columns(name: str, layout: ParamLayout) -> list[int]:
     """Columns of effect `name`'s FINE params in the layout."""
-    spec, sl = get_spec(name), layout.slices[name]
+    spec, sl = get_spec(name), layout.param_slice(name)
     return [sl.start + i for i, p in enumerate(spec.param_names) if (name, p) in FINE]
 
 
-def _zoom(u: np.ndarray, chain: tuple[str, ...], name: str, layout: _Layout, sig: _Signals, fit_gain: bool,
+def _zoom(u: np.ndarray, chain: tuple[str, ...], name: str, renderer: ChainRenderer, sig: _Signals, fit_gain: bool,
           clock: _Clock, step: float, levels: int) -> tuple[np.ndarray, float]:
     """Narrow `u` `[width]` down on effect `name`'s fine params: `levels` grids of +-2 steps around the best point,
     the step divided by 2.5 each level. Returns the best point and its distance (inf when nothing was evaluated)."""
-    cols = _fine_columns(name, layout)
+    cols = _fine_columns(name, renderer.layout)
     best, best_d = u, math.inf
     if not cols or step <= 0:
         return best, best_d
@@ -928,14 +844,14 @@ def _zoom(u: np.ndarray, chain: tuple[str, ...], name: str, layout: _Layout, sig
         points = np.repeat(best[None], len(offsets) ** len(cols), axis=0)
         for k, combo in enumerate(itertools.product(offsets, repeat=len(cols))):
             points[k, cols] = np.clip(best[cols] + step * np.asarray(combo), 1e-3, 1 - 1e-3)
-        d = _evaluate(points, chain, layout, sig, fit_gain, clock)
+        d = _evaluate(points, chain, renderer, sig, fit_gain, clock)
         i = int(np.argmin(d))
         if d[i] < best_d:
             best, best_d = points[i], float(d[i])
     return best, best_d
 
 
-def _evaluate(points: np.ndarray, chain: tuple[str, ...], layout: _Layout, sig: _Signals, fit_gain: bool,
+def _evaluate(points: np.ndarray, chain: tuple[str, ...], renderer: ChainRenderer, sig: _Signals, fit_gain: bool,
               clock: _Clock) -> np.ndarray:
     """Distances `[points]` of `chain` at each row of `points` `[points, width]` in [0, 1] (no gradients; inf for the
     points left when the time budget runs out)."""
@@ -946,7 +862,7 @@ def _evaluate(points: np.ndarray, chain: tuple[str, ...], layout: _Layout, sig: 
             break
         u = torch.tensor(points[i : i + _GRID_BATCH], dtype=torch.float32)
         with torch.no_grad():
-            est = _Plan([chain] * u.shape[0], layout).render(sig.x, u, float(sig.rate), fit_gain, sig.native)
+            est = renderer.render(sig.x, u, [chain] * u.shape[0], float(sig.rate), sig.native, fit_gain)
             out.append(sig.spectra.distance(est[:, -sig.length :]).numpy())
         clock.work(u.shape[0] * sig.x.shape[-1] * sig.unit)
         clock.report((), 0, 0)
@@ -1012,31 +928,30 @@ class _Clock:
         return self.out_of_time
 
 
-def _lr_scales(layout: _Layout) -> np.ndarray:
+def _lr_scales(layout: ParamLayout) -> np.ndarray:
     """Per-column step scale `[width]`: FINE_LR_SCALE for FINE params, 1 elsewhere."""
     scale = np.ones(layout.width)
-    for name in layout.slices:
+    for name in layout.names:
         scale[_fine_columns(name, layout)] = FINE_LR_SCALE
     return scale
 
 
-def _fit_stage(rows: list[_Row], sig: _Signals, stage: Stage, index: int, layout: _Layout,
+def _fit_stage(rows: list[_Row], sig: _Signals, stage: Stage, index: int, renderer: ChainRenderer,
                settings: SearchSettings, clock: _Clock) -> None:
     """Adam on the logits of all `rows` at once for `stage.steps` steps (each row stops early on its own); the
     logits are `w * _lr_scales`, Adam moving `w`."""
-    scale = torch.tensor(_lr_scales(layout), dtype=torch.float32)
+    scale = torch.tensor(_lr_scales(renderer.layout), dtype=torch.float32)
     w = torch.tensor(np.stack([r.z for r in rows]), dtype=torch.float32).div(scale).requires_grad_(True)
     opt = torch.optim.Adam([w], lr=stage.lr)
     active, stall = list(range(len(rows))), [0] * len(rows)
-    plan = _Plan([r.chain for r in rows], layout)
     for r in rows:
         r.distance, r.best_z, r.stage, r.no_effect = math.inf, r.z.copy(), index, sig.no_effect
     for step in range(stage.steps + 1):
         if clock.check() and step > 0:
             break
         z = w.index_select(0, torch.tensor(active)) * scale
-        dist = sig.spectra.distance(plan.render(sig.x, torch.sigmoid(z), float(sig.rate), settings.fit_gain,
-                                                sig.native)[:, -sig.length :])
+        dist = sig.spectra.distance(renderer.render(sig.x, torch.sigmoid(z), [rows[i].chain for i in active],
+                                                    float(sig.rate), sig.native, settings.fit_gain)[:, -sig.length :])
         still = _track(rows, active, stall, dist.detach().numpy(), z.detach().numpy(), settings.patience)
         clock.work(_FIT_COST * len(active) * sig.x.shape[-1] * sig.unit)
         clock.report(rows, step, stage.steps)
@@ -1046,8 +961,7 @@ def _fit_stage(rows: list[_Row], sig: _Signals, stage: Stage, index: int, layout
         torch.where(torch.isfinite(dist), dist, torch.zeros_like(dist)).sum().backward()
         w.grad.nan_to_num_(0.0, 0.0, 0.0)
         opt.step()
-        if still != active:
-            active, plan = still, _Plan([rows[i].chain for i in still], layout)
+        active = still
     for r in rows:
         r.z = r.best_z.copy()
 
@@ -1270,7 +1184,7 @@ class _Search:
         self.xa = _shift(x, alignment.offset, y.size)
         lo, hi = _overlap(x, y, alignment.offset)
         self.start, self.length, self.preroll = _excerpt(self.xa, y, rate, lo, hi, settings)
-        self.layout = _Layout([c.chain for c in cands])
+        self.renderer = ChainRenderer(ParamLayout.of_chains([c.chain for c in cands], output_level=True))
         self.fitted: dict[tuple[str, ...], _Row] = {}
         self.no_effect: dict[int, float] = {}
         self.identification: Identification | None = None
@@ -1300,7 +1214,7 @@ class _Search:
         for native in (False, True):
             group = [r for r in rows if _needs_native(r.chain) == native]
             if group:
-                _fit_stage(group, sigs[native], self.settings.stages[index], index, self.layout, self.settings,
+                _fit_stage(group, sigs[native], self.settings.stages[index], index, self.renderer, self.settings,
                            self.clock)
 
     def _samples(self, index: int, native: bool = False) -> float:
@@ -1349,7 +1263,7 @@ class _Search:
         for n in sorted({len(c.chain) for c in self.cands}):
             level = _extending([c for c in self.cands if len(c.chain) == n], self.fitted, n, self.settings.beam)
             rows = [r for c in level
-                    for r in _start_rows(c, self.layout, sigs[_needs_native(c.chain)], self.fitted, echoes, rng,
+                    for r in _start_rows(c, self.renderer, sigs[_needs_native(c.chain)], self.fitted, echoes, rng,
                                          self.settings, self.clock, self.identification)]
             self._fit(rows, sigs, 0)
             self.fitted.update({r.chain: r for r in _best_per_chain(rows)})
@@ -1360,15 +1274,15 @@ class _Search:
         """Before stage `index`: move the dry signal by the lag (within +-_REALIGN_SECONDS) at which the best chain's
         twin output matches the wet signal best, when that brings the chain closer at the recording's rate."""
         best = min((r for r in self.fitted.values() if r.stage == index - 1), key=lambda r: r.relative)
-        lag = _residual_lag(self.xa, self.y, self.rate, self.start, self.length, self.preroll, best, self.layout,
+        lag = _residual_lag(self.xa, self.y, self.rate, self.start, self.length, self.preroll, best, self.renderer,
                             self.settings.fit_gain)
         if not lag:
             return
         al, u = self.alignment, _sigmoid(best.z)[None]
-        before = _evaluate(u, best.chain, self.layout, self._signals(index, True), self.settings.fit_gain,
+        before = _evaluate(u, best.chain, self.renderer, self._signals(index, True), self.settings.fit_gain,
                            self.clock)
         xa, self.xa = self.xa, _shift(self.x, al.offset + lag, self.y.size)
-        after = _evaluate(u, best.chain, self.layout, self._signals(index, True), self.settings.fit_gain,
+        after = _evaluate(u, best.chain, self.renderer, self._signals(index, True), self.settings.fit_gain,
                           self.clock)
         if after[0] < before[0]:
             self.alignment = moved(al, lag, self.x, self.y)
@@ -1389,21 +1303,21 @@ class _Search:
         for row in rows:
             u = _sigmoid(row.z)
             for name in row.chain:
-                u, _ = _zoom(u, row.chain, name, self.layout, sigs[_needs_native(row.chain)], self.settings.fit_gain,
+                u, _ = _zoom(u, row.chain, name, self.renderer, sigs[_needs_native(row.chain)], self.settings.fit_gain,
                              self.clock, _grid_step(name) * scale, levels)
             row.z = _logit(u)
         self._fit(rows, sigs, index)
 
     def result(self, n_candidates: int) -> CaptureResult:
         """The ranking of every fitted chain (the parsimonious choice first) and the search's figures."""
-        layout, last = self.layout, max(r.stage for r in self.fitted.values())
+        layout, last = self.renderer.layout, max(r.stage for r in self.fitted.values())
         prior = {c.chain: c.prior for c in self.cands}
         fits = []
         for r in self.fitted.values():
             u = _sigmoid(r.z)
             gain = float(layout.gain_db(u[layout.gain])) if self.settings.fit_gain else 0.0
-            fits.append(ChainFit(r.chain, layout.decode(r.chain, u), r.distance, r.relative, gain, r.stage,
-                                 prior.get(r.chain)))
+            fits.append(ChainFit(r.chain, layout.decode(r.chain, u, within_limits=True), r.distance, r.relative, gain,
+                                 r.stage, prior.get(r.chain)))
         result = CaptureResult(_rank(fits, self.settings.tolerance, self.settings.prior_weight), self.alignment,
                                stage_rate(self.settings.stages[last], self.rate), self.start / self.rate,
                                self.length / self.rate, self.no_effect[last], time.perf_counter() - self.clock.t0,
@@ -1421,15 +1335,15 @@ _REALIGN_SECONDS = 0.003
 
 
 def _residual_lag(xa: np.ndarray, y: np.ndarray, rate: int, start: int, length: int, preroll: int, row: _Row,
-                  layout: _Layout, fit_gain: bool) -> int:
+                  renderer: ChainRenderer, fit_gain: bool) -> int:
     """Lag (samples) by which `row`'s twin output of the aligned dry `xa` best matches `y` over the excerpt."""
     w = int(_REALIGN_SECONDS * rate)
     first = start - preroll - w
     seg = _shift(xa, -first, preroll + length + 2 * w)
-    x = torch.from_numpy(seg.astype(np.float32))[None, None]
+    x = torch.from_numpy(seg.astype(np.float32))[None]
     u = torch.from_numpy(_sigmoid(row.z).astype(np.float32))[None]
     with torch.no_grad():
-        out = _Plan([row.chain], layout).render(x, u, float(rate), fit_gain)[0].numpy().astype(np.float64)
+        out = renderer.render(x, u, [row.chain], float(rate), None, fit_gain)[0].numpy().astype(np.float64)
     target = y[start : start + length]
     ref = out[preroll:]
     values = scipy.signal.correlate(ref, target, mode="valid", method="fft")

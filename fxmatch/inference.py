@@ -43,8 +43,8 @@ import onnxruntime as ort
 from fxmatch.audio_io import rms_dbfs  # defined with the audio helpers; realtime, gui and refine import it from here
 from fxmatch.chains import chain_label
 from fxmatch.effects import spec_from_dict
-from fxmatch.effects.spec import ParamSpec
 from fxmatch.errors import FxmatchInputError, require_file
+from fxmatch.layout import EffectSlot, ParamLayout
 from fxmatch.threads import ORT_NO_SPIN_CONFIG
 
 log = logging.getLogger("fxmatch.inference")
@@ -87,19 +87,6 @@ CUDA = "CUDAExecutionProvider"
 
 
 @dataclass(frozen=True)
-class EffectInfo:
-    """An effect of the model's vocabulary and where its values sit in the shared parameter vector."""
-
-    name: str
-    params: tuple[ParamSpec, ...]
-    offset: int
-
-    @property
-    def slice(self) -> slice:
-        return slice(self.offset, self.offset + len(self.params))
-
-
-@dataclass(frozen=True)
 class ModelInfo:
     """Everything the runtime reads from an exported model's metadata."""
 
@@ -108,9 +95,9 @@ class ModelInfo:
     sample_rate: int
     window_samples: int
     hop_samples: int
-    effects: tuple[EffectInfo, ...]
+    #: where each effect's normalised values sit in the `params` output (the vocabulary's effects in order)
+    layout: ParamLayout
     chains: tuple[tuple[str, ...], ...]
-    n_params: int
     training_data: Any = None
     metadata: Mapping[str, Any] = field(default_factory=dict, repr=False)
     #: chain logits are divided by this before the softmax (1.0: the model is not calibrated)
@@ -137,21 +124,21 @@ class ModelInfo:
         suffix = f"-v{self.version}"
         return self.name if not self.version or self.name.endswith(suffix) else self.name + suffix
 
-    def effect(self, name: str) -> EffectInfo:
-        for e in self.effects:
-            if e.name == name:
-                return e
-        raise KeyError(f"effect {name!r} is not in the model's vocabulary")
+    @property
+    def effects(self) -> tuple[EffectSlot, ...]:
+        """The vocabulary's effects with their slices of the parameter vector, in layout order."""
+        return self.layout.slots
+
+    @property
+    def n_params(self) -> int:
+        return self.layout.n_params
+
+    def effect(self, name: str) -> EffectSlot:
+        return self.layout.slot(name)
 
     def decode(self, chain_index: int, unit_params: Sequence[float]) -> list[tuple[str, dict[str, float]]]:
         """Chain `chain_index` with its params in units, from a normalised vector in the shared layout."""
-        out = []
-        for name in self.chains[chain_index]:
-            e = self.effect(name)
-            values = unit_params[e.slice]
-            out.append((name, {p.name: float(p.denormalise(min(max(float(v), 0.0), 1.0)))
-                               for p, v in zip(e.params, values)}))
-        return out
+        return self.layout.decode(self.chains[chain_index], unit_params)
 
     @classmethod
     def from_metadata(cls, meta: Mapping[str, str], source: str = "model") -> ModelInfo:
@@ -186,7 +173,7 @@ class ModelInfo:
             hop_samples = int(window.get("hop_samples") or max(1, window_samples // 2))
             model = parsed[META_MODEL]
             name, version = str(model.get("name", "fxmatch")), str(model.get("version", ""))
-            effects, chains, n_params = _parse_vocabulary(parsed[META_VOCABULARY])
+            layout, chains = _parse_vocabulary(parsed[META_VOCABULARY])
         except FxmatchInputError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -199,7 +186,7 @@ class ModelInfo:
             raise FxmatchInputError(f"{source}: metadata '{META_TEMPERATURE}' must be a positive number, "
                                     f"got {temperature!r}")
         return cls(name=name, version=version, sample_rate=sample_rate, window_samples=window_samples,
-                   hop_samples=hop_samples, effects=effects, chains=chains, n_params=n_params,
+                   hop_samples=hop_samples, layout=layout, chains=chains,
                    training_data=parsed.get(META_TRAINING_DATA), metadata=parsed,
                    chain_temperature=float(temperature),
                    presence_threshold=_parse_decision(parsed.get(META_DECISION), source))
@@ -252,18 +239,18 @@ def decide(info: ModelInfo, probs: np.ndarray) -> int:
     return max(subsets, key=lambda k: probs[k]) if subsets else best
 
 
-def _parse_vocabulary(vocab: Mapping[str, Any]) -> tuple[tuple[EffectInfo, ...], tuple[tuple[str, ...], ...], int]:
-    effects, offset = [], 0
+def _parse_vocabulary(vocab: Mapping[str, Any]) -> tuple[ParamLayout, tuple[tuple[str, ...], ...]]:
+    """The parameter layout and the candidate chains of a model's vocabulary dict (ValueError naming the problem)."""
+    effects = []
     for e in vocab["effects"]:
         for p in e["params"]:
             scale = str(p.get("scale", "linear"))
             lo, hi = float(p["minimum"]), float(p["maximum"])
             if scale not in ("linear", "log") or not lo < hi or (scale == "log" and lo <= 0):
                 raise ValueError(f"parameter {e['name']}.{p['name']} has an invalid range or scale")
-        spec = spec_from_dict(e)
-        effects.append(EffectInfo(spec.name, spec.params, offset))
-        offset += spec.n_params
-    names = {e.name for e in effects}
+        effects.append(spec_from_dict(e))
+    layout = ParamLayout(tuple(effects))
+    names = set(layout.names)
     chains = tuple(tuple(str(n) for n in c) for c in vocab["chains"])
     if not chains:
         raise ValueError("the vocabulary lists no chains")
@@ -271,7 +258,7 @@ def _parse_vocabulary(vocab: Mapping[str, Any]) -> tuple[tuple[EffectInfo, ...],
         unknown = [n for n in c if n not in names]
         if unknown:
             raise ValueError(f"chain {list(c)} uses effects outside the vocabulary: {unknown}")
-    return tuple(effects), chains, offset
+    return layout, chains
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,13 +1,14 @@
 """The chain vocabulary: which effects, their ranges and order, and the candidate chains a model chooses from.
 
-Parameter layout shared by the model, the exporter and the runtime: every effect of the vocabulary owns a fixed
-slice of one normalised parameter vector of width `n_params` (the sum over effects), so a model's `params` output
-`[batch, n_chains, n_params]` holds, for candidate chain k, the values of each effect of k in that effect's slice
-(slices of effects absent from k are ignored).
+The parameter layout shared by the model, the exporter and the runtime is the vocabulary's `layout`
+(`fxmatch.layout.ParamLayout` of its effects in order): every effect owns a fixed slice of one normalised vector of
+width `n_params`, so a model's `params` output `[batch, n_chains, n_params]` holds, for candidate chain k, the values
+of each effect of k in that effect's slice.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 
 from fxmatch.effects import EFFECT_NAMES, get_spec, spec_from_dict
 from fxmatch.effects.spec import EffectSpec
+from fxmatch.layout import ParamLayout
 
 ChainNames = tuple[str, ...]
 
@@ -59,24 +61,21 @@ class ChainVocabulary:
     def n_chains(self) -> int:
         return len(self.chains)
 
+    @functools.cached_property
+    def layout(self) -> ParamLayout:
+        """Where each effect's normalised values sit in the shared parameter vector (the effects in order)."""
+        return ParamLayout(self.effects)
+
     @property
     def n_params(self) -> int:
-        return sum(e.n_params for e in self.effects)
+        return self.layout.n_params
 
     def effect(self, name: str) -> EffectSpec:
-        for e in self.effects:
-            if e.name == name:
-                return e
-        raise KeyError(f"effect {name!r} is not in the vocabulary ({', '.join(self.effect_names)})")
+        return self.layout.slot(name).spec
 
     def param_slice(self, name: str) -> slice:
         """The slice of the shared parameter vector owned by effect `name`."""
-        start = 0
-        for e in self.effects:
-            if e.name == name:
-                return slice(start, start + e.n_params)
-            start += e.n_params
-        raise KeyError(f"effect {name!r} is not in the vocabulary ({', '.join(self.effect_names)})")
+        return self.layout.param_slice(name)
 
     def chain_index(self, chain: Sequence[str]) -> int:
         """Index of a chain among the candidates (ValueError if it is not a candidate)."""
@@ -88,13 +87,7 @@ class ChainVocabulary:
 
     def decode(self, chain_index: int, unit_params: Sequence[float]) -> list[tuple[str, dict[str, float]]]:
         """Chain k with its params in units from a normalised vector of width `n_params`."""
-        out = []
-        for name in self.chains[chain_index]:
-            spec = self.effect(name)
-            sl = self.param_slice(name)
-            values = [min(max(float(v), 0.0), 1.0) for v in unit_params[sl]]
-            out.append((name, {p.name: float(p.denormalise(v)) for p, v in zip(spec.params, values)}))
-        return out
+        return self.layout.decode(self.chains[chain_index], unit_params)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (travels inside exported models)."""

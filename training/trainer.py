@@ -32,6 +32,7 @@ from tqdm import tqdm
 from fxmatch.audio_io import write_text_atomic
 from fxmatch.effects import get_spec
 from fxmatch.errors import FxmatchInputError
+from fxmatch.render import ChainRenderer
 from fxmatch.vocabulary import ChainVocabulary
 from training.baselines import full_chain_vocabulary, supervised_step
 from training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
@@ -39,7 +40,7 @@ from training.config import ENCODER_KEYS, TrainConfig
 from training.data import TargetDataset, chain_key, length_uniform_weights
 from training.model import SIDE_FEATURES, Encoder, EncoderConfig, chain_membership, count_parameters, trunk_input_widths
 from training.source_factory import make_source
-from training.wta import ChainRenderer, StepResult, make_audio_loss, temperature_at, wta_step
+from training.wta import StepResult, make_audio_loss, temperature_at, wta_step
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +283,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                            fused=True if config.fused_optimizer else None)
         self.dataset = build_dataset(config, self.vocab)
-        self.renderer = None if config.mode == "supervised" else ChainRenderer(self.model_vocab, config.sample_rate)
+        self.renderer = None if config.mode == "supervised" else ChainRenderer.of_vocabulary(self.model_vocab, config.sample_rate)
         self.membership = torch.from_numpy(chain_membership(self.model_vocab)).to(self.device)
         self.loss_fn = make_audio_loss(config.fft_sizes)
         self.score_loss_fn = make_audio_loss(config.score_fft_sizes) if config.score_fft_sizes else None

@@ -2,8 +2,9 @@
 
 For each example b the encoder proposes, for every candidate chain k, parameters v̂_bk; a *subset* of candidates is
 re-synthesised through the twins, ŷ_bk = g_k(x_b, v̂_bk), and scored with the audio loss m(ŷ_bk, y_b). The subset
-is the classifier's top-k plus random exploration chains (the naive step takes all chains). Examples are grouped by
-chain so that each twin chain runs once per step on the batch of examples that have it as a candidate.
+is the classifier's top-k plus random exploration chains (the naive step takes all chains). The candidates are
+rendered by the core's batched renderer (`fxmatch.render.ChainRenderer.render_candidates`: each effect runs once per
+chain depth on every example that has it there, shared prefixes once).
 
 The fit loss is the softmin-weighted mean of the candidate losses with a temperature annealed to 0 (annealed MCL,
 Perera et al. 2024), which is the hard winner-takes-all min at temperature 0; the chain classifier learns to predict
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch.nn import functional as F
@@ -27,7 +27,7 @@ from fxmatch.metrics import (
     stft_magnitudes,
     target_spectra,
 )
-from fxmatch.vocabulary import ChainVocabulary
+from fxmatch.render import ChainRenderer
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -86,110 +86,6 @@ def _fused(x: torch.Tensor) -> bool:
 def make_audio_loss(fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES) -> SpectralLoss:
     """The training audio loss (see `SpectralLoss`)."""
     return SpectralLoss(fft_sizes)
-
-
-class ChainRenderer:
-    """The vocabulary's candidate chains as twin `Chain`s, run from params in the shared normalised layout."""
-
-    def __init__(self, vocab: ChainVocabulary, sample_rate: int):
-        from fxmatch.effects.chain import Chain
-
-        self.vocab, self.sample_rate = vocab, int(sample_rate)
-        self.chains = [Chain(names) for names in vocab.chains]
-        #: the twins by name (`render_candidates` calls them; one per effect of the vocabulary)
-        self.effects = {e.name: e for chain in self.chains for e in chain.effects}
-        self.chain_sizes = torch.tensor([len(names) for names in vocab.chains], dtype=torch.long)
-        self.param_index = [
-            torch.tensor([i for n in names for i in range(*vocab.param_slice(n).indices(vocab.n_params))],
-                         dtype=torch.long)
-            for names in vocab.chains
-        ]
-
-    def render(self, k: int, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        """Chain k on dry `x` `[n, samples]` with shared-layout params `[n, n_params]` in [0, 1] -> `[n, samples]`."""
-        index = self.param_index[k].to(params.device)
-        y = self.chains[k].process_normalised(x.unsqueeze(1), params.index_select(-1, index), self.sample_rate)
-        return y.squeeze(1)
-
-    def render_candidates(self, x: torch.Tensor, params: torch.Tensor, candidates: torch.Tensor
-                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Every candidate's audio, each distinct (example, chain prefix, prefix params) rendered once.
-
-        x `[batch, samples]`; params `[batch, n_chains, n_params]` in [0, 1]; candidates `[batch, C]`. Returns
-        (audio `[n, samples]` of the n distinct candidate renders, example `[n]` of each, index `[batch, C]` of each
-        candidate's row in audio). Candidates of one example whose chains share a prefix with the same params for it
-        (chains in canonical order with per-effect params, e.g. Compressor>Chorus and Compressor>Chorus>Reverb) share
-        that prefix's render, and all nodes at one depth with the same effect run in one twin call: the same audio as
-        `render` chain by chain (the twins treat rows independently), in fewer, larger calls.
-        """
-        batch, n_cand = candidates.shape
-        table = params.detach().cpu().numpy()
-        slices = {name: self.vocab.param_slice(name) for name in self.effects}
-        nodes: dict[tuple, int] = {}  # (parent, effect, its params' bytes) -> row at its depth
-        levels: list[list[tuple]] = []  # per depth: (parent, example, chain, effect) of each node
-        leaves: list[list[Any]] = [[0] * n_cand for _ in range(batch)]  # node of each candidate (int -1-b: dry)
-        for b, row in enumerate(candidates.tolist()):
-            for c, k in enumerate(row):
-                node = -1 - b
-                for depth, name in enumerate(self.vocab.chains[k]):
-                    key = (node, name, table[b, k, slices[name]].tobytes())
-                    if key not in nodes:
-                        if depth == len(levels):
-                            levels.append([])
-                        nodes[key] = len(levels[depth])
-                        levels[depth].append((node, b, k, name))
-                    node = _NodeRef(depth, nodes[key])
-                leaves[b][c] = node
-        outputs: list[torch.Tensor] = []  # per depth: the outputs of its nodes, in node order
-        for depth, level in enumerate(levels):
-            source = x if depth == 0 else outputs[depth - 1]
-            by_effect: dict[str, list[int]] = {}
-            for i, (_, _, _, name) in enumerate(level):
-                by_effect.setdefault(name, []).append(i)
-            order, parts = [], []
-            for name, members in by_effect.items():
-                parents = torch.tensor([-1 - level[i][0] if depth == 0 else level[i][0].index for i in members],
-                                       dtype=torch.long, device=x.device)
-                bs = torch.tensor([level[i][1] for i in members], dtype=torch.long, device=params.device)
-                ks = torch.tensor([level[i][2] for i in members], dtype=torch.long, device=params.device)
-                effect = self.effects[name]
-                unit = params[bs, ks][:, slices[name]]
-                y = effect.process(source.index_select(0, parents).unsqueeze(1), effect.spec.denormalise(unit),
-                                   self.sample_rate)
-                parts.append(y.squeeze(1))
-                order.extend(members)
-            stacked = torch.cat(parts)
-            position = torch.empty(len(level), dtype=torch.long, device=x.device)
-            position[torch.tensor(order, dtype=torch.long, device=x.device)] = torch.arange(len(level), device=x.device)
-            outputs.append(stacked.index_select(0, position))
-        # the distinct renders: the dry rows of empty candidates, then each leaf node once
-        rows: dict[object, int] = {}
-        sources, examples = [], []
-        index = torch.empty(batch, n_cand, dtype=torch.long)
-        for b in range(batch):
-            for c in range(n_cand):
-                leaf = leaves[b][c]
-                key = ("x", b) if isinstance(leaf, int) else (leaf.depth, leaf.index)
-                if key not in rows:
-                    rows[key] = len(sources)
-                    sources.append(key)
-                    examples.append(b)
-                index[b, c] = rows[key]
-        pool = torch.cat([x, *outputs])
-        offsets = [x.shape[0]]
-        for out in outputs:
-            offsets.append(offsets[-1] + out.shape[0])
-        flat = [key[1] if key[0] == "x" else offsets[key[0]] + key[1] for key in sources]
-        audio = pool.index_select(0, torch.tensor(flat, dtype=torch.long, device=x.device))
-        return audio, torch.tensor(examples, dtype=torch.long), index
-
-
-@dataclass(frozen=True)
-class _NodeRef:
-    """A rendered node of `ChainRenderer.render_candidates`: its depth (effects - 1) and its row at that depth."""
-
-    depth: int
-    index: int
 
 
 def select_candidates(

@@ -3,8 +3,15 @@ import torch
 
 from fxmatch.effects import distortion
 from fxmatch.metrics import mrstft_distance
+from fxmatch.render import ChainRenderer
+from tests.render_helpers import render_alone
 from training import wta
 from training.baselines import full_chain_vocabulary, supervised_step
+
+
+def _alone(vocab, k: int, x: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
+    """Chain k of `vocab` on its own (the reference for the batched renders) at 16 kHz."""
+    return render_alone(vocab.layout, vocab.chains[k], x, unit, 16000)
 
 
 class FixedModel(torch.nn.Module):
@@ -32,7 +39,7 @@ def _distorted_batch(tiny_vocab, drives):
 
 def test_wta_picks_the_min_loss_candidate(tiny_vocab):
     x, y, params, k = _distorted_batch(tiny_vocab, [12.0, 30.0])
-    renderer = wta.ChainRenderer(tiny_vocab, 16000)
+    renderer = ChainRenderer.of_vocabulary(tiny_vocab, 16000)
     model = FixedModel(torch.zeros(2, tiny_vocab.n_chains), params)
     result = wta.wta_step(model, renderer, x, y, wta.make_audio_loss((256, 64)), top_k=4, n_explore=0,
                           temperature=0.0)
@@ -43,14 +50,14 @@ def test_wta_picks_the_min_loss_candidate(tiny_vocab):
 
 def test_candidate_losses_equal_per_example_losses(tiny_vocab):
     x, y, params, _ = _distorted_batch(tiny_vocab, [10.0, 20.0, 35.0])
-    renderer = wta.ChainRenderer(tiny_vocab, 16000)
+    renderer = ChainRenderer.of_vocabulary(tiny_vocab, 16000)
     loss_fn = wta.make_audio_loss((256, 64))
     candidates = torch.tensor([[0, 3], [2, 1], [3, 2]])
     losses = wta.candidate_losses(renderer, x, y, params, candidates, loss_fn)
     for b in range(3):
         for c in range(2):
             k = int(candidates[b, c])
-            direct = loss_fn(renderer.render(k, x[b : b + 1], params[b : b + 1, k]), y[b : b + 1])
+            direct = loss_fn(_alone(tiny_vocab, k, x[b : b + 1], params[b : b + 1, k]), y[b : b + 1])
             assert losses[b, c].item() == pytest.approx(direct.item(), rel=1e-5)
     # the target spectra shared by all candidates give what a plain per-call distance gives
     plain = wta.candidate_losses(renderer, x, y, params, candidates,
@@ -63,7 +70,8 @@ def test_hard_min_sends_gradient_only_to_the_winner(tiny_vocab):
     x, y, params, k = _distorted_batch(tiny_vocab, [20.0])
     params[0, k, tiny_vocab.param_slice("Distortion")] += 0.05  # a small error keeps a gradient
     model = FixedModel(torch.zeros(1, tiny_vocab.n_chains), params)
-    result = wta.wta_step(model, wta.ChainRenderer(tiny_vocab, 16000), x, y, wta.make_audio_loss((256,)), 4, 0, 0.0)
+    renderer = ChainRenderer.of_vocabulary(tiny_vocab, 16000)
+    result = wta.wta_step(model, renderer, x, y, wta.make_audio_loss((256,)), 4, 0, 0.0)
     result.fit.backward()
     grad = model.params.grad[0]
     assert grad[k].abs().sum() > 0
@@ -125,7 +133,7 @@ def test_hard_step_without_the_losers_graphs_gives_the_soft_paths_gradient_at_it
     x, y, params, _k = _distorted_batch(tiny_vocab, [14.0, 26.0, 33.0])
     params[:, :, tiny_vocab.param_slice("Distortion")] += 0.04
     loss_fn = wta.make_audio_loss((256, 64))
-    renderer = wta.ChainRenderer(tiny_vocab, 16000)
+    renderer = ChainRenderer.of_vocabulary(tiny_vocab, 16000)
     fast = FixedModel(torch.zeros(3, tiny_vocab.n_chains), params.clone())
     hard = wta.wta_step(fast, renderer, x, y, loss_fn, 4, 0, 0.0)
     hard.loss.backward()
@@ -163,48 +171,17 @@ def _batch(vocab, shared: bool, batch: int = 3, samples: int = 3000):
     return x, y, params
 
 
-@pytest.mark.parametrize("shared", [True, False])
-def test_prefix_shared_rendering_gives_each_candidate_its_own_chains_audio(three_vocab, shared):
-    x, y, params = _batch(three_vocab, shared)
-    renderer = wta.ChainRenderer(three_vocab, 16000)
+def test_candidate_losses_of_shared_renders_equal_each_chains_own_loss(three_vocab):
+    x, y, params = _batch(three_vocab, shared=True)
+    renderer = ChainRenderer.of_vocabulary(three_vocab, 16000)
     candidates = torch.tensor([[7, 4, 1, 0], [7, 5, 2, 1], [6, 3, 4, 0]])  # (C,D,P) with (C,D), (C), ...
-    audio, examples, index = renderer.render_candidates(x, params, candidates)
-    for b in range(3):
-        for c in range(4):
-            k = int(candidates[b, c])
-            direct = renderer.render(k, x[b : b + 1], params[b : b + 1, k])[0]
-            assert int(examples[index[b, c]]) == b
-            torch.testing.assert_close(audio[index[b, c]], direct, rtol=1e-6, atol=1e-7)
-    # distinct renders: one per candidate (no two candidates of a row are one chain), rendered nodes fewer when the
-    # prefixes' params are shared (C,D,P reuses C,D's and C's renders)
-    assert audio.shape[0] == 12 and len(set(index.flatten().tolist())) == 12
     losses = wta.candidate_losses(renderer, x, y, params, candidates, wta.make_audio_loss((256, 64)))
     for b in range(3):
         for c in range(4):
             k = int(candidates[b, c])
-            direct = mrstft_distance(renderer.render(k, x[b : b + 1], params[b : b + 1, k]), y[b : b + 1],
-                                         (256, 64))
+            direct = mrstft_distance(_alone(three_vocab, k, x[b : b + 1], params[b : b + 1, k]), y[b : b + 1],
+                                     (256, 64))
             assert float(losses[b, c]) == pytest.approx(float(direct), rel=2e-5)
-
-
-def test_shared_prefixes_are_rendered_once(three_vocab, monkeypatch):
-    x, _, params = _batch(three_vocab, shared=True, batch=1)
-    renderer = wta.ChainRenderer(three_vocab, 16000)
-    calls = []
-    for name, effect in renderer.effects.items():
-        def counted(xx, p, sr, _process=effect.process, _name=name):
-            calls.append((_name, xx.shape[0]))
-            return _process(xx, p, sr)
-
-        monkeypatch.setitem(renderer.effects, name, type(effect)(effect.spec, counted))
-    candidates = torch.tensor([[1, 4, 7]])  # (C), (C, D), (C, D, P): one Compressor, one Distortion, one PeakFilter
-    renderer.render_candidates(x, params, candidates)
-    assert sorted(calls) == [("Compressor", 1), ("Distortion", 1), ("PeakFilter", 1)]
-    calls.clear()
-    unshared = params.clone()
-    unshared[0, 4, three_vocab.param_slice("Compressor")] += 0.1  # (C, D) has its own Compressor params
-    renderer.render_candidates(x, unshared, candidates)
-    assert sorted(calls) == [("Compressor", 2), ("Distortion", 2), ("PeakFilter", 1)]
 
 
 def test_fused_spectral_loss_equals_the_torch_distance_and_its_gradient():
@@ -228,7 +205,7 @@ def test_fused_spectral_loss_equals_the_torch_distance_and_its_gradient():
 def test_score_proxy_picks_the_winner_and_the_full_loss_fits_it(tiny_vocab):
     x, y, params, _k = _distorted_batch(tiny_vocab, [14.0, 26.0, 33.0])
     params[:, :, tiny_vocab.param_slice("Distortion")] += 0.04
-    renderer = wta.ChainRenderer(tiny_vocab, 16000)
+    renderer = ChainRenderer.of_vocabulary(tiny_vocab, 16000)
     full, proxy = wta.make_audio_loss((256, 64)), wta.make_audio_loss((128,))
     model = FixedModel(torch.zeros(3, tiny_vocab.n_chains), params)
     result = wta.wta_step(model, renderer, x, y, full, 4, 0, 0.0, score_loss_fn=proxy)
@@ -244,14 +221,14 @@ def test_score_proxy_picks_the_winner_and_the_full_loss_fits_it(tiny_vocab):
 def test_tree_rendered_losses_give_the_chain_by_chain_gradient(three_vocab, shared):
     """Autograd through the shared renders sums each prefix's gradient as rendering every chain on its own does."""
     x, y, params = _batch(three_vocab, shared)
-    renderer = wta.ChainRenderer(three_vocab, 16000)
+    renderer = ChainRenderer.of_vocabulary(three_vocab, 16000)
     loss = wta.make_audio_loss((256, 64))
     candidates = torch.tensor([[7, 4, 1, 0], [7, 5, 2, 1], [6, 3, 4, 0]])
     weights = torch.rand(3, 4, generator=torch.Generator().manual_seed(3))
     tree = params.clone().requires_grad_(True)
     (weights * wta.candidate_losses(renderer, x, y, tree, candidates, loss)).sum().backward()
     plain = params.clone().requires_grad_(True)
-    total = sum(weights[b, c] * mrstft_distance(renderer.render(int(k), x[b : b + 1], plain[b : b + 1, int(k)]),
+    total = sum(weights[b, c] * mrstft_distance(_alone(three_vocab, int(k), x[b : b + 1], plain[b : b + 1, int(k)]),
                                                 y[b : b + 1], (256, 64))
                 for b in range(3) for c, k in enumerate(candidates[b]))
     total.backward()
