@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from fxmatch.commands.progress import progress_printer
 from fxmatch.errors import FxmatchInputError
 
 #: how much of each file is read (s): the alignment looks at the first 30 s, the search at a short excerpt
@@ -142,7 +143,7 @@ def capture_files(dry_path: str, wet_path: str, candidates: Callable[[np.ndarray
         settings = replace(settings, max_offset_seconds=max_offset)
     t0 = time.perf_counter()
     result = capture(dry, wet, rate, candidates, settings=settings, time_budget=time_budget, seed=seed,
-                     progress=progress_printer() if progress else None)
+                     progress=progress_printer(progress_line) if progress else None)
     if progress and sys.stderr.isatty():
         print(file=sys.stderr)
     return CaptureRun(result, rate, time.perf_counter() - t0)
@@ -183,10 +184,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-#: where stderr is not a terminal (a log, a pipe), a plain progress line this often (s)
-PLAIN_PROGRESS_SECONDS = 5.0
-
-
 def progress_line(p) -> str:
     """One progress report in words: fraction, stage (its rate and window), the closest chain so far, time."""
     from fxmatch.chains import chain_label
@@ -197,26 +194,6 @@ def progress_line(p) -> str:
     return (f"searching {100 * p.fraction:3.0f} %  stage {p.stage + 1} of {p.stages} ({p.rate / 1000:g} kHz, "
             f"{p.window_seconds:.1f} s)  closest so far: {best} ({100 * p.best_relative:.0f} % of no effect on "
             f"this stage's window), {p.elapsed:.0f} s")
-
-
-def progress_printer(tty: bool | None = None, every: float | None = None):
-    """A progress callback for stderr: on a terminal one line rewritten at most ten times a second (the last report
-    always; the caller ends the line); elsewhere a plain line every `every` seconds (`tty`: None asks stderr)."""
-    tty = sys.stderr.isatty() if tty is None else tty
-    every = PLAIN_PROGRESS_SECONDS if every is None else every
-    last = [time.perf_counter() if not tty else 0.0]
-
-    def show(p) -> None:
-        now = time.perf_counter()
-        if tty:
-            if p.done or now - last[0] >= 0.1:
-                last[0] = now
-                print(f"\r{progress_line(p)}\x1b[K", end="", file=sys.stderr, flush=True)
-        elif not p.done and now - last[0] >= every:
-            last[0] = now
-            print(f"fxmatch: {progress_line(p)}", file=sys.stderr, flush=True)
-
-    return show
 
 
 def preset_from_capture(result, top: int = 5):

@@ -17,6 +17,7 @@ import sys
 import time
 from typing import Any
 
+from fxmatch.commands.progress import progress_printer
 from fxmatch.errors import FxmatchInputError
 
 #: how much of each file is read (s)
@@ -62,26 +63,12 @@ def same_performance_line(reference: str, take: str, al: Any) -> str:
             f"fxmatch capture {take} {reference}")
 
 
-def progress_printer(tty: bool | None = None, every: float = 5.0):
-    """A progress callback for stderr: one rewritten line on a terminal, else a plain line every `every` s."""
-    tty = sys.stderr.isatty() if tty is None else tty
-    last = [time.perf_counter() if not tty else 0.0]
+def progress_line(p: Any) -> str:
+    """One progress report of the fit in words: fraction, the closest chain so far, time."""
+    from fxmatch.chains import chain_label
 
-    def show(p) -> None:
-        from fxmatch.chains import chain_label
-
-        now = time.perf_counter()
-        text = (f"matching {100 * p.fraction:3.0f} %  closest so far: {chain_label(p.best_chain)} "
-                f"({100 * p.best_relative:.0f} % of the take's own distance), {p.elapsed:.0f} s")
-        if tty:
-            if p.done or now - last[0] >= 0.1:
-                last[0] = now
-                print(f"\r{text}\x1b[K", end="", file=sys.stderr, flush=True)
-        elif not p.done and now - last[0] >= every:
-            last[0] = now
-            print(f"fxmatch: {text}", file=sys.stderr, flush=True)
-
-    return show
+    return (f"matching {100 * p.fraction:3.0f} %  closest so far: {chain_label(p.best_chain)} "
+            f"({100 * p.best_relative:.0f} % of the take's own distance), {p.elapsed:.0f} s")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     result = match(ref, take, ref_rate, take_rate=take_rate, session=session, time_budget=args.time_budget,
                    max_evaluations=args.evaluations or MAX_EVALUATIONS, seed=args.seed,
-                   progress=progress_printer())
+                   progress=progress_printer(progress_line))
     if sys.stderr.isatty():
         print(file=sys.stderr)
     result.warnings[:0] = notes

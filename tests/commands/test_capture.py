@@ -183,9 +183,9 @@ def test_max_offset_is_checked_before_the_work(pair, capsys):
 
 def test_progress_goes_to_a_log_as_plain_lines(pair, capsys, monkeypatch):
     """stderr not a terminal (a log): plain lines naming the stage, no carriage returns (was: nothing for minutes)."""
-    from fxmatch.commands import capture as capture_cmd
+    from fxmatch.commands import progress
 
-    monkeypatch.setattr(capture_cmd, "PLAIN_PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr(progress, "PLAIN_PROGRESS_SECONDS", 0.0)
     dry, wet = pair
     assert main(["capture", dry, wet, "--time-budget", "3"]) == 0
     err = capsys.readouterr().err
@@ -196,9 +196,10 @@ def test_progress_goes_to_a_log_as_plain_lines(pair, capsys, monkeypatch):
 
 def test_progress_on_a_terminal_rewrites_one_line_and_ends_with_the_choice(capsys):
     from fxmatch.capture import CaptureProgress
-    from fxmatch.commands.capture import progress_printer
+    from fxmatch.commands.capture import progress_line
+    from fxmatch.commands.progress import progress_printer
 
-    show = progress_printer(tty=True)
+    show = progress_printer(progress_line, tty=True)
     show(CaptureProgress(0, 3, 1, 20, 0.2, ("Reverb",), 0.25, 16000, 0.5, 1.0))
     show(CaptureProgress(2, 3, 0, 0, 1.0, ("Chorus", "Reverb"), 0.3, 44100, 1.5, 9.0, done=True))
     err = capsys.readouterr().err
