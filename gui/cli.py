@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import sys
 import time
 from pathlib import Path
 
+from fxmatch.commands.checks import positive
 from fxmatch.errors import FxmatchInputError
 
 log = logging.getLogger(__name__)
@@ -80,9 +80,7 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.block is not None and not MIN_FRAMES <= args.block <= MAX_FRAMES:
         raise FxmatchInputError(f"app: --block must be {MIN_FRAMES} to {MAX_FRAMES} frames, got {args.block}")
     for name in ("hop", "crossfade_ms", "fps", "screenshot_seconds"):
-        v = getattr(args, name)
-        if v is not None and not (math.isfinite(v) and v > 0):
-            raise FxmatchInputError(f"app: --{name.replace('_', '-')} must be > 0, got {v}")
+        positive("app", name.replace("_", "-"), getattr(args, name))
 
 
 def engine_options(args: argparse.Namespace) -> dict:
@@ -97,6 +95,15 @@ def engine_options(args: argparse.Namespace) -> dict:
     if args.dry_file is not None:
         out["dry_file"] = str(Path(args.dry_file).resolve())
     return out
+
+
+def _select_or_add(combo, value: int, text: str) -> None:
+    """Select the item of `combo` whose data is `value`, added as `text` at the end when it has none."""
+    i = combo.findData(value)
+    if i < 0:
+        combo.addItem(text, value)
+        i = combo.count() - 1
+    combo.setCurrentIndex(i)
 
 
 def apply_args(panel, args: argparse.Namespace) -> None:
@@ -115,17 +122,9 @@ def apply_args(panel, args: argparse.Namespace) -> None:
         if not ok:
             raise FxmatchInputError(f"app: no audio device {dev!r} (see the list in the app or `python -m sounddevice`)")
     if args.rate:
-        i = panel.sample_rate.findData(args.rate)
-        if i < 0:
-            panel.sample_rate.addItem(f"{args.rate} Hz", args.rate)
-            i = panel.sample_rate.count() - 1
-        panel.sample_rate.setCurrentIndex(i)
+        _select_or_add(panel.sample_rate, args.rate, f"{args.rate} Hz")
     if args.block:
-        i = panel.block.findData(args.block)
-        if i < 0:
-            panel.block.addItem(f"{args.block} frames", args.block)
-            i = panel.block.count() - 1
-        panel.block.setCurrentIndex(i)
+        _select_or_add(panel.block, args.block, f"{args.block} frames")
     if args.dry_channel:
         panel.dry_channel.setValue(args.dry_channel)
     if args.target_channel:

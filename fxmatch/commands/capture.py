@@ -14,7 +14,6 @@ file's, at most 48 kHz); channels are mixed to mono; the first READ_SECONDS of e
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from fxmatch.commands.checks import at_least, positive
 from fxmatch.commands.progress import progress_printer
 from fxmatch.errors import FxmatchInputError
 
@@ -59,16 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.search_k is not None and args.search_k < 1:
-        raise FxmatchInputError(f"capture: --search-k must be >= 1, got {args.search_k}")
-    if args.time_budget is not None and not (math.isfinite(args.time_budget) and args.time_budget > 0):
-        raise FxmatchInputError(f"capture: --time-budget must be > 0 seconds, got {args.time_budget}")
-    if args.top < 1:
-        raise FxmatchInputError(f"capture: --top must be >= 1, got {args.top}")
-    if args.threads is not None and args.threads < 1:
-        raise FxmatchInputError(f"capture: --threads must be >= 1, got {args.threads}")
-    if args.max_offset is not None and not (math.isfinite(args.max_offset) and args.max_offset > 0):
-        raise FxmatchInputError(f"capture: --max-offset must be > 0 seconds, got {args.max_offset}")
+    at_least("capture", "search-k", args.search_k, 1)
+    positive("capture", "time-budget", args.time_budget, " seconds")
+    at_least("capture", "top", args.top, 1)
+    at_least("capture", "threads", args.threads, 1)
+    positive("capture", "max-offset", args.max_offset, " seconds")
     if args.model and args.search_k is None:
         raise FxmatchInputError("capture: --model is used with --search-k K (the encoder picks the K chains)")
     if args.output:

@@ -33,6 +33,7 @@ import numpy as np
 
 from fxmatch import audibility, shipped
 from fxmatch.commands import estimate as estimate_cmd
+from fxmatch.commands.checks import at_least
 from fxmatch.errors import FxmatchInputError
 from fxmatch.inference import format_value
 
@@ -263,12 +264,9 @@ def run(args: argparse.Namespace) -> int:
     from fxmatch.inference import EstimatorSession
     from fxmatch.threads import set_cpu_threads
 
-    if args.refine < 0:
-        raise FxmatchInputError(f"demo: --refine STEPS must be >= 0, got {args.refine}")
-    if args.threads is not None and args.threads < 1:
-        raise FxmatchInputError(f"demo: --threads must be >= 1, got {args.threads}")
-    if args.dry_k < 1:
-        raise FxmatchInputError(f"demo: --dry-k must be >= 1, got {args.dry_k}")
+    at_least("demo", "refine STEPS", args.refine, 0)
+    at_least("demo", "threads", args.threads, 1)
+    at_least("demo", "dry-k", args.dry_k, 1)
     dry_k = None if args.no_dry else args.dry_k
     t_start = time.perf_counter()
     examples = load_examples(args.examples)

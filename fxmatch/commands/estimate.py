@@ -16,7 +16,6 @@ the older single-chain path instead: a few Adam steps on the encoder's chosen ch
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from fxmatch import shipped
+from fxmatch.commands.checks import at_least, positive
 from fxmatch.errors import FxmatchInputError
 from fxmatch.refine import REFINE_LR, REFINE_MAX_RATE
 
@@ -70,8 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.refine is not None and args.refine < 0:
-        raise FxmatchInputError(f"estimate: --refine STEPS must be >= 0, got {args.refine}")
+    at_least("estimate", "refine STEPS", args.refine, 0)
     if args.refine and not args.dry:
         raise FxmatchInputError("estimate: --refine needs --dry (the unprocessed recording)")
     if args.no_search and not args.dry:
@@ -82,18 +81,13 @@ def _check_args(args: argparse.Namespace) -> None:
         if value is not None and not args.search:
             why = "--dry" if not args.dry else "the search (drop --no-search / --refine)"
             raise FxmatchInputError(f"estimate: {option} needs {why}")
-    if args.search_k is not None and args.search_k < 1:
-        raise FxmatchInputError(f"estimate: --search-k must be >= 1, got {args.search_k}")
-    if args.time_budget is not None and not (math.isfinite(args.time_budget) and args.time_budget > 0):
-        raise FxmatchInputError(f"estimate: --time-budget must be > 0 seconds, got {args.time_budget}")
+    at_least("estimate", "search-k", args.search_k, 1)
+    positive("estimate", "time-budget", args.time_budget, " seconds")
     if args.refine is None:  # the single-chain path refines unless told not to
         args.refine = DRY_REFINE_STEPS if args.dry and not args.search else 0
-    if not args.refine_seconds > 0 or not math.isfinite(args.refine_seconds):
-        raise FxmatchInputError(f"estimate: --refine-seconds must be > 0, got {args.refine_seconds}")
-    if args.top < 0:
-        raise FxmatchInputError(f"estimate: --top must be >= 0, got {args.top}")
-    if args.threads is not None and args.threads < 1:
-        raise FxmatchInputError(f"estimate: --threads must be >= 1, got {args.threads}")
+    positive("estimate", "refine-seconds", args.refine_seconds)
+    at_least("estimate", "top", args.top, 0)
+    at_least("estimate", "threads", args.threads, 1)
     if args.output:
         from fxmatch.audio_io import check_output
 

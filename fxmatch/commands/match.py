@@ -12,13 +12,12 @@ each are read, the fit uses their loudest `fxmatch.match.FIT_SECONDS`.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from typing import Any
 
+from fxmatch.commands.checks import at_least, positive
 from fxmatch.commands.progress import progress_printer
-from fxmatch.errors import FxmatchInputError
 
 #: how much of each file is read (s)
 READ_SECONDS = 60.0
@@ -42,14 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.time_budget is not None and not (math.isfinite(args.time_budget) and args.time_budget > 0):
-        raise FxmatchInputError(f"match: --time-budget must be > 0 seconds, got {args.time_budget}")
-    if args.evaluations is not None and args.evaluations < 1:
-        raise FxmatchInputError(f"match: --evaluations must be >= 1, got {args.evaluations}")
-    if args.top < 1:
-        raise FxmatchInputError(f"match: --top must be >= 1, got {args.top}")
-    if args.threads is not None and args.threads < 1:
-        raise FxmatchInputError(f"match: --threads must be >= 1, got {args.threads}")
+    positive("match", "time-budget", args.time_budget, " seconds")
+    at_least("match", "evaluations", args.evaluations, 1)
+    at_least("match", "top", args.top, 1)
+    at_least("match", "threads", args.threads, 1)
     if args.output:
         from fxmatch.audio_io import check_output
 
