@@ -205,7 +205,7 @@ class MainWindow(QtWidgets.QMainWindow):
         cap1 = QtWidgets.QLabel("SPECTRUM   A target vs B matched")
         cap2 = QtWidgets.QLabel("SPECTROGRAM")
         for c in (cap1, cap2):
-            c.setStyleSheet(f"color: {theme.DIM}; font-size: 8pt; letter-spacing: 1px;")
+            c.setStyleSheet(theme.CAPTION_STYLE)
         self.spectrogram_source = QtWidgets.QComboBox()
         self.spectrogram_source.addItems(SPECTROGRAM_SOURCES)
         self.spectrogram_source.setFocusPolicy(QtCore.Qt.FocusPolicy.NoFocus)
@@ -233,7 +233,7 @@ class MainWindow(QtWidgets.QMainWindow):
         ml = QtWidgets.QVBoxLayout(meters_panel)
         ml.setContentsMargins(10, 8, 10, 8)
         cap3 = QtWidgets.QLabel("LEVELS")
-        cap3.setStyleSheet(f"color: {theme.DIM}; font-size: 8pt; letter-spacing: 1px;")
+        cap3.setStyleSheet(theme.CAPTION_STYLE)
         ml.addWidget(cap3)
         self.meters = MetersPanel()
         ml.addWidget(self.meters, 1)

@@ -16,6 +16,9 @@ OK = "#5cd68a"
 WARN = "#f2c94c"
 BAD = "#ff5c5c"
 
+#: a panel's small upper-case caption ("AUDIO SET-UP", "LEVELS", ...)
+CAPTION_STYLE = f"color: {DIM}; font-size: 8pt; letter-spacing: 1px;"
+
 #: one colour per effect of the default vocabulary (others get ACCENT)
 EFFECT_COLOURS: dict[str, str] = {
     "Compressor": "#f0a030",

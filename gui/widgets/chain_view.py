@@ -333,7 +333,7 @@ class ChainHeader(QtWidgets.QWidget):
         col.setSpacing(0)
         caption = QtWidgets.QLabel("ESTIMATED CHAIN")
         caption.setObjectName("dim")
-        caption.setStyleSheet(f"color: {theme.DIM}; font-size: 8pt; letter-spacing: 1px;")
+        caption.setStyleSheet(theme.CAPTION_STYLE)
         self.chain_label = QtWidgets.QLabel("–")
         self.chain_label.setObjectName("big")
         col.addWidget(caption)

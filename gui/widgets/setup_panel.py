@@ -161,7 +161,7 @@ class SetupPanel(QtWidgets.QFrame):
         lay.setContentsMargins(12, 12, 12, 12)
         lay.setSpacing(8)
         title = QtWidgets.QLabel("AUDIO SET-UP")
-        title.setStyleSheet(f"color: {theme.DIM}; font-size: 8pt; letter-spacing: 1px;")
+        title.setStyleSheet(theme.CAPTION_STYLE)
         lay.addWidget(title)
         form = QtWidgets.QFormLayout()
         form.setLabelAlignment(QtCore.Qt.AlignmentFlag.AlignLeft)

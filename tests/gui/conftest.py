@@ -8,15 +8,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from pathlib import Path
 
-import pedalboard
 import pytest
 
-from fxmatch import testsignals
-from fxmatch.audio_io import write_audio
-
-# A JACK dummy server (48 kHz, 256 frames, unique name) per test module, the realtime tests' own fixture: where none
-# can start (no jackd, or it will not run here) the app's audio tests skip, saying why, instead of erroring.
-from tests.realtime.conftest import jack_server  # noqa: F401
+# The realtime tests' own fixtures: a tiny untrained exported model (16 kHz, 0.5 s window, Distortion favoured), the
+# signal files (dry.wav: plucked chord, 3 s, 48 kHz; target.wav: the same through Distortion at 25 dB) and a JACK
+# dummy server (48 kHz, 256 frames, unique name) per test module; where none can start (no jackd, or it will not run
+# here) the app's audio tests skip, saying why, instead of erroring.
+from tests.realtime.conftest import jack_server, signal_files, tiny_model  # noqa: F401
 
 RATE = 48000
 
@@ -42,26 +40,6 @@ def settings(tmp_path: Path):
     from gui.settings import AppSettings
 
     return AppSettings(tmp_path / "settings" / "fxmatch.ini")
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny untrained exported model (16 kHz, 0.5 s window, vocabulary Distortion, Distortion favoured)."""
-    from tests.export.helpers import tiny_onnx
-
-    return tiny_onnx(tmp_path_factory.mktemp("gui-model"))
-
-
-@pytest.fixture(scope="session")
-def signal_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """dry.wav (plucked chord, 3 s, 48 kHz) and target.wav (the same through Distortion at 25 dB)."""
-    folder = tmp_path_factory.mktemp("gui-audio")
-    dry = testsignals.make("chord", RATE, 3.0, seed=1)
-    target = pedalboard.Pedalboard([pedalboard.Distortion(drive_db=25.0)])(dry, RATE)
-    paths = {"dry": folder / "dry.wav", "target": folder / "target.wav"}
-    write_audio(paths["dry"], dry, RATE)
-    write_audio(paths["target"], target, RATE)
-    return paths
 
 
 @pytest.fixture
