@@ -220,7 +220,7 @@ _CURVE_KEYS = ("k", "examples", "exact_accuracy", "audible_accuracy", "mrstft_re
 def run_identification(examples: list[dict[str, Any]], progress: Any = None) -> dict[str, Any]:
     """The identification alone (no twin, no search): each example aligned (`capture.align`), read
     (`identify.identify` from the wet take's start), the evidence's chain rendered at its reads: the summary."""
-    from fxmatch.capture import _shift, align
+    from fxmatch.capture.alignment import _shift, align
     from fxmatch.identify import identify
 
     rows = []

@@ -16,13 +16,13 @@ from fxmatch.capture import (
     ChainFit,
     SearchSettings,
     Stage,
-    _Spectra,
     align,
     candidates_from_ranked,
     capture,
     choose,
     sub_chains,
 )
+from fxmatch.capture.fit import _Spectra
 from fxmatch.errors import FxmatchInputError
 from fxmatch.metrics import mrstft_distance
 

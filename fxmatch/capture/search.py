@@ -1,0 +1,344 @@
+"""The capture search: align, take an excerpt, screen every candidate chain length by length, carry the best on
+through the later stages, realign with the best chain's twin output, and rank (`capture`)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+
+import numpy as np
+import scipy.signal
+import torch
+
+from fxmatch.capture.alignment import (
+    MAX_OFFSET_SECONDS,
+    MIN_SECONDS,
+    Alignment,
+    _mono,
+    _overlap,
+    _shift,
+    align,
+    echo_times,
+    moved,
+)
+from fxmatch.capture.candidates import Candidate, all_candidates
+from fxmatch.capture.fit import (
+    _FINAL_ZOOM_LEVELS,
+    _FIT_COST,
+    _FIT_DONE,
+    _SCREEN_DONE,
+    _ZOOM_FACTOR,
+    _ZOOM_LEVELS,
+    _best_per_chain,
+    _Clock,
+    _evaluate,
+    _fit_stage,
+    _grid_points,
+    _grid_step,
+    _logit,
+    _Row,
+    _sample_cost,
+    _sigmoid,
+    _Signals,
+    _stage_signals,
+    _start_rows,
+    _survivors,
+    _zoom,
+    _zoom_points,
+)
+from fxmatch.capture.results import CaptureProgressFn, CaptureResult, ChainFit, _rank, fit_warnings
+from fxmatch.capture.settings import SearchSettings, stage_rate
+from fxmatch.errors import FxmatchInputError
+from fxmatch.identify import Identification, identify
+from fxmatch.layout import ParamLayout
+from fxmatch.render import ChainRenderer
+
+#: effects farthest from their own sound at another rate (the Phaser's all-pass cutoffs warp with the rate and its
+#: sweep is scaled to it): where a stage runs below the recording's rate, chains holding one are fitted at the
+#: recording's rate all the same
+NATIVE_RATE_EFFECTS: frozenset[str] = frozenset({"Phaser"})
+
+
+def _needs_native(chain: Sequence[str]) -> bool:
+    """True when `chain` holds a NATIVE_RATE_EFFECTS effect."""
+    return any(n in NATIVE_RATE_EFFECTS for n in chain)
+
+
+def _extending(level: list[Candidate], fitted: Mapping[tuple[str, ...], _Row], n: int,
+               beam: int | None) -> list[Candidate]:
+    """The candidates of `level` (chains of `n` effects) holding one of the best `beam` fitted chains of `n - 1`
+    effects (all of them when `beam` is None or no such chain was fitted)."""
+    shorter = sorted((r for r in fitted.values() if len(r.chain) == n - 1), key=lambda r: r.relative)
+    if beam is None or not shorter:
+        return level
+    best = {r.chain for r in shorter[: max(1, beam)]}
+    return [c for c in level if any(s in best for s in itertools.combinations(c.chain, n - 1))]
+
+
+def _prepare(dry: np.ndarray, wet: np.ndarray, sample_rate: int, alignment: Alignment | None,
+             max_offset_s: float = MAX_OFFSET_SECONDS) -> tuple[np.ndarray, np.ndarray, Alignment]:
+    """Mono float64 dry and wet (`[samples]` each) and their alignment, checked (length, silence, overlap)."""
+    if not (isinstance(sample_rate, (int, np.integer)) and sample_rate >= 8000):
+        raise FxmatchInputError(f"capture: the sample rate must be an integer of at least 8000 Hz, got {sample_rate}")
+    x, y = _mono(dry, "dry"), _mono(wet, "wet")
+    for sig, what in ((x, "dry"), (y, "wet")):
+        if sig.size < MIN_SECONDS * sample_rate:
+            raise FxmatchInputError(f"capture: the {what} signal lasts {sig.size / sample_rate:.2f} s, too short to "
+                                    f"fit anything: at least {MIN_SECONDS:g} s is needed")
+    al = alignment if alignment is not None else align(x, y, int(sample_rate), max_offset_s)
+    lo, hi = _overlap(x, y, al.offset)
+    if hi - lo < MIN_SECONDS * sample_rate:
+        raise FxmatchInputError(f"capture: once aligned ({al.offset_ms:+.1f} ms) the recordings overlap for "
+                                f"{max(0, hi - lo) / sample_rate:.2f} s; at least {MIN_SECONDS:g} s is needed")
+    return x, y, al
+
+
+def _excerpt(xa: np.ndarray, y: np.ndarray, rate: int, lo: int, hi: int,
+             settings: SearchSettings) -> tuple[int, int, int]:
+    """(start, length, pre-roll) in samples of the excerpt: the earliest within [lo, hi) holding at least half the
+    energy of the loudest; the twins start up to `max_preroll_seconds` before it (from `lo` when they can: the
+    LFOs of Chorus and Phaser then start where the wet recording's did)."""
+    from fxmatch.inference import SILENCE_DBFS
+
+    length = min(hi - lo, int(settings.excerpt_seconds * rate))
+    start = lo + _early_loud_excerpt(y[lo:hi], length, max(1, rate // 20))
+
+    dry = xa[start : start + length]
+    if float(np.sqrt(np.mean(dry**2))) < 10 ** (SILENCE_DBFS / 20):
+        raise FxmatchInputError("capture: the dry signal is silent where the wet one is loudest")
+    return start, length, min(start - lo, int(settings.max_preroll_seconds * rate))
+
+
+def _early_loud_excerpt(y: np.ndarray, length: int, step: int) -> int:
+    """Start of the earliest `length`-sample window of `y` (on a grid of `step`) with half the loudest one's energy."""
+    if y.size <= length:
+        return 0
+    energy = np.concatenate([[0.0], np.cumsum(np.square(y, dtype=np.float64))])
+    starts = np.arange(0, y.size - length + 1, step)
+    window = energy[starts + length] - energy[starts]
+    return int(starts[np.argmax(window >= 0.5 * window.max())])
+
+
+def capture(
+    dry: np.ndarray,
+    wet: np.ndarray,
+    sample_rate: int,
+    candidates: Sequence[Candidate] | None = None,
+    *,
+    settings: SearchSettings | None = None,
+    time_budget: float | None = None,
+    progress: CaptureProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    seed: int = 0,
+    alignment: Alignment | None = None,
+) -> CaptureResult:
+    """Find the chain (and params) that turns `dry` into `wet` (float `[samples]` or `[channels, samples]`, one
+    rate in Hz; channels are averaged).
+
+    Aligns the two (`align`, unless `alignment` is given), takes an early loud `excerpt_seconds` of the wet signal
+    (the twins run from up to `max_preroll_seconds` before it), screens every candidate (default: the 64 chains of
+    the default vocabulary) in the first stage, carries the best few on through the later stages (refining the
+    alignment to a sample with the best chain's twin output before the last), and ranks them by MR-STFT distance
+    with the parsimony rule `choose`. `time_budget` (s) ends the search early (the result then says
+    `complete=False`); `should_stop()` is polled every step (CaptureCancelled); `seed` draws the random starts.
+    With `settings.fit_gain` (the default) every chain also fits the chain-wide output level (`ChainFit.gain_db`;
+    a preset holds it as a trailing Gain, `fxmatch.chains.with_output_level`). With `settings.identify` (the
+    default) each candidate effect's params are first read off the aligned pair (`fxmatch.identify`) and the twins
+    start from those reads as well as from the grids (`CaptureResult.identification` keeps them).
+    """
+    settings = settings or SearchSettings()
+    cands = list(candidates) if candidates is not None else all_candidates()
+    if not cands:
+        raise FxmatchInputError("capture: no candidate chains to try")
+    if not any(len(c.chain) == 0 for c in cands):
+        cands.append(Candidate(()))
+    x, y, al = _prepare(dry, wet, sample_rate, alignment, settings.max_offset_seconds)
+    search = _Search(x, y, int(sample_rate), al, cands, settings, _Clock(time_budget, should_stop, progress))
+    if search.identification is not None and search.identification.linear:
+        search.cands = [c for c in search.cands if not c.chain]  # a plain gain of the dry take: no effect to fit
+    search.screen(np.random.default_rng(seed))
+    for index in range(1, len(settings.stages)):
+        if search.clock.out_of_time:
+            break
+        if alignment is None and index == len(settings.stages) - 1:
+            search.realign(index)
+        search.carry_on(index)
+    return search.result(len(cands))
+
+
+class _Search:
+    """The state of one search: the aligned signals, the excerpt, the fitted rows per chain and the clock."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, rate: int, alignment: Alignment, cands: list[Candidate],
+                 settings: SearchSettings, clock: _Clock):
+        self.x, self.y, self.rate, self.alignment = x, y, rate, alignment
+        self.cands, self.settings, self.clock = cands, settings, clock
+        self.xa = _shift(x, alignment.offset, y.size)
+        lo, hi = _overlap(x, y, alignment.offset)
+        self.start, self.length, self.preroll = _excerpt(self.xa, y, rate, lo, hi, settings)
+        self.renderer = ChainRenderer(ParamLayout.of_chains([c.chain for c in cands], output_level=True))
+        self.fitted: dict[tuple[str, ...], _Row] = {}
+        self.no_effect: dict[int, float] = {}
+        self.identification: Identification | None = None
+        if settings.identify:  # at most IDENTIFY_SHARE of a time budget
+            names = {n for c in cands for n in c.chain}
+            budget = None if clock.deadline is None else IDENTIFY_SHARE * (clock.deadline - clock.t0)
+            self.identification = identify(self.xa, y, rate, origin=self.start - self.preroll, effects=names,
+                                           stop=lambda: clock.check() or (budget is not None and
+                                                                          time.perf_counter() - clock.t0 > budget))
+
+    def _signals(self, index: int, native: bool = False) -> _Signals:
+        """Stage `index`'s signals (at the recording's own rate when `native`)."""
+        stage = self.settings.stages[index]
+        sig = _stage_signals(self.xa, self.y, self.rate, self.start, self.length, self.preroll,
+                             replace(stage, rate=self.rate) if native else stage, self.settings.gate_noise)
+        if not native:
+            self.no_effect[index] = sig.no_effect
+        return sig
+
+    def _stage_pair(self, index: int) -> dict[bool, _Signals]:
+        """Stage `index`'s signals at its rate (False) and at the recording's rate (True)."""
+        low = self._signals(index)
+        return {False: low, True: low if low.rate == self.rate else self._signals(index, native=True)}
+
+    def _fit(self, rows: list[_Row], sigs: dict[bool, _Signals], index: int) -> None:
+        """Fit `rows` at stage `index`: those holding a NATIVE_RATE_EFFECTS effect on the native-rate signals."""
+        for native in (False, True):
+            group = [r for r in rows if _needs_native(r.chain) == native]
+            if group:
+                _fit_stage(group, sigs[native], self.settings.stages[index], index, self.renderer, self.settings,
+                           self.clock)
+
+    def _samples(self, index: int, native: bool = False) -> float:
+        """Samples of stage `index`'s dry signal (pre-roll and window; at the recording's rate when `native`)."""
+        st = self.settings.stages[index]
+        rate = self.rate if native else stage_rate(st, self.rate)
+        length = self.length if st.seconds is None else min(self.length, int(st.seconds * self.rate))
+        return rate * (length + self.preroll) / self.rate
+
+    def _planned(self, index: int, chains: Sequence[tuple[str, ...]] | None = None) -> float:
+        """Rough work of stage `index` (samples rendered) for `chains`, for the progress fraction (None: a later
+        stage's likely rows, the closest chains fitted so far, or before any is, average candidates)."""
+        st, n = self.settings.stages[index], len(self.cands)
+        fit, unit = (st.steps + 1) * _FIT_COST * _FIT_DONE, _sample_cost(st)
+        if index == 0:
+            restarts = max(1, self.settings.restarts)
+            return _SCREEN_DONE * unit * sum(((_grid_points(c.chain[-1]) if c.chain else 1)
+                                              + restarts * (_zoom_points(c.chain[-1:], _ZOOM_LEVELS) + fit))
+                                             * self._samples(0, _needs_native(c.chain)) for c in self.cands)
+        levels = _FINAL_ZOOM_LEVELS if index == len(self.settings.stages) - 1 else 1
+        rows = min(n, (st.keep or n) + 3)
+
+        def cost(chain: tuple[str, ...]) -> float:
+            return unit * (_zoom_points(chain, levels) + fit) * self._samples(index, _needs_native(chain))
+
+        if chains is not None:
+            return sum(cost(c) for c in chains)
+        if self.fitted:
+            return sum(cost(r.chain) for r in sorted(self.fitted.values(), key=lambda r: r.relative)[:rows])
+        return rows * float(np.mean([cost(c.chain) for c in self.cands]))
+
+    def _begin(self, index: int, chains: Sequence[tuple[str, ...]] | None = None) -> None:
+        """Tell the clock that stage `index` starts (its planned work for `chains`, the later stages' guessed)."""
+        st = self.settings.stages[index]
+        later = sum(self._planned(j) for j in range(index + 1, len(self.settings.stages)))
+        window = self.length / self.rate if st.seconds is None else min(self.length / self.rate, st.seconds)
+        self.clock.begin_stage(index, len(self.settings.stages), self._planned(index, chains), later,
+                               stage_rate(st, self.rate), window)
+
+    def screen(self, rng: np.random.Generator) -> None:
+        """Stage 0, chain length by chain length: the candidates extending one of the best `beam` chains one effect
+        shorter, each started from the best of a grid around that chain's fit, then fitted all together."""
+        self._begin(0)
+        sigs = self._stage_pair(0)
+        echoes = echo_times(self.xa, self.y, self.rate)
+        for n in sorted({len(c.chain) for c in self.cands}):
+            level = _extending([c for c in self.cands if len(c.chain) == n], self.fitted, n, self.settings.beam)
+            rows = [r for c in level
+                    for r in _start_rows(c, self.renderer, sigs[_needs_native(c.chain)], self.fitted, echoes, rng,
+                                         self.settings, self.clock, self.identification)]
+            self._fit(rows, sigs, 0)
+            self.fitted.update({r.chain: r for r in _best_per_chain(rows)})
+            if self.clock.out_of_time:
+                break
+
+    def realign(self, index: int) -> None:
+        """Before stage `index`: move the dry signal by the lag (within +-_REALIGN_SECONDS) at which the best chain's
+        twin output matches the wet signal best, when that brings the chain closer at the recording's rate."""
+        best = min((r for r in self.fitted.values() if r.stage == index - 1), key=lambda r: r.relative)
+        lag = _residual_lag(self.xa, self.y, self.rate, self.start, self.length, self.preroll, best, self.renderer,
+                            self.settings.fit_gain)
+        if not lag:
+            return
+        al, u = self.alignment, _sigmoid(best.z)[None]
+        before = _evaluate(u, best.chain, self.renderer, self._signals(index, True), self.settings.fit_gain,
+                           self.clock)
+        xa, self.xa = self.xa, _shift(self.x, al.offset + lag, self.y.size)
+        after = _evaluate(u, best.chain, self.renderer, self._signals(index, True), self.settings.fit_gain,
+                          self.clock)
+        if after[0] < before[0]:
+            self.alignment = moved(al, lag, self.x, self.y)
+        else:
+            self.xa = xa
+
+    def carry_on(self, index: int) -> None:
+        """Stage `index`: the best chains so far (and sub-chains of the best two), zoomed in on their fine params
+        at this stage's rate (the last stage from the grid's step down, `_FINAL_ZOOM_LEVELS`), then fitted further."""
+        # the chains fitted furthest first: a chain the last stage did not carry on kept its distance on that earlier
+        # stage's shorter, lower-rate window, which is not comparable (it read closer than the carried ones did)
+        rows = _survivors(sorted(self.fitted.values(), key=lambda r: (-r.stage, r.relative)),
+                          self.settings.stages[index].keep)
+        self._begin(index, [r.chain for r in rows])
+        sigs = self._stage_pair(index)
+        last = index == len(self.settings.stages) - 1
+        scale, levels = (1.0, _FINAL_ZOOM_LEVELS) if last else (_ZOOM_FACTOR ** -_ZOOM_LEVELS, 1)
+        for row in rows:
+            u = _sigmoid(row.z)
+            for name in row.chain:
+                u, _ = _zoom(u, row.chain, name, self.renderer, sigs[_needs_native(row.chain)], self.settings.fit_gain,
+                             self.clock, _grid_step(name) * scale, levels)
+            row.z = _logit(u)
+        self._fit(rows, sigs, index)
+
+    def result(self, n_candidates: int) -> CaptureResult:
+        """The ranking of every fitted chain (the parsimonious choice first) and the search's figures."""
+        layout, last = self.renderer.layout, max(r.stage for r in self.fitted.values())
+        prior = {c.chain: c.prior for c in self.cands}
+        fits = []
+        for r in self.fitted.values():
+            u = _sigmoid(r.z)
+            gain = float(layout.gain_db(u[layout.gain])) if self.settings.fit_gain else 0.0
+            fits.append(ChainFit(r.chain, layout.decode(r.chain, u, within_limits=True), r.distance, r.relative, gain,
+                                 r.stage, prior.get(r.chain)))
+        result = CaptureResult(_rank(fits, self.settings.tolerance, self.settings.prior_weight), self.alignment,
+                               stage_rate(self.settings.stages[last], self.rate), self.start / self.rate,
+                               self.length / self.rate, self.no_effect[last], time.perf_counter() - self.clock.t0,
+                               n_candidates, not self.clock.out_of_time)
+        result.warnings = fit_warnings(result)
+        result.identification = self.identification
+        self.clock.finish(result.best)
+        return result
+
+
+#: the share of a time budget the identification may take before the twins start
+IDENTIFY_SHARE = 0.3
+#: how far the twins' output may move the alignment after the screen (s)
+_REALIGN_SECONDS = 0.003
+
+
+def _residual_lag(xa: np.ndarray, y: np.ndarray, rate: int, start: int, length: int, preroll: int, row: _Row,
+                  renderer: ChainRenderer, fit_gain: bool) -> int:
+    """Lag (samples) by which `row`'s twin output of the aligned dry `xa` best matches `y` over the excerpt."""
+    w = int(_REALIGN_SECONDS * rate)
+    first = start - preroll - w
+    seg = _shift(xa, -first, preroll + length + 2 * w)
+    x = torch.from_numpy(seg.astype(np.float32))[None]
+    u = torch.from_numpy(_sigmoid(row.z).astype(np.float32))[None]
+    with torch.no_grad():
+        out = renderer.render(x, u, [row.chain], float(rate), None, fit_gain)[0].numpy().astype(np.float64)
+    target = y[start : start + length]
+    ref = out[preroll:]
+    values = scipy.signal.correlate(ref, target, mode="valid", method="fft")
+    return w - int(np.argmax(values))
