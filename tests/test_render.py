@@ -16,14 +16,6 @@ CHAINS = [(), ("Compressor",), ("Distortion", "Phaser"), ("Compressor", "Distort
           ("Compressor", "Distortion"), ("Compressor", "Distortion")]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def layout() -> ParamLayout:
     return ParamLayout.of_chains(CHAINS, output_level=True)
