@@ -90,6 +90,7 @@ def refine_arrays(
     from fxmatch.chains import split_output_level, with_output_level
     from fxmatch.effects.chain import Chain
     from fxmatch.inference import SILENCE_DBFS, rms_dbfs
+    from fxmatch.layout import ParamLayout
     from fxmatch.metrics import mrstft_distance
 
     dry, tgt = _as_2d(dry, dry_name), _as_2d(target, "target")
@@ -113,10 +114,8 @@ def refine_arrays(
     y = torch.from_numpy(np.ascontiguousarray(tgt))[None]
     report: dict[str, Any] = {"steps": int(steps), "seconds": round(length / rate, 3), "sample_rate": rate,
                               "channels": int(dry.shape[0])}
-    units = dict(effects)
-    u0 = (np.concatenate([np.atleast_1d(e.spec.normalise(units[e.name])) for e in chain.effects])
-          if len(chain) else np.zeros(0))
-    u0 = np.clip(u0.astype(np.float64), 1e-3, 1 - 1e-3)
+    layout = ParamLayout(tuple(e.spec for e in chain.effects))  # the chain's own vector: its effects in order
+    u0 = layout.encode(chain.names, dict(effects), np.zeros(layout.width), bounds=(1e-3, 1 - 1e-3))
     z = torch.tensor(np.log(u0 / (1 - u0)), dtype=torch.float32, requires_grad=len(chain) > 0)
 
     def render(u: torch.Tensor) -> torch.Tensor:
@@ -163,10 +162,5 @@ def refine_arrays(
                   output_level_db=round(best_gain if kept == "refined" else level_db, 3))
     if kept == "encoder":
         return given, report
-    out, start_i = [], 0
-    for e in chain.effects:
-        vals = best_u[start_i : start_i + e.spec.n_params]
-        start_i += e.spec.n_params
-        out.append((e.name, {p.name: float(np.clip(p.denormalise(float(v)), *p.valid_range))
-                             for p, v in zip(e.spec.params, vals)}))
+    out = layout.decode(chain.names, best_u, within_limits=True)
     return with_output_level(out, best_gain if fit_output_level else level_db), report
