@@ -5,6 +5,9 @@ failed, cancelled, finished) to the panel and to the window's handlers, shows th
 "failed: ..." / "... cancelled" in the panel's note, and forgets the worker when it has finished. Workers are
 `gui.workers.RefineWorker` (a thread) or `gui.workers.CaptureWorker` (a process of its own: the search or the
 tone match); both have `start()`, `cancel()` and `stop(timeout)` (cancel and wait).
+
+An `Offer` is what a search's or a tone match's result shares once it is done: the found chain plays at once as B,
+and the panel's Keep or Discard decide (Discard goes back to what played before).
 """
 
 from __future__ import annotations
@@ -80,3 +83,39 @@ class BackgroundJob(QtCore.QObject):
             self.panel.set_busy(False)
         if self.on_finished is not None:
             self.on_finished()
+
+
+class Offer:
+    """A found chain offered on a job's `panel` with Keep / Discard, and what played before it (to go back to).
+
+    It holds no reference to the window, which passes what it needs (with the window's methods kept here, the app's
+    tests crashed in pytest-qt's teardown: a segmentation fault while Qt processed the closed windows' events)."""
+
+    def __init__(self, panel: Any):
+        self.panel = panel
+        #: what played before the offered chain (the window's snapshot; None: no offer open)
+        self.before: Any = None
+
+    def open(self, before: Any) -> None:
+        """The found chain plays now, `before` is what played until then: show Keep / Discard."""
+        self.before = before
+        self.panel.set_offer(True)
+
+    def keep(self) -> None:
+        """Keep the offered chain (it stays playing): nothing to go back to, Keep / Discard go."""
+        self.before = None
+        self.panel.set_offer(False)
+
+    def discard(self, restore: Callable[[Any], None]) -> None:
+        """Go back to what played before the offered chain (`restore(before)` plays it) and say so in the note."""
+        before, self.before = self.before, None
+        self.panel.set_offer(False)
+        if before is None:
+            return
+        restore(before)
+        self.panel.note.setText("discarded: back to what played before")
+
+    def job_finished(self) -> None:
+        """After the job's end (its panel no longer busy): Keep / Discard show again while an offer is open."""
+        if self.before is not None:
+            self.panel.set_offer(True)

@@ -27,7 +27,7 @@ from PyQt6 import QtCore, QtGui, QtWidgets
 from fxmatch.chains import with_output_level
 from fxmatch.errors import FxmatchInputError
 from gui import theme
-from gui.jobs import BackgroundJob
+from gui.jobs import BackgroundJob, Offer
 from gui.settings import AppSettings
 from gui.widgets.ab_panel import AB_SECONDS, ABPanel, CapturePanel, RefinePanel, ab_distance_db
 from gui.widgets.chain_view import PRESS_START, ChainData, ChainHeader, ChainView, chain_label, playing_state
@@ -102,12 +102,9 @@ class MainWindow(QtWidgets.QMainWindow):
                                         self)
         self.capture_job = BackgroundJob("search", self._capture_done, self._capture_finished, self)
         self.match_job = BackgroundJob("match", self._match_done, self._match_finished, self)
-        #: the last search's result (fxmatch.capture.CaptureResult) and what played before it was offered
+        #: the last search's result (fxmatch.capture.CaptureResult); the last tone match's (fxmatch.match.MatchResult)
         self.capture_result = None
-        self._before_capture: tuple[bool, ChainData | None, str] | None = None
-        #: the last tone match's result (fxmatch.match.MatchResult) and what played before it was offered
         self.match_result = None
-        self._before_match: tuple[bool, ChainData | None, str] | None = None
         #: why the playing chain plays (gui.widgets.chain_view.SOURCES), said above the cards
         self.playing_source = "estimate"
         self.last_dialog: QtWidgets.QMessageBox | None = None
@@ -262,6 +259,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.match_panel.discardRequested.connect(self.discard_match)
         self.match_panel.setFixedHeight(170)
         bottom.addWidget(self.match_panel, 1)
+        # the search's and the tone match's found chains, each offered on its panel with Keep / Discard
+        self.capture_offer = Offer(self.capture_panel)
+        self.match_offer = Offer(self.match_panel)
         for panel in (self.refine_panel, self.capture_panel, self.match_panel):  # three task panels in 1440 px
             panel.setMinimumWidth(TASK_PANEL_MIN_WIDTH)
         right.addLayout(bottom)
@@ -734,11 +734,11 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _capture_done(self, result) -> None:
         """Offer the found chain: it plays at once as B (matched); Keep or Discard decide."""
-        self._before_capture = self._snapshot()
+        before = self._snapshot()
         self.capture_result = result
         if not hasattr(result, "best"):  # a tone match (reference mode, another performance): fxmatch.match
             self.apply_chain(result.chain, source="match")
-            self.capture_panel.set_offer(True)
+            self.capture_offer.open(before)
             self.capture_panel.note.setText(
                 f"your take is another performance than the record: tone match {result.label}, "
                 f"{100 * result.relative:.0f} % of your take's own tone distance. Playing as B: space for A/B, "
@@ -747,7 +747,7 @@ class MainWindow(QtWidgets.QMainWindow):
         best = result.best
         # the fitted output level plays too (a trailing Gain, fxmatch.chains), as capture writes it to presets
         self.apply_chain(with_output_level(best.params, best.gain_db), source="search")
-        self.capture_panel.set_offer(True)
+        self.capture_offer.open(before)
         runner = next((f for f in result.ranking[1:] if f.chain != best.chain), None)
         also = f"; next {chain_label(list(runner.chain))} {100 * runner.relative:.0f} %" if runner else ""
         cut = "" if result.complete else " (time budget reached)"
@@ -757,8 +757,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def keep_capture(self) -> None:
         """Keep the found chain (it stays playing, frozen)."""
-        self._before_capture = None
-        self.capture_panel.set_offer(False)
+        self.capture_offer.keep()
         if self.playing_source in ("search", "match"):
             self.playing_source = "kept" if self.playing_source == "search" else "kept-match"
             self._update_state()
@@ -769,16 +768,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def discard_capture(self) -> None:
         """Go back to what played before the found chain was offered (the estimate, or the chain then frozen)."""
-        before, self._before_capture = self._before_capture, None
-        self.capture_panel.set_offer(False)
-        if before is None:
-            return
-        self._restore(before)
-        self.capture_panel.note.setText("discarded: back to what played before")
+        self.capture_offer.discard(self._restore)
 
     def _capture_finished(self) -> None:
-        if self._before_capture is not None:
-            self.capture_panel.set_offer(True)
+        self.capture_offer.job_finished()
         self._update_refine_enabled(note=False)
 
     # ------------------------------------------------------------------------------------------------ match
@@ -807,10 +800,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _match_done(self, result) -> None:
         """Offer the matched chain: it plays at once as B; Keep or Discard decide."""
-        self._before_match = self._snapshot()
+        before = self._snapshot()
         self.match_result = result
         self.apply_chain(result.chain, source="match")
-        self.match_panel.set_offer(True)
+        self.match_offer.open(before)
         blind = chain_label([n for n, _ in result.blind_chain])
         cut = "" if result.complete else " (time budget reached)"
         self.match_panel.note.setText(
@@ -821,8 +814,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def keep_match(self) -> None:
         """Keep the matched chain (it stays playing, frozen)."""
-        self._before_match = None
-        self.match_panel.set_offer(False)
+        self.match_offer.keep()
         if self.playing_source == "match":
             self.playing_source = "kept-match"
             self._update_state()
@@ -831,16 +823,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def discard_match(self) -> None:
         """Go back to what played before the matched chain was offered."""
-        before, self._before_match = self._before_match, None
-        self.match_panel.set_offer(False)
-        if before is None:
-            return
-        self._restore(before)
-        self.match_panel.note.setText("discarded: back to what played before")
+        self.match_offer.discard(self._restore)
 
     def _match_finished(self) -> None:
-        if self._before_match is not None:
-            self.match_panel.set_offer(True)
+        self.match_offer.job_finished()
         self._update_refine_enabled(note=False)
 
     # ------------------------------------------------------------------------------------------------ presets
