@@ -23,9 +23,7 @@ from fxmatch.effects import Effect, get_effect
 from fxmatch.layout import ParamLayout
 
 if TYPE_CHECKING:
-    from fxmatch.vocabulary import ChainVocabulary
-
-Chain = tuple[str, ...]
+    from fxmatch.vocabulary import ChainNames, ChainVocabulary
 
 
 class ChainRenderer:
@@ -34,7 +32,7 @@ class ChainRenderer:
 
     def __init__(self, layout: ParamLayout, chains: Sequence[Sequence[str]] = (), sample_rate: float | None = None):
         self.layout, self.sample_rate = layout, sample_rate
-        self.chains: tuple[Chain, ...] = tuple(tuple(c) for c in chains)
+        self.chains: tuple[ChainNames, ...] = tuple(tuple(c) for c in chains)
         #: the twins by name (one per effect of the layout; every render looks them up here)
         self.effects: dict[str, Effect] = {name: get_effect(name) for name in layout.names}
         #: effects per candidate chain `[n_chains]`
@@ -92,7 +90,7 @@ class ChainRenderer:
         audio = pool.index_select(0, torch.tensor(picked, dtype=torch.long, device=x.device))
         return audio, torch.tensor(examples, dtype=torch.long), index
 
-    def _tree(self, x: torch.Tensor, table: torch.Tensor, rows: Sequence[tuple[int, Chain, int, Any]],
+    def _tree(self, x: torch.Tensor, table: torch.Tensor, rows: Sequence[tuple[int, ChainNames, int, Any]],
               rate: float | None, native: float | None, shared: np.ndarray | None = None
               ) -> tuple[torch.Tensor, list[int]]:
         """Render `rows` (row of `x`, chain, row of `table` holding its params, identity) as a tree.
