@@ -14,7 +14,12 @@ directly (system identification), each as if the effect were alone in the chain:
   by the trajectory across notes).
 - **Phaser**: the short-time transfer function's notches, scored per frame against a 6-stage all-pass phaser's
   response at each cutoff, then fitted by the phaser's cutoff trajectory (rate, depth, centre) as above.
-- **Distortion**: `y ~ a tanh(g x)` sample by sample (a grid over the drive, `a` by least squares).
+- **Distortion**: `y ~ a tanh(g x)` sample by sample (a grid over the drive, `a` by least squares); and, since real
+  drives filter after (and before) the clipping, which moves the phase so that no sample-wise fit holds, a
+  *spectral* read of Distortion > LowpassFilter: a grid over drive and cut-off through pedalboard, each scored by the
+  search's multi-resolution STFT distance with the level matched (`read_drive_tone`).
+- **LowpassFilter**: the cut-off alone (least squares on pedalboard renders of the dry take) and the cut-off of the
+  spectral drive read above.
 - **Compressor**: the gain `y / x` per 10 ms frame against the input's peak level: a hard-knee static curve
   (threshold and ratio by a grid, the output level by least squares); attack and release by pedalboard renders.
 - **Reverb**: room size and damping by pedalboard renders of the pair's dry take (a small grid), the wet and dry
@@ -24,7 +29,8 @@ Mixes and feedbacks everywhere come from linear least squares on pedalboard rend
 each read also says how much of `y` it explains: its *evidence* (1 - residual / residual of a plain gain; 0 for a
 pair that is a plain gain of the dry take). The reads are start points for the twins' search (`fxmatch.capture`);
 `Identification.chain` names a chain from the evidence alone (the "identification alone" figure of
-docs/capture.md). Layers: numpy, scipy, pedalboard and `fxmatch.effects`' specs; no torch.
+docs/capture.md). Layers: numpy, scipy, pedalboard and `fxmatch.effects`' specs; torch only for the spectral drive
+read's distance (`fxmatch.metrics`, the search's own), imported when that read runs.
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ import scipy.signal
 from fxmatch.errors import FxmatchInputError
 
 #: the effects identified, in the default vocabulary's canonical order
-EFFECTS: tuple[str, ...] = ("Compressor", "Distortion", "PeakFilter", "Chorus", "Phaser", "Delay", "Reverb")
+EFFECTS: tuple[str, ...] = ("Compressor", "Distortion", "LowpassFilter", "PeakFilter", "Chorus", "Phaser", "Delay",
+                            "Reverb")
 #: how much of the aligned pair the reads look at (s, from the LFOs' origin)
 ANALYSIS_SECONDS = 3.0
 #: an effect whose single read explains at least this fraction of what a plain gain leaves is named by `chain`
@@ -156,10 +163,17 @@ class _Pair:
         self.x, self.y, self.rate = x, y, rate
         (self.gain,), self.base = _lstsq(y, [x])
         self.energy = float(y @ y)
+        self._drive_tone: list[tuple[float, float, float]] | None = None
 
     def evidence(self, residual: float) -> float:
         """1 - residual / the plain gain's residual, within [0, 1]."""
         return float(np.clip(1.0 - residual / max(self.base, 1e-30), 0.0, 1.0))
+
+    def drive_tone(self) -> list[tuple[float, float, float]]:
+        """`read_drive_tone`'s fits, computed once per pair (the Distortion and LowpassFilter reads share them)."""
+        if self._drive_tone is None:
+            self._drive_tone = _drive_tone_fits(self)
+        return self._drive_tone
 
 
 def _frames(sig: np.ndarray, size: int, hop: int) -> np.ndarray:
@@ -297,7 +311,9 @@ def read_peak_filter(pair: _Pair, count: int = 2) -> Read:
 
 
 def read_distortion(pair: _Pair) -> Read:
-    """Distortion: `y ~ a tanh(g x)` sample by sample, the drive `g` (dB) on a 1 dB grid, then 0.1 dB around the best, `a` by least squares."""
+    """Distortion: `y ~ a tanh(g x)` sample by sample, the drive `g` (dB) on a 1 dB grid, then 0.1 dB around the best,
+    `a` by least squares; and the drive of the spectral read with a tone stage (`read_drive_tone`), first when its
+    evidence (1 - relative spectral distance) is the larger. The evidence is the larger of the two."""
     t0 = time.perf_counter()
     x, y = pair.x, pair.y
     def residual(drive: float) -> float:
@@ -308,9 +324,114 @@ def read_distortion(pair: _Pair) -> Read:
 
     coarse = min((residual(d), float(d)) for d in np.arange(5.0, 40.01, 1.0))
     res, drive = min((residual(d), float(d)) for d in np.arange(coarse[1] - 1.0, coarse[1] + 1.01, 0.1))
-    starts = [{"drive_db": drive}]
-    starts += [{"drive_db": float(np.clip(drive + d, 5.0, 40.0))} for d in (-6.0, 6.0)]
-    return Read("Distortion", tuple(starts), pair.evidence(res), time.perf_counter() - t0)
+    evidence = pair.evidence(res)
+    spectral, tone_drive, _ = read_drive_tone(pair)
+    starts = [{"drive_db": drive}, tone_drive]
+    if spectral > evidence:  # a real drive's filters move the phase: the spectral read is the one that holds
+        starts.reverse()
+    starts += [{"drive_db": float(np.clip(starts[0]["drive_db"] + d, 5.0, 40.0))} for d in (-6.0, 6.0)]
+    return Read("Distortion", tuple(starts), max(evidence, spectral), time.perf_counter() - t0)
+
+
+#: the spectral reads look at this much of the pair (s, its loudest part): enough notes, and a grid stays fast
+_SPECTRAL_SECONDS = 1.0
+#: the spectral drive read's coarse grid: drive (dB, the training range) and cut-off (Hz; None: no low-pass); then a
+#: finer grid around the best point (half the steps)
+_DRIVE_GRID_DB = np.arange(5.0, 40.01, 5.0)
+_TONE_GRID_HZ = (*np.geomspace(300.0, 12000.0, 7), None)
+
+
+def _loudest(sig: np.ndarray, length: int) -> int:
+    """Start of the `length`-sample stretch of `sig` with the most energy."""
+    if sig.size <= length:
+        return 0
+    c = np.concatenate([[0.0], np.cumsum(sig * sig)])
+    return int(np.argmax(c[length:] - c[:-length]))
+
+
+def _drive_tone_fits(pair: _Pair) -> list[tuple[float, float, float]]:
+    """(relative distance, drive dB, cut-off Hz or nan for none) of the grid points tried for Distortion >
+    LowpassFilter rendered by pedalboard on the dry take, best first: a coarse grid, then a finer one around its best
+    point. The distance is the capture search's (`fxmatch.metrics.mrstft_distance`, gated at the wet take's noise
+    floor), each render at the wet take's RMS, relative to the dry take's, on the pair's loudest `_SPECTRAL_SECONDS`."""
+    import pedalboard
+    import torch
+
+    from fxmatch.metrics import gate_floors, mrstft_from_magnitudes, stft_magnitudes
+
+    n = min(pair.x.size, int(_SPECTRAL_SECONDS * pair.rate))
+    i = _loudest(pair.y, n)
+    x, y = pair.x[i : i + n], pair.y[i : i + n]
+    target = stft_magnitudes(torch.tensor(y[None], dtype=torch.float32))
+    floors = gate_floors(target)
+    rms = math.sqrt(float(y @ y) / n)
+
+    def distances(renders: list[np.ndarray]) -> np.ndarray:
+        est = np.stack([r * rms / max(math.sqrt(float(r @ r) / n), 1e-12) for r in renders])
+        with torch.no_grad():
+            d = mrstft_from_magnitudes(torch.tensor(est, dtype=torch.float32), target, reduce=False, floors=floors)
+        return d.numpy().astype(np.float64)
+
+    none = max(float(distances([x])[0]), 1e-12)
+    x32 = np.ascontiguousarray(x[None], dtype=np.float32)
+    tried: dict[tuple[float, float], float] = {}
+
+    def run(drives: Sequence[float], cutoffs: Sequence[float | None]) -> None:
+        keys, renders = [], []
+        for drive in drives:
+            clipped = pedalboard.Distortion(drive_db=float(drive))(x32, pair.rate)
+            for cutoff in cutoffs:
+                key = (round(float(drive), 3), math.nan if cutoff is None else round(float(cutoff), 1))
+                if key in tried or key in keys:
+                    continue
+                est = clipped if cutoff is None else pedalboard.LowpassFilter(cutoff_frequency_hz=float(cutoff))(
+                    clipped, pair.rate)
+                keys.append(key)
+                renders.append(est[0].astype(np.float64))
+        if keys:
+            tried.update(zip(keys, distances(renders) / none))
+
+    run(_DRIVE_GRID_DB, _TONE_GRID_HZ)
+    _, drive, cutoff = min((d, *k) for k, d in tried.items())
+    step = float(_DRIVE_GRID_DB[1] - _DRIVE_GRID_DB[0]) / 2
+    drives = np.clip(drive + step * np.arange(-1, 2), _DRIVE_GRID_DB[0], _DRIVE_GRID_DB[-1])
+    if math.isnan(cutoff):
+        cutoffs: list[float | None] = [None, float(_TONE_GRID_HZ[-2])]
+    else:
+        ratio = math.sqrt(float(_TONE_GRID_HZ[1] / _TONE_GRID_HZ[0]))
+        cutoffs = [float(np.clip(cutoff * ratio**k, _TONE_GRID_HZ[0], _TONE_GRID_HZ[-2])) for k in (-1, 0, 1)]
+    run(drives, cutoffs)
+    return sorted((d, *k) for k, d in tried.items())
+
+
+def read_drive_tone(pair: _Pair) -> tuple[float, dict[str, float], dict[str, float] | None]:
+    """The spectral read of a drive with its tone stage: (evidence, Distortion params, LowpassFilter params or None
+    when the best fit has no low-pass). Evidence: 1 - the best grid point's distance relative to a plain gain's."""
+    d, drive, cutoff = pair.drive_tone()[0]
+    tone = None if math.isnan(cutoff) else _clip_params("LowpassFilter", {"cutoff_frequency_hz": cutoff})
+    return float(np.clip(1.0 - d, 0.0, 1.0)), _clip_params("Distortion", {"drive_db": drive}), tone
+
+
+def read_lowpass_filter(pair: _Pair) -> Read:
+    """LowpassFilter: the cut-off alone (pedalboard renders of the dry take, the level by least squares, a grid
+    then a bounded scalar search in log frequency), then the cut-off of the spectral drive read (`read_drive_tone`)."""
+    from fxmatch.effects import get_spec
+
+    t0 = time.perf_counter()
+    p = get_spec("LowpassFilter").param("cutoff_frequency_hz")
+
+    def residual(log_hz: float) -> float:
+        return _lstsq(pair.y, [_pedalboard("LowpassFilter", {p.name: math.exp(log_hz)}, pair.x, pair.rate)])[1]
+
+    grid = np.linspace(math.log(p.minimum), math.log(p.maximum), 12)
+    k = int(np.argmin([residual(v) for v in grid]))
+    lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]
+    sol = scipy.optimize.minimize_scalar(residual, bounds=(lo, hi), method="bounded", options={"xatol": 0.01})
+    starts = [_clip_params("LowpassFilter", {p.name: math.exp(float(sol.x))})]
+    _, _, tone = read_drive_tone(pair)
+    if tone is not None:
+        starts.append(tone)
+    return Read("LowpassFilter", tuple(starts), pair.evidence(float(sol.fun)), time.perf_counter() - t0)
 
 
 def read_compressor(pair: _Pair) -> Read:
@@ -489,7 +610,8 @@ def read_reverb(pair: _Pair, count: int = 2) -> Read:
 #: the reads, in the order `identify` runs them: the parameters the twins' grids find worst first
 READERS: dict[str, Callable[[_Pair], Read]] = {
     "Delay": read_delay, "Chorus": read_chorus, "Phaser": read_phaser, "PeakFilter": read_peak_filter,
-    "Distortion": read_distortion, "Compressor": read_compressor, "Reverb": read_reverb,
+    "Distortion": read_distortion, "LowpassFilter": read_lowpass_filter, "Compressor": read_compressor,
+    "Reverb": read_reverb,
 }
 
 

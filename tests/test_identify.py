@@ -48,6 +48,22 @@ def test_distortion_drive_is_read_within_half_a_db(dry, drive):
     assert abs(read.params["drive_db"] - drive) < 0.5 and read.evidence > 0.95
 
 
+@pytest.mark.parametrize("drive,cutoff", [(30.0, 1000.0), (15.0, 3000.0)])
+def test_a_drive_with_a_tone_stage_is_read_off_the_spectra(dry, drive, cutoff):
+    """Distortion > LowpassFilter with the phase moved by an all-pass-like filter before the clipping (a real drive's
+    input stage): no sample-wise fit holds, the spectral read finds the drive and the cut-off."""
+    board = pedalboard.Pedalboard([pedalboard.Phaser(rate_hz=0.01, depth=0.0, centre_frequency_hz=800.0,
+                                                     feedback=0.0, mix=1.0),
+                                   pedalboard.Distortion(drive_db=drive),
+                                   pedalboard.LowpassFilter(cutoff_frequency_hz=cutoff)])
+    y = board(dry[None].astype(np.float32), RATE)[0].astype(np.float64)
+    ident = identify(dry, y, RATE, effects=["Distortion", "LowpassFilter"])
+    distortion, lowpass = ident.reads["Distortion"], ident.reads["LowpassFilter"]
+    assert abs(distortion.params["drive_db"] - drive) <= 5.0, distortion.starts
+    assert any(abs(math.log2(s["cutoff_frequency_hz"] / cutoff)) < 1.0 for s in lowpass.starts), lowpass.starts
+    assert distortion.evidence > 0.2  # a sample-wise tanh fit finds ~0 here (the all-pass moved the phase)
+
+
 def test_compressor_threshold_and_ratio_are_read_near_the_truth(dry):
     read, _ = _read(dry, pedalboard.Compressor(threshold_db=-30.0, ratio=6.0, attack_ms=5.0, release_ms=100.0),
                     "Compressor")
