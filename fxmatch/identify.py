@@ -339,6 +339,8 @@ _SPECTRAL_SECONDS = 1.0
 #: finer grid around the best point (half the steps)
 _DRIVE_GRID_DB = np.arange(5.0, 40.01, 5.0)
 _TONE_GRID_HZ = (*np.geomspace(300.0, 12000.0, 7), None)
+#: filters are read only below this share of the sample rate
+_NYQUIST_SHARE = 0.45
 
 
 def _loudest(sig: np.ndarray, length: int) -> int:
@@ -376,11 +378,15 @@ def _drive_tone_fits(pair: _Pair) -> list[tuple[float, float, float]]:
     x32 = np.ascontiguousarray(x[None], dtype=np.float32)
     tried: dict[tuple[float, float], float] = {}
 
+    top = _NYQUIST_SHARE * pair.rate  # a cut-off above Nyquist is no filter (and pedalboard's goes unstable)
+
     def run(drives: Sequence[float], cutoffs: Sequence[float | None]) -> None:
         keys, renders = [], []
         for drive in drives:
             clipped = pedalboard.Distortion(drive_db=float(drive))(x32, pair.rate)
             for cutoff in cutoffs:
+                if cutoff is not None and cutoff >= top:
+                    continue
                 key = (round(float(drive), 3), math.nan if cutoff is None else round(float(cutoff), 1))
                 if key in tried or key in keys:
                     continue
@@ -423,7 +429,7 @@ def read_lowpass_filter(pair: _Pair) -> Read:
     def residual(log_hz: float) -> float:
         return _lstsq(pair.y, [_pedalboard("LowpassFilter", {p.name: math.exp(log_hz)}, pair.x, pair.rate)])[1]
 
-    grid = np.linspace(math.log(p.minimum), math.log(p.maximum), 12)
+    grid = np.linspace(math.log(p.minimum), math.log(min(p.maximum, _NYQUIST_SHARE * pair.rate)), 12)
     k = int(np.argmin([residual(v) for v in grid]))
     lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]
     sol = scipy.optimize.minimize_scalar(residual, bounds=(lo, hi), method="bounded", options={"xatol": 0.01})
