@@ -12,7 +12,6 @@ params get their own gradient.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ import torch
 
 from fxmatch.effects import Effect, get_effect
 from fxmatch.layout import ParamLayout
+from fxmatch.native_rate import phaser_at_rate
 
 if TYPE_CHECKING:
     from fxmatch.vocabulary import ChainNames, ChainVocabulary
@@ -49,7 +49,8 @@ class ChainRenderer:
         `unit[i]` (`[rows, width]` in [0, 1]) at `rate` Hz: `[rows, samples]`.
 
         `native`: the rate (Hz) the params are meant at, when it is not `rate` (a Phaser then sweeps the cutoffs it
-        sweeps there, `phaser_at_rate`); `output_level`: each row is scaled by the layout's output-level slot."""
+        sweeps there, `fxmatch.native_rate.phaser_at_rate`); `output_level`: each row is scaled by the layout's
+        output-level slot."""
         rows = len(chains)
         sources = [0] * rows if x.shape[0] == 1 else list(range(rows))
         pool, where = self._tree(x, unit, [(sources[i], tuple(c), i, i) for i, c in enumerate(chains)], rate, native)
@@ -141,18 +142,3 @@ class ChainRenderer:
         where = [index if depth < 0 else offsets[depth] + index for depth, index in leaves]
         return torch.cat([x, *outputs]), where
 
-
-def phaser_at_rate(params: dict[str, Any], rate: float, native: float) -> dict[str, Any]:
-    """Phaser params (tensors in units) that sweep the same cutoffs at `rate` Hz as `params` do at `native` Hz.
-
-    pedalboard's Phaser maps its LFO position to a cutoff between 20 Hz and min(20 kHz, 0.49 * rate) (its centre
-    normalised on a fixed 20 Hz - 20 kHz scale), so one setting sweeps lower at a lower rate; dividing the depth and
-    the centre's normalised position by log(top(rate) / 20) / log(top(native) / 20) undoes that (cutoffs the lower
-    rate cannot hold are clipped to its top, as pedalboard does).
-    """
-    top = min(20000.0, 0.49 * rate)
-    top_native = min(20000.0, 0.49 * native)
-    k = math.log(top / 20.0) / math.log(top_native / 20.0)
-    centre = params["centre_frequency_hz"]
-    position = torch.log(centre / 20.0) / math.log(1000.0)
-    return {**params, "depth": params["depth"] / k, "centre_frequency_hz": 20.0 * torch.pow(1000.0, position / k)}

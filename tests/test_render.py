@@ -7,7 +7,8 @@ import torch
 
 from fxmatch.effects import get_effect, get_spec
 from fxmatch.layout import ParamLayout
-from fxmatch.render import ChainRenderer, phaser_at_rate
+from fxmatch.native_rate import phaser_at_rate
+from fxmatch.render import ChainRenderer
 from fxmatch.vocabulary import ChainVocabulary
 from tests.render_helpers import render_alone
 

@@ -60,7 +60,7 @@ from fxmatch.capture.results import (
 from fxmatch.capture.search import IDENTIFY_SHARE, NATIVE_RATE_EFFECTS, capture
 from fxmatch.capture.settings import DEFAULT_STAGES, SearchSettings, Stage, stage_rate
 from fxmatch.layout import GAIN_RANGE_DB
-from fxmatch.render import phaser_at_rate
+from fxmatch.native_rate import phaser_at_rate
 
 __all__ = [
     "ALIGN_SECONDS", "DEFAULT_STAGES", "EARLY_PEAK_RATIO", "EDGE_FRACTION", "FAR_RELATIVE", "FINE", "FINE_LR_SCALE",
