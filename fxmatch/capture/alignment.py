@@ -21,6 +21,7 @@ import scipy.signal
 from fxmatch.effects import get_spec
 from fxmatch.errors import FxmatchInputError
 from fxmatch.identify import impulse_response
+from fxmatch.mono import checked_mono
 
 #: how far apart the dry and wet recordings may start (s)
 MAX_OFFSET_SECONDS = 1.0
@@ -72,18 +73,6 @@ class Alignment:
     def offset_ms(self) -> float:
         """The offset in milliseconds (positive: the wet recording starts later)."""
         return 1000.0 * self.offset / self.sample_rate
-
-
-def _mono(x: np.ndarray, what: str) -> np.ndarray:
-    """`[samples]` or `[channels, samples]` float audio as float64 `[samples]` (channels averaged), checked."""
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim == 2:
-        a = a.mean(axis=0)
-    if a.ndim != 1 or a.size == 0:
-        raise FxmatchInputError(f"capture: the {what} signal must be audio shaped [samples] or [channels, samples]")
-    if not np.all(np.isfinite(a)):
-        raise FxmatchInputError(f"capture: the {what} signal contains NaN or infinite samples")
-    return a
 
 
 def _frame_size(sample_rate: int) -> tuple[int, int]:
@@ -238,7 +227,7 @@ def align(dry: np.ndarray, wet: np.ndarray, sample_rate: int, max_offset_s: floa
     WHOLE_TAKE_MIN_CORRELATION for a whole-take lag; a pinned windowed answer only when nothing else does).
     FxmatchInputError when no offset correlates (not the same performance) or either signal is silent.
     """
-    x, y = _mono(dry, "dry"), _mono(wet, "wet")
+    x, y = checked_mono(dry, "capture: the dry signal"), checked_mono(wet, "capture: the wet signal")
     for sig, what in ((x, "dry"), (y, "wet")):
         if float(np.max(np.abs(sig))) < 1e-5:
             raise FxmatchInputError(f"capture: the {what} signal is silent")

@@ -16,7 +16,6 @@ from fxmatch.capture.alignment import (
     MAX_OFFSET_SECONDS,
     MIN_SECONDS,
     Alignment,
-    _mono,
     _overlap,
     _shift,
     align,
@@ -53,6 +52,7 @@ from fxmatch.capture.settings import SearchSettings, stage_rate
 from fxmatch.errors import FxmatchInputError
 from fxmatch.identify import Identification, identify
 from fxmatch.layout import ParamLayout
+from fxmatch.mono import checked_mono
 from fxmatch.render import ChainRenderer
 
 #: effects farthest from their own sound at another rate (the Phaser's all-pass cutoffs warp with the rate and its
@@ -82,7 +82,7 @@ def _prepare(dry: np.ndarray, wet: np.ndarray, sample_rate: int, alignment: Alig
     """Mono float64 dry and wet (`[samples]` each) and their alignment, checked (length, silence, overlap)."""
     if not (isinstance(sample_rate, (int, np.integer)) and sample_rate >= 8000):
         raise FxmatchInputError(f"capture: the sample rate must be an integer of at least 8000 Hz, got {sample_rate}")
-    x, y = _mono(dry, "dry"), _mono(wet, "wet")
+    x, y = checked_mono(dry, "capture: the dry signal"), checked_mono(wet, "capture: the wet signal")
     for sig, what in ((x, "dry"), (y, "wet")):
         if sig.size < MIN_SECONDS * sample_rate:
             raise FxmatchInputError(f"capture: the {what} signal lasts {sig.size / sample_rate:.2f} s, too short to "
