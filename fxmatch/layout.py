@@ -76,6 +76,12 @@ class ParamLayout:
         names += sorted({n for c in chains for n in c} - set(names))
         return cls(tuple(get_spec(n) for n in names), output_level)
 
+    @classmethod
+    def of_chain(cls, chain: Sequence[str]) -> ParamLayout:
+        """One chain's own vector: its effects in the chain's order (not the vocabulary's, as `of_chains` puts
+        them), each with its registered spec; no output-level slot (the tone match's CMA-ES vector)."""
+        return cls(tuple(get_spec(n) for n in chain))
+
     @property
     def names(self) -> tuple[str, ...]:
         """The effects' names, in layout order."""
@@ -135,3 +141,8 @@ class ParamLayout:
     def gain_db(self, unit: Any) -> Any:
         """Output level in dB from output-level slot value(s) in [0, 1] (float, array or tensor)."""
         return GAIN_RANGE_DB * (2.0 * unit - 1.0)
+
+    def gain_unit(self, gain_db: Any) -> Any:
+        """Output-level slot value(s) for an output level in dB (float, array or tensor; the inverse of `gain_db`,
+        not clipped: beyond +-GAIN_RANGE_DB it leaves [0, 1])."""
+        return 0.5 + gain_db / (2 * GAIN_RANGE_DB)

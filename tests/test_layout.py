@@ -60,3 +60,18 @@ def test_within_limits_keeps_a_log_params_end_inside_its_range_despite_rounding(
     layout = ParamLayout((spec,))
     assert layout.decode(("Ratio",), [1.0])[0][1]["ratio"] > 20.0  # exp(log 1.5 + log(20 / 1.5)) rounds up
     assert layout.decode(("Ratio",), [1.0], within_limits=True)[0][1]["ratio"] == 20.0
+
+
+def test_a_chains_own_layout_keeps_the_chains_order():
+    """`of_chain`: the chain's effects in its order (the tone match's vector), unlike `of_chains`' vocabulary order."""
+    chain = ("Reverb", "Compressor")
+    own = ParamLayout.of_chain(chain)
+    assert own.names == chain and own.param_slice("Reverb").start == 0 and own.gain is None
+    assert ParamLayout.of_chains([chain]).names == ("Compressor", "Reverb")
+
+
+@pytest.mark.parametrize("gain_db", [-GAIN_RANGE_DB, -6.02, 0.0, 9.5, GAIN_RANGE_DB])
+def test_gain_unit_inverts_gain_db(gain_db):
+    layout = ParamLayout.of_chains([()], output_level=True)
+    assert layout.gain_db(layout.gain_unit(gain_db)) == pytest.approx(gain_db, abs=1e-12)
+    assert layout.gain_unit(0.0) == 0.5 and layout.gain_unit(np.array([GAIN_RANGE_DB]))[0] == 1.0

@@ -23,7 +23,7 @@ from fxmatch.capture.results import CaptureCancelled, CaptureProgress, CapturePr
 from fxmatch.capture.settings import SearchSettings, Stage, stage_rate
 from fxmatch.effects import get_spec
 from fxmatch.identify import Identification
-from fxmatch.layout import GAIN_RANGE_DB, ParamLayout
+from fxmatch.layout import ParamLayout
 from fxmatch.metrics import gate_floors, mrstft_from_magnitudes, stft_magnitudes
 from fxmatch.refine import resample
 from fxmatch.render import ChainRenderer
@@ -179,7 +179,7 @@ def _start_points(cand: Candidate, layout: ParamLayout, fitted: Mapping[tuple[st
                                        _START_BOUNDS)
     new = [n for n in cand.chain if n not in best_sub]
     if not cand.chain and ident is not None:  # no effect: the output level is the plain gain read off the pair
-        base[layout.gain] = float(np.clip(0.5 + ident.level_db / (2 * GAIN_RANGE_DB), 0.02, 0.98))
+        base[layout.gain] = float(np.clip(layout.gain_unit(ident.level_db), 0.02, 0.98))
     points = [base]  # the identified starts come next, besides (not instead of) the defaults: a read off a chain of
     if any(read.get(n) for n in cand.chain if n not in warm):  # several effects can be far off for one of them
         points.append(identified)
