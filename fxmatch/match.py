@@ -26,7 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from fxmatch.effects import get_spec
 from fxmatch.errors import FxmatchInputError
+from fxmatch.layout import ParamLayout
+from fxmatch.mono import checked_mono
+from fxmatch.native_rate import phaser_at_rate
 
 # ----------------------------------------------------------------------------------------------------------------
 # content-invariant statistics
@@ -354,17 +358,6 @@ class MatchResult:
         return Preset.from_chain([(n, {k: round(v, 6) for k, v in p.items()}) for n, p in self.chain], meta)
 
 
-def _mono(x: np.ndarray, what: str) -> np.ndarray:
-    a = np.asarray(x, dtype=np.float32)
-    if a.ndim == 2:
-        a = a.mean(axis=0)
-    if a.ndim != 1 or a.size == 0:
-        raise FxmatchInputError(f"match: the {what} must be audio shaped [samples] or [channels, samples]")
-    if not np.all(np.isfinite(a)):
-        raise FxmatchInputError(f"match: the {what} contains NaN or infinite samples")
-    return a
-
-
 #: below this RMS level (dBFS) a recording is called silent
 SILENCE_DBFS = -70.0
 #: the shortest recording the statistics mean something on (s)
@@ -375,7 +368,7 @@ def prepare(x: np.ndarray, sample_rate: int, what: str, seconds: float = FIT_SEC
     """Mono float32 at min(rate, MAX_RATE) Hz, its loudest `seconds`; FxmatchInputError when silent or too short."""
     from fxmatch.refine import loudest_excerpt, resample
 
-    mono = _mono(x, what)
+    mono = checked_mono(x, f"match: the {what}", np.float32)
     rate = min(int(sample_rate), MAX_RATE)
     if mono.size < MIN_SECONDS * sample_rate:
         raise FxmatchInputError(f"match: the {what} is too short ({mono.size / sample_rate:.2f} s; the tone match "
@@ -389,28 +382,16 @@ def prepare(x: np.ndarray, sample_rate: int, what: str, seconds: float = FIT_SEC
     return out, rate
 
 
-def phaser_at_rate(params: Mapping[str, float], rate: float, native: float) -> dict[str, float]:
-    """Phaser params that sweep at `rate` Hz the cutoffs `params` sweep at `native` Hz (`fxmatch.capture`'s
-    `phaser_at_rate` on floats: pedalboard places the LFO on a 20 Hz - min(20 kHz, 0.49 rate) scale)."""
-    top, top_native = min(20000.0, 0.49 * rate), min(20000.0, 0.49 * native)
-    k = math.log(top / 20.0) / math.log(top_native / 20.0)
-    position = math.log(params["centre_frequency_hz"] / 20.0) / math.log(1000.0)
-    return {**params, "depth": min(1.0, params["depth"] / k),
-            "centre_frequency_hz": 20.0 * 1000.0 ** (position / k)}
-
-
 class _Objective:
     """Tone distance of candidate chains on the take, rendered by pedalboard, counted and timed."""
 
     def __init__(self, take: np.ndarray, rate: int, target: Features, weights: Mapping[str, float] | None,
                  budget: float | None, should_stop: Callable[[], bool] | None, native_rate: int | None = None,
                  session: Any = None):
-        from fxmatch.effects import get_spec
-
         self.take, self.rate, self.target, self.weights = take[None], rate, target, weights
         self.native_rate = int(native_rate or rate)
         self.extract = ToneFeatures(rate, session)
-        self.get_spec = get_spec
+        self.layouts: dict[tuple[str, ...], ParamLayout] = {}
         self.evaluations = 0
         self.t0 = time.perf_counter()
         self.budget, self.should_stop = budget, should_stop
@@ -425,27 +406,22 @@ class _Objective:
         if self.should_stop is not None and self.should_stop():
             raise MatchCancelled("match: cancelled")
 
+    def layout(self, chain: Sequence[str]) -> ParamLayout:
+        """`chain`'s own normalised vector (`ParamLayout.of_chain`: its effects' params in chain order)."""
+        key = tuple(chain)
+        if key not in self.layouts:
+            self.layouts[key] = ParamLayout.of_chain(key)
+        return self.layouts[key]
+
     def decode(self, chain: Sequence[str], u: np.ndarray) -> list[tuple[str, dict[str, float]]]:
-        """Normalised params `[n_params]` in [0, 1] -> (effect, params in units) per effect."""
-        out, i = [], 0
-        for name in chain:
-            spec = self.get_spec(name)
-            vals = {}
-            for p in spec.params:
-                lo, hi = p.valid_range
-                vals[p.name] = float(np.clip(float(p.denormalise(float(np.clip(u[i], 0.0, 1.0)))), lo, hi))
-                i += 1
-            out.append((name, vals))
-        return out
+        """Normalised params `[n_params]` in [0, 1] -> (effect, params in units) per effect, within pedalboard's
+        limits."""
+        return self.layout(chain).decode(chain, u, within_limits=True)
 
     def encode(self, chain: Sequence[str], params: Mapping[str, Mapping[str, float]] | None) -> np.ndarray:
         """(effect -> params in units) -> normalised `[n_params]` (an effect without params: its defaults)."""
-        vals = []
-        for name in chain:
-            spec = self.get_spec(name)
-            given = (params or {}).get(name) or spec.defaults()
-            vals += [float(p.normalise(float(given[p.name]))) for p in spec.params]
-        return np.clip(np.asarray(vals, dtype=np.float64), 0.0, 1.0)
+        layout, given = self.layout(chain), params or {}
+        return layout.encode(chain, {n: given.get(n) or get_spec(n).defaults() for n in chain}, np.zeros(layout.width))
 
     def render(self, chain: Sequence[tuple[str, Mapping[str, float]]]) -> np.ndarray:
         """The take through pedalboard with `chain`: float32 `[samples]`."""
@@ -457,7 +433,8 @@ class _Objective:
         for n, p in chain:
             if n == "Phaser" and self.native_rate != self.rate:
                 p = phaser_at_rate(p, self.rate, self.native_rate)
-            plugins.append(self.get_spec(n).pedalboard_plugin(p))
+                p["depth"] = min(1.0, p["depth"])  # pedalboard's limit
+            plugins.append(get_spec(n).pedalboard_plugin(p))
         return pedalboard.Pedalboard(plugins)(self.take, float(self.rate))[0]
 
     def __call__(self, chain: Sequence[tuple[str, Mapping[str, float]]]) -> float:
@@ -639,7 +616,7 @@ def match(
     to_fit = [t.chain for t in screened[: max(0, fit_chains)]]
     if top and top not in to_fit:
         to_fit = (to_fit[:-1] if len(to_fit) >= max(1, fit_chains) else to_fit) + [top]
-    dims = [sum(obj.get_spec(n).n_params for n in c) for c in to_fit]
+    dims = [obj.layout(c).width for c in to_fit]
     reserve = 3 * len(to_fit[0]) if to_fit else 0  # the drop-one tests of step 3
     left = max(0, total - obj.evaluations - reserve)
     complete = True
