@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import math
@@ -255,6 +256,28 @@ def atomic_write(path: str | os.PathLike, write_fn: Callable[[str], None], suffi
         _write_through(user, write_fn, suffix)
     else:
         _replace(user, target, write_fn, suffix)
+
+
+@contextlib.contextmanager
+def atomic_folder(out: str | os.PathLike) -> Iterator[Path]:
+    """A new temporary folder beside `out` to write into, renamed to `out` when the block ends without an error and
+    removed when it raises, so `out` is either whole or absent. `out` must be missing or an empty folder, and the
+    folder it goes into must exist (FxmatchInputError otherwise)."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FxmatchInputError(f"{out}: exists and is not an empty folder")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise FxmatchInputError(f"{out}: folder {parent} does not exist")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=parent))
+    try:
+        yield tmp
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

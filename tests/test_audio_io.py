@@ -225,3 +225,25 @@ def test_check_output_refuses_an_input_with_the_hint(tmp_path):
 def test_write_bytes_atomic_roundtrip(tmp_path):
     write_bytes_atomic(tmp_path / "b.bin", b"\x00\x01")
     assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
+
+
+def test_atomic_folder_appears_whole_or_not_at_all(tmp_path):
+    from fxmatch.audio_io import atomic_folder
+
+    out = tmp_path / "set"
+    with atomic_folder(out) as tmp:
+        (tmp / "a.txt").write_text("a")
+        assert not out.exists()  # nothing at `out` while it is written
+    assert (out / "a.txt").read_text() == "a"
+    with pytest.raises(FxmatchInputError, match="not an empty folder"):
+        with atomic_folder(out):
+            pass
+    failed = tmp_path / "failed"
+    with pytest.raises(RuntimeError):
+        with atomic_folder(failed) as tmp:
+            (tmp / "half.txt").write_text("half")
+            raise RuntimeError("disk full")
+    assert not failed.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+    with pytest.raises(FxmatchInputError, match="does not exist"):
+        with atomic_folder(tmp_path / "missing" / "set"):
+            pass

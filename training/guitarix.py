@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from fxmatch.audio_io import rms_dbfs
+from fxmatch.audio_io import atomic_folder, rms_dbfs
 from fxmatch.errors import FxmatchInputError
 from fxmatch.refine import loudest_excerpt
 from training.real_set import SAMPLE_RATE, SONIC_PI_SAMPLES
@@ -113,8 +112,7 @@ def make_pairs(out: str | Path, folder: Path = SONIC_PI_SAMPLES,
     if missing:
         raise FxmatchInputError(f"{folder}: missing {', '.join(missing)} (install Debian's sonic-pi-samples)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         (tmp / "dry").mkdir()
         (tmp / "wet").mkdir()
         pairs = []
@@ -135,12 +133,6 @@ def make_pairs(out: str | Path, folder: Path = SONIC_PI_SAMPLES,
                                   "latency_samples": latency_samples(pedal.uri, controls),
                                   "dry_rms_dbfs": round(rms_dbfs(dry), 2), "wet_rms_dbfs": round(rms_dbfs(wet), 2)})
         (tmp / "pairs.json").write_text(json.dumps({"sample_rate": SAMPLE_RATE, "pairs": pairs}, indent=1) + "\n")
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return pairs
 
 

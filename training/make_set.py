@@ -12,12 +12,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
+from fxmatch.audio_io import atomic_folder
 from fxmatch.errors import FxmatchInputError
 from training.data import TargetDataset, write_dataset
 from training.evaluate import DEFAULT_HELDOUT_N, heldout_dataset, load_estimator
@@ -54,15 +52,8 @@ def make_set(out: str | Path, n: int = DEFAULT_HELDOUT_N, seed: int | None = Non
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise FxmatchInputError(f"{out}: folder {parent} does not exist")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
-    try:
+    with atomic_folder(out) as tmp:
         write_dataset(dataset, tmp, n)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -19,16 +19,13 @@ Clips are `CLIP_SECONDS` long, cut every `HOP_SECONDS` from each file in `RECORD
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from fxmatch.audio_io import rms_dbfs
+from fxmatch.audio_io import atomic_folder, rms_dbfs
 from fxmatch.errors import FxmatchInputError
 from fxmatch.vocabulary import ChainVocabulary
 from training.data import TargetDataset, length_uniform_weights, write_dataset
@@ -108,13 +105,8 @@ def make_real_sets(out: str | Path, folder: Path = SONIC_PI_SAMPLES, seed: int =
     out.mkdir(parents=True, exist_ok=True)
     written = {}
     for name, dataset in views.items():
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out))
-        try:
+        with atomic_folder(out / name) as tmp:
             write_dataset(dataset, tmp)
-            os.replace(tmp, out / name)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         written[name] = out / name
     return written
 
