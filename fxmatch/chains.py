@@ -49,3 +49,11 @@ def with_output_level(chain: Sequence[tuple[str, Mapping[str, float]]], gain_db:
     if abs(gain_db) >= OUTPUT_LEVEL_EPSILON_DB:
         out.append((OUTPUT_LEVEL_EFFECT, {OUTPUT_LEVEL_PARAM: round(float(gain_db), 3)}))
     return out
+
+
+def parsimonious_choice(lengths: Sequence[int], scores: Sequence[float], tolerance: float, slack: float = 0.0) -> int:
+    """Index of the shortest chain (`lengths`) whose score (lower is better) is within `tolerance` (relative) plus
+    `slack` (absolute) of the best; ties go to the lower score, then the earlier index."""
+    limit = min(scores) * (1.0 + tolerance) + slack
+    within = [i for i, v in enumerate(scores) if v <= limit]
+    return min(within, key=lambda i: (lengths[i], scores[i]))

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from fxmatch.chains import parsimonious_choice
 from fxmatch.effects import get_spec
 from fxmatch.errors import FxmatchInputError
 from fxmatch.layout import ParamLayout
@@ -468,9 +469,8 @@ def peak_from_spectra(reference: Features, take: Features) -> dict[str, float]:
 def _choose(tries: Sequence[ChainTry], tolerance: float) -> list[ChainTry]:
     """The ranking: the shortest chain within `tolerance` of the closest first, then by distance."""
     ranked = sorted(tries, key=lambda t: t.distance)
-    best = ranked[0].distance
-    ok = [t for t in ranked if t.distance <= best * (1.0 + tolerance) + 1e-9]
-    chosen = min(ok, key=lambda t: (len(t.chain), t.distance))
+    chosen = ranked[parsimonious_choice([len(t.chain) for t in ranked], [t.distance for t in ranked], tolerance,
+                                        slack=1e-9)]
     return [chosen] + [t for t in ranked if t is not chosen]
 
 

@@ -37,3 +37,14 @@ def test_preset_output_level_renders_through_pedalboard():
     loud = pedalboard.Pedalboard([pedalboard.Distortion(drive_db=12.0)])(x, 44100)
     quiet = preset.to_pedalboard(44100)(x, 44100)
     assert np.allclose(quiet, loud * 10 ** (-6.0 / 20), atol=1e-5)
+
+
+def test_parsimonious_choice_takes_the_shortest_chain_within_the_tolerance():
+    from fxmatch.chains import parsimonious_choice
+
+    lengths, scores = [3, 1, 2, 0], [0.50, 0.54, 0.52, 0.90]
+    assert parsimonious_choice(lengths, scores, tolerance=0.10) == 1  # 0.54 <= 0.55: one effect beats three
+    assert parsimonious_choice(lengths, scores, tolerance=0.05) == 2  # 0.54 > 0.525, 0.52 within
+    assert parsimonious_choice(lengths, scores, tolerance=0.0) == 0
+    assert parsimonious_choice([1, 1], [0.3, 0.3], tolerance=0.0) == 0  # a tie goes to the earlier
+    assert parsimonious_choice([2, 1], [0.3, 0.3 + 1e-10], tolerance=0.0, slack=1e-9) == 1

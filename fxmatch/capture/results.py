@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fxmatch.capture.alignment import Alignment
-from fxmatch.chains import chain_label
+from fxmatch.chains import chain_label, parsimonious_choice
 from fxmatch.identify import Identification
 from fxmatch.refine import RefineCancelled
 
@@ -172,7 +172,4 @@ def choice_score(fit: ChainFit, prior_weight: float = 0.0) -> float:
 def choose(fits: Sequence[ChainFit], tolerance: float, prior_weight: float = 0.0) -> int:
     """Index of the parsimonious choice: the shortest chain within `tolerance` (relative) of the best score
     (`choice_score`: the relative distance, less `prior_weight` times the log of the encoder's probability)."""
-    scores = [choice_score(f, prior_weight) for f in fits]
-    limit = min(scores) * (1.0 + tolerance)
-    within = [i for i, v in enumerate(scores) if v <= limit]
-    return min(within, key=lambda i: (len(fits[i].chain), scores[i]))
+    return parsimonious_choice([len(f.chain) for f in fits], [choice_score(f, prior_weight) for f in fits], tolerance)
