@@ -38,7 +38,7 @@ for set in runs/real-sets/unprocessed runs/real-sets/pedalboard runs/real-sets/s
   name=$(basename "$set")
   mkdir -p "$OUT/eval/$name"
   $FX evaluate "$OUT/candidate.onnx" "$set" -o "$OUT/eval/$name" --no-oracle --no-progress > "$OUT/eval/$name.log"
-  echo "$set: $(grep -m1 '^| fxmatch' "$OUT/eval/$name/eval.md")"
+  echo "$set: $(sed -n 5p "$OUT/eval/$name/eval.md")"  # the candidate's row
 done
 if [[ -d runs/real-distorted ]]; then
   $PY scripts/blind_real_pedals.py "$OUT/candidate.onnx" runs/real-distorted > "$OUT/blind-real-pedals.txt"
