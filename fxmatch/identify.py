@@ -46,6 +46,7 @@ import scipy.optimize
 import scipy.signal
 
 from fxmatch.errors import FxmatchInputError
+from fxmatch.refine import loudest_excerpt
 
 #: the effects identified, in the default vocabulary's canonical order
 EFFECTS: tuple[str, ...] = ("Compressor", "Distortion", "LowpassFilter", "PeakFilter", "Chorus", "Phaser", "Delay",
@@ -343,14 +344,6 @@ _TONE_GRID_HZ = (*np.geomspace(300.0, 12000.0, 7), None)
 _NYQUIST_SHARE = 0.45
 
 
-def _loudest(sig: np.ndarray, length: int) -> int:
-    """Start of the `length`-sample stretch of `sig` with the most energy."""
-    if sig.size <= length:
-        return 0
-    c = np.concatenate([[0.0], np.cumsum(sig * sig)])
-    return int(np.argmax(c[length:] - c[:-length]))
-
-
 def _drive_tone_fits(pair: _Pair) -> list[tuple[float, float, float]]:
     """(relative distance, drive dB, cut-off Hz or nan for none) of the grid points tried for Distortion >
     LowpassFilter rendered by pedalboard on the dry take, best first: a coarse grid, then a finer one around its best
@@ -362,7 +355,7 @@ def _drive_tone_fits(pair: _Pair) -> list[tuple[float, float, float]]:
     from fxmatch.metrics import gate_floors, mrstft_from_magnitudes, stft_magnitudes
 
     n = min(pair.x.size, int(_SPECTRAL_SECONDS * pair.rate))
-    i = _loudest(pair.y, n)
+    i = loudest_excerpt(pair.y, n, 1)
     x, y = pair.x[i : i + n], pair.y[i : i + n]
     target = stft_magnitudes(torch.tensor(y[None], dtype=torch.float32))
     floors = gate_floors(target)
