@@ -23,29 +23,40 @@ ChainNames = tuple[str, ...]
 
 @dataclass(frozen=True)
 class ChainVocabulary:
-    """Effects in canonical order, the maximum chain length, and whether other orders are candidates too."""
+    """Effects in canonical order, the maximum chain length, whether other orders are candidates too, and which
+    effects may only stand right after another (`only_after`: a drive's tone stage, LowpassFilter -> Distortion)."""
 
     effects: tuple[EffectSpec, ...]
     max_length: int = 3
     allow_permutations: bool = False
     chains: tuple[ChainNames, ...] = field(default=(), compare=False)
+    #: effect -> the effect it must directly follow in every candidate chain (absent: free-standing)
+    only_after: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         names = [e.name for e in self.effects]
         if len(set(names)) != len(names):
             raise ValueError(f"vocabulary lists an effect twice: {names}")
+        if isinstance(self.only_after, Mapping):
+            object.__setattr__(self, "only_after", tuple(sorted(self.only_after.items())))
+        for effect, before in self.only_after:
+            if effect not in names or before not in names:
+                raise ValueError(f"only_after: {effect} after {before} names an effect outside {names}")
         if not self.chains:
             object.__setattr__(self, "chains", tuple(self._enumerate()))
+
+    def allows(self, chain: Sequence[str]) -> bool:
+        """Whether `chain` keeps the `only_after` rules (each such effect directly after its partner)."""
+        rules = dict(self.only_after)
+        return all(name not in rules or (i > 0 and chain[i - 1] == rules[name]) for i, name in enumerate(chain))
 
     def _enumerate(self) -> list[ChainNames]:
         names = [e.name for e in self.effects]
         out: list[ChainNames] = []
         for length in range(self.max_length + 1):
             for combo in itertools.combinations(names, length):
-                if self.allow_permutations:
-                    out.extend(itertools.permutations(combo))
-                else:
-                    out.append(combo)
+                orders = itertools.permutations(combo) if self.allow_permutations else [combo]
+                out.extend(c for c in orders if self.allows(c))
         return out
 
     @classmethod
@@ -96,6 +107,7 @@ class ChainVocabulary:
             "max_length": self.max_length,
             "allow_permutations": self.allow_permutations,
             "chains": [list(c) for c in self.chains],
+            "only_after": dict(self.only_after),
             "param_layout": "per-effect slices of one vector, effects in the order listed",
         }
 
@@ -108,4 +120,5 @@ class ChainVocabulary:
             max_length=int(data.get("max_length", 3)),
             allow_permutations=bool(data.get("allow_permutations", False)),
             chains=chains,
+            only_after=tuple(sorted(dict(data.get("only_after") or {}).items())),
         )

@@ -46,6 +46,8 @@ class TrainConfig(EncoderConfig):
     effects: list[str] = field(default_factory=lambda: list(EFFECT_NAMES))
     max_length: int = 3
     allow_permutations: bool = False
+    #: effect -> the effect it may only directly follow (e.g. {LowpassFilter: Distortion}: a drive's tone stage)
+    only_after: dict[str, str] | None = None
     # data
     source: str = "synth"  # synth | folder | midi | mix
     source_path: str | None = None  # folder of WAV/FLAC (folder), or a soundfont (midi, when soundfont is unset)
@@ -213,6 +215,8 @@ def validate(config: TrainConfig) -> None:
     need(config.variant_share == 0 or config.renderer == "pedalboard", "variant_share", rules["variant_share"][1])
     need(config.max_length <= len(config.effects) and config.max_length >= 0, "max_length",
          f"between 0 and {len(config.effects)}")
+    need(all(a in config.effects and b in config.effects and a != b for a, b in (config.only_after or {}).items()),
+         "only_after", "a mapping between two different effects of the config's effects")
     need(config.f_min < config.f_max and config.f_min > 0, "f_min", "positive and below f_max")
     need(config.n_fft <= config.sample_rate * config.clip_seconds, "n_fft", "at most the clip length in samples")
 

@@ -27,9 +27,10 @@ DEFAULT_HELDOUT_N = 200
 HELDOUT_PATTERN = re.compile(r"^heldout(?::(\d+))?(?:@(\d+))?$")
 
 #: TrainConfig keys that describe the data (the rest of a training config does not change the held-out set)
-DATA_KEYS = ("seed", "effects", "max_length", "allow_permutations", "source", "source_path", "instruments",
-             "sample_rate", "clip_seconds", "rms_dbfs", "heldout_fraction", "chain_weights", "source_mix", "soundfont",
-             "midi_pool", "pool_cache_dir", "level_jitter_db", "soundfont2", "augment", "chain_prior", "variant_share")
+DATA_KEYS = ("seed", "effects", "max_length", "allow_permutations", "only_after", "source", "source_path",
+             "instruments", "sample_rate", "clip_seconds", "rms_dbfs", "heldout_fraction", "chain_weights", "source_mix",
+             "soundfont", "midi_pool", "pool_cache_dir", "level_jitter_db", "soundfont2", "augment", "chain_prior",
+             "variant_share")
 
 
 @dataclass

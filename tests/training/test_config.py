@@ -33,6 +33,8 @@ def test_every_shipped_config_is_valid(path):
     ("time_pools", [2], "one factor >= 1 per entry of channels"),
     ("max_length", 9, "between 0 and 7"),
     ("f_min", 30000.0, "positive and below f_max"),
+    ("only_after", {"LowpassFilter": "Distortion"}, "a mapping between two different effects of the config's effects"),
+    ("only_after", {"Distortion": 3}, r"dict\[str, str\] \| None"),
 ])
 def test_a_bad_knob_is_named_with_what_it_must_be(knob, value, words):
     with pytest.raises(FxmatchInputError, match=rf"^config: {knob} must be {words}, got "):
