@@ -38,28 +38,32 @@ def stft_magnitudes(x: torch.Tensor, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZE
     return [_stft_mag(flat, n_fft, hop_divisor) for n_fft in fft_sizes]
 
 
-#: `gate_floors`: the log-magnitude floor sits this factor above the target's noise floor (the median over
-#: frequency of each bin's 10th percentile over time; 10: about 10 dB above the noise's RMS in a bin) ...
+#: `gate_floors`: the log-magnitude floor sits this factor above the target's noise floor (the GATE_NOISE_QUANTILE
+#: over frequency of each bin's 10th percentile over time; 10: about 10 dB above the noise's RMS in a bin) ...
 GATE_NOISE_FACTOR = 10.0
 #: ... but never more than GATE_MAX_DB nor less than GATE_MIN_DB below the target's level (RMS over its bins)
 GATE_MAX_DB = 80.0
 GATE_MIN_DB = 40.0
+#: ... where the noise floor is read over frequency: a broadband hiss or dither lies under every bin, while a
+#: sustained instrument leaves bins between and above its partials nearly empty, so a low quantile reads the hiss
+#: and not a filtered drive's quiet harmonics (the median read those as floor; docs/capture.md "Which noise floor")
+GATE_NOISE_QUANTILE = 0.01
 
 
 def gate_floors(target_magnitudes: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """Per resolution, the magnitude `[rows]` below which `mrstft_from_magnitudes(..., floors=...)` ignores
     log-magnitude differences, for targets given by their `stft_magnitudes` `[rows, bins, frames]`.
 
-    The floor is GATE_NOISE_FACTOR times the target's noise floor (each bin's 10th percentile over time, the median
-    of those over frequency: a dither or hiss floor, not the tones), kept between GATE_MAX_DB and GATE_MIN_DB below
-    the target's RMS level. Without it a 16-bit dither floor or a window's leakage into empty bins (where the log
+    The floor is GATE_NOISE_FACTOR times the target's noise floor (each bin's 10th percentile over time, the
+    GATE_NOISE_QUANTILE of those over frequency: a dither or hiss floor, not the tones), kept between GATE_MAX_DB
+    and GATE_MIN_DB below the target's RMS level. Without it a 16-bit dither floor or a window's leakage into empty bins (where the log
     term is noise against noise) dominates the distance of quiet or band-limited targets."""
     floors = []
     with torch.no_grad():
         for t in target_magnitudes:
             t = t.reshape(t.shape[0], t.shape[-2], -1)
             level = t.square().mean(dim=(1, 2)).sqrt()
-            noise = torch.quantile(t, 0.1, dim=2).median(dim=1).values
+            noise = torch.quantile(torch.quantile(t, 0.1, dim=2), GATE_NOISE_QUANTILE, dim=1)
             lo, hi = level * 10 ** (-GATE_MAX_DB / 20), level * 10 ** (-GATE_MIN_DB / 20)
             floors.append(torch.minimum(torch.maximum(GATE_NOISE_FACTOR * noise, lo), hi).clamp_min(_FLOOR))
     return floors

@@ -36,3 +36,21 @@ def test_gate_floors_stay_between_their_limits_per_row():
         assert torch.all(floor >= level * 10 ** (-GATE_MAX_DB / 20) * 0.999)
         assert torch.all(floor <= level * 10 ** (-GATE_MIN_DB / 20) * 1.001)
         assert floor[1] > 10 * floor[0]  # the noisy row's floor follows its noise (to its cap)
+
+
+
+def test_the_gate_reads_hiss_under_a_sustained_tone_not_its_quiet_harmonics():
+    """A drive-like sustained tone whose harmonics fill the spectrum to 15 kHz, falling by 60 dB, over hiss 120 dB
+    down: the floor lies under the quietest harmonics, so they still count in the distance. (The gate's first
+    estimate, the median over frequency, read the harmonics themselves as the floor and cut at 40 dB.)"""
+    rate, f0 = 44100, 55.0
+    t = np.arange(int(rate * 1.5)) / rate
+    harmonics = np.arange(1, int(15000 / f0) + 1)
+    gains = 10 ** (-60 / 20 * (harmonics - 1) / (harmonics.size - 1))
+    phases = np.random.default_rng(0).uniform(0, 2 * np.pi, harmonics.size)
+    tone = (gains[:, None] * np.sin(2 * np.pi * f0 * harmonics[:, None] * t + phases[:, None])).sum(axis=0) * 0.01
+    mags = stft_magnitudes(_noisy(tone, -120.0, 1), (2048,))[0]
+    floor = gate_floors([mags])[0][0]
+    bin_hz = rate / 2048
+    top_harmonics = torch.quantile(mags[0, int(10000 / bin_hz):int(15000 / bin_hz)], 0.1, dim=1)
+    assert floor < top_harmonics.min()
