@@ -149,6 +149,13 @@ def test_choose_with_a_prior_weight_keeps_an_effect_the_encoder_is_sure_of():
     assert choose([replace(f, prior=None) for f in tie], 0.0, prior_weight=0.02) == 0
     far = [fit(["Reverb"], 0.10, 0.01), fit(["Chorus", "Reverb"], 0.30, 0.6)]
     assert choose(far, 0.0, prior_weight=0.02) == 0
+    # the prior weighs a ratio: fits 100 times closer (a near-exact capture) make the same choices
+    for fits in (tie, far):
+        small = [replace(f, relative=f.relative / 100, distance=f.distance / 100) for f in fits]
+        assert choose(small, 0.0, prior_weight=0.02) == choose(fits, 0.0, prior_weight=0.02)
+    # and a fit five times closer is not overruled by a chain the encoder finds 60 times likelier
+    close = [fit(["Reverb"], 0.002, 0.01), fit(["Chorus", "Reverb"], 0.010, 0.6)]
+    assert choose(close, 0.0, prior_weight=SearchSettings().prior_weight) == 0
 
 
 def test_search_can_be_cancelled_and_reports_progress():

@@ -62,7 +62,7 @@ class SearchSettings:
     #: every chain fits the chain-wide output level (a trailing Gain in the preset; not a chain choice)
     fit_gain: bool = True
     patience: int = 6
-    prior_weight: float = 0.01
+    prior_weight: float = 0.05
     #: the alignment's window (+- s; `align`); an excerpt is also placed anywhere in the longer file
     max_offset_seconds: float = MAX_OFFSET_SECONDS
     #: the distance ignores log-magnitude differences below the target's noise floor (`metrics.gate_floors`): a

@@ -218,7 +218,7 @@ def choice_text(result) -> str:
     settings = SearchSettings()
     text = f"the shortest chain within {100 * settings.tolerance:g} % of the closest"
     if settings.prior_weight > 0 and any(f.prior is not None for f in result.ranking):
-        text += f", distance - {settings.prior_weight:g} x ln(model's probability)"
+        text += f", distance x model's probability ^ -{settings.prior_weight:g}"
     return text
 
 
