@@ -521,8 +521,12 @@ class Trainer:
 def train(config: TrainConfig, out_dir: str | Path, resume: bool = False) -> dict[str, Any]:
     """Train `config` into `out_dir` (the `fxmatch train` command); returns the summary."""
     trainer = Trainer(config, out_dir, resume)
+    distributed = trainer.info.world_size > 1 and dist.is_initialized()
     try:
-        return trainer.train()
+        summary = trainer.train()
+        if distributed:  # every rank done before any tears gloo down (a rank leaving early can abort the other)
+            dist.barrier()
+        return summary
     finally:
-        if trainer.info.world_size > 1 and dist.is_initialized():
+        if distributed:
             dist.destroy_process_group()
