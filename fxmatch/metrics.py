@@ -56,8 +56,8 @@ def gate_floors(target_magnitudes: Sequence[torch.Tensor]) -> list[torch.Tensor]
 
     The floor is GATE_NOISE_FACTOR times the target's noise floor (each bin's 10th percentile over time, the
     GATE_NOISE_QUANTILE of those over frequency: a dither or hiss floor, not the tones), kept between GATE_MAX_DB
-    and GATE_MIN_DB below the target's RMS level. Without it a 16-bit dither floor or a window's leakage into empty bins (where the log
-    term is noise against noise) dominates the distance of quiet or band-limited targets."""
+    and GATE_MIN_DB below the target's RMS level. Without it a 16-bit dither floor or a window's leakage into empty
+    bins (where the log term is noise against noise) dominates the distance of quiet or band-limited targets."""
     floors = []
     with torch.no_grad():
         for t in target_magnitudes:
