@@ -3,7 +3,6 @@ parsimonious choice among the fitted chains."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
