@@ -235,15 +235,12 @@ def test_atomic_folder_appears_whole_or_not_at_all(tmp_path):
         (tmp / "a.txt").write_text("a")
         assert not out.exists()  # nothing at `out` while it is written
     assert (out / "a.txt").read_text() == "a"
-    with pytest.raises(FxmatchInputError, match="not an empty folder"):
-        with atomic_folder(out):
-            pass
+    with pytest.raises(FxmatchInputError, match="not an empty folder"), atomic_folder(out):
+        pass
     failed = tmp_path / "failed"
-    with pytest.raises(RuntimeError):
-        with atomic_folder(failed) as tmp:
-            (tmp / "half.txt").write_text("half")
-            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError), atomic_folder(failed) as tmp:
+        (tmp / "half.txt").write_text("half")
+        raise RuntimeError("disk full")
     assert not failed.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["set"]
-    with pytest.raises(FxmatchInputError, match="does not exist"):
-        with atomic_folder(tmp_path / "missing" / "set"):
-            pass
+    with pytest.raises(FxmatchInputError, match="does not exist"), atomic_folder(tmp_path / "missing" / "set"):
+        pass
