@@ -184,10 +184,11 @@ def check_options(k: Any = None, model: str | None = None, **_: Any) -> None:
 def run(quick: bool = False, seconds: float | None = None, progress: Any = None, k: Any = None,
         model: str | None = None, n: int | None = None, set_path: str | None = None,
         dry_offset_ms: float | None = None, dry_scale: float = 1.0, identify: bool = True,
-        identify_only: bool = False) -> dict[str, Any]:
+        identify_only: bool = False, search_seed: int = 0) -> dict[str, Any]:
     """Run the search on 12 held-out examples (4 with `quick`, `n` when given); `seconds`: time budget per file;
     `k`: one k or a list of them (the model's k likeliest chains, see the module docstring; None: every chain
-    without the model); `progress(row)` is called after each example."""
+    without the model); `search_seed`: the search's own seed (its random starts; the examples stay the same);
+    `progress(row)` is called after each example."""
     check_options(k=k, model=model)
     torch.set_num_threads(1)
     count = n if n is not None else 4 if quick else 12
@@ -204,7 +205,7 @@ def run(quick: bool = False, seconds: float | None = None, progress: Any = None,
     if identify_only:
         return {**run_identification(examples, progress), "source": set_path or "synth"}
     settings = SearchSettings(identify=identify)
-    runs = [_run_one(examples, seconds, progress, v, session, settings) for v in ks]
+    runs = [_run_one(examples, seconds, progress, v, session, settings, search_seed) for v in ks]
     out = runs[0] if len(runs) == 1 else {"curve": [{key: r[key] for key in _CURVE_KEYS} for r in runs],
                                           "runs": runs}
     out["source"] = set_path or "synth (training.sources.SynthSource, heldout)"
@@ -249,7 +250,7 @@ def run_identification(examples: list[dict[str, Any]], progress: Any = None) -> 
 
 
 def _run_one(examples: list[dict[str, Any]], seconds: float | None, progress: Any, k: int | None,
-             session: Any, settings: SearchSettings | None = None) -> dict[str, Any]:
+             session: Any, settings: SearchSettings | None = None, search_seed: int = 0) -> dict[str, Any]:
     """One search per example with the candidates of `k` (the encoder's time included); the summary."""
     settings = settings or SearchSettings()
     rows = []
@@ -258,7 +259,7 @@ def _run_one(examples: list[dict[str, Any]], seconds: float | None, progress: An
         t0, c0 = time.perf_counter(), time.process_time()
         cands = _candidates(session, ex["y"], k)
         result = capture(_dry_file(ex["x"] * ex.get("scale", 1.0), ex["offset"]), ex["y"], SAMPLE_RATE, cands,
-                         settings=settings, time_budget=seconds, seed=0)
+                         settings=settings, time_budget=seconds, seed=search_seed)
         rows.append({**score(ex, result, time.perf_counter() - t0, time.process_time() - c0), "k": k,
                      "chains": result.n_candidates})
         if progress is not None:
@@ -274,6 +275,7 @@ def _run_one(examples: list[dict[str, Any]], seconds: float | None, progress: An
         "stages": [{"rate": s.rate, "keep": s.keep, "steps": s.steps, "seconds": s.seconds} for s in settings.stages],
         "tolerance": settings.tolerance,
         "prior_weight": settings.prior_weight,
+        "search_seed": search_seed,
         "exact_accuracy": round(sum(r["exact"] for r in rows) / len(rows), 3),
         "audible_accuracy": round(sum(r["audible"] for r in rows) / len(rows), 3),
         "mrstft_relative_median": round(statistics.median(rels), 4) if rels else None,
@@ -319,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-scale", type=float, default=1.0, help="with --set: the dry take at this level (x)")
     parser.add_argument("--no-identify", action="store_true", help="the search without the identification stage")
     parser.add_argument("--identify-only", action="store_true", help="the identification alone: no twins, no search")
+    parser.add_argument("--search-seed", type=int, default=0, help="the search's seed (its random starts; default 0)")
     parser.add_argument("-o", "--output", help="also write the JSON here")
     args = parser.parse_args(argv)
     ks = args.k
@@ -337,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = run(seconds=args.seconds, progress=show, k=ks, model=args.model, n=args.n, set_path=args.set_path,
                  dry_offset_ms=args.dry_late_ms, dry_scale=args.dry_scale, identify=not args.no_identify,
-                 identify_only=args.identify_only)
+                 identify_only=args.identify_only, search_seed=args.search_seed)
     text = json.dumps(result, indent=2) + "\n"
     if args.output:
         from fxmatch.audio_io import write_text_atomic

@@ -24,3 +24,4 @@ def test_k_list_gives_one_run_per_k_on_the_same_examples(tmp_path, capsys):
     run = result["runs"][0]
     assert [s["seconds"] for s in run["stages"]] == [s.seconds for s in SearchSettings().stages]
     assert run["tolerance"] == SearchSettings().tolerance and run["prior_weight"] == SearchSettings().prior_weight
+    assert run["search_seed"] == 0
