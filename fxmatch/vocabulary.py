@@ -120,5 +120,5 @@ class ChainVocabulary:
             max_length=int(data.get("max_length", 3)),
             allow_permutations=bool(data.get("allow_permutations", False)),
             chains=chains,
-            only_after=tuple(sorted(dict(data.get("only_after") or {}).items())),
+            only_after=data.get("only_after") or {},
         )

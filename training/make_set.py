@@ -49,10 +49,7 @@ def make_set(out: str | Path, n: int = DEFAULT_HELDOUT_N, seed: int | None = Non
         dataset = heldout_dataset(load_estimator(model).info, n, seed)
     else:
         dataset = config_heldout_dataset(config, n, seed)
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise FxmatchInputError(f"{out}: folder {parent} does not exist")
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out) as tmp:  # checks the folder it goes into
         write_dataset(dataset, tmp, n)
     return out
 

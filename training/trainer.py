@@ -93,7 +93,7 @@ def pick_device(name: str) -> torch.device:
 def build_vocabulary(config: TrainConfig) -> ChainVocabulary:
     """The candidate chains the data is drawn from (the effects in the order listed)."""
     return ChainVocabulary(effects=tuple(get_spec(n) for n in config.effects), max_length=config.max_length,
-                           allow_permutations=config.allow_permutations, only_after=dict(config.only_after or {}))
+                           allow_permutations=config.allow_permutations, only_after=config.only_after or {})
 
 
 def model_vocabulary(config: TrainConfig, vocab: ChainVocabulary) -> ChainVocabulary:

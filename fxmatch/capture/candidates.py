@@ -41,9 +41,8 @@ def tone_stage_chains(vocab: ChainVocabulary) -> list[tuple[str, ...]]:
         return []
     names = [n for n in KNOWN_EFFECTS if n in vocab.effect_names or n == TONE_STAGE]
     grown = ChainVocabulary(effects=tuple(get_spec(n) for n in names), max_length=vocab.max_length,
-                            allow_permutations=vocab.allow_permutations)
-    return [c for c in grown.chains
-            if TONE_STAGE in c and c.index(TONE_STAGE) > 0 and c[c.index(TONE_STAGE) - 1] == "Distortion"]
+                            allow_permutations=vocab.allow_permutations, only_after={TONE_STAGE: "Distortion"})
+    return [c for c in grown.chains if TONE_STAGE in c]
 
 
 def all_candidates(vocabulary: ChainVocabulary | None = None) -> list[Candidate]:
