@@ -72,6 +72,18 @@ def test_capture_recovers_offset_and_level_of_a_plain_copy():
     assert unfitted.best.gain_db == 0.0 and unfitted.best.relative == pytest.approx(1.0)
 
 
+def test_no_effect_reads_the_dry_take_at_the_wet_takes_level():
+    # the output level is fitted by every chain, so "no effect" is the dry take at the wet take's level: a pedal that
+    # also lowers the level by 12 dB must not make the empty chain (with its fitted gain) look like a near-match
+    # (against the dry take as it is, it read 70 % here)
+    x = _dry()
+    wet = _render(x, pedalboard.Distortion(drive_db=10.0), pedalboard.Gain(gain_db=-12.0))
+    result = capture(x, wet, RATE, [Candidate(()), Candidate(("Distortion",))], settings=SMALL)
+    empty = next(f for f in result.ranking if f.chain == ())
+    assert 0.9 < empty.relative < 1.1
+    assert result.best.chain == ("Distortion",) and result.best.relative < 0.5
+
+
 def test_unrelated_recordings_are_refused():
     x = _dry(seed=3)
     other = testsignals.make("noise", RATE, 1.2, seed=8)[0]

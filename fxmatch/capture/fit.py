@@ -79,10 +79,17 @@ class _Signals:
     unit: float = 1.0
 
 
+#: the level-matched no-effect distance is floored at this share of the dry take's own (a wet take that is only a
+#: gain of the dry one has none)
+_LEVEL_MATCHED_FLOOR = 1e-3
+
+
 def _stage_signals(xa: np.ndarray, y: np.ndarray, native: int, start: int, length: int, preroll: int,
-                   stage: Stage, gate: bool = False) -> _Signals:
+                   stage: Stage, gate: bool = False, level_matched: bool = False) -> _Signals:
     """The aligned dry `xa` and wet `y` (`[samples]` at `native` Hz) around the excerpt, at the stage's rate
-    (`gate`: the distance ignores what lies below the target's noise floor)."""
+    (`gate`: the distance ignores what lies below the target's noise floor). The no-effect distance is the dry
+    excerpt's, at the wet one's RMS level with `level_matched` (when every chain fits the output level, "no effect"
+    means the dry take at the wet take's level: a pedal that only changes the level then reads 100 %, not less)."""
     rate = stage_rate(stage, native)
     if stage.seconds is not None:
         length = min(length, int(stage.seconds * native))
@@ -97,7 +104,11 @@ def _stage_signals(xa: np.ndarray, y: np.ndarray, native: int, start: int, lengt
     target = torch.from_numpy(np.ascontiguousarray(yd[first + n_pre : first + n_pre + n_len]))
     spectra = _Spectra(target, stage.fft_sizes, stage.hop_divisor, gate)
     with torch.no_grad():
-        no_effect = float(spectra.distance(dry[:, n_pre:])[0])
+        plain = dry[:, n_pre:]
+        no_effect = float(spectra.distance(plain)[0])
+        if level_matched:
+            scale = target.square().mean().sqrt() / plain.square().mean().sqrt().clamp_min(1e-12)
+            no_effect = max(float(spectra.distance(plain * scale)[0]), _LEVEL_MATCHED_FLOOR * no_effect)
     return _Signals(rate, dry, spectra, n_len, no_effect, native, _sample_cost(stage))
 
 

@@ -193,7 +193,8 @@ class _Search:
         """Stage `index`'s signals (at the recording's own rate when `native`)."""
         stage = self.settings.stages[index]
         sig = _stage_signals(self.xa, self.y, self.rate, self.start, self.length, self.preroll,
-                             replace(stage, rate=self.rate) if native else stage, self.settings.gate_noise)
+                             replace(stage, rate=self.rate) if native else stage, self.settings.gate_noise,
+                             self.settings.fit_gain)
         if not native:
             self.no_effect[index] = sig.no_effect
         return sig

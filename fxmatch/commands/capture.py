@@ -252,7 +252,8 @@ def format_report(dry: str, wet: str, rate: int, result, top: int, seconds: floa
             for i, (k, v) in enumerate(params.items()):
                 head = f"  {name:<12}" if i == 0 else " " * 14
                 lines.append(f"{head} {k:<{width}}  {format_value(v):>8} {spec.param(k).unit}".rstrip())
-    lines.append(f"ranking      (relative to no effect; * = chosen: {choice_text(result)})")
+    lines.append(f"ranking      (relative to no effect: the dry take at the wet take's level; * = chosen: "
+                 f"{choice_text(result)})")
     last = result.ranking[0].stage
     for i, fit in enumerate(result.ranking[:top]):
         mark = "*" if i == 0 else " "
