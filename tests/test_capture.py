@@ -23,6 +23,7 @@ from fxmatch.capture import (
     sub_chains,
 )
 from fxmatch.capture.fit import _Spectra
+from fxmatch.effects import get_spec
 from fxmatch.errors import FxmatchInputError
 from fxmatch.metrics import mrstft_distance
 
@@ -82,6 +83,53 @@ def test_no_effect_reads_the_dry_take_at_the_wet_takes_level():
     empty = next(f for f in result.ranking if f.chain == ())
     assert 0.9 < empty.relative < 1.1
     assert result.best.chain == ("Distortion",) and result.best.relative < 0.5
+
+
+def test_a_short_stage_window_is_lengthened_to_hear_the_identified_echo():
+    # the recording starts with the first note, so a 0.3 s window holds no echo of a 0.6 s Delay; without the
+    # identified echo's window the only stage fitted the Delay time to 0.581 s
+    x = _dry(seconds=2.0)
+    wet = _render(x, pedalboard.Delay(delay_seconds=0.6, feedback=0.4, mix=0.4))
+    one_stage = SearchSettings(excerpt_seconds=1.0, stages=(Stage(16000, None, 10, 0.15, (1024, 256), 2, 0.3),))
+    result = capture(x, wet, RATE, [Candidate(()), Candidate(("Delay",))], settings=one_stage)
+    assert result.excerpt_start_s == 0.0 and result.best.chain == ("Delay",)
+    assert result.best.params[0][1]["delay_seconds"] == pytest.approx(0.6, abs=0.002)
+
+
+def test_the_last_stage_tries_the_read_echo_times_before_its_zoom():
+    # a row whose delay sits in another comb valley (40 ms off) is moved to the echo read off the pair
+    from fxmatch.capture.fit import _Clock, _sigmoid
+    from fxmatch.capture.search import _Search
+
+    x = _dry(seconds=2.0)
+    wet = _render(x, pedalboard.Delay(delay_seconds=0.23, feedback=0.3, mix=0.4))
+    search = _Search(x.astype(np.float64), wet.astype(np.float64), RATE, align(x, wet, RATE),
+                     [Candidate(()), Candidate(("Delay",))], SMALL, _Clock(None, None, None))
+    search.screen(np.random.default_rng(0))
+    spec = get_spec("Delay")
+    layout = search.renderer.layout
+    col = layout.param_slice("Delay").start + spec.param_names.index("delay_seconds")
+    u = _sigmoid(search.fitted[("Delay",)].z)
+    u[col] = spec.param("delay_seconds").normalise(0.19)
+    sig = search._signals(len(SMALL.stages) - 1)
+    moved = search._nearest_echo(u, ("Delay",), sig)
+    assert spec.param("delay_seconds").denormalise(moved[col]) == pytest.approx(0.23, abs=1 / RATE)
+    assert np.array_equal(np.delete(moved, col), np.delete(u, col))  # nothing else moves
+
+
+def test_echo_window_covers_the_first_echo_less_the_preroll():
+    from fxmatch.capture.search import ECHO_MARGIN_SECONDS, _echo_window
+    from fxmatch.identify import EVIDENCE_THRESHOLD, Identification, Read
+
+    def ident(evidence: float) -> Identification:
+        return Identification({"Delay": Read("Delay", ({"delay_seconds": 0.7, "feedback": 0.3, "mix": 0.4},),
+                                             evidence, 0.0)}, 0.0, 0.0)
+
+    assert _echo_window(ident(0.9), 0.0) == pytest.approx(0.7 + ECHO_MARGIN_SECONDS)
+    assert _echo_window(ident(0.9), 0.5) == pytest.approx(0.2 + ECHO_MARGIN_SECONDS)
+    assert _echo_window(ident(0.9), 1.0) == 0.0
+    assert _echo_window(ident(EVIDENCE_THRESHOLD - 0.01), 0.0) == 0.0  # no echo heard: the stages' own windows
+    assert _echo_window(None, 0.0) == 0.0
 
 
 def test_unrelated_recordings_are_refused():

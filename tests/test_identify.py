@@ -35,6 +35,14 @@ def test_delay_time_is_read_within_a_millisecond(dry, seconds, feedback, mix):
     assert read.evidence > 0.9
 
 
+@pytest.mark.parametrize("samples", [2767, 8012, 22051])
+def test_delay_read_renders_the_same_whole_samples(dry, samples):
+    # pedalboard (and the twin) truncate float32(seconds) * rate: samples / rate falls one sample short for these
+    seconds = (samples + 0.3) / RATE
+    read, _ = _read(dry, pedalboard.Delay(delay_seconds=seconds, feedback=0.4, mix=0.3), "Delay")
+    assert int(np.float32(read.params["delay_seconds"]) * RATE) == int(np.float32(seconds) * RATE) == samples
+
+
 @pytest.mark.parametrize("centre,gain", [(1200.0, -8.0), (450.0, 6.0), (3500.0, 10.0)])
 def test_peak_filter_centre_is_read_within_a_third_of_an_octave(dry, centre, gain):
     read, _ = _read(dry, pedalboard.PeakFilter(cutoff_frequency_hz=centre, gain_db=gain, q=1.2), "PeakFilter")

@@ -20,7 +20,7 @@ import scipy.signal
 
 from fxmatch.effects import get_spec
 from fxmatch.errors import FxmatchInputError
-from fxmatch.identify import impulse_response
+from fxmatch.identify import impulse_response, sample_centre_seconds
 from fxmatch.mono import checked_mono
 
 #: how far apart the dry and wet recordings may start (s)
@@ -311,4 +311,4 @@ def echo_times(xa: np.ndarray, y: np.ndarray, sample_rate: int, count: int = _DE
     mag = np.where(lags >= int(p.minimum * sample_rate), np.abs(taps), 0.0)
     peaks, _ = scipy.signal.find_peaks(mag, distance=max(1, sample_rate // 100))
     best = peaks[np.argsort(mag[peaks])[::-1][:count]]
-    return [float(lags[i] / sample_rate) for i in best]
+    return [sample_centre_seconds(int(lags[i]), sample_rate) for i in best]

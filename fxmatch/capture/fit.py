@@ -246,6 +246,20 @@ _ZOOM_LEVELS = 3  # zoom levels after a grid (its step / 2.5, / 6.25, / 15.6)
 #: fine param 0.02 off (normalised) can leave a Chorus or a Delay at 50 % of the no-effect distance, and the earlier
 #: stages' short, low-rate windows cannot place it closer (docs/capture.md)
 _FINAL_ZOOM_LEVELS = 5
+#: fine params that pedalboard truncates to whole samples (and their effect): at the last stage their zoom goes on
+#: until a step is under one sample (`final_zoom_levels`); step / 98 of the Delay's grid is still 10 samples at
+#: 44.1 kHz, and one sample off leaves a 0.2 s echo at 27 % of the no-effect distance
+SAMPLE_STEPPED: dict[str, str] = {"Delay": "delay_seconds"}
+
+
+def final_zoom_levels(name: str, rate: int) -> int:
+    """The last stage's zoom levels for effect `name` at `rate` Hz: _FINAL_ZOOM_LEVELS, or for a SAMPLE_STEPPED
+    param as many as bring the step (the grid's, divided by _ZOOM_FACTOR per level) under one sample."""
+    if name not in SAMPLE_STEPPED:
+        return _FINAL_ZOOM_LEVELS
+    p = get_spec(name).param(SAMPLE_STEPPED[name])
+    samples_per_step = (p.maximum - p.minimum) * rate * _grid_step(name)  # the param is linear in [0, 1] units
+    return max(_FINAL_ZOOM_LEVELS, math.ceil(math.log(max(samples_per_step, 1.0)) / math.log(_ZOOM_FACTOR)))
 
 
 def _logit(u: np.ndarray) -> np.ndarray:

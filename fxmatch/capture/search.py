@@ -46,9 +46,11 @@ from fxmatch.capture.fit import (
     _survivors,
     _zoom,
     _zoom_points,
+    final_zoom_levels,
 )
 from fxmatch.capture.results import CaptureProgressFn, CaptureResult, ChainFit, _rank, fit_warnings
-from fxmatch.capture.settings import SearchSettings, stage_rate
+from fxmatch.capture.settings import SearchSettings, Stage, stage_rate
+from fxmatch.effects import get_spec
 from fxmatch.errors import FxmatchInputError
 from fxmatch.identify import Identification, identify
 from fxmatch.layout import ParamLayout
@@ -188,10 +190,20 @@ class _Search:
             self.identification = identify(self.xa, y, rate, origin=self.start - self.preroll, effects=names,
                                            stop=lambda: clock.check() or (budget is not None and
                                                                           time.perf_counter() - clock.t0 > budget))
+        self.echo_window = _echo_window(self.identification, self.preroll / rate)
+        self.echoes: list[float] = []  # the echo times read off the pair's impulse response (s; by `screen`)
+
+    def _stage(self, index: int) -> Stage:
+        """Stage `index` as run on this pair: a window shorter than the identified echo (`_echo_window`) is
+        lengthened to hear it."""
+        stage = self.settings.stages[index]
+        if stage.seconds is not None and stage.seconds < self.echo_window:
+            stage = replace(stage, seconds=self.echo_window)
+        return stage
 
     def _signals(self, index: int, native: bool = False) -> _Signals:
         """Stage `index`'s signals (at the recording's own rate when `native`)."""
-        stage = self.settings.stages[index]
+        stage = self._stage(index)
         sig = _stage_signals(self.xa, self.y, self.rate, self.start, self.length, self.preroll,
                              replace(stage, rate=self.rate) if native else stage, self.settings.gate_noise,
                              self.settings.fit_gain)
@@ -214,7 +226,7 @@ class _Search:
 
     def _samples(self, index: int, native: bool = False) -> float:
         """Samples of stage `index`'s dry signal (pre-roll and window; at the recording's rate when `native`)."""
-        st = self.settings.stages[index]
+        st = self._stage(index)
         rate = self.rate if native else stage_rate(st, self.rate)
         length = self.length if st.seconds is None else min(self.length, int(st.seconds * self.rate))
         return rate * (length + self.preroll) / self.rate
@@ -243,7 +255,7 @@ class _Search:
 
     def _begin(self, index: int, chains: Sequence[tuple[str, ...]] | None = None) -> None:
         """Tell the clock that stage `index` starts (its planned work for `chains`, the later stages' guessed)."""
-        st = self.settings.stages[index]
+        st = self._stage(index)
         later = sum(self._planned(j) for j in range(index + 1, len(self.settings.stages)))
         window = self.length / self.rate if st.seconds is None else min(self.length / self.rate, st.seconds)
         self.clock.begin_stage(index, len(self.settings.stages), self._planned(index, chains), later,
@@ -254,7 +266,7 @@ class _Search:
         shorter, each started from the best of a grid around that chain's fit, then fitted all together."""
         self._begin(0)
         sigs = self._stage_pair(0)
-        echoes = echo_times(self.xa, self.y, self.rate)
+        echoes = self.echoes = echo_times(self.xa, self.y, self.rate)
         for n in sorted({len(c.chain) for c in self.cands}):
             level = _extending([c for c in self.cands if len(c.chain) == n], self.fitted, n, self.settings.beam)
             rows = [r for c in level
@@ -286,7 +298,7 @@ class _Search:
 
     def carry_on(self, index: int) -> None:
         """Stage `index`: the best chains so far (and sub-chains of the best two), zoomed in on their fine params
-        at this stage's rate (the last stage from the grid's step down, `_FINAL_ZOOM_LEVELS`), then fitted further."""
+        at this stage's rate (the last stage from the grid's step down, `final_zoom_levels`), then fitted further."""
         # the chains fitted furthest first: a chain the last stage did not carry on kept its distance on that earlier
         # stage's shorter, lower-rate window, which is not comparable (it read closer than the carried ones did)
         rows = _survivors(sorted(self.fitted.values(), key=lambda r: (-r.stage, r.relative)),
@@ -294,14 +306,34 @@ class _Search:
         self._begin(index, [r.chain for r in rows])
         sigs = self._stage_pair(index)
         last = index == len(self.settings.stages) - 1
-        scale, levels = (1.0, _FINAL_ZOOM_LEVELS) if last else (_ZOOM_FACTOR ** -_ZOOM_LEVELS, 1)
+        scale = 1.0 if last else _ZOOM_FACTOR ** -_ZOOM_LEVELS
         for row in rows:
-            u = _sigmoid(row.z)
+            u, sig = _sigmoid(row.z), sigs[_needs_native(row.chain)]
+            if last and "Delay" in row.chain:
+                u = self._nearest_echo(u, row.chain, sig)
             for name in row.chain:
-                u, _ = _zoom(u, row.chain, name, self.renderer, sigs[_needs_native(row.chain)], self.settings.fit_gain,
-                             self.clock, _grid_step(name) * scale, levels)
+                levels = final_zoom_levels(name, sig.rate) if last else 1
+                u, _ = _zoom(u, row.chain, name, self.renderer, sig, self.settings.fit_gain, self.clock,
+                             _grid_step(name) * scale, levels)
             row.z = _logit(u)
         self._fit(rows, sigs, index)
+
+    def _nearest_echo(self, u: np.ndarray, chain: tuple[str, ...], sig: _Signals) -> np.ndarray:
+        """`u` `[width]`, or `u` with the Delay's time set to one of the echo times read off the pair (the impulse
+        response's peaks and the identification's Delay reads), whichever is closest on `sig`: the earlier stages'
+        short, low-rate windows can leave a row's delay in another comb valley than the read, which the last
+        stage's zoom (+-2 steps around the row) does not reach."""
+        spec = get_spec("Delay")
+        col = self.renderer.layout.param_slice("Delay").start + spec.param_names.index("delay_seconds")
+        reads = [] if self.identification is None or "Delay" not in self.identification.reads else [
+            s["delay_seconds"] for s in self.identification.reads["Delay"].starts]
+        points = [u]
+        for t in dict.fromkeys([*reads, *self.echoes]):
+            v = u.copy()
+            v[col] = np.clip(spec.param("delay_seconds").normalise(t), 1e-3, 1 - 1e-3)
+            points.append(v)
+        d = _evaluate(np.stack(points), chain, self.renderer, sig, self.settings.fit_gain, self.clock)
+        return points[int(np.argmin(d))]
 
     def result(self, n_candidates: int) -> CaptureResult:
         """The ranking of every fitted chain (the parsimonious choice first) and the search's figures."""
@@ -325,6 +357,21 @@ class _Search:
 
 #: the share of a time budget the identification may take before the twins start
 IDENTIFY_SHARE = 0.3
+#: a stage's window reaches this far past the identified echo (s), so that the echo lies inside it
+ECHO_MARGIN_SECONDS = 0.1
+
+
+def _echo_window(ident: Identification | None, preroll_s: float) -> float:
+    """The shortest stage window (s) that hears the identified Delay's first echo: its time plus ECHO_MARGIN_SECONDS,
+    less the pre-roll the twins run first (0 when no Delay was read with evidence: the stages' own windows). Without
+    it a screen of 0.5 s from the recording's first note cannot tell a 0.7 s echo from none, and the Delay's read,
+    exact, ties with every other start."""
+    from fxmatch.identify import EVIDENCE_THRESHOLD
+
+    read = None if ident is None else ident.reads.get("Delay")
+    if read is None or read.evidence < EVIDENCE_THRESHOLD or not read.starts:
+        return 0.0
+    return max(0.0, float(read.starts[0]["delay_seconds"]) + ECHO_MARGIN_SECONDS - preroll_s)
 #: how far the twins' output may move the alignment after the screen (s)
 _REALIGN_SECONDS = 0.003
 
