@@ -196,6 +196,9 @@ def test_choose_prefers_the_shortest_chain_within_the_tolerance():
     fits = [fit(["Distortion", "Delay"], 0.10), fit(["Distortion"], 0.105), fit([], 0.9), fit(["Delay"], 0.5)]
     assert choose(fits, 0.1) == 1
     assert choose(fits, 0.01) == 0
+    # both near-exact: a third closer is within the ratio's reach only with an absolute slack
+    tiny = [fit(["Compressor", "Distortion", "PeakFilter"], 0.0043), fit(["Compressor"], 0.0057)]
+    assert choose(tiny, 0.05) == 0 and choose(tiny, 0.05, slack=0.01) == 1
 
 
 def test_choose_with_a_prior_weight_keeps_an_effect_the_encoder_is_sure_of():

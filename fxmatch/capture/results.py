@@ -147,11 +147,11 @@ def fit_warnings(result: CaptureResult) -> list[str]:
     return out
 
 
-def _rank(fits: list[ChainFit], tolerance: float, prior_weight: float = 0.0) -> list[ChainFit]:
+def _rank(fits: list[ChainFit], tolerance: float, prior_weight: float = 0.0, slack: float = 0.0) -> list[ChainFit]:
     """The parsimonious choice among the chains fitted furthest first, then the rest (furthest, closest first)."""
     last = max(f.stage for f in fits)
     final = [f for f in fits if f.stage == last]
-    chosen = final[choose(final, tolerance, prior_weight)]
+    chosen = final[choose(final, tolerance, prior_weight, slack)]
     rest = sorted((f for f in fits if f is not chosen), key=lambda f: (-f.stage, f.relative))
     return [chosen, *rest]
 
@@ -169,7 +169,9 @@ def choice_score(fit: ChainFit, prior_weight: float = 0.0) -> float:
     return fit.relative * max(fit.prior, _MIN_PRIOR) ** -prior_weight
 
 
-def choose(fits: Sequence[ChainFit], tolerance: float, prior_weight: float = 0.0) -> int:
-    """Index of the parsimonious choice: the shortest chain within `tolerance` (relative) of the best score
-    (`choice_score`: the relative distance over the encoder's probability to the power `prior_weight`)."""
-    return parsimonious_choice([len(f.chain) for f in fits], [choice_score(f, prior_weight) for f in fits], tolerance)
+def choose(fits: Sequence[ChainFit], tolerance: float, prior_weight: float = 0.0, slack: float = 0.0) -> int:
+    """Index of the parsimonious choice: the shortest chain within `tolerance` (relative) plus `slack` (absolute, in
+    units of the no-effect distance) of the best score (`choice_score`: the relative distance over the encoder's
+    probability to the power `prior_weight`)."""
+    return parsimonious_choice([len(f.chain) for f in fits], [choice_score(f, prior_weight) for f in fits], tolerance,
+                               slack)

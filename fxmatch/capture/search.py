@@ -297,8 +297,9 @@ class _Search:
             self.xa = xa
 
     def carry_on(self, index: int) -> None:
-        """Stage `index`: the best chains so far (and sub-chains of the best two), zoomed in on their fine params
-        at this stage's rate (the last stage from the grid's step down, `final_zoom_levels`), then fitted further."""
+        """Stage `index`: the best chains so far (and sub-chains of the best two), their Delay moved to the closest
+        echo read off the pair (`_nearest_echo`), zoomed in on their fine params at this stage's rate (the last
+        stage from the grid's step down, `final_zoom_levels`), then fitted further."""
         # the chains fitted furthest first: a chain the last stage did not carry on kept its distance on that earlier
         # stage's shorter, lower-rate window, which is not comparable (it read closer than the carried ones did)
         rows = _survivors(sorted(self.fitted.values(), key=lambda r: (-r.stage, r.relative)),
@@ -309,7 +310,7 @@ class _Search:
         scale = 1.0 if last else _ZOOM_FACTOR ** -_ZOOM_LEVELS
         for row in rows:
             u, sig = _sigmoid(row.z), sigs[_needs_native(row.chain)]
-            if last and "Delay" in row.chain:
+            if "Delay" in row.chain:
                 u = self._nearest_echo(u, row.chain, sig)
             for name in row.chain:
                 levels = final_zoom_levels(name, sig.rate) if last else 1
@@ -321,8 +322,8 @@ class _Search:
     def _nearest_echo(self, u: np.ndarray, chain: tuple[str, ...], sig: _Signals) -> np.ndarray:
         """`u` `[width]`, or `u` with the Delay's time set to one of the echo times read off the pair (the impulse
         response's peaks and the identification's Delay reads), whichever is closest on `sig`: the earlier stages'
-        short, low-rate windows can leave a row's delay in another comb valley than the read, which the last
-        stage's zoom (+-2 steps around the row) does not reach."""
+        short, low-rate windows can leave a row's delay in another comb valley than the read, which a stage's
+        zoom (+-2 steps around the row) does not reach."""
         spec = get_spec("Delay")
         col = self.renderer.layout.param_slice("Delay").start + spec.param_names.index("delay_seconds")
         reads = [] if self.identification is None or "Delay" not in self.identification.reads else [
@@ -345,7 +346,8 @@ class _Search:
             gain = float(layout.gain_db(u[layout.gain])) if self.settings.fit_gain else 0.0
             fits.append(ChainFit(r.chain, layout.decode(r.chain, u, within_limits=True), r.distance, r.relative, gain,
                                  r.stage, prior.get(r.chain)))
-        result = CaptureResult(_rank(fits, self.settings.tolerance, self.settings.prior_weight), self.alignment,
+        ranking = _rank(fits, self.settings.tolerance, self.settings.prior_weight, self.settings.slack)
+        result = CaptureResult(ranking, self.alignment,
                                stage_rate(self.settings.stages[last], self.rate), self.start / self.rate,
                                self.length / self.rate, self.no_effect[last], time.perf_counter() - self.clock.t0,
                                n_candidates, not self.clock.out_of_time)
