@@ -132,6 +132,20 @@ def test_echo_window_covers_the_first_echo_less_the_preroll():
     assert _echo_window(None, 0.0) == 0.0
 
 
+def test_a_stages_own_patience_overrides_the_settings():
+    x = _dry()
+    wet = _render(x, pedalboard.Compressor(threshold_db=-20, ratio=6, attack_ms=3, release_ms=80),
+                  pedalboard.Delay(delay_seconds=0.12, feedback=0.4, mix=0.35))
+
+    def closest(patience: int | None) -> float:
+        stage = Stage(16000, None, 40, 0.05, (1024, 256), 2, patience=patience)
+        settings = SearchSettings(excerpt_seconds=0.6, stages=(stage,), patience=1)
+        result = capture(x, wet, RATE, [Candidate(()), Candidate(("Compressor", "Delay"))], settings=settings)
+        return result.best.relative
+
+    assert closest(40) < closest(None) == closest(1)  # None: the settings' patience
+
+
 def test_unrelated_recordings_are_refused():
     x = _dry(seed=3)
     other = testsignals.make("noise", RATE, 1.2, seed=8)[0]

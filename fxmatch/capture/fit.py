@@ -402,7 +402,8 @@ def _fit_stage(rows: list[_Row], sig: _Signals, stage: Stage, index: int, render
         z = w.index_select(0, torch.tensor(active)) * scale
         dist = sig.spectra.distance(renderer.render(sig.x, torch.sigmoid(z), [rows[i].chain for i in active],
                                                     float(sig.rate), sig.native, settings.fit_gain)[:, -sig.length :])
-        still = _track(rows, active, stall, dist.detach().numpy(), z.detach().numpy(), settings.patience)
+        still = _track(rows, active, stall, dist.detach().numpy(), z.detach().numpy(),
+                       settings.patience if stage.patience is None else stage.patience)
         clock.work(_FIT_COST * len(active) * sig.x.shape[-1] * sig.unit)
         clock.report(rows, step, stage.steps)
         if step == stage.steps or not still or not dist.requires_grad:  # nothing to fit: no effect, no gain

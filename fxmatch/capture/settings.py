@@ -22,6 +22,8 @@ class Stage:
     hop_divisor: int = 4
     #: the stage uses the first `seconds` of the excerpt (None: all of it)
     seconds: float | None = None
+    #: early-stop patience of this stage (steps; None: `SearchSettings.patience`)
+    patience: int | None = None
 
 
 #: the first stage screens every chain (by length, longer chains starting from the shorter ones' fits) with a cheap
@@ -34,10 +36,14 @@ class Stage:
 #: 3-48 % (median by effect; Reverb worst) of the no-effect distance from the target instead of ~1 %. Running every
 #: stage at the input's rate (`Stage(None, ...)`) was measured against this on the same 12 examples with v5's
 #: ranking: 8 chains named instead of 9, MR-STFT 27.5 % instead of 29.6 % (median), 27 % more CPU: no gain shown.
+#: The last stage runs up to 60 steps with a patience of 15 (20 and 6 before session 10): its small steps each
+#: gain under the early stop's 0.5 %, yet together took a Delay from 17.7 % to 5.7 % of no effect; on the 48
+#: examples of docs/capture.md the MR-STFT median 10.8 -> 9.0 % (musescore), 5.2 -> 1.8 % (shifted), for 12-20 %
+#: more CPU.
 DEFAULT_STAGES: tuple[Stage, ...] = (
     Stage(16000, None, 20, 0.15, (2048, 512), 2, 0.5),
     Stage(24000, 16, 30, 0.1, seconds=1.0),
-    Stage(48000, 3, 20, 0.05),
+    Stage(48000, 3, 60, 0.05, patience=15),
 )
 
 
