@@ -149,6 +149,12 @@ class ExampleResult:
         return self.with_dry is not None and self.with_dry.chain_names == self.example.true.effect_names
 
     @property
+    def with_dry_audibly_correct(self) -> bool:
+        """The answer with the dry take names every audible true effect and nothing outside the true chain."""
+        return self.with_dry is not None and audibility.audibly_right(
+            self.example.true.effect_names, audibility.audible(self.removal_db), self.with_dry.chain_names)
+
+    @property
     def chain_correct(self) -> bool:
         return self.preset.chain_names == self.example.true.effect_names
 
@@ -351,7 +357,8 @@ def format_example(r: ExampleResult, i: int, n: int) -> str:
         f"  MR-STFT to target: estimate {r.distance:.3f}, no effect {r.distance_dry:.3f}",
     ]
     if r.with_dry is not None:
-        mark_dry = "correct chain" if r.with_dry_correct else "chain differs"
+        mark_dry = ("correct chain" if r.with_dry_correct else
+                    "chain differs; audibly right" if r.with_dry_audibly_correct else "chain differs")
         lines += [(f"  with dry   {r.with_dry.label}   ({mark_dry}; the dry take searched through the twins in "
                    f"{r.seconds_with_dry:.0f} s)"),
                   (f"  MR-STFT to target with dry: {r.distance_with_dry:.3f} = "
@@ -404,8 +411,10 @@ def format_summary(results: list[ExampleResult]) -> str:
                  f"effect for {closer} of {len(results)} (MR-STFT, lower is closer)"
                  + (f"; {unsure} of {len(results)} estimates are unsure (listen before using them)" if unsure else ""))
     if dried:
-        lines.append(f"with the dry take: chain correct for {sum(r.with_dry_correct for r in dried)} of {len(dried)}; "
-                     f"closer to the target than no effect for "
+        lines.append(f"with the dry take: chain correct for {sum(r.with_dry_correct for r in dried)} of {len(dried)}"
+                     + (f" ({sum(r.with_dry_audibly_correct for r in dried)} of {len(dried)} audibly)"
+                        if any(r.inaudible for r in dried) else "")
+                     + "; closer to the target than no effect for "
                      f"{sum(r.distance_with_dry < r.distance_dry for r in dried)} of {len(dried)}")
     return "\n".join(lines)
 

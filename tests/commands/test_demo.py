@@ -104,6 +104,8 @@ def test_demo_says_which_true_effects_are_inaudible(demo_run):
     assert "(Compressor is inaudible here: removing it leaves the target unchanged" in block.split("\n\n")[0]
     assert out.count("is inaudible here") == 2
     assert re.search(r"chain correct for 1 of 6 \(\d of 6 audibly: ", out)
+    # the answers with the dry take are counted by the same rule
+    assert re.search(r"with the dry take: chain correct for \d of 6 \(\d of 6 audibly\)", out)
 
 
 def test_demo_says_no_effect_detected_and_flags_unsure_estimates(tmp_path, examples):
