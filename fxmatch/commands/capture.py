@@ -212,11 +212,13 @@ def preset_from_capture(result, top: int = 5):
 
 
 def choice_text(result) -> str:
-    """How the search's chain was chosen, in words (the default settings' tolerance and prior weight)."""
+    """How the search's chain was chosen, in words (the default settings' tolerance, slack and prior weight)."""
     from fxmatch.capture import SearchSettings
 
     settings = SearchSettings()
     text = f"the shortest chain within {100 * settings.tolerance:g} % of the closest"
+    if settings.slack > 0:
+        text += f" plus {100 * settings.slack:g} % of no effect"
     if settings.prior_weight > 0 and any(f.prior is not None for f in result.ranking):
         text += f", distance x model's probability ^ -{settings.prior_weight:g}"
     return text
