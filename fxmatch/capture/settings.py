@@ -55,9 +55,9 @@ def stage_rate(stage: Stage, native: int) -> int:
 @dataclass(frozen=True)
 class SearchSettings:
     """How `capture` searches: excerpt and longest pre-roll (s), stages, starts fitted per chain in the first stage,
-    chains of each length extended to the next (None: all), parsimony tolerance (relative distance), whether an
-    output gain is fitted, early-stop patience (steps), weight of the encoder's log-probability in the choice
-    (`choose`; 0: the distance alone), alignment window, noise gate."""
+    chains of each length extended to the next (None: all), parsimony tolerance (a ratio) and slack (absolute),
+    whether an output gain is fitted, early-stop patience (steps; a stage may set its own), weight of the encoder's
+    probability in the choice (`choose`; 0: the distance alone), alignment window, noise gate."""
 
     excerpt_seconds: float = 1.5
     max_preroll_seconds: float = 1.0
