@@ -4,8 +4,8 @@ With the dry take x and the wet take y aligned (`y[n] ~ chain(x)[n]`), most of p
 directly (system identification), each as if the effect were alone in the chain:
 
 - **Delay**: the echo times are the peaks of the regularised dry-to-wet impulse response (`impulse_response`, which `capture.align` uses too);
-  for each, the feedback and mix come from a least-squares fit of `y` on `x` and the feedback comb's echo
-  (`scipy.signal.lfilter`).
+  for each, the mix comes from a least-squares fit of `y` on `x` and the feedback comb's echo, the feedback from a
+  grid of those fits refined by a bounded scalar search (`scipy.optimize.minimize_scalar`).
 - **PeakFilter**: the transfer function `|H|` from Welch's cross-spectrum (`scipy.signal.csd / welch`), fitted with
   the RBJ bell pedalboard uses (`scipy.optimize.least_squares`, several centre frequencies as starts).
 - **Chorus**: the short-time lag of `y` against `x` (a regularised impulse response per 46 ms frame) fitted by the
@@ -225,7 +225,8 @@ def sample_centre_seconds(samples: int, rate: int) -> float:
 
 
 def read_delay(pair: _Pair, count: int = 3) -> Read:
-    """Delay: echo times from the impulse response's peaks, feedback (a grid) and mix (least squares) per time."""
+    """Delay: echo times from the impulse response's peaks, feedback (a grid, then a bounded search around its best)
+    and mix (least squares) per time."""
     from fxmatch.effects import get_spec
 
     t0 = time.perf_counter()
@@ -235,16 +236,26 @@ def read_delay(pair: _Pair, count: int = 3) -> Read:
     mag = np.where(lags >= int(p.minimum * rate) - 1, np.abs(taps), 0.0)
     peaks, _ = scipy.signal.find_peaks(mag, distance=max(1, rate // 100))
     times = [int(lags[i]) for i in peaks[np.argsort(mag[peaks])[::-1][: 2 * count]]]
+    top = get_spec("Delay").param("feedback").maximum
     fits = []
     for lag in times:
         if lag < 1:
             continue
         taps = [np.concatenate([np.zeros(k * lag), x[: x.size - k * lag]]) for k in range(1, x.size // lag + 1)]
-        for fb in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7):
+
+        def fit(fb: float, taps: list[np.ndarray] = taps, lag: int = lag) -> tuple[float, dict[str, float]]:
             echo = sum(fb**k * t for k, t in enumerate(taps) if fb**k > 1e-4 or k == 0)  # sum fb^(k-1) x[n - kD]
             (dry, wet), res = _lstsq(y, [x, echo])
             mix = wet / max(dry + wet, 1e-9)
-            fits.append((res, {"delay_seconds": sample_centre_seconds(lag, rate), "feedback": fb, "mix": float(mix)}))
+            return res, {"delay_seconds": sample_centre_seconds(lag, rate), "feedback": float(fb), "mix": float(mix)}
+
+        grid = [fit(fb) for fb in np.linspace(0.0, top, 8)]
+        fits += grid
+        # the grid's step (0.1) leaves a long echo train visibly off: refine its best feedback
+        best = float(min(grid, key=lambda f: f[0])[1]["feedback"])
+        sol = scipy.optimize.minimize_scalar(lambda fb: fit(fb)[0], bounds=(max(0.0, best - 0.1), min(top, best + 0.1)),
+                                             method="bounded", options={"xatol": 0.002})
+        fits.append(fit(float(sol.x)))
     if not fits:
         return Read("Delay", (get_spec("Delay").defaults(),), 0.0, time.perf_counter() - t0)
     fits.sort(key=lambda f: f[0])

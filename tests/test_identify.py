@@ -35,6 +35,12 @@ def test_delay_time_is_read_within_a_millisecond(dry, seconds, feedback, mix):
     assert read.evidence > 0.9
 
 
+@pytest.mark.parametrize("seconds,feedback,mix", [(0.3, 0.23, 0.4), (0.0604, 0.674, 0.593)])
+def test_delay_feedback_off_the_grid_is_read_within_a_hundredth(dry, seconds, feedback, mix):
+    read, _ = _read(dry, pedalboard.Delay(delay_seconds=seconds, feedback=feedback, mix=mix), "Delay")
+    assert abs(read.params["feedback"] - feedback) < 0.01 and abs(read.params["mix"] - mix) < 0.01
+
+
 @pytest.mark.parametrize("samples", [2767, 8012, 22051])
 def test_delay_read_renders_the_same_whole_samples(dry, samples):
     # pedalboard (and the twin) truncate float32(seconds) * rate: samples / rate falls one sample short for these
