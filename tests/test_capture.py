@@ -96,8 +96,8 @@ def test_a_short_stage_window_is_lengthened_to_hear_the_identified_echo():
     assert result.best.params[0][1]["delay_seconds"] == pytest.approx(0.6, abs=0.002)
 
 
-def test_the_last_stage_tries_the_read_echo_times_before_its_zoom():
-    # a row whose delay sits in another comb valley (40 ms off) is moved to the echo read off the pair
+def test_the_later_stages_try_the_read_echo_before_their_zoom():
+    # a row whose delay sits in another comb valley (40 ms off) is moved to the Delay read off the pair
     from fxmatch.capture.fit import _Clock, _sigmoid
     from fxmatch.capture.search import _Search
 
@@ -113,8 +113,10 @@ def test_the_last_stage_tries_the_read_echo_times_before_its_zoom():
     u[col] = spec.param("delay_seconds").normalise(0.19)
     sig = search._signals(len(SMALL.stages) - 1)
     moved = search._nearest_echo(u, ("Delay",), sig)
-    assert spec.param("delay_seconds").denormalise(moved[col]) == pytest.approx(0.23, abs=1 / RATE)
-    assert np.array_equal(np.delete(moved, col), np.delete(u, col))  # nothing else moves
+    delay = dict(layout.decode(("Delay",), moved))["Delay"]
+    assert delay["delay_seconds"] == pytest.approx(0.23, abs=1 / RATE)
+    assert delay["feedback"] == pytest.approx(0.3, abs=0.02) and delay["mix"] == pytest.approx(0.4, abs=0.02)
+    assert moved[layout.gain] == u[layout.gain]  # the output level is not the Delay's
 
 
 def test_echo_window_covers_the_first_echo_less_the_preroll():

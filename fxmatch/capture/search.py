@@ -320,16 +320,17 @@ class _Search:
         self._fit(rows, sigs, index)
 
     def _nearest_echo(self, u: np.ndarray, chain: tuple[str, ...], sig: _Signals) -> np.ndarray:
-        """`u` `[width]`, or `u` with the Delay's time set to one of the echo times read off the pair (the impulse
-        response's peaks and the identification's Delay reads), whichever is closest on `sig`: the earlier stages'
-        short, low-rate windows can leave a row's delay in another comb valley than the read, which a stage's
-        zoom (+-2 steps around the row) does not reach."""
-        spec = get_spec("Delay")
-        col = self.renderer.layout.param_slice("Delay").start + spec.param_names.index("delay_seconds")
-        reads = [] if self.identification is None or "Delay" not in self.identification.reads else [
-            s["delay_seconds"] for s in self.identification.reads["Delay"].starts]
-        points = [u]
-        for t in dict.fromkeys([*reads, *self.echoes]):
+        """`u` `[width]`, or `u` with the Delay set to one of the identification's Delay reads (time, feedback and
+        mix) or its time to one of the impulse response's echo times, whichever is closest on `sig`: the earlier
+        stages' short, low-rate windows can leave a row's delay in another comb valley than the read (or its
+        feedback well below a sharp comb's, which a low rate blurs), and a stage's zoom (+-2 steps around the row)
+        does not reach it."""
+        layout, spec = self.renderer.layout, get_spec("Delay")
+        col = layout.param_slice("Delay").start + spec.param_names.index("delay_seconds")
+        reads = [] if self.identification is None or "Delay" not in self.identification.reads else list(
+            self.identification.reads["Delay"].starts)
+        points = [u, *(layout.encode(chain, {"Delay": read}, u, (1e-3, 1 - 1e-3)) for read in reads)]
+        for t in dict.fromkeys([*(r["delay_seconds"] for r in reads), *self.echoes]):
             v = u.copy()
             v[col] = np.clip(spec.param("delay_seconds").normalise(t), 1e-3, 1 - 1e-3)
             points.append(v)
