@@ -22,33 +22,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.bench_capture import _distance
+from fxmatch.audibility import render_chain
 from fxmatch.audio_io import read_audio, write_text_atomic
 from fxmatch.capture import CaptureResult, SearchSettings, capture
 from fxmatch.capture.alignment import _shift
-from fxmatch.effects import get_spec
 from fxmatch.errors import FxmatchInputError
-from fxmatch.metrics import mrstft_distance
 from fxmatch.mono import checked_mono
 from training.guitarix import read_pairs
 
 DEFAULT_PAIRS = "runs/real-distorted"
 
 
-def _distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Ungated MR-STFT distance of two `[samples]` arrays."""
-    return float(mrstft_distance(torch.as_tensor(a, dtype=torch.float32)[None],
-                                 torch.as_tensor(b, dtype=torch.float32)[None]))
-
-
 def whole_file_relative(result: CaptureResult, dry: np.ndarray, wet: np.ndarray, rate: int) -> float | None:
     """The chosen preset on the whole aligned `dry` (pedalboard, output level applied) against `wet`, relative to
     `dry` at `wet`'s RMS level (ungated MR-STFT; `[samples]` each); None when `wet` is a plain gain of `dry`."""
-    import pedalboard
-
     best = result.best
     xa = _shift(dry.astype(np.float64), result.alignment.offset, wet.size).astype(np.float32)
-    board = pedalboard.Pedalboard([get_spec(n).pedalboard_plugin(p) for n, p in best.params])
-    rendered = board(xa[None], rate)[0] * np.float32(10 ** (best.gain_db / 20))
+    rendered = render_chain(best.params, xa, rate) * np.float32(10 ** (best.gain_db / 20))
     level = float(np.sqrt(np.mean(wet**2)) / max(np.sqrt(np.mean(xa**2)), 1e-12))
     reference = _distance(xa * np.float32(level), wet)
     return None if reference <= 1e-9 else _distance(rendered, wet) / reference  # None: a plain gain of the dry

@@ -375,6 +375,8 @@ def _echo_window(ident: Identification | None, preroll_s: float) -> float:
     if read is None or read.evidence < EVIDENCE_THRESHOLD or not read.starts:
         return 0.0
     return max(0.0, float(read.starts[0]["delay_seconds"]) + ECHO_MARGIN_SECONDS - preroll_s)
+
+
 #: how far the twins' output may move the alignment after the screen (s)
 _REALIGN_SECONDS = 0.003
 
