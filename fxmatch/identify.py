@@ -8,10 +8,11 @@ directly (system identification), each as if the effect were alone in the chain:
   grid of those fits refined by a bounded scalar search (`scipy.optimize.minimize_scalar`).
 - **PeakFilter**: the transfer function `|H|` from Welch's cross-spectrum (`scipy.signal.csd / welch`), fitted with
   the RBJ bell pedalboard uses (`scipy.optimize.least_squares`, several centre frequencies as starts).
-- **Chorus**: the short-time lag of `y` against `x` (a regularised impulse response per 46 ms frame) fitted by the
+- **Chorus**: the short-time lag of `y` against `x` (a regularised impulse response per 46 ms frame, also with the
+  direct path's own response removed, which repeats at the pitch period on held notes) fitted by the
   chorus's own delay trajectory `centre + 10 ms x depth x lfo(t)`, `lfo(t) = -sin(2 pi rate t)` (a grid over
   rate, depth and centre, scored on the frames' correlations: the pitch period's ambiguity of one frame is resolved
-  by the trajectory across notes).
+  by the trajectory across notes), then the centre, rate and depth refined by pedalboard renders.
 - **Phaser**: the short-time transfer function's notches, scored per frame against a 6-stage all-pass phaser's
   response at each cutoff, then fitted by the phaser's cutoff trajectory (rate, depth, centre) as above.
 - **Distortion**: `y ~ a tanh(g x)` sample by sample (a grid over the drive, `a` by least squares); and, since real
@@ -486,44 +487,86 @@ def read_compressor(pair: _Pair) -> Read:
     return Read("Compressor", tuple(starts), pair.evidence(fits[0][0]), time.perf_counter() - t0)
 
 
-def _lag_table(pair: _Pair, max_lag_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Regularised impulse response (Wiener) of each frame of `y` against `x` at lags 0..max_lag_s: (table `[frames,
-    lags]` of |correlation|, frame centre times (s), frame weights: the dry frame's energy within 40 dB of the
-    loudest)."""
+def _lag_tables(pair: _Pair, max_lag_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Regularised impulse response (Wiener) of each frame of `y` against `x` at lags 0..max_lag_s, twice: (`[frames,
+    lags]` |response| relative to the direct path's peak; the same with the direct path's own response removed
+    (below), relative to the direct gain; frame centre times (s); frame weights: the dry frame's energy within 40 dB
+    of the loudest).
+
+    A frame's estimate is `a g(lag) + b g(lag - d)` for a direct gain `a` and a copy delayed by `d`, with `g` the
+    frame's resolution kernel (the inverse transform of `|X|^2 / (|X|^2 + floor)`): on a held note `g` repeats at every
+    pitch period, so the direct path alone puts peaks at the period's multiples that hide a quiet delayed copy
+    (mix 0.27 at 13 ms under a 4.3 ms period). The second table subtracts `a g` (`a` read at lag 0)."""
     size = round(_FRAME * pair.rate / 44100)
     hop = round(_HOP * pair.rate / 44100)
     fx, fy = _frames(pair.x, size, hop), _frames(pair.y, size, hop)
     n = scipy.fft.next_fast_len(2 * size)
     sx, sy = scipy.fft.rfft(fx, n, axis=1), scipy.fft.rfft(fy, n, axis=1)
     power = np.abs(sx) ** 2  # a Wiener deconvolution per frame: (1 - mix) at lag 0, mix at the chorus's delay
-    corr = scipy.fft.irfft(sy * np.conj(sx) / (power + 0.1 * power.mean(axis=1, keepdims=True) + 1e-30), n, axis=1)
-    table = np.abs(corr[:, : int(max_lag_s * pair.rate) + 1])
+    floor = power + 0.1 * power.mean(axis=1, keepdims=True) + 1e-30
+    lags = int(max_lag_s * pair.rate) + 1
+    corr = scipy.fft.irfft(sy * np.conj(sx) / floor, n, axis=1)[:, :lags]
+    kernel = scipy.fft.irfft(power / floor, n, axis=1)[:, :lags]
+    table = np.abs(corr)
+    table = table / (table[:, : int(0.0005 * pair.rate)].max(axis=1, keepdims=True) + 1e-12)
+    direct = corr[:, :1] / (kernel[:, :1] + 1e-30)
+    echoes = np.abs(corr - direct * kernel) / (np.abs(direct) * kernel[:, :1] + 1e-12)
     energy = (fx**2).sum(axis=1)
     level = 10 * np.log10(energy + 1e-30)
     weights = np.where(level > level.max() - 40, 1.0, 0.0)
     times = (np.arange(fx.shape[0]) * hop + size / 2) / pair.rate
-    return table, times, weights
+    return table, echoes, times, weights
 
 
 def read_chorus(pair: _Pair, count: int = 3) -> Read:
-    """Chorus: its delay trajectory fitted to the short-time lag table (`_lag_table`), then the rate, feedback and
-    mix by pedalboard renders (`_lfo_fits`)."""
+    """Chorus: its delay trajectory fitted to both short-time lag tables (`_lag_tables`), the rate, feedback and mix
+    by pedalboard renders (`_lfo_fits`), then the best two refined by renders (`_refine_chorus`)."""
     t0 = time.perf_counter()
     rate = pair.rate
-    table, times, weights = _lag_table(pair, 0.03)
-    table = table / (table[:, : int(0.0005 * rate)].max(axis=1, keepdims=True) + 1e-12)  # relative to the direct
+    table, echoes, times, weights = _lag_tables(pair, 0.03)
 
     def position(lfo: np.ndarray, depth: np.ndarray, centre: np.ndarray) -> np.ndarray:
         return np.maximum(1.0, 10.0 * depth * lfo + centre) * rate / 1000.0
 
-    tops = _trajectory_fit(table, times, weights, np.geomspace(0.2, 4.0, 72), np.arange(0.1, 0.91, 0.05),
-                           np.arange(3.0, 20.01, 0.25), position, top=count)
+    tops = [top for t in (table, echoes)
+            for top in _trajectory_fit(t, times, weights, np.geomspace(0.2, 4.0, 72), np.arange(0.1, 0.91, 0.05),
+                                       np.arange(3.0, 20.01, 0.25), position, top=count)]
     fits = _lfo_fits("Chorus", pair, tops, "centre_delay_ms", (0.2, 0.4))
+    fits = sorted(fits + [_refine_chorus(pair, params) for _, params in fits[:2]], key=lambda t: t[0])
     starts: list[dict[str, float]] = []
     for _, params in fits:
-        if all(abs(params["rate_hz"] - s["rate_hz"]) > 1e-9 for s in starts):
+        if all(abs(params["rate_hz"] - s["rate_hz"]) > 1e-9 or abs(params["centre_delay_ms"] - s["centre_delay_ms"])
+               > 0.2 for s in starts):
             starts.append(_clip_params("Chorus", params))
     return Read("Chorus", tuple(starts[:count]), pair.evidence(fits[0][0]), time.perf_counter() - t0)
+
+
+def _refine_chorus(pair: _Pair, params: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """(residual, params) of a Chorus read refined by pedalboard renders, one parameter at a time: the centre delay
+    over the whole range (0.5 ms apart, then 0.1 ms: the trajectory fit may stand a pitch period off), the rate
+    (+-1.2 %), the depth (+-0.15); the mix by least squares each time (`_lfo_fit`)."""
+    from fxmatch.effects import get_spec
+
+    spec = get_spec("Chorus")
+    lo, hi = spec.param("centre_delay_ms").minimum, spec.param("centre_delay_ms").maximum
+    best = _lfo_fit("Chorus", pair, params)
+    steps = (("centre_delay_ms", lambda v: np.arange(lo, hi + 1e-9, 0.5)),
+             ("centre_delay_ms", lambda v: v + np.arange(-0.4, 0.41, 0.1)),
+             ("rate_hz", lambda v: v * (1 + 0.003 * np.arange(-4, 5))),
+             ("depth", lambda v: v + np.arange(-0.15, 0.16, 0.05)))
+    for key, values in steps:
+        p = spec.param(key)
+        for v in np.clip(values(best[1][key]), p.minimum, p.maximum):
+            best = min(best, _lfo_fit("Chorus", pair, {**best[1], key: float(v)}), key=lambda t: t[0])
+    return best
+
+
+def _lfo_fit(name: str, pair: _Pair, params: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """(residual, params) of one pedalboard render of `name` (Chorus or Phaser) at `params`, the mix by least squares
+    (`y ~ a x + b wet`, mix = b / (a + b))."""
+    wet = _pedalboard(name, {**params, "mix": 1.0}, pair.x, pair.rate)
+    (a, b), res = _lstsq(pair.y, [pair.x, wet])
+    return res, {**params, "mix": float(b / max(a + b, 1e-9))}
 
 
 def _lfo_fits(name: str, pair: _Pair, tops: Sequence[tuple[float, float, float, float]], centre_key: str,
@@ -532,17 +575,12 @@ def _lfo_fits(name: str, pair: _Pair, tops: Sequence[tuple[float, float, float, 
     refined on a 0.6 % grid (+-2.4 %; the trajectory fit's rate grid is 4 % apart), then each feedback of
     `feedbacks`, the mix by least squares (`y ~ a x + b wet`, mix = b / (a + b))."""
     fits = []
-
-    def fit(params: dict[str, float]) -> tuple[float, dict[str, float]]:
-        wet = _pedalboard(name, {**params, "mix": 1.0}, pair.x, pair.rate)
-        (a, b), res = _lstsq(pair.y, [pair.x, wet])
-        return res, {**params, "mix": float(b / max(a + b, 1e-9))}
-
     for r, d, c, _ in tops:
         base = {"rate_hz": r, "depth": d, centre_key: c, "feedback": 0.0}
-        res, best = min((fit({**base, "rate_hz": r * (1 + 0.006 * k)}) for k in range(-4, 5)), key=lambda t: t[0])
+        res, best = min((_lfo_fit(name, pair, {**base, "rate_hz": r * (1 + 0.006 * k)}) for k in range(-4, 5)),
+                        key=lambda t: t[0])
         fits.append((res, best))
-        fits += [fit({**best, "feedback": fb}) for fb in feedbacks if fb > 0]
+        fits += [_lfo_fit(name, pair, {**best, "feedback": fb}) for fb in feedbacks if fb > 0]
     return sorted(fits, key=lambda t: t[0])
 
 

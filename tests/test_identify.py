@@ -95,6 +95,17 @@ def test_chorus_rate_and_delay_are_read_off_the_lag_track(dry, rate_hz):
     assert read.evidence > 0.6
 
 
+@pytest.mark.parametrize("rate_hz,centre_ms", [(3.7, 13.2), (2.2, 16.0)])
+def test_a_quiet_fast_chorus_is_read_past_the_pitch_period(dry, rate_hz, centre_ms):
+    # mix 0.27: the direct path's own response, repeating at every pitch period, hid the delayed copy (the read
+    # found a 0.2-0.6 Hz chorus at 3-5 ms on these before the lag table removed it)
+    read, _ = _read(dry, pedalboard.Chorus(rate_hz=rate_hz, depth=0.36, centre_delay_ms=centre_ms, feedback=0.35,
+                                           mix=0.27), "Chorus")
+    assert abs(read.params["rate_hz"] / rate_hz - 1) < 0.02, read.params
+    assert abs(read.params["centre_delay_ms"] - centre_ms) <= 0.5, read.params
+    assert read.evidence > 0.6
+
+
 @pytest.mark.parametrize("rate_hz", [0.4, 0.7, 1.8])
 def test_phaser_rate_is_read_off_the_notch_sweep(dry, rate_hz):
     read, _ = _read(dry, pedalboard.Phaser(rate_hz=rate_hz, depth=0.6, centre_frequency_hz=900.0, feedback=0.3,
