@@ -14,7 +14,8 @@ directly (system identification), each as if the effect were alone in the chain:
   rate, depth and centre, scored on the frames' correlations: the pitch period's ambiguity of one frame is resolved
   by the trajectory across notes), then the centre, rate and depth refined by pedalboard renders.
 - **Phaser**: the short-time transfer function's notches, scored per frame against a 6-stage all-pass phaser's
-  response at each cutoff, then fitted by the phaser's cutoff trajectory (rate, depth, centre) as above.
+  response at each cutoff, then fitted by the phaser's cutoff trajectory (rate, depth, centre) as above; the centre
+  and depth then by a grid of pedalboard renders (a deep or fast sweep's track gives the rate but blurs its range).
 - **Distortion**: `y ~ a tanh(g x)` sample by sample (a grid over the drive, `a` by least squares); and, since real
   drives filter after (and before) the clipping, which moves the phase so that no sample-wise fit holds, a
   *spectral* read of Distortion > LowpassFilter: a grid over drive and cut-off through pedalboard, each scored by the
@@ -520,7 +521,7 @@ def _lag_tables(pair: _Pair, max_lag_s: float) -> tuple[np.ndarray, np.ndarray, 
 
 def read_chorus(pair: _Pair, count: int = 3) -> Read:
     """Chorus: its delay trajectory fitted to both short-time lag tables (`_lag_tables`), the rate, feedback and mix
-    by pedalboard renders (`_lfo_fits`), then the best two refined by renders (`_refine_chorus`)."""
+    by pedalboard renders (`_lfo_fits`), then the best two refined by renders (`_refine_lfo`)."""
     t0 = time.perf_counter()
     rate = pair.rate
     table, echoes, times, weights = _lag_tables(pair, 0.03)
@@ -532,7 +533,7 @@ def read_chorus(pair: _Pair, count: int = 3) -> Read:
             for top in _trajectory_fit(t, times, weights, np.geomspace(0.2, 4.0, 72), np.arange(0.1, 0.91, 0.05),
                                        np.arange(3.0, 20.01, 0.25), position, top=count)]
     fits = _lfo_fits("Chorus", pair, tops, "centre_delay_ms", (0.2, 0.4))
-    fits = sorted(fits + [_refine_chorus(pair, params) for _, params in fits[:2]], key=lambda t: t[0])
+    fits = sorted(fits + [_refine_lfo("Chorus", pair, params) for _, params in fits[:2]], key=lambda t: t[0])
     starts: list[dict[str, float]] = []
     for _, params in fits:
         if all(abs(params["rate_hz"] - s["rate_hz"]) > 1e-9 or abs(params["centre_delay_ms"] - s["centre_delay_ms"])
@@ -541,23 +542,30 @@ def read_chorus(pair: _Pair, count: int = 3) -> Read:
     return Read("Chorus", tuple(starts[:count]), pair.evidence(fits[0][0]), time.perf_counter() - t0)
 
 
-def _refine_chorus(pair: _Pair, params: dict[str, float]) -> tuple[float, dict[str, float]]:
-    """(residual, params) of a Chorus read refined by pedalboard renders, one parameter at a time: the centre delay
-    over the whole range (0.5 ms apart, then 0.1 ms: the trajectory fit may stand a pitch period off), the rate
-    (+-1.2 %), the depth (+-0.15); the mix by least squares each time (`_lfo_fit`)."""
-    from fxmatch.effects import get_spec
+#: `_refine_lfo`'s steps per effect: each maps the best params so far to the grid of values tried (a dict each)
+_LFO_STEPS: dict[str, tuple[Callable[[dict[str, float]], list[dict[str, float]]], ...]] = {
+    # the centre over the whole range first: the trajectory fit may stand a pitch period off
+    "Chorus": (lambda p: [{"centre_delay_ms": c} for c in np.arange(3.0, 20.01, 0.5)],
+               lambda p: [{"centre_delay_ms": p["centre_delay_ms"] + d} for d in np.arange(-0.4, 0.41, 0.1)],
+               lambda p: [{"rate_hz": p["rate_hz"] * (1 + 0.003 * k)} for k in range(-4, 5)],
+               lambda p: [{"depth": p["depth"] + d} for d in np.arange(-0.15, 0.16, 0.05)]),
+    # the centre and depth together: the notch track fixes the sweep's rate, its range trades one for the other
+    "Phaser": (lambda p: [{"centre_frequency_hz": c, "depth": d} for c in np.geomspace(300.0, 3000.0, 17)
+                          for d in np.arange(0.2, 1.01, 0.1)],
+               lambda p: [{"feedback": f} for f in np.arange(0.0, 0.71, 0.1)],
+               lambda p: [{"rate_hz": p["rate_hz"] * (1 + 0.003 * k)} for k in range(-4, 5)],
+               lambda p: [{"centre_frequency_hz": p["centre_frequency_hz"] * 1.02**k} for k in range(-4, 5)],
+               lambda p: [{"depth": p["depth"] + d} for d in np.arange(-0.06, 0.061, 0.02)]),
+}
 
-    spec = get_spec("Chorus")
-    lo, hi = spec.param("centre_delay_ms").minimum, spec.param("centre_delay_ms").maximum
-    best = _lfo_fit("Chorus", pair, params)
-    steps = (("centre_delay_ms", lambda v: np.arange(lo, hi + 1e-9, 0.5)),
-             ("centre_delay_ms", lambda v: v + np.arange(-0.4, 0.41, 0.1)),
-             ("rate_hz", lambda v: v * (1 + 0.003 * np.arange(-4, 5))),
-             ("depth", lambda v: v + np.arange(-0.15, 0.16, 0.05)))
-    for key, values in steps:
-        p = spec.param(key)
-        for v in np.clip(values(best[1][key]), p.minimum, p.maximum):
-            best = min(best, _lfo_fit("Chorus", pair, {**best[1], key: float(v)}), key=lambda t: t[0])
+
+def _refine_lfo(name: str, pair: _Pair, params: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """(residual, params) of a Chorus or Phaser read refined by pedalboard renders, one step of `_LFO_STEPS` after
+    another (values clipped to the training ranges; the mix by least squares each time, `_lfo_fit`)."""
+    best = _lfo_fit(name, pair, params)
+    for step in _LFO_STEPS[name]:
+        for values in step(best[1]):
+            best = min(best, _lfo_fit(name, pair, _clip_params(name, {**best[1], **values})), key=lambda t: t[0])
     return best
 
 
@@ -602,7 +610,8 @@ def _phaser_response_db(f: np.ndarray, cutoff: np.ndarray, rate: int, feedback: 
 def read_phaser(pair: _Pair, count: int = 3) -> Read:
     """Phaser: each frame's transfer function scored against the phaser's response at every cutoff (correlation over
     frequency), the cutoff trajectory (rate, depth, centre) fitted to that table, then the rate, feedback and mix by
-    pedalboard renders (`_lfo_fits`)."""
+    pedalboard renders (`_lfo_fits`), the best refined by renders (`_refine_lfo`: a deep or fast sweep's track gives
+    the rate but blurs its range)."""
     t0 = time.perf_counter()
     rate = pair.rate
     size = round(_FRAME / 2 * rate / 44100)  # 23 ms: the notches move fast at high rates and depths
@@ -638,6 +647,7 @@ def read_phaser(pair: _Pair, count: int = 3) -> Read:
     tops = _trajectory_fit(table, times, weights, np.geomspace(0.1, 3.0, 64), np.arange(0.2, 1.01, 0.05),
                            np.geomspace(300.0, 3000.0, 33), position, top=count + 1)
     fits = _lfo_fits("Phaser", pair, tops, "centre_frequency_hz", (0.35, 0.7))
+    fits = sorted(fits + [_refine_lfo("Phaser", pair, fits[0][1])], key=lambda t: t[0])
     starts: list[dict[str, float]] = []
     for _, params in fits:
         if all(abs(params["rate_hz"] - s["rate_hz"]) > 1e-9 for s in starts):
