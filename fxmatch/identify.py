@@ -27,6 +27,10 @@ directly (system identification), each as if the effect were alone in the chain:
 - **Reverb**: room size and damping by pedalboard renders of the pair's dry take (a small grid), the wet and dry
   levels by least squares.
 
+A Compressor or Distortion read that explains a fifth of the residual or more is applied to the dry take, and the
+PeakFilter, Chorus, Phaser, Delay and Reverb are read again on that (`CONTEXT_EFFECTS`): a drive's harmonics in
+front of them hide them from reads that take `y` as a linear function of `x`; the read with more evidence leads.
+
 Mixes and feedbacks everywhere come from linear least squares on pedalboard renders (`numpy.linalg.lstsq`), so
 each read also says how much of `y` it explains: its *evidence* (1 - residual / residual of a plain gain; 0 for a
 pair that is a plain gain of the dry take). The reads are start points for the twins' search (`fxmatch.capture`);
@@ -706,4 +710,32 @@ def identify(xa: np.ndarray, y: np.ndarray, sample_rate: int, origin: int = 0,
             notes.append(f"not read (time budget): {', '.join(n for n in names if n not in reads)}")
             break
         reads[name] = READERS[name](pair)
+    for before in CONTEXT_EFFECTS:
+        read = reads.get(before)
+        if read is None or read.evidence < CONTEXT_EVIDENCE:
+            continue
+        context = _Pair(_pedalboard(before, read.params, pair.x, pair.rate), pair.y, pair.rate)
+        if context.base <= LINEAR_RESIDUAL * max(context.energy, 1e-30):
+            continue  # `before` alone explains the pair: nothing left to read after it
+        for name in [n for n in AFTER_CONTEXT if n in reads and EFFECTS.index(n) > EFFECTS.index(before)]:
+            if stop is not None and stop():
+                notes.append(f"not read after {before} (time budget): {name}")
+                break
+            reads[name] = _merged(reads[name], READERS[name](context))
     return Identification(reads, level, time.perf_counter() - t0, notes=notes)
+
+
+#: effects whose read, when it explains at least CONTEXT_EVIDENCE, is applied to the dry take before the effects of
+#: AFTER_CONTEXT that follow it are read again: a drive's harmonics (or a compressor's gain) in front of a phaser,
+#: an EQ or an echo hide them from reads that take `y` as a linear function of `x`
+CONTEXT_EFFECTS: tuple[str, ...] = ("Compressor", "Distortion")
+CONTEXT_EVIDENCE = 0.2
+AFTER_CONTEXT: tuple[str, ...] = ("PeakFilter", "Chorus", "Phaser", "Delay", "Reverb")
+
+
+def _merged(plain: Read, context: Read) -> Read:
+    """One effect's read on the pair and its read after a CONTEXT_EFFECTS effect: the starts of the one with more
+    evidence first (the other's best start after them), that evidence, both reads' seconds."""
+    first, second = (context, plain) if context.evidence > plain.evidence else (plain, context)
+    starts = first.starts + tuple(s for s in second.starts[:1] if s not in first.starts)
+    return Read(plain.effect, starts, first.evidence, plain.seconds + context.seconds)

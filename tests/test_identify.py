@@ -126,6 +126,23 @@ def test_a_deep_or_fast_phaser_sweep_is_read_with_its_range(dry, rate_hz, depth,
     assert read.evidence > 0.85
 
 
+def test_effects_after_a_drive_are_read_on_the_driven_dry_take(dry):
+    # a bell after a drive: the pair is not a linear function of the dry take (evidence 0.08 and a 396 Hz bell before)
+    board = pedalboard.Pedalboard([pedalboard.Distortion(drive_db=26.0),
+                                   pedalboard.PeakFilter(cutoff_frequency_hz=1200.0, gain_db=-9.0, q=1.0)])
+    y = board(dry[None].astype(np.float32), RATE)[0].astype(np.float64)
+    read = identify(dry, y, RATE).reads["PeakFilter"]
+    assert abs(math.log2(read.params["cutoff_frequency_hz"] / 1200.0)) < 1 / 3, read.params
+    assert abs(read.params["gain_db"] + 9.0) < 1.5 and read.evidence > 0.9
+
+
+@pytest.mark.parametrize("drive", [20.0, 26.4])
+def test_a_drive_alone_leaves_nothing_to_read_after_it(dry, drive):
+    y = pedalboard.Distortion(drive_db=drive)(dry[None].astype(np.float32), RATE)[0].astype(np.float64)
+    ident = identify(dry, y, RATE)
+    assert max(ident.reads[n].evidence for n in ("PeakFilter", "Chorus", "Phaser", "Delay", "Reverb")) < 0.3
+
+
 def test_reverb_room_size_is_read_by_its_decay(dry):
     read, _ = _read(dry, pedalboard.Reverb(room_size=0.8, damping=0.3, wet_level=0.3, dry_level=0.7), "Reverb")
     assert abs(read.params["room_size"] - 0.8) <= 0.15 and abs(read.params["dry_level"] - 0.7) < 0.1
