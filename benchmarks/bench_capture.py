@@ -134,6 +134,7 @@ def score(example: dict[str, Any], result: CaptureResult, seconds: float, cpu_se
         "audible": set(example["audible"]) <= set(chosen.chain) <= set(example["chain"]),
         "offset_error_samples": int(result.alignment.offset - example["offset"]),
         "mrstft_relative": None if relative is None else round(relative, 4), "search_relative": round(chosen.relative, 4),
+        "take_relative": None if result.take_relative is None else round(result.take_relative, 4),
         "param_mae": None if mae is None else round(mae, 4), "no_effect_distance": round(base, 6), "gain_db": round(chosen.gain_db, 2),
         "seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2),
         **identification_alone(example, result.identification),

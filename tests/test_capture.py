@@ -23,6 +23,7 @@ from fxmatch.capture import (
     sub_chains,
 )
 from fxmatch.capture.fit import _Spectra
+from fxmatch.capture.search import check_on_take
 from fxmatch.effects import get_spec
 from fxmatch.errors import FxmatchInputError
 from fxmatch.metrics import mrstft_distance
@@ -178,6 +179,23 @@ def test_search_names_distortion_against_no_effect_and_a_longer_chain():
     assert [f.chain for f in result.ranking].count(()) == 1 and len(result.ranking) == 4
     no_effect = next(f for f in result.ranking if f.chain == ())
     assert no_effect.relative > 3 * result.best.relative
+    # the whole take (1.2 s) through the preset: as close as the excerpt says
+    assert result.take_relative is not None and result.take_relative < 0.2
+    assert result.take_seconds == pytest.approx(x.size / RATE, abs=0.01)
+
+
+def test_a_choice_no_closer_than_no_effect_over_the_take_gives_way():
+    x = _dry(2.0)
+    wet = 0.5 * x  # a plain gain: the excerpt's choice was wrong
+    drive = ChainFit(("Distortion",), [("Distortion", {"drive_db": 30.0})], 0.01, 0.05, -12.0, 1)
+    none = ChainFit((), [], 0.2, 0.9, -6.02, 1)
+    ranking, _ = check_on_take(x, wet, RATE, [drive, none])
+    assert [f.chain for f in ranking] == [(), ("Distortion",)]
+    # a right choice stays first, with its figure over the take
+    echo = _render(x, pedalboard.Delay(delay_seconds=0.15, feedback=0.3, mix=0.4))
+    delay = ChainFit(("Delay",), [("Delay", {"delay_seconds": 0.15, "feedback": 0.3, "mix": 0.4})], 0.01, 0.05, 0.0, 1)
+    ranking, relative = check_on_take(x, echo, RATE, [delay, none])
+    assert ranking[0].chain == ("Delay",) and relative < 0.01
 
 
 def test_stages_without_a_rate_run_at_the_recordings_rate():

@@ -81,6 +81,10 @@ class CaptureResult:
     warnings: list[str] = field(default_factory=list)
     #: what was read off the pair before the search (`fxmatch.identify`; None: not asked for)
     identification: Identification | None = None
+    #: the chosen chain's distance over the whole take (up to `take_seconds` from the overlap's start, pedalboard at
+    #: the recording's rate) relative to the dry take at the wet take's level there (None: not checked)
+    take_relative: float | None = None
+    take_seconds: float = 0.0
 
     @property
     def best(self) -> ChainFit:
@@ -101,6 +105,8 @@ class CaptureResult:
             "gain_db": round(self.best.gain_db, 3),
             "distance": round(self.best.distance, 5),
             "relative_distance": round(self.best.relative, 5),
+            "take_relative": None if self.take_relative is None else round(self.take_relative, 5),
+            "take_seconds": round(self.take_seconds, 3),
             "sample_rate": self.sample_rate,
             "excerpt_start_s": round(self.excerpt_start_s, 3),
             "excerpt_seconds": round(self.excerpt_seconds, 3),

@@ -27,6 +27,7 @@ from fxmatch.capture.fit import (
     _FINAL_ZOOM_LEVELS,
     _FIT_COST,
     _FIT_DONE,
+    _LEVEL_MATCHED_FLOOR,
     _SCREEN_DONE,
     _ZOOM_FACTOR,
     _ZOOM_LEVELS,
@@ -178,7 +179,7 @@ class _Search:
         self.x, self.y, self.rate, self.alignment = x, y, rate, alignment
         self.cands, self.settings, self.clock = cands, settings, clock
         self.xa = _shift(x, alignment.offset, y.size)
-        lo, hi = _overlap(x, y, alignment.offset)
+        lo, hi = self.overlap = _overlap(x, y, alignment.offset)
         self.start, self.length, self.preroll = _excerpt(self.xa, y, rate, lo, hi, settings)
         self.renderer = ChainRenderer(ParamLayout.of_chains([c.chain for c in cands], output_level=True))
         self.fitted: dict[tuple[str, ...], _Row] = {}
@@ -348,16 +349,66 @@ class _Search:
             fits.append(ChainFit(r.chain, layout.decode(r.chain, u, within_limits=True), r.distance, r.relative, gain,
                                  r.stage, prior.get(r.chain)))
         ranking = _rank(fits, self.settings.tolerance, self.settings.prior_weight, self.settings.slack)
+        ranking, take_relative = self.take_check(ranking)
         result = CaptureResult(ranking, self.alignment,
                                stage_rate(self.settings.stages[last], self.rate), self.start / self.rate,
                                self.length / self.rate, self.no_effect[last], time.perf_counter() - self.clock.t0,
                                n_candidates, not self.clock.out_of_time)
+        result.take_relative, result.take_seconds = take_relative, self._take()[1] / self.rate
         result.warnings = fit_warnings(result)
         result.identification = self.identification
         self.clock.finish(result.best)
         return result
 
 
+    def _take(self) -> tuple[int, int]:
+        """(start, length) in samples of the take check's segment: the overlap, from its start (where the LFOs
+        start), up to TAKE_CHECK_SECONDS."""
+        lo, hi = self.overlap
+        return lo, min(hi - lo, int(TAKE_CHECK_SECONDS * self.rate))
+
+    def take_check(self, ranking: list[ChainFit]) -> tuple[list[ChainFit], float | None]:
+        """`check_on_take` over `_take`'s segment (none shorter than half a second)."""
+        start, length = self._take()
+        if length < self.rate // 2 or not ranking:
+            return ranking, None
+        return check_on_take(self.xa[start : start + length], self.y[start : start + length], self.rate, ranking,
+                             self.settings.gate_noise)
+
+
+def check_on_take(dry: np.ndarray, wet: np.ndarray, rate: int, ranking: list[ChainFit],
+                  gate: bool = False) -> tuple[list[ChainFit], float]:
+    """The ranking, and the chosen chain's distance over the take (`dry`, `wet`: aligned `[samples]`) relative to no
+    effect (the dry take at the wet take's RMS level, floored as the search's figure is): each of the first
+    TAKE_CHECK_CHAINS chains rendered by
+    pedalboard with its output level. When the choice is no closer to the wet take than no effect there (an excerpt
+    can hide what the rest of the take shows: an LFO fitted on a few seconds drifting off later, a compressor's
+    envelope elsewhere), the closest chain there that is closer takes its place, or else no effect."""
+    from fxmatch.audibility import render_chain
+    from fxmatch.metrics import mrstft_distance
+
+    target = torch.as_tensor(wet, dtype=torch.float32)[None]
+
+    def distance(out: np.ndarray) -> float:
+        return float(mrstft_distance(torch.as_tensor(out, dtype=torch.float32)[None], target, gate=gate))
+
+    level = float(np.sqrt(np.mean(np.square(wet, dtype=np.float64)) /
+                          max(float(np.mean(np.square(dry, dtype=np.float64))), 1e-30)))
+    no_effect = max(distance(dry * level), _LEVEL_MATCHED_FLOOR * distance(dry), 1e-12)
+    checked = {f.chain: distance(render_chain(f.params, dry, rate) * 10 ** (f.gain_db / 20)) / no_effect
+               for f in ranking[:TAKE_CHECK_CHAINS]}
+    if checked[ranking[0].chain] >= 1.0:
+        closer = sorted((r, i) for i, f in enumerate(ranking[:TAKE_CHECK_CHAINS]) if (r := checked[f.chain]) < 1.0)
+        pick = closer[0][1] if closer else next((i for i, f in enumerate(ranking) if not f.chain), 0)
+        ranking = [ranking[pick], *ranking[:pick], *ranking[pick + 1 :]]
+        if ranking[0].chain not in checked:
+            checked[()] = distance(dry * 10 ** (ranking[0].gain_db / 20)) / no_effect
+    return ranking, checked[ranking[0].chain]
+
+
+#: the take check (`check_on_take`) renders the first chains of the ranking over at most this much of the take
+TAKE_CHECK_SECONDS = 20.0
+TAKE_CHECK_CHAINS = 6
 #: the share of a time budget the identification may take before the twins start
 IDENTIFY_SHARE = 0.3
 #: a stage's window reaches this far past the identified echo (s), so that the echo lies inside it

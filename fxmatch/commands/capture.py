@@ -246,6 +246,10 @@ def format_report(dry: str, wet: str, rate: int, result, top: int, seconds: floa
         f"{'chain':<13}{chain_label(best.chain, output_db=best.gain_db)}",
         f"{'distance':<13}{best.distance:.4f} MR-STFT = {100 * best.relative:.1f} % of no effect",
     ]
+    if result.take_relative is not None:
+        lines.append(f"{'whole take':<13}{100 * result.take_relative:.1f} % of no effect over "
+                     f"{result.take_seconds:.1f} s (pedalboard from the take's start; the search's figure is on a "
+                     f"{result.excerpt_seconds:.1f} s excerpt)")
     if best.params:
         lines.append("params")
         width = max(len(k) for _, p in best.params for k in p)
