@@ -47,6 +47,10 @@ SPECTRUM_MODE = "mean_power"
 SPECTRUM_RANGE_DB = 40.0
 #: third-octave band centres of the long-term spectrum (Hz)
 THIRD_OCTAVES = tuple(float(1000.0 * 2.0 ** (k / 3.0)) for k in range(-13, 13))  # 50 Hz - 16 kHz
+#: centres (Hz) and width (octaves) of the long-term envelope the match-EQ bell is fitted to (`Features.envelope`):
+#: wider bands than the spectrum group's average over more of two different phrases' harmonics (docs/match.md)
+ENVELOPE_CENTRES = tuple(float(f) for f in np.geomspace(100.0, 10000.0, 80))
+ENVELOPE_OCTAVES = 2.0 / 3.0
 #: octave band centres of the level, decay and modulation statistics (Hz)
 OCTAVES = (125.0, 250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0)
 LEVEL_PERCENTILES = (5.0, 25.0, 50.0, 75.0, 95.0, 99.0)
@@ -79,6 +83,9 @@ class Features:
     groups: dict[str, np.ndarray]
     #: RMS level of the whole recording (dBFS), for the output level
     rms_db: float
+    #: the long-term envelope (dB, mean power per ENVELOPE_OCTAVES band at ENVELOPE_CENTRES below Nyquist), for the
+    #: match-EQ bell (`fit_bell`); not a distance group
+    envelope: np.ndarray | None = None
 
 
 class _Bands:
@@ -113,6 +120,8 @@ class FeatureExtractor:
         nyq = 0.5 * self.rate
         self.thirds = _Bands(freqs, [c for c in THIRD_OCTAVES if c * 2 ** (1 / 6) < nyq], 1.0 / 3.0)
         self.octaves = _Bands(freqs, [c for c in OCTAVES if c * 2 ** 0.5 < nyq], 1.0)
+        self.envelope_centres = np.asarray([c for c in ENVELOPE_CENTRES if c * 2 ** (ENVELOPE_OCTAVES / 2) < nyq])
+        self.envelope_bands = _Bands(freqs, self.envelope_centres, ENVELOPE_OCTAVES)
         self.frame_rate = self.rate / self.hop
 
     def frames(self, x: np.ndarray) -> np.ndarray:
@@ -136,6 +145,8 @@ class FeatureExtractor:
             active = np.ones_like(active)
         groups: dict[str, np.ndarray] = {}
         # long-term spectrum in third octaves, relative to its mean level
+        env_bands = self.envelope_bands
+        envelope = _db(env_bands(power[active].mean(axis=0)) / (env_bands.hi - env_bands.lo))
         if SPECTRUM_MODE == "mean_db":  # each frame's third-octave levels averaged in dB: no single note dominates
             ltas = _db(self.thirds(power[active])).mean(axis=0)
         else:
@@ -176,7 +187,7 @@ class FeatureExtractor:
         lags = np.arange(ac.size) / self.frame_rate
         groups["echo"] = np.array([ac[(lags >= lo) & (lags < hi)].max(initial=0.0) if np.any((lags >= lo) & (lags < hi))
                                    else 0.0 for lo, hi in itertools.pairwise(ECHO_EDGES)]) * 10.0
-        return Features(groups, 20 * math.log10(rms))
+        return Features(groups, 20 * math.log10(rms), envelope)
 
 
 class ToneFeatures:
@@ -258,7 +269,7 @@ TOLERANCE = 0.05
 #: the fit's pull towards the encoder's params: the distance plus this times the mean squared move of the
 #: normalised params from the encoder's (where two performances leave the statistics ambiguous, the blind
 #: estimate's reading of the reference stands)
-PRIOR_WEIGHT = 1.0
+PRIOR_WEIGHT = 3.0
 #: the output level is clipped to +-this (dB)
 MAX_OUTPUT_DB = 24.0
 
@@ -448,6 +459,9 @@ class _Objective:
 
 #: the canonical order an added PeakFilter takes its place in (DESIGN.md's default vocabulary)
 EQ_ORDER = ("Compressor", "Distortion", "PeakFilter", "Chorus", "Phaser", "Delay", "Reverb")
+#: how the match-EQ bell is started ("fit": `fit_bell`; "harmonics": `bell_from_harmonics`; "pick":
+#: `peak_from_spectra`), each tried
+BELL_METHODS = ("fit", "harmonics")
 #: the range of centres a match-EQ bell is looked for in (Hz; the PeakFilter's training range)
 BELL_RANGE_HZ = (200.0, 6000.0)
 
@@ -464,6 +478,165 @@ def peak_from_spectra(reference: Features, take: Features) -> dict[str, float]:
     k = int(inside[np.argmax(np.abs(smooth_in))])
     gain = float(np.clip(smooth_in[int(np.argmax(np.abs(smooth_in)))], -12.0, 12.0))
     return {"cutoff_frequency_hz": float(centres[k]), "gain_db": gain, "q": 1.0}
+
+
+def peak_response_db(freqs: np.ndarray, cutoff_hz: float, gain_db: float, q: float, rate: float) -> np.ndarray:
+    """Magnitude response (dB) at `freqs` of pedalboard's PeakFilter (the RBJ peaking biquad, JUCE's
+    makePeakFilter: `gain_db` at `cutoff_hz`, bandwidth from `q`) at `rate` Hz."""
+    a = 10.0 ** (gain_db / 40.0)
+    w0 = 2.0 * math.pi * cutoff_hz / rate
+    alpha, cos = math.sin(w0) / (2.0 * q), math.cos(w0)
+    z = np.exp(-2j * np.pi * np.asarray(freqs, dtype=np.float64) / rate)
+    num = (1.0 + alpha * a) - 2.0 * cos * z + (1.0 - alpha * a) * z * z
+    den = (1.0 + alpha / a) - 2.0 * cos * z + (1.0 - alpha / a) * z * z
+    return 20.0 * np.log10(np.abs(num / den))
+
+
+#: the band the bell is fitted over (Hz): the bell's range and an octave-wide margin for its skirts
+BELL_FIT_HZ = (150.0, 8000.0)
+#: the fit's robust loss: residuals beyond this (dB) count linearly (two phrases' envelopes differ by ~3 dB RMS)
+BELL_LOSS_SCALE_DB = 1.0
+#: the fit's starts: centres (Hz), each with a boost and a cut
+BELL_STARTS_HZ = tuple(float(f) for f in np.geomspace(250.0, 5000.0, 8))
+
+
+def fit_bell(reference: Features, take: Features, rate: float) -> dict[str, float]:
+    """PeakFilter params (units) whose response best explains the difference of the two long-term envelopes
+    (`Features.envelope`, 2/3-octave bands) within BELL_FIT_HZ: least squares (soft L1) of pedalboard's PeakFilter
+    response plus a level and a tilt (dB per octave: two phrases in different registers differ by one) from
+    several starts; the centre, gain and q within the PeakFilter's training ranges."""
+    import scipy.optimize
+
+    freqs = np.asarray(ENVELOPE_CENTRES[: reference.envelope.size])
+    diff = reference.envelope - take.envelope
+    inside = (freqs >= BELL_FIT_HZ[0]) & (freqs <= min(BELL_FIT_HZ[1], 0.45 * rate))
+    f, d = freqs[inside], diff[inside]
+    octs = np.log2(f / 1000.0)
+    spec = get_spec("PeakFilter")
+    lims = {p.name: (p.minimum, p.maximum) for p in spec.params}
+    lo = [math.log(lims["cutoff_frequency_hz"][0]), lims["gain_db"][0], math.log(lims["q"][0]), -40.0, -6.0]
+    hi = [math.log(lims["cutoff_frequency_hz"][1]), lims["gain_db"][1], math.log(lims["q"][1]), 40.0, 6.0]
+
+    def residual(t: np.ndarray) -> np.ndarray:
+        return peak_response_db(f, math.exp(t[0]), t[1], math.exp(t[2]), rate) + t[3] + t[4] * octs - d
+
+    best = None
+    for centre in BELL_STARTS_HZ:
+        for gain in (-8.0, 8.0):
+            t0 = np.clip([math.log(centre), gain, 0.0, float(np.median(d)), 0.0], lo, hi)
+            res = scipy.optimize.least_squares(residual, t0, bounds=(lo, hi), loss="soft_l1",
+                                               f_scale=BELL_LOSS_SCALE_DB)
+            if best is None or res.cost < best.cost:
+                best = res
+    fc, gain, lq = best.x[:3]
+    return {"cutoff_frequency_hz": float(math.exp(fc)), "gain_db": float(gain), "q": float(math.exp(lq))}
+
+
+#: the harmonic analysis of `note_harmonics`: STFT window (s), hop (s), candidate pitches (MIDI notes), the highest
+#: harmonic frequency (Hz) and count read, and the level range (dB below a note's strongest harmonic) kept
+HARMONIC_FRAME_SECONDS = 8192 / 44100
+HARMONIC_HOP_SECONDS = 1024 / 44100
+HARMONIC_NOTES = tuple(range(28, 96))
+HARMONIC_MAX_HZ = 9000.0
+HARMONIC_COUNT = 40
+HARMONIC_RANGE_DB = 45.0
+
+
+def note_harmonics(x: np.ndarray, rate: int) -> dict[int, tuple[float, np.ndarray, int]]:
+    """The harmonic levels of each note heard in mono `x` (float `[samples]` at `rate` Hz): {MIDI note: (f0,
+    mean power of harmonics 1..HARMONIC_COUNT (0 above HARMONIC_MAX_HZ), frames)}. Each frame within 30 dB of the
+    loudest is given the equal-tempered pitch whose harmonics (1-10) stand out most over the points halfway
+    between them (compressed magnitudes); notes heard in fewer than two frames are left out."""
+    x = np.asarray(x, dtype=np.float64)
+    n_fft = 1 << round(math.log2(HARMONIC_FRAME_SECONDS * rate))
+    hop = max(1, round(HARMONIC_HOP_SECONDS * rate))
+    x = x / (float(np.sqrt(np.mean(x ** 2))) + 1e-12)
+    if x.size < n_fft:
+        x = np.pad(x, (0, n_fft - x.size))
+    idx = np.arange(0, x.size - n_fft + 1, hop)
+    spec = np.fft.rfft(np.lib.stride_tricks.sliding_window_view(x, n_fft)[idx] * np.hanning(n_fft), axis=-1)
+    power = spec.real ** 2 + spec.imag ** 2
+    total = power.sum(axis=1)
+    active = np.flatnonzero(_db(total) > _db(total).max() - 30.0)
+    power = power[active]
+    df = rate / n_fft
+
+    def peaks(values: np.ndarray, freqs: np.ndarray, tol: float) -> np.ndarray:
+        lo = np.clip(np.floor(freqs * (1 - tol) / df).astype(int), 0, values.shape[1] - 1)
+        hi = np.clip(np.ceil(freqs * (1 + tol) / df).astype(int) + 1, 1, values.shape[1])
+        return np.stack([values[:, a:b].max(axis=1) for a, b in zip(lo, hi)], axis=1)
+
+    comp = power ** 0.25  # magnitude ** 0.5
+    f0s = 440.0 * 2.0 ** ((np.asarray(HARMONIC_NOTES) - 69) / 12.0)
+    salience = []
+    for f0 in f0s:
+        k = np.arange(1, 11)
+        k = k[k * f0 < min(HARMONIC_MAX_HZ, 0.45 * rate)]
+        salience.append((peaks(comp, k * f0, 0.015).sum(axis=1) - peaks(comp, (k + 0.5) * f0, 0.015).sum(axis=1))
+                        / math.sqrt(max(1, k.size)))
+    best = np.argmax(np.stack(salience, axis=1), axis=1)
+    sums: dict[int, list] = {}
+    for t, j in enumerate(best):
+        f0 = float(f0s[j])
+        count = min(HARMONIC_COUNT, int(min(HARMONIC_MAX_HZ, 0.45 * rate) // f0))
+        levels = np.zeros(HARMONIC_COUNT)
+        levels[:count] = peaks(power[t : t + 1], np.arange(1, count + 1) * f0, 0.02)[0]
+        entry = sums.setdefault(int(HARMONIC_NOTES[j]), [f0, np.zeros(HARMONIC_COUNT), 0])
+        entry[1] += levels
+        entry[2] += 1
+    return {m: (f0, acc / n, n) for m, (f0, acc, n) in sums.items() if n >= 2}
+
+
+#: the bell grid of `bell_from_harmonics`: centres (Hz), q and gains (dB)
+HARMONIC_BELL_CENTRES = tuple(float(f) for f in np.geomspace(200.0, 6000.0, 60))
+HARMONIC_BELL_QS = (0.5, 0.7, 1.0, 1.4, 2.0, 2.8, 4.0)
+HARMONIC_BELL_GAINS = tuple(float(g) for g in range(-12, 13) if g)
+
+
+def bell_from_harmonics(reference: Mapping[int, tuple[float, np.ndarray, int]],
+                        take: Mapping[int, tuple[float, np.ndarray, int]], rate: float) -> dict[str, float] | None:
+    """PeakFilter params (units) that explain how the reference's notes' harmonic levels (`note_harmonics`) differ
+    from the take's: every harmonic level in dB is modelled as a profile over the harmonic number shared by both
+    performances (the instrument), a level per note, and on the reference the bell's response at the harmonic's
+    frequency; the bell on a grid (HARMONIC_BELL_*) that leaves the least squared error, the notes weighted by the
+    square root of their frames. None when either side has no note."""
+    if not reference or not take:
+        return None
+    rows = []
+    for side, notes in ((0, reference), (1, take)):
+        for j, (_, (f0, levels, frames)) in enumerate(sorted(notes.items())):
+            count = min(HARMONIC_COUNT, int(min(HARMONIC_MAX_HZ, 0.45 * rate) // f0))
+            db = _db(levels[:count])
+            for k in np.flatnonzero(db > db.max() - HARMONIC_RANGE_DB):
+                rows.append((side, j, k, (k + 1) * f0, db[k], math.sqrt(frames)))
+    if not rows:
+        return None
+    table = np.asarray(rows)
+    side, note, k = table[:, 0].astype(int), table[:, 1].astype(int), table[:, 2].astype(int)
+    freqs, y, w = table[:, 3], table[:, 4], table[:, 5] / table[:, 5].max()
+    notes_of = {key: i for i, key in enumerate(sorted(set(zip(side.tolist(), note.tolist()))))}
+    design = np.zeros((len(table), k.max() + 1 + len(notes_of)))
+    design[np.arange(len(table)), k] = 1.0
+    design[np.arange(len(table)), k.max() + 1 + np.asarray([notes_of[s, n] for s, n in zip(side, note)])] = 1.0
+    basis, _ = np.linalg.qr(design * w[:, None])
+
+    def residual(v: np.ndarray) -> np.ndarray:
+        return v - basis @ (basis.T @ v)
+
+    base = residual(y * w)
+    ref = side == 0
+    best, best_cost = None, math.inf
+    for fc in HARMONIC_BELL_CENTRES:
+        for q in HARMONIC_BELL_QS:
+            for gain in HARMONIC_BELL_GAINS:
+                v = np.zeros_like(y)
+                v[ref] = peak_response_db(freqs[ref], fc, gain, q, rate)
+                r = base - residual(v * w)
+                cost = float(r @ r)
+                if cost < best_cost:
+                    best, best_cost = (fc, gain, q), cost
+    fc, gain, q = best
+    return {"cutoff_frequency_hz": float(fc), "gain_db": float(gain), "q": float(q)}
 
 
 def _choose(tries: Sequence[ChainTry], tolerance: float) -> list[ChainTry]:
@@ -563,15 +736,27 @@ def match(
 
     # a match EQ's bell: the PeakFilter that the spectra's largest difference asks for, tried alone, added to the
     # encoder's chain, and in place of the encoder's own PeakFilter params (the encoder places a bell poorly)
-    bell = peak_from_spectra(target, obj.extract.stats(tk))
+    take_stats = obj.extract.stats(tk)
+    bells = []
+    for method in BELL_METHODS:
+        if method == "fit":
+            bells.append(fit_bell(target, take_stats, rate))
+        elif method == "harmonics":
+            bell = bell_from_harmonics(note_harmonics(ref, rate), note_harmonics(tk, rate), rate)
+            if bell is not None:
+                bells.append(bell)
+        else:
+            bells.append(peak_from_spectra(target, take_stats))
     chains = set(getattr(getattr(session, "info", None), "chains", ()) or ())
-    extra: list[tuple[tuple[str, ...], dict[str, dict[str, float]]]] = [(("PeakFilter",), {"PeakFilter": bell})]
-    if "PeakFilter" not in estimate.best.chain:
-        order = [n for n in EQ_ORDER if n in estimate.best.chain or n == "PeakFilter"]
-        extra.append((tuple(order), {**dict(estimate.best.params), "PeakFilter": bell}))
-    for cand in list(cands):
-        if "PeakFilter" in cand.chain:
-            extra.append((cand.chain, {**dict(cand.params or ()), "PeakFilter": bell}))
+    extra: list[tuple[tuple[str, ...], dict[str, dict[str, float]]]] = []
+    for bell in bells:
+        extra.append((("PeakFilter",), {"PeakFilter": bell}))
+        if "PeakFilter" not in estimate.best.chain:
+            order = [n for n in EQ_ORDER if n in estimate.best.chain or n == "PeakFilter"]
+            extra.append((tuple(order), {**dict(estimate.best.params), "PeakFilter": bell}))
+        for cand in list(cands):
+            if "PeakFilter" in cand.chain:
+                extra.append((cand.chain, {**dict(cand.params or ()), "PeakFilter": bell}))
     progress_state = {"best": ((), math.inf)}
     no_effect = obj([])
     total = max(1, int(max_evaluations))
@@ -597,11 +782,16 @@ def match(
     # 1. the screen: every candidate at the encoder's params
     priors = {c.chain: c.prior for c in cands}
     note((), [], no_effect, 1, priors.get(()))
+    top = tuple(estimate.best.chain)
+    blind_try = ChainTry((), [], no_effect, 1, priors.get(()))
     for cand in cands:
         if cand.chain:
             obj.check()
             params = obj.decode(cand.chain, obj.encode(cand.chain, dict(cand.params or ())))
-            note(cand.chain, params, obj(params), 1, cand.prior)
+            d = obj(params)
+            note(cand.chain, params, d, 1, cand.prior)
+            if cand.chain == top:
+                blind_try = ChainTry(top, params, d, 1, cand.prior)
     for chain, start in extra:
         if chains and chain not in chains:
             continue
@@ -609,8 +799,7 @@ def match(
         params = obj.decode(chain, obj.encode(chain, start))
         note(chain, params, obj(params), 1, priors.get(chain))
     report()
-    top = tuple(estimate.best.chain)
-    blind_distance = tries[top].distance if top in tries else no_effect
+    blind_distance = blind_try.distance
     # 2. CMA-ES on the closest few (the encoder's chosen chain always among them)
     screened = sorted((t for t in tries.values() if t.chain), key=lambda t: t.distance)
     to_fit = [t.chain for t in screened[: max(0, fit_chains)]]

@@ -16,10 +16,14 @@ from fxmatch.match import (
     GROUPS,
     MatchCancelled,
     ToneFeatures,
+    bell_from_harmonics,
     feature_distance,
     features,
+    fit_bell,
     group_distances,
     match,
+    note_harmonics,
+    peak_response_db,
 )
 from fxmatch.shipped import default_model
 
@@ -114,3 +118,45 @@ def test_match_finds_a_known_peak_filter_within_a_third_octave(session):
     assert peaks, result.label
     assert abs(math.log2(peaks[0]["cutoff_frequency_hz"] / truth["cutoff_frequency_hz"])) <= 1 / 3
     assert peaks[0]["gain_db"] > 0
+
+
+def test_peak_response_is_pedalboards_peak_filter():
+    noise = np.random.default_rng(0).standard_normal(1 << 17).astype(np.float32)
+    out = _render([pedalboard.PeakFilter(cutoff_frequency_hz=1500.0, gain_db=9.0, q=2.0)], noise)
+    freqs = np.fft.rfftfreq(noise.size, 1.0 / RATE)
+    measured = 20 * np.log10(np.abs(np.fft.rfft(out) / np.fft.rfft(noise)))
+    for f in (300.0, 1000.0, 1500.0, 2500.0, 8000.0):
+        i = int(np.argmin(np.abs(freqs - f)))
+        assert abs(measured[i] - peak_response_db(freqs[i : i + 1], 1500.0, 9.0, 2.0, RATE)[0]) < 0.2, f
+
+
+def test_fit_bell_reads_a_bell_off_one_performance():
+    """The reference is the take through a bell: the envelopes differ by the bell alone."""
+    take = _take(41, notes=16)
+    for truth in ({"cutoff_frequency_hz": 700.0, "gain_db": -9.0, "q": 1.4},
+                  {"cutoff_frequency_hz": 3000.0, "gain_db": 8.0, "q": 0.8}):
+        reference = _render([pedalboard.PeakFilter(**truth)], take)
+        bell = fit_bell(features(reference, RATE), features(take, RATE), RATE)
+        assert abs(math.log2(bell["cutoff_frequency_hz"] / truth["cutoff_frequency_hz"])) < 1 / 6, bell
+        assert abs(bell["gain_db"] - truth["gain_db"]) < 2.0, bell
+
+
+def test_note_harmonics_names_the_notes_played():
+    t = np.arange(RATE) / RATE
+    notes = (45, 52, 57)
+    x = np.concatenate([sum(np.sin(2 * np.pi * k * 440.0 * 2 ** ((m - 69) / 12) * t) / k for k in range(1, 12))
+                        * np.exp(-2 * t) for m in notes])
+    heard = note_harmonics(x, RATE)
+    assert set(notes) <= set(heard), sorted(heard)
+    _, levels, frames = heard[52]
+    assert frames >= 20 and levels[0] > levels[5] > 0  # the 1/k partials: the first is the strongest
+
+
+def test_bell_from_harmonics_reads_a_bell_across_performances():
+    """Two riffs of other notes on one instrument (the plucks' partials are the same function of their number)."""
+    truth = {"cutoff_frequency_hz": 1200.0, "gain_db": 10.0, "q": 1.0}
+    reference = _render([pedalboard.PeakFilter(**truth)], _take(31, notes=16))
+    bell = bell_from_harmonics(note_harmonics(reference, RATE), note_harmonics(_take(32, notes=16), RATE), RATE)
+    assert bell is not None
+    assert abs(math.log2(bell["cutoff_frequency_hz"] / truth["cutoff_frequency_hz"])) <= 1 / 3, bell
+    assert bell["gain_db"] > 0, bell
