@@ -266,10 +266,11 @@ MAX_EVALUATIONS = 200
 SIGMA0 = 0.2
 #: parsimony: the shortest chain within this fraction of the closest distance wins
 TOLERANCE = 0.05
-#: the fit's pull towards the encoder's params: the distance plus this times the mean squared move of the
-#: normalised params from the encoder's (where two performances leave the statistics ambiguous, the blind
-#: estimate's reading of the reference stands)
-PRIOR_WEIGHT = 3.0
+#: the fit's pull towards its start (the encoder's params, the match-EQ bell's): the distance plus this times the
+#: mean squared move of the normalised params from the start (where two performances leave the statistics
+#: ambiguous, the blind estimate's reading of the reference and the bell read off the spectra stand; docs/match.md:
+#: 1, 3 and 10 measured on development pairs)
+PRIOR_WEIGHT = 10.0
 #: the output level is clipped to +-this (dB)
 MAX_OUTPUT_DB = 24.0
 
