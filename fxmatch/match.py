@@ -707,7 +707,8 @@ def match(
     `[channels, samples]`, channels averaged; `sample_rate` Hz, `take_rate` Hz for the take when it differs).
 
     The blind estimate of the reference (`estimate`, else `session.estimate_array`; `session` an
-    `EstimatorSession`) names the candidates: its `top_k` chains and their sub-chains, each from its params. Every
+    `EstimatorSession`) names the candidates: its `top_k` chains and their sub-chains, each from its params, and
+    the match-EQ bells read off the two recordings (BELL_METHODS: `fit_bell`, `bell_from_harmonics`). Every
     candidate is screened at those params; the `fit_chains` closest (the encoder's chosen chain always among them)
     are fitted by CMA-ES on the normalised params with pedalboard rendering the take (at most `max_evaluations`
     renders in all, `time_budget` s); the shortest chain within TOLERANCE of the closest wins; its output level
