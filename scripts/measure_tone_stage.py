@@ -1,7 +1,8 @@
 """Which tone stage after a drive matches real pedals best for its cost: `scripts/measure_tone_stage.py PAIRS`.
 
 For every pair of `python -m training.guitarix` (a clean real guitar and a Guitarix pedal model's output), each
-candidate pedalboard chain (a Distortion, then a tone stage, then an output Gain) is fitted to the pedal's output by
+candidate pedalboard chain (a Distortion, or pedalboard's hard Clipping after the same drive gain, with tone stages
+before or after, then an output Gain) is fitted to the pedal's output by
 Nelder-Mead (scipy) over its parameters from a few starts (and, for a set with a tone stage, from the Distortion
 fit with the tone stage transparent, so a larger set never ends above the smaller one), rendering with pedalboard itself, so the result measures
 the *vocabulary* (what the chain can express), not a twin or a search. The distance is fxmatch's MR-STFT on the
@@ -50,6 +51,8 @@ def _board(names: Sequence[str], v: dict[str, float]) -> pedalboard.Pedalboard:
     for name in names:
         if name == "Distortion":
             out.append(pedalboard.Distortion(drive_db=v["drive_db"]))
+        elif name == "Clipping":  # a hard clipper at full scale after the same drive gain (tanh's hard cousin)
+            out += [pedalboard.Gain(gain_db=v["drive_db"]), pedalboard.Clipping(threshold_db=0.0)]
         elif name == "LowpassFilter":
             out.append(pedalboard.LowpassFilter(cutoff_frequency_hz=v["lowpass_hz"]))
         elif name == "HighpassFilter":
@@ -75,6 +78,10 @@ SETS: dict[str, tuple[tuple[str, ...], list[Param]]] = {
     "HighpassFilter > Distortion > LowpassFilter": (("HighpassFilter", "Distortion", "LowpassFilter"),
                                                     HIGHPASS + DRIVE + LOWPASS),
     "PeakFilter > Distortion > LowpassFilter": (("PeakFilter", "Distortion", "LowpassFilter"), PEAK + DRIVE + LOWPASS),
+    "Clipping": (("Clipping",), DRIVE),
+    "Clipping > LowpassFilter": (("Clipping", "LowpassFilter"), DRIVE + LOWPASS),
+    "HighpassFilter > Clipping > LowpassFilter": (("HighpassFilter", "Clipping", "LowpassFilter"),
+                                                  HIGHPASS + DRIVE + LOWPASS),
     "Distortion > LadderFilter (LPF12)": (("Distortion", "LadderFilter12"), DRIVE + LADDER),
     "Distortion > LadderFilter (LPF24)": (("Distortion", "LadderFilter24"), DRIVE + LADDER),
 }
