@@ -22,8 +22,8 @@ from fxmatch.capture import (
     choose,
     sub_chains,
 )
-from fxmatch.capture.fit import _Spectra
-from fxmatch.capture.search import check_on_take
+from fxmatch.capture.fit import _Clock, _logit, _Row, _Spectra
+from fxmatch.capture.search import _Search, check_on_take
 from fxmatch.effects import get_spec
 from fxmatch.errors import FxmatchInputError
 from fxmatch.metrics import mrstft_distance
@@ -182,6 +182,32 @@ def test_search_names_distortion_against_no_effect_and_a_longer_chain():
     # the whole take (1.2 s) through the preset: as close as the excerpt says
     assert result.take_relative is not None and result.take_relative < 0.2
     assert result.take_seconds == pytest.approx(x.size / RATE, abs=0.01)
+
+
+def test_a_sub_chain_inherits_a_longer_chains_closer_params():
+    x = _dry(1.2)
+    chorus = {"rate_hz": 1.3, "depth": 0.4, "centre_delay_ms": 9.0, "feedback": 0.2, "mix": 0.5}
+    wet = _render(x, pedalboard.Chorus(**chorus))
+    cands = [Candidate(()), Candidate(("Chorus",)), Candidate(("PeakFilter", "Chorus"))]
+    settings = replace(SMALL, identify=False)
+    search = _Search(x, wet, RATE, align(x, wet, RATE), cands, settings, _Clock(None, None, None))
+    layout, last = search.renderer.layout, len(settings.stages) - 1
+    base = np.full(layout.width, 0.5)
+    base[layout.gain] = layout.gain_unit(0.0)
+    flat_bell = {"cutoff_frequency_hz": 1000.0, "gain_db": 0.0, "q": 1.0}
+    longer = layout.encode(("PeakFilter", "Chorus"), {"PeakFilter": flat_bell, "Chorus": chorus}, base)
+    alone = layout.encode(("Chorus",), {"Chorus": {**chorus, "rate_hz": 0.5}}, base)  # another LFO valley
+    sig = search._stage_pair(last)[False]
+    for chain, u in ((("PeakFilter", "Chorus"), longer), (("Chorus",), alone)):
+        d = float(sig.spectra.distance(
+            search.renderer.render(sig.x, torch.tensor(u[None], dtype=torch.float32), [chain], float(sig.rate),
+                                   sig.native, True)[:, -sig.length:])[0])
+        search.fitted[chain] = _Row(chain, _logit(u), d, None, last, sig.no_effect)
+    before = search.fitted[("Chorus",)].relative
+    search.inherit(last)
+    row = search.fitted[("Chorus",)]
+    assert row.relative < 0.2 * before
+    assert row.relative == pytest.approx(search.fitted[("PeakFilter", "Chorus")].relative, rel=0.05)
 
 
 def test_a_choice_no_closer_than_no_effect_over_the_take_gives_way():

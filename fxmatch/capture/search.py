@@ -168,6 +168,8 @@ def capture(
         if alignment is None and index == len(settings.stages) - 1:
             search.realign(index)
         search.carry_on(index)
+        if index == len(settings.stages) - 1 and not search.clock.out_of_time:
+            search.inherit(index)
     return search.result(len(cands))
 
 
@@ -320,6 +322,26 @@ class _Search:
             row.z = _logit(u)
         self._fit(rows, sigs, index)
 
+    def inherit(self, index: int) -> None:
+        """After the last stage `index`: each of the INHERIT_ROWS closest chains without one of its effects, at the
+        chain's own params for the others, measured on that stage's signals; a candidate sub-chain that reads closer
+        so than its own fit takes those params (a longer chain's extra effect may only have bought its shared effects
+        another run of fitting: a Chorus at 15 % of no effect alone, at 7.5 % behind a 0.05 dB bell)."""
+        sigs = self._stage_pair(index)
+        names = {c.chain for c in self.cands}
+        rows = sorted((r for r in self.fitted.values() if r.stage == index), key=lambda r: r.relative)
+        for row in rows[:INHERIT_ROWS]:
+            u = _sigmoid(row.z)
+            for i in range(len(row.chain)):
+                sub = row.chain[:i] + row.chain[i + 1 :]
+                if sub not in names:
+                    continue
+                sig = sigs[_needs_native(sub)]
+                d = float(_evaluate(u[None], sub, self.renderer, sig, self.settings.fit_gain, self.clock)[0])
+                own = self.fitted.get(sub)
+                if own is None or own.stage < index or d < own.distance:
+                    self.fitted[sub] = _Row(sub, _logit(u), d, None, index, sig.no_effect)
+
     def _nearest_echo(self, u: np.ndarray, chain: tuple[str, ...], sig: _Signals) -> np.ndarray:
         """`u` `[width]`, or `u` with the Delay set to one of the identification's Delay reads (time, feedback and
         mix) or its time to one of the impulse response's echo times, whichever is closest on `sig`: the earlier
@@ -406,6 +428,8 @@ def check_on_take(dry: np.ndarray, wet: np.ndarray, rate: int, ranking: list[Cha
     return ranking, checked[ranking[0].chain]
 
 
+#: `_Search.inherit` hands the params of this many of the last stage's closest chains to their sub-chains
+INHERIT_ROWS = 4
 #: the take check (`check_on_take`) renders the first chains of the ranking over at most this much of the take
 TAKE_CHECK_SECONDS = 20.0
 TAKE_CHECK_CHAINS = 6
