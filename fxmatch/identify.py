@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.fft
@@ -61,6 +61,8 @@ EFFECTS: tuple[str, ...] = ("Compressor", "Distortion", "LowpassFilter", "PeakFi
 ANALYSIS_SECONDS = 3.0
 #: an effect whose single read explains at least this fraction of what a plain gain leaves is named by `chain`
 EVIDENCE_THRESHOLD = 0.5
+#: a plain read explaining this much of the pair names its effect alone (`Identification.chain`)
+SUFFICIENT_EVIDENCE = 0.98
 #: a pair whose plain-gain residual is below this fraction of the wet energy shows no effect (evidence 0 for all)
 LINEAR_RESIDUAL = 1e-5
 #: Wiener regularisation of the impulse-response estimate, relative to the dry signal's mean power per bin
@@ -78,6 +80,9 @@ class Read:
     starts: tuple[dict[str, float], ...]
     evidence: float
     seconds: float = 0.0
+    #: the effect this read was made after (applied to the dry take first: `CONTEXT_EFFECTS`), None for a plain read;
+    #: its evidence is then of what that effect leaves
+    after: str | None = None
 
     @property
     def params(self) -> dict[str, float]:
@@ -106,13 +111,19 @@ class Identification:
         return {n: r.evidence for n, r in self.reads.items()}
 
     def chain(self, threshold: float = EVIDENCE_THRESHOLD, max_length: int = 3) -> tuple[str, ...]:
-        """The chain named by the evidence alone: the `max_length` effects with the most evidence at or above
-        `threshold`, in the canonical order."""
+        """The chain named by the evidence alone: one plain read that explains SUFFICIENT_EVIDENCE of the pair alone
+        (a bell, which a slow phaser or a short chorus also half explains), else the `max_length` effects with the
+        most evidence at or above `threshold` (a read made after another effect brings that effect), in the
+        canonical order."""
         if self.linear:
             return ()
+        plain = [r for r in self.reads.values() if r.after is None]
+        best = max(plain, key=lambda r: r.evidence, default=None)
+        if best is not None and best.evidence >= SUFFICIENT_EVIDENCE:
+            return (best.effect,)
         strong = sorted((r for r in self.reads.values() if r.evidence >= threshold), key=lambda r: -r.evidence)
-        names = {r.effect for r in strong[:max_length]}
-        return tuple(n for n in EFFECTS if n in names)
+        names = {n for r in strong[:max_length] for n in (r.effect, r.after) if n is not None}
+        return tuple(n for n in EFFECTS if n in names)[:max_length]
 
     def to_dict(self) -> dict:
         """JSON-ready summary."""
@@ -721,7 +732,7 @@ def identify(xa: np.ndarray, y: np.ndarray, sample_rate: int, origin: int = 0,
             if stop is not None and stop():
                 notes.append(f"not read after {before} (time budget): {name}")
                 break
-            reads[name] = _merged(reads[name], READERS[name](context))
+            reads[name] = _merged(reads[name], replace(READERS[name](context), after=before))
     return Identification(reads, level, time.perf_counter() - t0, notes=notes)
 
 
@@ -738,4 +749,4 @@ def _merged(plain: Read, context: Read) -> Read:
     evidence first (the other's best start after them), that evidence, both reads' seconds."""
     first, second = (context, plain) if context.evidence > plain.evidence else (plain, context)
     starts = first.starts + tuple(s for s in second.starts[:1] if s not in first.starts)
-    return Read(plain.effect, starts, first.evidence, plain.seconds + context.seconds)
+    return Read(plain.effect, starts, first.evidence, plain.seconds + context.seconds, first.after)

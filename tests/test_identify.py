@@ -136,6 +136,23 @@ def test_effects_after_a_drive_are_read_on_the_driven_dry_take(dry):
     assert abs(read.params["gain_db"] + 9.0) < 1.5 and read.evidence > 0.9
 
 
+def test_a_bell_is_named_alone_though_an_lfo_read_half_explains_it(dry):
+    # a slow phaser's notch or a short chorus's comb also explain half of a 450 Hz bell (evidence 0.77-0.78)
+    y = pedalboard.PeakFilter(cutoff_frequency_hz=450.0, gain_db=6.0, q=1.0)(dry[None].astype(np.float32), RATE)[0]
+    ident = identify(dry, y.astype(np.float64), RATE)
+    assert ident.chain() == ("PeakFilter",)
+    assert min(ident.reads["Chorus"].evidence, ident.reads["Phaser"].evidence) > 0.5  # what the rule is for
+
+
+def test_an_effect_read_after_a_drive_names_the_drive_too(dry):
+    board = pedalboard.Pedalboard([pedalboard.Distortion(drive_db=18.0),
+                                   pedalboard.Phaser(rate_hz=1.66, depth=0.96, centre_frequency_hz=1745.0,
+                                                     feedback=0.2, mix=0.52)])
+    ident = identify(dry, board(dry[None].astype(np.float32), RATE)[0].astype(np.float64), RATE)
+    assert ident.reads["Phaser"].after == "Distortion" and ident.reads["Distortion"].evidence < 0.5
+    assert ident.chain() == ("Distortion", "Phaser")
+
+
 @pytest.mark.parametrize("drive", [20.0, 26.4])
 def test_a_drive_alone_leaves_nothing_to_read_after_it(dry, drive):
     y = pedalboard.Distortion(drive_db=drive)(dry[None].astype(np.float32), RATE)[0].astype(np.float64)
