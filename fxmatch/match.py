@@ -640,6 +640,23 @@ def bell_from_harmonics(reference: Mapping[int, tuple[float, np.ndarray, int]],
     return {"cutoff_frequency_hz": float(fc), "gain_db": float(gain), "q": float(q)}
 
 
+#: whether two bell readers that agree (`agreed_bell`) put their bell into the chosen chain (docs/match.md)
+AGREED_BELL = True
+#: two bells agree when their centres are within this many octaves and their gains have one sign
+AGREE_OCTAVES = 1.0 / 3.0
+
+
+def agreed_bell(bells: Sequence[Mapping[str, float]]) -> dict[str, float] | None:
+    """The bell that the first two of `bells` (PeakFilter params in units) agree on: their centres within
+    AGREE_OCTAVES and their gains of one sign give the geometric mean centre and q and the mean gain; else None."""
+    a, b = bells[0], bells[1]
+    fa, fb = a["cutoff_frequency_hz"], b["cutoff_frequency_hz"]
+    if abs(math.log2(fa / fb)) > AGREE_OCTAVES or (a["gain_db"] > 0) != (b["gain_db"] > 0):
+        return None
+    return {"cutoff_frequency_hz": math.sqrt(fa * fb), "gain_db": 0.5 * (a["gain_db"] + b["gain_db"]),
+            "q": math.sqrt(a["q"] * b["q"])}
+
+
 def _choose(tries: Sequence[ChainTry], tolerance: float) -> list[ChainTry]:
     """The ranking: the shortest chain within `tolerance` of the closest first, then by distance."""
     ranked = sorted(tries, key=lambda t: t.distance)
@@ -749,6 +766,7 @@ def match(
                 bells.append(bell)
         else:
             bells.append(peak_from_spectra(target, take_stats))
+    agreed = agreed_bell(bells) if AGREED_BELL and len(bells) >= 2 else None
     chains = set(getattr(getattr(session, "info", None), "chains", ()) or ())
     extra: list[tuple[tuple[str, ...], dict[str, dict[str, float]]]] = []
     for bell in bells:
@@ -838,6 +856,16 @@ def match(
             note(sub, params, obj(params), 1, priors.get(sub))
     ranking = _choose(list(tries.values()), TOLERANCE)
     chosen = ranking[0]
+    # 4. two readers that agree on a bell outrank the distance, which barely sees a bell across performances
+    names = set(chosen.chain)
+    if agreed is not None and "PeakFilter" not in names and names <= set(EQ_ORDER) and not obj.out_of_time():
+        chain = tuple(n for n in EQ_ORDER if n in names or n == "PeakFilter")
+        if not chains or chain in chains:
+            given = {n: dict(p) for n, p in chosen.params}
+            params = obj.decode(chain, obj.encode(chain, {**given, "PeakFilter": agreed}))
+            obj.check()
+            with_bell = ChainTry(chain, params, obj(params), 1, priors.get(chain))
+            chosen, ranking = with_bell, [with_bell] + [t for t in ranking if t.chain != chain]
     out = obj.render(chosen.params).astype(np.float64)
     level = float(np.clip(target.rms_db - 10 * math.log10(float(np.mean(out ** 2)) + 1e-24), -MAX_OUTPUT_DB,
                           MAX_OUTPUT_DB))

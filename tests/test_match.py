@@ -16,6 +16,7 @@ from fxmatch.match import (
     GROUPS,
     MatchCancelled,
     ToneFeatures,
+    agreed_bell,
     bell_from_harmonics,
     feature_distance,
     features,
@@ -160,3 +161,12 @@ def test_bell_from_harmonics_reads_a_bell_across_performances():
     assert bell is not None
     assert abs(math.log2(bell["cutoff_frequency_hz"] / truth["cutoff_frequency_hz"])) <= 1 / 3, bell
     assert bell["gain_db"] > 0, bell
+
+
+def test_agreed_bell_needs_one_sign_and_centres_within_a_third_octave():
+    a = {"cutoff_frequency_hz": 1000.0, "gain_db": 6.0, "q": 1.0}
+    b = {"cutoff_frequency_hz": 1210.0, "gain_db": 8.0, "q": 4.0}
+    bell = agreed_bell([a, b])
+    assert bell == pytest.approx({"cutoff_frequency_hz": 1100.0, "gain_db": 7.0, "q": 2.0})
+    assert agreed_bell([a, {**b, "gain_db": -8.0}]) is None
+    assert agreed_bell([a, {**b, "cutoff_frequency_hz": 1300.0}]) is None  # 0.38 octave apart
