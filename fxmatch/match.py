@@ -640,8 +640,12 @@ def bell_from_harmonics(reference: Mapping[int, tuple[float, np.ndarray, int]],
     return {"cutoff_frequency_hz": float(fc), "gain_db": float(gain), "q": float(q)}
 
 
-#: whether two bell readers that agree (`agreed_bell`) put their bell into the chosen chain (docs/match.md)
+#: whether two bell readers that agree (`agreed_bell`) put their bell into the chosen chain when it has none
+#: (docs/match.md)
 AGREED_BELL = True
+#: the agreed bell only where the chosen chain is empty (no effect): added to other chains it put bells that are
+#: not there into random chains (docs/match.md: 2 of 4 fresh random-chain pairs where the readers agreed)
+AGREED_BELL_ALONE = True
 #: two bells agree when their centres are within this many octaves and their gains have one sign
 AGREE_OCTAVES = 1.0 / 3.0
 
@@ -856,9 +860,11 @@ def match(
             note(sub, params, obj(params), 1, priors.get(sub))
     ranking = _choose(list(tries.values()), TOLERANCE)
     chosen = ranking[0]
-    # 4. two readers that agree on a bell outrank the distance, which barely sees a bell across performances
+    # 4. two readers that agree on a bell outrank the distance, which barely sees a bell across performances (where
+    # the chosen chain is no effect, AGREED_BELL_ALONE)
     names = set(chosen.chain)
-    if agreed is not None and "PeakFilter" not in names and names <= set(EQ_ORDER) and not obj.out_of_time():
+    if (agreed is not None and "PeakFilter" not in names and names <= set(EQ_ORDER) and not obj.out_of_time()
+            and not (AGREED_BELL_ALONE and names)):
         chain = tuple(n for n in EQ_ORDER if n in names or n == "PeakFilter")
         if not chains or chain in chains:
             given = {n: dict(p) for n, p in chosen.params}
