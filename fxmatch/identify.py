@@ -63,6 +63,12 @@ ANALYSIS_SECONDS = 3.0
 EVIDENCE_THRESHOLD = 0.5
 #: a plain read explaining this much of the pair names its effect alone (`Identification.chain`)
 SUFFICIENT_EVIDENCE = 0.98
+#: effects whose read, when it explains at least CONTEXT_EVIDENCE, is applied to the dry take before the effects of
+#: AFTER_CONTEXT that follow it are read again: a drive's harmonics (or a compressor's gain) in front of a phaser,
+#: an EQ or an echo hide them from reads that take `y` as a linear function of `x`
+CONTEXT_EFFECTS: tuple[str, ...] = ("Compressor", "Distortion")
+CONTEXT_EVIDENCE = 0.2
+AFTER_CONTEXT: tuple[str, ...] = ("PeakFilter", "Chorus", "Phaser", "Delay", "Reverb")
 #: a pair whose plain-gain residual is below this fraction of the wet energy shows no effect (evidence 0 for all)
 LINEAR_RESIDUAL = 1e-5
 #: Wiener regularisation of the impulse-response estimate, relative to the dry signal's mean power per bin
@@ -735,13 +741,6 @@ def identify(xa: np.ndarray, y: np.ndarray, sample_rate: int, origin: int = 0,
             reads[name] = _merged(reads[name], replace(READERS[name](context), after=before))
     return Identification(reads, level, time.perf_counter() - t0, notes=notes)
 
-
-#: effects whose read, when it explains at least CONTEXT_EVIDENCE, is applied to the dry take before the effects of
-#: AFTER_CONTEXT that follow it are read again: a drive's harmonics (or a compressor's gain) in front of a phaser,
-#: an EQ or an echo hide them from reads that take `y` as a linear function of `x`
-CONTEXT_EFFECTS: tuple[str, ...] = ("Compressor", "Distortion")
-CONTEXT_EVIDENCE = 0.2
-AFTER_CONTEXT: tuple[str, ...] = ("PeakFilter", "Chorus", "Phaser", "Delay", "Reverb")
 
 
 def _merged(plain: Read, context: Read) -> Read:

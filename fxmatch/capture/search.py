@@ -382,7 +382,6 @@ class _Search:
         self.clock.finish(result.best)
         return result
 
-
     def _take(self) -> tuple[int, int]:
         """(start, length) in samples of the take check's segment: the overlap, from its start (where the LFOs
         start), up to TAKE_CHECK_SECONDS."""
@@ -402,10 +401,10 @@ def check_on_take(dry: np.ndarray, wet: np.ndarray, rate: int, ranking: list[Cha
                   gate: bool = False) -> tuple[list[ChainFit], float]:
     """The ranking, and the chosen chain's distance over the take (`dry`, `wet`: aligned `[samples]`) relative to no
     effect (the dry take at the wet take's RMS level, floored as the search's figure is): each of the first
-    TAKE_CHECK_CHAINS chains rendered by
-    pedalboard with its output level. When the choice is no closer to the wet take than no effect there (an excerpt
-    can hide what the rest of the take shows: an LFO fitted on a few seconds drifting off later, a compressor's
-    envelope elsewhere), the closest chain there that is closer takes its place, or else no effect."""
+    TAKE_CHECK_CHAINS chains rendered by pedalboard with its output level. When the choice is no closer to the wet
+    take than no effect there (an excerpt can hide what the rest of the take shows: an LFO fitted on a few seconds
+    drifting off later, a compressor's envelope elsewhere), the closest chain there that is closer takes its place,
+    or else no effect."""
     from fxmatch.audibility import render_chain
     from fxmatch.metrics import mrstft_distance
 
