@@ -292,7 +292,7 @@ def read_delay(pair: _Pair, count: int = 3) -> Read:
     return Read("Delay", tuple(starts), pair.evidence(fits[0][0]), time.perf_counter() - t0)
 
 
-def peak_response_db(f: np.ndarray, rate: int, centre: float, gain_db: float, q: float) -> np.ndarray:
+def peak_response_db(f: np.ndarray, rate: float, centre: float, gain_db: float, q: float) -> np.ndarray:
     """|H| in dB at `f` (Hz) of the RBJ peaking bell (JUCE's `makePeakFilter`, what pedalboard's PeakFilter uses)."""
     amp = 10.0 ** (gain_db / 40.0)
     w0 = 2 * np.pi * centre / rate

@@ -29,6 +29,7 @@ import numpy as np
 from fxmatch.chains import parsimonious_choice
 from fxmatch.effects import get_spec
 from fxmatch.errors import FxmatchInputError
+from fxmatch.identify import peak_response_db
 from fxmatch.layout import ParamLayout
 from fxmatch.mono import checked_mono
 from fxmatch.native_rate import phaser_at_rate
@@ -481,18 +482,6 @@ def peak_from_spectra(reference: Features, take: Features) -> dict[str, float]:
     return {"cutoff_frequency_hz": float(centres[k]), "gain_db": gain, "q": 1.0}
 
 
-def peak_response_db(freqs: np.ndarray, cutoff_hz: float, gain_db: float, q: float, rate: float) -> np.ndarray:
-    """Magnitude response (dB) at `freqs` of pedalboard's PeakFilter (the RBJ peaking biquad, JUCE's
-    makePeakFilter: `gain_db` at `cutoff_hz`, bandwidth from `q`) at `rate` Hz."""
-    a = 10.0 ** (gain_db / 40.0)
-    w0 = 2.0 * math.pi * cutoff_hz / rate
-    alpha, cos = math.sin(w0) / (2.0 * q), math.cos(w0)
-    z = np.exp(-2j * np.pi * np.asarray(freqs, dtype=np.float64) / rate)
-    num = (1.0 + alpha * a) - 2.0 * cos * z + (1.0 - alpha * a) * z * z
-    den = (1.0 + alpha / a) - 2.0 * cos * z + (1.0 - alpha / a) * z * z
-    return 20.0 * np.log10(np.abs(num / den))
-
-
 #: the band the bell is fitted over (Hz): the bell's range and an octave-wide margin for its skirts
 BELL_FIT_HZ = (150.0, 8000.0)
 #: the fit's robust loss: residuals beyond this (dB) count linearly (two phrases' envelopes differ by ~3 dB RMS)
@@ -519,7 +508,7 @@ def fit_bell(reference: Features, take: Features, rate: float) -> dict[str, floa
     hi = [math.log(lims["cutoff_frequency_hz"][1]), lims["gain_db"][1], math.log(lims["q"][1]), 40.0, 6.0]
 
     def residual(t: np.ndarray) -> np.ndarray:
-        return peak_response_db(f, math.exp(t[0]), t[1], math.exp(t[2]), rate) + t[3] + t[4] * octs - d
+        return peak_response_db(f, rate, math.exp(t[0]), t[1], math.exp(t[2])) + t[3] + t[4] * octs - d
 
     best = None
     for centre in BELL_STARTS_HZ:
@@ -631,7 +620,7 @@ def bell_from_harmonics(reference: Mapping[int, tuple[float, np.ndarray, int]],
         for q in HARMONIC_BELL_QS:
             for gain in HARMONIC_BELL_GAINS:
                 v = np.zeros_like(y)
-                v[ref] = peak_response_db(freqs[ref], fc, gain, q, rate)
+                v[ref] = peak_response_db(freqs[ref], rate, fc, gain, q)
                 r = base - residual(v * w)
                 cost = float(r @ r)
                 if cost < best_cost:

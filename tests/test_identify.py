@@ -9,7 +9,7 @@ import pedalboard
 import pytest
 
 from fxmatch import testsignals
-from fxmatch.identify import identify
+from fxmatch.identify import identify, peak_response_db
 
 RATE = 44100
 
@@ -54,6 +54,16 @@ def test_peak_filter_centre_is_read_within_a_third_of_an_octave(dry, centre, gai
     read, _ = _read(dry, pedalboard.PeakFilter(cutoff_frequency_hz=centre, gain_db=gain, q=1.2), "PeakFilter")
     assert abs(math.log2(read.params["cutoff_frequency_hz"] / centre)) < 1 / 3
     assert abs(read.params["gain_db"] - gain) < 1.5
+
+
+def test_peak_response_is_pedalboards_peak_filter():
+    noise = np.random.default_rng(0).standard_normal(1 << 17).astype(np.float32)
+    out = pedalboard.PeakFilter(cutoff_frequency_hz=1500.0, gain_db=9.0, q=2.0)(noise[None], RATE)[0]
+    freqs = np.fft.rfftfreq(noise.size, 1.0 / RATE)
+    measured = 20 * np.log10(np.abs(np.fft.rfft(out) / np.fft.rfft(noise)))
+    for f in (300.0, 1000.0, 1500.0, 2500.0, 8000.0):
+        i = int(np.argmin(np.abs(freqs - f)))
+        assert abs(measured[i] - peak_response_db(freqs[i : i + 1], RATE, 1500.0, 9.0, 2.0)[0]) < 0.2, f
 
 
 @pytest.mark.parametrize("drive", [8.0, 22.0, 35.0])
