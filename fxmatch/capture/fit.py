@@ -104,12 +104,19 @@ def _stage_signals(xa: np.ndarray, y: np.ndarray, native: int, start: int, lengt
     target = torch.from_numpy(np.ascontiguousarray(yd[first + n_pre : first + n_pre + n_len]))
     spectra = _Spectra(target, stage.fft_sizes, stage.hop_divisor, gate)
     with torch.no_grad():
-        plain = dry[:, n_pre:]
-        no_effect = float(spectra.distance(plain)[0])
-        if level_matched:
-            scale = target.square().mean().sqrt() / plain.square().mean().sqrt().clamp_min(1e-12)
-            no_effect = max(float(spectra.distance(plain * scale)[0]), _LEVEL_MATCHED_FLOOR * no_effect)
+        no_effect = no_effect_distance(lambda a: float(spectra.distance(a)[0]), dry[:, n_pre:], target, level_matched)
     return _Signals(rate, dry, spectra, n_len, no_effect, native, _sample_cost(stage))
+
+
+def no_effect_distance(distance: Callable[[torch.Tensor], float], plain: torch.Tensor, target: torch.Tensor,
+                       level_matched: bool = True) -> float:
+    """The distance of no effect: `distance` of the dry `plain` itself, or with `level_matched` of `plain` at
+    `target`'s RMS level, floored at _LEVEL_MATCHED_FLOOR of the plain one (a wet take that is a gain of the dry)."""
+    plain_distance = distance(plain)
+    if not level_matched:
+        return plain_distance
+    scale = target.square().mean().sqrt() / plain.square().mean().sqrt().clamp_min(1e-12)
+    return max(distance(plain * scale), _LEVEL_MATCHED_FLOOR * plain_distance)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

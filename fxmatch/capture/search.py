@@ -27,7 +27,6 @@ from fxmatch.capture.fit import (
     _FINAL_ZOOM_LEVELS,
     _FIT_COST,
     _FIT_DONE,
-    _LEVEL_MATCHED_FLOOR,
     _SCREEN_DONE,
     _ZOOM_FACTOR,
     _ZOOM_LEVELS,
@@ -48,6 +47,7 @@ from fxmatch.capture.fit import (
     _zoom,
     _zoom_points,
     final_zoom_levels,
+    no_effect_distance,
 )
 from fxmatch.capture.results import CaptureProgressFn, CaptureResult, ChainFit, _rank, fit_warnings
 from fxmatch.capture.settings import SearchSettings, Stage, stage_rate
@@ -408,14 +408,12 @@ def check_on_take(dry: np.ndarray, wet: np.ndarray, rate: int, ranking: list[Cha
     from fxmatch.audibility import render_chain
     from fxmatch.metrics import mrstft_distance
 
-    target = torch.as_tensor(wet, dtype=torch.float32)[None]
+    target = torch.as_tensor(wet, dtype=torch.float32)
 
-    def distance(out: np.ndarray) -> float:
-        return float(mrstft_distance(torch.as_tensor(out, dtype=torch.float32)[None], target, gate=gate))
+    def distance(out: np.ndarray | torch.Tensor) -> float:
+        return float(mrstft_distance(torch.as_tensor(out, dtype=torch.float32)[None], target[None], gate=gate))
 
-    level = float(np.sqrt(np.mean(np.square(wet, dtype=np.float64)) /
-                          max(float(np.mean(np.square(dry, dtype=np.float64))), 1e-30)))
-    no_effect = max(distance(dry * level), _LEVEL_MATCHED_FLOOR * distance(dry), 1e-12)
+    no_effect = max(no_effect_distance(distance, torch.as_tensor(dry, dtype=torch.float32), target), 1e-12)
     checked = {f.chain: distance(render_chain(f.params, dry, rate) * 10 ** (f.gain_db / 20)) / no_effect
                for f in ranking[:TAKE_CHECK_CHAINS]}
     if checked[ranking[0].chain] >= 1.0:
