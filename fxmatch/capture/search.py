@@ -53,7 +53,7 @@ from fxmatch.capture.results import CaptureProgressFn, CaptureResult, ChainFit, 
 from fxmatch.capture.settings import SearchSettings, Stage, stage_rate
 from fxmatch.effects import get_spec
 from fxmatch.errors import FxmatchInputError
-from fxmatch.identify import Identification, identify
+from fxmatch.identify import EVIDENCE_THRESHOLD, Identification, identify
 from fxmatch.layout import ParamLayout
 from fxmatch.mono import checked_mono
 from fxmatch.render import ChainRenderer
@@ -441,8 +441,6 @@ def _echo_window(ident: Identification | None, preroll_s: float) -> float:
     less the pre-roll the twins run first (0 when no Delay was read with evidence: the stages' own windows). Without
     it a screen of 0.5 s from the recording's first note cannot tell a 0.7 s echo from none, and the Delay's read,
     exact, ties with every other start."""
-    from fxmatch.identify import EVIDENCE_THRESHOLD
-
     read = None if ident is None else ident.reads.get("Delay")
     if read is None or read.evidence < EVIDENCE_THRESHOLD or not read.starts:
         return 0.0
