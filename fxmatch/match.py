@@ -461,26 +461,6 @@ class _Objective:
 
 #: the canonical order an added PeakFilter takes its place in (DESIGN.md's default vocabulary)
 EQ_ORDER = ("Compressor", "Distortion", "PeakFilter", "Chorus", "Phaser", "Delay", "Reverb")
-#: how the match-EQ bell is started ("fit": `fit_bell`; "harmonics": `bell_from_harmonics`; "pick":
-#: `peak_from_spectra`), each tried
-BELL_METHODS = ("fit", "harmonics")
-#: the range of centres a match-EQ bell is looked for in (Hz; the PeakFilter's training range)
-BELL_RANGE_HZ = (200.0, 6000.0)
-
-
-def peak_from_spectra(reference: Features, take: Features) -> dict[str, float]:
-    """PeakFilter params (units) that move the take's long-term spectrum towards the reference's: the third-octave
-    band (within BELL_RANGE_HZ) where the two differ most after a 3-band smoothing, its difference as the gain
-    (+-12 dB), q 1."""
-    diff = reference.groups["spectrum"] - take.groups["spectrum"]
-    centres = np.asarray(THIRD_OCTAVES[: diff.size])
-    smooth = np.convolve(diff, np.ones(3) / 3.0, mode="same")
-    inside = np.flatnonzero((centres >= BELL_RANGE_HZ[0]) & (centres <= BELL_RANGE_HZ[1]))
-    smooth_in = smooth[inside] - np.median(smooth[inside])
-    k = int(inside[np.argmax(np.abs(smooth_in))])
-    gain = float(np.clip(smooth_in[int(np.argmax(np.abs(smooth_in)))], -12.0, 12.0))
-    return {"cutoff_frequency_hz": float(centres[k]), "gain_db": gain, "q": 1.0}
-
 
 #: the band the bell is fitted over (Hz): the bell's range and an octave-wide margin for its skirts
 BELL_FIT_HZ = (150.0, 8000.0)
@@ -629,12 +609,6 @@ def bell_from_harmonics(reference: Mapping[int, tuple[float, np.ndarray, int]],
     return {"cutoff_frequency_hz": float(fc), "gain_db": float(gain), "q": float(q)}
 
 
-#: whether two bell readers that agree (`agreed_bell`) put their bell into the chosen chain when it has none
-#: (docs/match.md)
-AGREED_BELL = True
-#: the agreed bell only where the chosen chain is empty (no effect): added to other chains it put bells that are
-#: not there into random chains (docs/match.md: 2 of 4 fresh random-chain pairs where the readers agreed)
-AGREED_BELL_ALONE = True
 #: two bells agree when their centres are within this many octaves and their gains have one sign
 AGREE_OCTAVES = 1.0 / 3.0
 
@@ -718,7 +692,7 @@ def match(
 
     The blind estimate of the reference (`estimate`, else `session.estimate_array`; `session` an
     `EstimatorSession`) names the candidates: its `top_k` chains and their sub-chains, each from its params, and
-    the match-EQ bells read off the two recordings (BELL_METHODS: `fit_bell`, `bell_from_harmonics`). Every
+    the match-EQ bells read off the two recordings (`fit_bell`, `bell_from_harmonics`). Every
     candidate is screened at those params; the `fit_chains` closest (the encoder's chosen chain always among them)
     are fitted by CMA-ES on the normalised params with pedalboard rendering the take (at most `max_evaluations`
     renders in all, `time_budget` s); the shortest chain within TOLERANCE of the closest wins; its output level
@@ -746,20 +720,13 @@ def match(
         cands = list(cands) + candidates_from_ranked([estimate.best], 1)
     import cma  # noqa: F401 - fail early when the optional optimiser is missing
 
-    # a match EQ's bell: the PeakFilter that the spectra's largest difference asks for, tried alone, added to the
-    # encoder's chain, and in place of the encoder's own PeakFilter params (the encoder places a bell poorly)
-    take_stats = obj.extract.stats(tk)
-    bells = []
-    for method in BELL_METHODS:
-        if method == "fit":
-            bells.append(fit_bell(target, take_stats, rate))
-        elif method == "harmonics":
-            bell = bell_from_harmonics(note_harmonics(ref, rate), note_harmonics(tk, rate), rate)
-            if bell is not None:
-                bells.append(bell)
-        else:
-            bells.append(peak_from_spectra(target, take_stats))
-    agreed = agreed_bell(bells) if AGREED_BELL and len(bells) >= 2 else None
+    # a match EQ's bell, read off the two recordings two ways, each tried alone, added to the encoder's chain, and in
+    # place of the encoder's own PeakFilter params (the encoder places a bell poorly)
+    bells = [fit_bell(target, obj.extract.stats(tk), rate)]
+    harmonic_bell = bell_from_harmonics(note_harmonics(ref, rate), note_harmonics(tk, rate), rate)
+    if harmonic_bell is not None:
+        bells.append(harmonic_bell)
+    agreed = agreed_bell(bells) if len(bells) >= 2 else None
     chains = set(getattr(getattr(session, "info", None), "chains", ()) or ())
     extra: list[tuple[tuple[str, ...], dict[str, dict[str, float]]]] = []
     for bell in bells:
@@ -849,18 +816,15 @@ def match(
             note(sub, params, obj(params), 1, priors.get(sub))
     ranking = _choose(list(tries.values()), TOLERANCE)
     chosen = ranking[0]
-    # 4. two readers that agree on a bell outrank the distance, which barely sees a bell across performances (where
-    # the chosen chain is no effect, AGREED_BELL_ALONE)
-    names = set(chosen.chain)
-    if (agreed is not None and "PeakFilter" not in names and names <= set(EQ_ORDER) and not obj.out_of_time()
-            and not (AGREED_BELL_ALONE and names)):
-        chain = tuple(n for n in EQ_ORDER if n in names or n == "PeakFilter")
-        if not chains or chain in chains:
-            given = {n: dict(p) for n, p in chosen.params}
-            params = obj.decode(chain, obj.encode(chain, {**given, "PeakFilter": agreed}))
-            obj.check()
-            with_bell = ChainTry(chain, params, obj(params), 1, priors.get(chain))
-            chosen, ranking = with_bell, [with_bell] + [t for t in ranking if t.chain != chain]
+    # 4. where the choice is no effect, two readers that agree on a bell outrank the distance, which barely sees a
+    # bell across performances (added to other chains, the agreed bell put bells that are not there into random
+    # chains: docs/match.md, 2 of 4 fresh random-chain pairs where the readers agreed)
+    bell_alone = ("PeakFilter",)
+    if agreed is not None and not chosen.chain and not obj.out_of_time() and (not chains or bell_alone in chains):
+        params = obj.decode(bell_alone, obj.encode(bell_alone, {"PeakFilter": agreed}))
+        obj.check()
+        with_bell = ChainTry(bell_alone, params, obj(params), 1, priors.get(bell_alone))
+        chosen, ranking = with_bell, [with_bell] + [t for t in ranking if t.chain != bell_alone]
     out = obj.render(chosen.params).astype(np.float64)
     level = float(np.clip(target.rms_db - 10 * math.log10(float(np.mean(out ** 2)) + 1e-24), -MAX_OUTPUT_DB,
                           MAX_OUTPUT_DB))
