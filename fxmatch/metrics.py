@@ -176,12 +176,14 @@ def _overlap_add(frames: np.ndarray, window: np.ndarray, hop: int, offset: int, 
 
 @numba.njit(cache=True, fastmath=True, error_model="numpy")
 def _magnitude_terms_backward(spec: np.ndarray, target: np.ndarray, rows: np.ndarray, norm_coef: np.ndarray,
-                              log_coef: np.ndarray, grad: np.ndarray) -> None:
-    """Adjoint of (||t - e||, sum |log t - log e|) w.r.t. spec `[n, frames, bins, 2]` into grad (same shape).
+                              log_coef: np.ndarray, log_floors: np.ndarray, grad: np.ndarray) -> None:
+    """Adjoint of (||t - e||, sum |log max(t, f) - log max(e, f)|) w.r.t. spec `[n, frames, bins, 2]` into grad (same
+    shape).
 
     norm_coef[i] = upstream gradient / ||t - e|| (0 where the norm is 0), log_coef[i] = upstream gradient of the log
-    sum (float32 `[n]` both); e = max(|spec|, 1e-7) passes no gradient where |spec| < 1e-7 (torch's clamp_min), and
-    sign(log t - log e) is taken as sign(t - e).
+    sum, log_floors[i] = f, the log term's floor of estimate i (float32 `[n]` all three); e = max(|spec|, 1e-7)
+    passes no gradient where |spec| < 1e-7 (torch's clamp_min), the log term none where e <= f (torch's maximum),
+    and sign(log max(t, f) - log e) is taken as sign(max(t, f) - e).
     """
     floor = np.float32(_FLOOR)
     zero = np.float32(0.0)
@@ -191,13 +193,15 @@ def _magnitude_terms_backward(spec: np.ndarray, target: np.ndarray, rows: np.nda
         g_out = grad[i].reshape(-1)
         cn = norm_coef[i]
         cl = log_coef[i]
+        f = log_floors[i]
         for q in range(t.size):
             re = s[2 * q]
             im = s[2 * q + 1]
             m = math.sqrt(re * re + im * im)
             e = max(m, floor)  # no division by 0 below; masked where m < floor
             d = t[q] - e
-            sign = np.float32(1.0) if d > zero else (np.float32(-1.0) if d < zero else zero)
+            dl = max(t[q], f) - e
+            sign = zero if e <= f else (np.float32(1.0) if dl > zero else (np.float32(-1.0) if dl < zero else zero))
             g = (-cn * d - cl * sign / e) / e
             if m < floor:
                 g = zero
@@ -205,14 +209,16 @@ def _magnitude_terms_backward(spec: np.ndarray, target: np.ndarray, rows: np.nda
             g_out[2 * q + 1] = g * im
 
 
-def _terms_forward(phys: torch.Tensor, target: torch.Tensor, log_target: torch.Tensor,
+def _terms_forward(phys: torch.Tensor, target: torch.Tensor, log_target: torch.Tensor, log_floors: torch.Tensor,
                    rows: torch.Tensor) -> torch.Tensor:
-    """(||t - e||, sum |log t - log e|) `[n, 2]` (float64) of spectra `phys` `[n, frames, bins, 2]` vs target rows."""
+    """(||t - e||, sum |log max(t, f) - log max(e, f)|) `[n, 2]` (float64) of spectra `phys` `[n, frames, bins, 2]`
+    vs target rows (`log_target`: log max(t, f); `log_floors`: f of each estimate, `[n]`)."""
     mag = torch.empty(phys.shape[:-1], dtype=torch.float32)
     sq = np.empty(phys.shape[0], dtype=np.float64)
     rows_np = rows.numpy()
     _magnitude_and_sq_error(phys.numpy(), target.numpy(), rows_np, mag.numpy(), sq)
     log_sum = np.empty(phys.shape[0], dtype=np.float64)
+    torch.maximum(mag, log_floors.view(-1, 1, 1), out=mag)
     _l1_to_rows(mag.log_().numpy(), log_target.numpy(), rows_np, log_sum)
     return torch.stack([torch.from_numpy(np.sqrt(sq)), torch.from_numpy(log_sum)], dim=1)
 
@@ -241,7 +247,8 @@ class _SpectralTerms(torch.autograd.Function):
                 phys = torch.view_as_real(spec.transpose(1, 2))  # [n, frames, bins, 2], contiguous from torch.stft
                 if not phys.is_contiguous():
                     phys = phys.contiguous()
-                terms.append(_terms_forward(phys, spectra.magnitudes[r], spectra.log_magnitudes[r], rows))
+                terms.append(_terms_forward(phys, spectra.magnitudes[r], spectra.log_magnitudes[r],
+                                           spectra.log_floors[r][rows], rows))
                 specs.append(phys)
         ctx.specs, ctx.spectra, ctx.rows, ctx.length = specs, spectra, rows, length
         out = torch.stack(terms, dim=1)
@@ -260,7 +267,8 @@ class _SpectralTerms(torch.autograd.Function):
             g = torch.empty_like(phys)
             _magnitude_terms_backward(phys.numpy(), spectra.magnitudes[r].numpy(), rows.numpy(),
                                       norm_coef.float().contiguous().numpy(),
-                                      grad_out[:, r, 1].float().contiguous().numpy(), g.numpy())
+                                      grad_out[:, r, 1].float().contiguous().numpy(),
+                                      spectra.log_floors[r][rows].contiguous().numpy(), g.numpy())
             g_complex = torch.view_as_complex(g)  # [n, frames, bins]
             g_complex[:, :, 0] *= 2.0
             g_complex[:, :, -1] *= 2.0
@@ -275,13 +283,16 @@ class _SpectralTerms(torch.autograd.Function):
 @dataclass
 class TargetSpectra:
     """Targets' magnitudes prepared for `mrstft_to_targets`: per FFT size, `[m, frames, bins]` (floored at 1e-7,
-    float32, frames-major as torch.stft lays them out), their logs and their norms `[m]` (float64)."""
+    float32, frames-major as torch.stft lays them out), the log term's floor of each row `[m]` (float32; 1e-7, or
+    `gate_floors` with `target_spectra(..., gate=True)`), the logs of the magnitudes at that floor, and the
+    magnitudes' norms `[m]` (float64)."""
 
     fft_sizes: tuple[int, ...]
     hop_divisor: int
     magnitudes: list[torch.Tensor]
     log_magnitudes: list[torch.Tensor]
     norms: list[torch.Tensor]
+    log_floors: list[torch.Tensor]
 
     @property
     def n_rows(self) -> int:
@@ -295,8 +306,9 @@ def _stft(x: torch.Tensor, n_fft: int, hop_divisor: int) -> torch.Tensor:
 
 
 def target_spectra(target: torch.Tensor, fft_sizes: Sequence[int] = DEFAULT_FFT_SIZES,
-                   hop_divisor: int = 4) -> TargetSpectra:
-    """`TargetSpectra` of `target` `[m, samples]` (float32 CPU, no gradient): the magnitudes of `stft_magnitudes`."""
+                   hop_divisor: int = 4, gate: bool = False) -> TargetSpectra:
+    """`TargetSpectra` of `target` `[m, samples]` (float32 CPU, no gradient): the magnitudes of `stft_magnitudes`
+    (`gate`: the log term floored at each row's `gate_floors`, as `mrstft_distance(..., gate=True)`)."""
     with torch.no_grad():
         target = target.detach().to(torch.float32).reshape(-1, target.shape[-1]).contiguous()
         mags, logs, norms = [], [], []
@@ -308,9 +320,12 @@ def target_spectra(target: torch.Tensor, fft_sizes: Sequence[int] = DEFAULT_FFT_
             _magnitude_and_sq_error(phys.numpy(), zeros.numpy(), np.zeros(phys.shape[0], dtype=np.int64),
                                     mag.numpy(), sq)
             mags.append(mag)
-            logs.append(mag.log())
             norms.append(torch.from_numpy(np.sqrt(sq)))
-    return TargetSpectra(tuple(int(s) for s in fft_sizes), hop_divisor, mags, logs, norms)
+        floors = (gate_floors([m.transpose(1, 2) for m in mags]) if gate
+                  else [torch.full((target.shape[0],), _FLOOR) for _ in mags])
+        floors = [f.to(torch.float32).contiguous() for f in floors]
+        logs = [torch.maximum(m, f.view(-1, 1, 1)).log() for m, f in zip(mags, floors)]
+    return TargetSpectra(tuple(int(s) for s in fft_sizes), hop_divisor, mags, logs, norms, floors)
 
 
 def mrstft_to_targets(estimate: torch.Tensor, spectra: TargetSpectra, rows: torch.Tensor | None = None,

@@ -22,7 +22,7 @@ from fxmatch.capture import (
     choose,
     sub_chains,
 )
-from fxmatch.capture.fit import _Clock, _logit, _Row, _Spectra
+from fxmatch.capture.fit import _Clock, _logit, _Row, _sigmoid, _Spectra
 from fxmatch.capture.search import _Search, check_on_take
 from fxmatch.effects import get_spec
 from fxmatch.errors import FxmatchInputError
@@ -210,6 +210,35 @@ def test_a_sub_chain_inherits_a_longer_chains_closer_params():
     assert row.relative == pytest.approx(search.fitted[("PeakFilter", "Chorus")].relative, rel=0.05)
 
 
+def test_a_sub_chain_inherits_params_at_its_own_output_level():
+    """A Distortion > Chorus fitted the Chorus right and brought its drive's level back with its output level; the
+    Chorus alone, in another LFO valley, takes the longer chain's Chorus at the level that suits it without the
+    drive (at the longer chain's output level it would sit 7 dB low)."""
+    x = _dry(1.2)
+    chorus = {"rate_hz": 1.3, "depth": 0.4, "centre_delay_ms": 9.0, "feedback": 0.2, "mix": 0.5}
+    wet = _render(x, pedalboard.Chorus(**chorus))
+    cands = [Candidate(()), Candidate(("Chorus",)), Candidate(("Distortion", "Chorus"))]
+    settings = replace(SMALL, identify=False)
+    search = _Search(x, wet, RATE, align(x, wet, RATE), cands, settings, _Clock(None, None, None))
+    layout, last = search.renderer.layout, len(settings.stages) - 1
+    base = np.full(layout.width, 0.5)
+    longer = layout.encode(("Distortion", "Chorus"), {"Distortion": {"drive_db": 8.0}, "Chorus": chorus}, base)
+    longer[layout.gain] = layout.gain_unit(-7.0)
+    alone = layout.encode(("Chorus",), {"Chorus": {**chorus, "rate_hz": 0.5}}, base)  # another LFO valley
+    alone[layout.gain] = layout.gain_unit(0.0)
+    sig = search._stage_pair(last)[False]
+    for chain, u in ((("Distortion", "Chorus"), longer), (("Chorus",), alone)):
+        d = float(sig.spectra.distance(
+            search.renderer.render(sig.x, torch.tensor(u[None], dtype=torch.float32), [chain], float(sig.rate),
+                                   sig.native, True)[:, -sig.length:])[0])
+        search.fitted[chain] = _Row(chain, _logit(u), d, None, last, sig.no_effect)
+    before = search.fitted[("Chorus",)].relative
+    search.inherit(last)
+    row = search.fitted[("Chorus",)]
+    assert row.relative < 0.2 * before
+    assert abs(float(layout.gain_db(_sigmoid(row.z)[layout.gain]))) < 1.0
+
+
 def test_a_choice_no_closer_than_no_effect_over_the_take_gives_way():
     x = _dry(2.0)
     wet = 0.5 * x  # a plain gain: the excerpt's choice was wrong
@@ -222,6 +251,23 @@ def test_a_choice_no_closer_than_no_effect_over_the_take_gives_way():
     delay = ChainFit(("Delay",), [("Delay", {"delay_seconds": 0.15, "feedback": 0.3, "mix": 0.4})], 0.01, 0.05, 0.0, 1)
     ranking, relative = check_on_take(x, echo, RATE, [delay, none])
     assert ranking[0].chain == ("Delay",) and relative < 0.01
+
+
+def test_the_answer_is_never_farther_from_the_take_than_the_dry_take_itself():
+    """Every chain fitted on the excerpt is farther from the whole take than the dry take as given, and so is the
+    dry take at the wet take's level (a burst of noise no chain holds makes the wet take louder): the answer is no
+    effect at 0 dB, not at the level the excerpt fitted, and its figure over the take is the dry take's own."""
+    x = _dry(2.0)
+    wet = x.copy()
+    burst = np.random.default_rng(3).standard_normal(RATE // 5).astype(np.float32)
+    wet[: burst.size] += 0.8 * np.abs(x).max() * burst
+    drive = ChainFit(("Distortion",), [("Distortion", {"drive_db": 30.0})], 0.01, 0.05, -12.0, 1)
+    none = ChainFit((), [], 0.2, 0.9, 4.0, 1)
+    ranking, relative = check_on_take(x, wet, RATE, [drive, none])
+    assert ranking[0].chain == () and ranking[0].gain_db == 0.0 and relative == pytest.approx(1.0)
+    # without an empty chain in the ranking, one is added in front
+    ranking, relative = check_on_take(x, wet, RATE, [drive])
+    assert [f.chain for f in ranking] == [(), ("Distortion",)] and relative == pytest.approx(1.0)
 
 
 def test_stages_without_a_rate_run_at_the_recordings_rate():

@@ -6,7 +6,16 @@ import numpy as np
 import torch
 
 from fxmatch import testsignals
-from fxmatch.metrics import GATE_MAX_DB, GATE_MIN_DB, gate_floors, mrstft_distance, stft_magnitudes
+from fxmatch.metrics import (
+    GATE_MAX_DB,
+    GATE_MIN_DB,
+    gate_floors,
+    mrstft_distance,
+    mrstft_from_magnitudes,
+    mrstft_to_targets,
+    stft_magnitudes,
+    target_spectra,
+)
 
 
 def _noisy(x: np.ndarray, level_db: float, seed: int) -> torch.Tensor:
@@ -54,3 +63,27 @@ def test_the_gate_reads_hiss_under_a_sustained_tone_not_its_quiet_harmonics():
     bin_hz = rate / 2048
     top_harmonics = torch.quantile(mags[0, int(10000 / bin_hz):int(15000 / bin_hz)], 0.1, dim=1)
     assert floor < top_harmonics.min()
+
+
+def test_the_fused_distance_gates_as_the_plain_one_forward_and_backward():
+    """`mrstft_to_targets` on `target_spectra(..., gate=True)` (the capture search's loss) gives the gated distance
+    of `mrstft_from_magnitudes` and its gradient; the floors matter here (the gated figure is lower than the plain)."""
+    x = testsignals.make("pluck", 16000, 0.6, seed=3)[0] * 0.1
+    target = _noisy(x, -90.0, 1)
+    gen = torch.Generator().manual_seed(4)
+    estimate = (_noisy(x, -90.0, 2).expand(3, -1) * torch.tensor([[1.0], [0.7], [1.3]])
+                + 1e-3 * torch.randn(3, x.size, generator=gen)).contiguous()
+    sizes = (1024, 256)
+    mags = stft_magnitudes(target, sizes)
+    for gate in (False, True):
+        a, b = estimate.clone().requires_grad_(), estimate.clone().requires_grad_()
+        ref = mrstft_from_magnitudes(a, mags, sizes, reduce=False, floors=gate_floors(mags) if gate else None)
+        fused = mrstft_to_targets(b, target_spectra(target, sizes, gate=gate))
+        assert torch.allclose(fused, ref, rtol=1e-4), (gate, fused, ref)
+        ref.sum().backward()
+        fused.sum().backward()
+        cos = torch.nn.functional.cosine_similarity(a.grad.flatten(), b.grad.flatten(), dim=0)
+        assert cos > 0.999 and torch.allclose(a.grad.norm(), b.grad.norm(), rtol=1e-3), (gate, cos)
+    plain = mrstft_to_targets(estimate, target_spectra(target, sizes))
+    gated = mrstft_to_targets(estimate, target_spectra(target, sizes, gate=True))
+    assert torch.all(gated < 0.85 * plain)

@@ -337,10 +337,32 @@ class _Search:
                 if sub not in names:
                     continue
                 sig = sigs[_needs_native(sub)]
-                d = float(_evaluate(u[None], sub, self.renderer, sig, self.settings.fit_gain, self.clock)[0])
+                points = self._with_matched_level(u, sub, sig)
+                ds = _evaluate(points, sub, self.renderer, sig, self.settings.fit_gain, self.clock)
+                k = int(np.argmin(ds))
+                d = float(ds[k])
                 own = self.fitted.get(sub)
                 if own is None or own.stage < index or d < own.distance:
-                    self.fitted[sub] = _Row(sub, _logit(u), d, None, index, sig.no_effect)
+                    self.fitted[sub] = _Row(sub, _logit(points[k]), d, None, index, sig.no_effect)
+
+    def _with_matched_level(self, u: np.ndarray, chain: tuple[str, ...], sig: _Signals) -> np.ndarray:
+        """`u` `[width]` and, when the chain fits its output level, `u` with the level at which `chain`'s twin output
+        is as loud (RMS) as the target over the stage's window `[points, width]`: an effect taken out of a chain
+        (a drive of 5 dB) leaves the others' fitted output level that much off."""
+        if not self.settings.fit_gain:
+            return u[None]
+        layout = self.renderer.layout
+        unity = u.copy()
+        unity[layout.gain] = layout.gain_unit(0.0)
+        with torch.no_grad():
+            out = self.renderer.render(sig.x, torch.tensor(unity[None], dtype=torch.float32), [chain],
+                                       float(sig.rate), sig.native, True)[0, -sig.length :]
+        rms = float(out.square().mean().sqrt())
+        if rms <= 1e-12:
+            return u[None]
+        matched = u.copy()
+        matched[layout.gain] = np.clip(layout.gain_unit(20 * np.log10(sig.target_rms / rms)), 1e-3, 1 - 1e-3)
+        return np.stack([u, matched])
 
     def _nearest_echo(self, u: np.ndarray, chain: tuple[str, ...], sig: _Signals) -> np.ndarray:
         """`u` `[width]`, or `u` with the Delay set to one of the identification's Delay reads (time, feedback and
@@ -400,29 +422,42 @@ class _Search:
 def check_on_take(dry: np.ndarray, wet: np.ndarray, rate: int, ranking: list[ChainFit],
                   gate: bool = False) -> tuple[list[ChainFit], float]:
     """The ranking, and the chosen chain's distance over the take (`dry`, `wet`: aligned `[samples]`) relative to no
-    effect (the dry take at the wet take's RMS level, floored as the search's figure is): each of the first
-    TAKE_CHECK_CHAINS chains rendered by pedalboard with its output level. When the choice is no closer to the wet
-    take than no effect there (an excerpt can hide what the rest of the take shows: an LFO fitted on a few seconds
-    drifting off later, a compressor's envelope elsewhere), the closest chain there that is closer takes its place,
-    or else no effect."""
+    effect: the dry take as given or at the wet take's RMS level (floored as the search's figure is), whichever is
+    closer. Each of the first TAKE_CHECK_CHAINS chains is rendered by pedalboard with its output level. When the
+    choice is no closer to the wet take than no effect there (an excerpt can hide what the rest of the take shows:
+    an LFO fitted on a few seconds drifting off later, a compressor's envelope elsewhere, an output level that
+    suits the excerpt only), the closest chain there that is closer takes its place, or else no effect at the
+    output level (0 dB, the wet take's RMS level or its own fit) closest over the take: the answer is never
+    farther from the wet take than the dry take itself."""
     from fxmatch.audibility import render_chain
     from fxmatch.metrics import mrstft_distance
 
     target = torch.as_tensor(wet, dtype=torch.float32)
+    plain = torch.as_tensor(dry, dtype=torch.float32)
 
     def distance(out: np.ndarray | torch.Tensor) -> float:
         return float(mrstft_distance(torch.as_tensor(out, dtype=torch.float32)[None], target[None], gate=gate))
 
-    no_effect = max(no_effect_distance(distance, torch.as_tensor(dry, dtype=torch.float32), target), 1e-12)
+    no_effect = max(min(distance(plain), no_effect_distance(distance, plain, target)), 1e-12)
     checked = {f.chain: distance(render_chain(f.params, dry, rate) * 10 ** (f.gain_db / 20)) / no_effect
                for f in ranking[:TAKE_CHECK_CHAINS]}
-    if checked[ranking[0].chain] >= 1.0:
-        closer = sorted((r, i) for i, f in enumerate(ranking[:TAKE_CHECK_CHAINS]) if (r := checked[f.chain]) < 1.0)
-        pick = closer[0][1] if closer else next((i for i, f in enumerate(ranking) if not f.chain), 0)
-        ranking = [ranking[pick], *ranking[:pick], *ranking[pick + 1 :]]
-        if ranking[0].chain not in checked:
-            checked[()] = distance(dry * 10 ** (ranking[0].gain_db / 20)) / no_effect
-    return ranking, checked[ranking[0].chain]
+    if checked[ranking[0].chain] < 1.0:
+        return ranking, checked[ranking[0].chain]
+    closer = sorted((r, i) for i, f in enumerate(ranking[:TAKE_CHECK_CHAINS]) if (r := checked[f.chain]) < 1.0)
+    if closer:
+        pick = closer[0][1]
+        return [ranking[pick], *ranking[:pick], *ranking[pick + 1 :]], closer[0][0]
+    pick = next((i for i, f in enumerate(ranking) if not f.chain), None)
+    fitted = 0.0 if pick is None else ranking[pick].gain_db
+    matched = 20 * np.log10(max(float(target.square().mean().sqrt()), 1e-12)
+                            / max(float(plain.square().mean().sqrt()), 1e-12))
+    relative, gain = min((distance(plain * 10 ** (g / 20)) / no_effect, g) for g in dict.fromkeys([0.0, matched,
+                                                                                                  fitted]))
+    if pick is None:
+        none = ChainFit((), [], relative * no_effect, relative, gain, ranking[0].stage)
+        return [none, *ranking], relative
+    none = replace(ranking[pick], gain_db=float(gain))
+    return [none, *ranking[:pick], *ranking[pick + 1 :]], relative
 
 
 #: `_Search.inherit` hands the params of this many of the last stage's closest chains to their sub-chains
