@@ -416,11 +416,11 @@ class _Search:
         if length < self.rate // 2 or not ranking:
             return ranking, None
         return check_on_take(self.xa[start : start + length], self.y[start : start + length], self.rate, ranking,
-                             self.settings.gate_noise)
+                             self.settings.gate_noise, self.settings.fit_gain)
 
 
 def check_on_take(dry: np.ndarray, wet: np.ndarray, rate: int, ranking: list[ChainFit],
-                  gate: bool = False) -> tuple[list[ChainFit], float]:
+                  gate: bool = False, fit_gain: bool = True) -> tuple[list[ChainFit], float]:
     """The ranking, and the chosen chain's distance over the take (`dry`, `wet`: aligned `[samples]`) relative to no
     effect: the dry take as given or at the wet take's RMS level (floored as the search's figure is), whichever is
     closer. Each of the first TAKE_CHECK_CHAINS chains is rendered by pedalboard with its output level. When the
@@ -428,7 +428,8 @@ def check_on_take(dry: np.ndarray, wet: np.ndarray, rate: int, ranking: list[Cha
     an LFO fitted on a few seconds drifting off later, a compressor's envelope elsewhere, an output level that
     suits the excerpt only), the closest chain there that is closer takes its place, or else no effect at the
     output level (0 dB, the wet take's RMS level or its own fit) closest over the take: the answer is never
-    farther from the wet take than the dry take itself."""
+    farther from the wet take than the dry take itself. Without `fit_gain` (the search fitted no output level) no
+    effect is the dry take as given."""
     from fxmatch.audibility import render_chain
     from fxmatch.metrics import mrstft_distance
 
@@ -438,7 +439,7 @@ def check_on_take(dry: np.ndarray, wet: np.ndarray, rate: int, ranking: list[Cha
     def distance(out: np.ndarray | torch.Tensor) -> float:
         return float(mrstft_distance(torch.as_tensor(out, dtype=torch.float32)[None], target[None], gate=gate))
 
-    no_effect = max(min(distance(plain), no_effect_distance(distance, plain, target)), 1e-12)
+    no_effect = max(min(distance(plain), no_effect_distance(distance, plain, target, fit_gain)), 1e-12)
     checked = {f.chain: distance(render_chain(f.params, dry, rate) * 10 ** (f.gain_db / 20)) / no_effect
                for f in ranking[:TAKE_CHECK_CHAINS]}
     if checked[ranking[0].chain] < 1.0:
@@ -451,8 +452,8 @@ def check_on_take(dry: np.ndarray, wet: np.ndarray, rate: int, ranking: list[Cha
     fitted = 0.0 if pick is None else ranking[pick].gain_db
     matched = 20 * np.log10(max(float(target.square().mean().sqrt()), 1e-12)
                             / max(float(plain.square().mean().sqrt()), 1e-12))
-    relative, gain = min((distance(plain * 10 ** (g / 20)) / no_effect, g) for g in dict.fromkeys([0.0, matched,
-                                                                                                  fitted]))
+    gains = [0.0, matched, fitted] if fit_gain else [0.0]
+    relative, gain = min((distance(plain * 10 ** (g / 20)) / no_effect, g) for g in dict.fromkeys(gains))
     if pick is None:
         none = ChainFit((), [], relative * no_effect, relative, gain, ranking[0].stage)
         return [none, *ranking], relative
