@@ -22,7 +22,7 @@ from fxmatch.capture import (
     choose,
     sub_chains,
 )
-from fxmatch.capture.fit import _Clock, _logit, _Row, _sigmoid, _Spectra
+from fxmatch.capture.fit import _Clock, _evaluate, _logit, _Row, _sigmoid, _Spectra
 from fxmatch.capture.search import _Search, check_on_take
 from fxmatch.effects import get_spec
 from fxmatch.errors import FxmatchInputError
@@ -239,6 +239,27 @@ def test_a_sub_chain_inherits_params_at_its_own_output_level():
     assert abs(float(layout.gain_db(_sigmoid(row.z)[layout.gain]))) < 1.0
 
 
+def test_a_chorus_left_in_another_delay_valley_takes_its_read_again():
+    """A row whose Chorus sits at 20 ms where the pair's read says 9 ms: the last stage's start moves it to the read
+    (`_nearest_read`), which is closer; a row already at the read keeps its params."""
+    x = _dry(1.2)
+    chorus = {"rate_hz": 1.3, "depth": 0.3, "centre_delay_ms": 9.0, "feedback": 0.2, "mix": 0.5}
+    wet = _render(x, pedalboard.Chorus(**chorus))
+    search = _Search(x, wet, RATE, align(x, wet, RATE), [Candidate(("Chorus",))], SMALL, _Clock(None, None, None))
+    assert search.identification is not None and search.identification.reads["Chorus"].starts
+    layout, chain = search.renderer.layout, ("Chorus",)
+    base = np.full(layout.width, 0.5)
+    base[layout.gain] = layout.gain_unit(0.0)
+    off = layout.encode(chain, {"Chorus": {**chorus, "centre_delay_ms": 20.0}}, base)
+    sig = search._stage_pair(len(SMALL.stages) - 1)[False]
+    moved = search._nearest_read(off, chain, "Chorus", sig)
+    params = dict(layout.decode(chain, moved))["Chorus"]
+    assert abs(params["centre_delay_ms"] - 9.0) < 2.0
+    d = _evaluate(np.stack([off, moved]), chain, search.renderer, sig, True, search.clock)
+    assert d[1] < 0.5 * d[0]
+    assert np.array_equal(search._nearest_read(moved, chain, "Chorus", sig), moved)
+
+
 def test_a_choice_no_closer_than_no_effect_over_the_take_gives_way():
     x = _dry(2.0)
     wet = 0.5 * x  # a plain gain: the excerpt's choice was wrong
@@ -268,6 +289,12 @@ def test_the_answer_is_never_farther_from_the_take_than_the_dry_take_itself():
     # without an empty chain in the ranking, one is added in front
     ranking, relative = check_on_take(x, wet, RATE, [drive])
     assert [f.chain for f in ranking] == [(), ("Distortion",)] and relative == pytest.approx(1.0)
+    # with the search's gated distance the answer holds under the plain one (the benchmarks' score) as well
+    ranking, relative = check_on_take(x, wet, RATE, [drive, none], gate=True)
+    answer = torch.from_numpy(x * 10 ** (ranking[0].gain_db / 20))[None]
+    target = torch.from_numpy(wet)[None]
+    assert ranking[0].chain == () and relative <= 1.0 + 1e-6
+    assert float(mrstft_distance(answer, target)) <= float(mrstft_distance(torch.from_numpy(x)[None], target)) + 1e-6
 
 
 def test_stages_without_a_rate_run_at_the_recordings_rate():
