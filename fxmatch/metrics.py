@@ -311,7 +311,7 @@ def target_spectra(target: torch.Tensor, fft_sizes: Sequence[int] = DEFAULT_FFT_
     (`gate`: the log term floored at each row's `gate_floors`, as `mrstft_distance(..., gate=True)`)."""
     with torch.no_grad():
         target = target.detach().to(torch.float32).reshape(-1, target.shape[-1]).contiguous()
-        mags, logs, norms = [], [], []
+        mags, norms = [], []
         for n_fft in fft_sizes:
             phys = torch.view_as_real(_stft(target, n_fft, hop_divisor).transpose(1, 2)).contiguous()
             mag = torch.empty(phys.shape[:-1], dtype=torch.float32)

@@ -396,10 +396,9 @@ class _Search:
             return u
         layout = self.renderer.layout
         fine = [p for p in get_spec(name).param_names if (name, p) in FINE]
-        points = [u]
+        points, own = [u], dict(layout.decode(chain, u))[name]
         for start in read.starts:
             points.append(layout.encode(chain, {name: start}, u, (1e-3, 1 - 1e-3)))
-            own = dict(layout.decode(chain, u))[name]
             points.append(layout.encode(chain, {name: {**own, **{p: start[p] for p in fine}}}, u, (1e-3, 1 - 1e-3)))
         d = _evaluate(np.stack(points), chain, self.renderer, sig, self.settings.fit_gain, self.clock)
         return points[int(np.argmin(d))]
