@@ -24,7 +24,7 @@ from fxmatch.capture import (
 )
 from fxmatch.capture.alignment import CORRELATION_SLACK, MIN_CORRELATION, _align_window
 from fxmatch.capture.fit import _Clock, _evaluate, _logit, _Row, _sigmoid, _Spectra
-from fxmatch.capture.search import _Search, check_on_take
+from fxmatch.capture.search import SLOW_LFO_EXCERPT_SECONDS, _Search, _slow_lfo, check_on_take
 from fxmatch.effects import get_spec
 from fxmatch.errors import FxmatchInputError
 from fxmatch.metrics import mrstft_distance
@@ -276,6 +276,18 @@ def test_a_chorus_left_in_another_delay_valley_takes_its_read_again():
     d = _evaluate(np.stack([off, moved]), chain, search.renderer, sig, True, search.clock)
     assert d[1] < 0.5 * d[0]
     assert np.array_equal(search._nearest_read(moved, chain, "Chorus", sig), moved)
+
+
+@pytest.mark.parametrize("rate_hz,longer", [(0.2, True), (2.0, False)])
+def test_a_slow_lfo_read_lengthens_the_excerpt(rate_hz, longer):
+    """A chorus read slower than SLOW_LFO_HZ makes the excerpt SLOW_LFO_EXCERPT_SECONDS long (the take allowing):
+    the last stage hears more of its sweep; a fast one leaves the excerpt as set."""
+    x = _dry(3.5)
+    wet = _render(x, pedalboard.Chorus(rate_hz=rate_hz, depth=0.6, centre_delay_ms=8.0, feedback=0.2, mix=0.5))
+    search = _Search(x, wet, RATE, align(x, wet, RATE), [Candidate(("Chorus",))], SMALL, _Clock(None, None, None))
+    assert _slow_lfo(search.identification) == longer
+    expected = min(SLOW_LFO_EXCERPT_SECONDS, (x.size - search.start) / RATE) if longer else SMALL.excerpt_seconds
+    assert search.length == pytest.approx(expected * RATE, abs=2)
 
 
 def test_a_choice_no_closer_than_no_effect_over_the_take_gives_way():
