@@ -131,7 +131,7 @@ def test_the_later_stages_try_the_read_echo_before_their_zoom():
     u = _sigmoid(search.fitted[("Delay",)].z)
     u[col] = spec.param("delay_seconds").normalise(0.19)
     sig = search._signals(len(SMALL.stages) - 1)
-    moved = search._nearest_echo(u, ("Delay",), sig)
+    moved = search._nearest_read(u, ("Delay",), "Delay", sig)
     delay = dict(layout.decode(("Delay",), moved))["Delay"]
     assert delay["delay_seconds"] == pytest.approx(0.23, abs=1 / RATE)
     assert delay["feedback"] == pytest.approx(0.3, abs=0.02) and delay["mix"] == pytest.approx(0.4, abs=0.02)
@@ -202,27 +202,36 @@ def test_search_names_distortion_against_no_effect_and_a_longer_chain():
     assert result.take_seconds == pytest.approx(x.size / RATE, abs=0.01)
 
 
-def test_a_sub_chain_inherits_a_longer_chains_closer_params():
+def _inherit_into_chorus(extra: str, extra_params: dict, longer_gain_db: float) -> tuple[_Search, float]:
+    """A Chorus target; a row of the Chorus alone in another LFO valley and a longer `extra` > Chorus row at the
+    true Chorus with output level `longer_gain_db`, both as the last stage fitted them; after `_Search.inherit`: the
+    search and the lone Chorus's relative distance before it."""
     x = _dry(1.2)
     chorus = {"rate_hz": 1.3, "depth": 0.4, "centre_delay_ms": 9.0, "feedback": 0.2, "mix": 0.5}
     wet = _render(x, pedalboard.Chorus(**chorus))
-    cands = [Candidate(()), Candidate(("Chorus",)), Candidate(("PeakFilter", "Chorus"))]
+    cands = [Candidate(()), Candidate(("Chorus",)), Candidate((extra, "Chorus"))]
     settings = replace(SMALL, identify=False)
     search = _Search(x, wet, RATE, align(x, wet, RATE), cands, settings, _Clock(None, None, None))
     layout, last = search.renderer.layout, len(settings.stages) - 1
     base = np.full(layout.width, 0.5)
     base[layout.gain] = layout.gain_unit(0.0)
-    flat_bell = {"cutoff_frequency_hz": 1000.0, "gain_db": 0.0, "q": 1.0}
-    longer = layout.encode(("PeakFilter", "Chorus"), {"PeakFilter": flat_bell, "Chorus": chorus}, base)
+    longer = layout.encode((extra, "Chorus"), {extra: extra_params, "Chorus": chorus}, base)
+    longer[layout.gain] = layout.gain_unit(longer_gain_db)
     alone = layout.encode(("Chorus",), {"Chorus": {**chorus, "rate_hz": 0.5}}, base)  # another LFO valley
     sig = search._stage_pair(last)[False]
-    for chain, u in ((("PeakFilter", "Chorus"), longer), (("Chorus",), alone)):
+    for chain, u in (((extra, "Chorus"), longer), (("Chorus",), alone)):
         d = float(sig.spectra.distance(
             search.renderer.render(sig.x, torch.tensor(u[None], dtype=torch.float32), [chain], float(sig.rate),
                                    sig.native, True)[:, -sig.length:])[0])
         search.fitted[chain] = _Row(chain, _logit(u), d, None, last, sig.no_effect)
     before = search.fitted[("Chorus",)].relative
     search.inherit(last)
+    return search, before
+
+
+def test_a_sub_chain_inherits_a_longer_chains_closer_params():
+    search, before = _inherit_into_chorus("PeakFilter", {"cutoff_frequency_hz": 1000.0, "gain_db": 0.0, "q": 1.0},
+                                          0.0)
     row = search.fitted[("Chorus",)]
     assert row.relative < 0.2 * before
     assert row.relative == pytest.approx(search.fitted[("PeakFilter", "Chorus")].relative, rel=0.05)
@@ -232,27 +241,8 @@ def test_a_sub_chain_inherits_params_at_its_own_output_level():
     """A Distortion > Chorus fitted the Chorus right and brought its drive's level back with its output level; the
     Chorus alone, in another LFO valley, takes the longer chain's Chorus at the level that suits it without the
     drive (at the longer chain's output level it would sit 7 dB low)."""
-    x = _dry(1.2)
-    chorus = {"rate_hz": 1.3, "depth": 0.4, "centre_delay_ms": 9.0, "feedback": 0.2, "mix": 0.5}
-    wet = _render(x, pedalboard.Chorus(**chorus))
-    cands = [Candidate(()), Candidate(("Chorus",)), Candidate(("Distortion", "Chorus"))]
-    settings = replace(SMALL, identify=False)
-    search = _Search(x, wet, RATE, align(x, wet, RATE), cands, settings, _Clock(None, None, None))
-    layout, last = search.renderer.layout, len(settings.stages) - 1
-    base = np.full(layout.width, 0.5)
-    longer = layout.encode(("Distortion", "Chorus"), {"Distortion": {"drive_db": 8.0}, "Chorus": chorus}, base)
-    longer[layout.gain] = layout.gain_unit(-7.0)
-    alone = layout.encode(("Chorus",), {"Chorus": {**chorus, "rate_hz": 0.5}}, base)  # another LFO valley
-    alone[layout.gain] = layout.gain_unit(0.0)
-    sig = search._stage_pair(last)[False]
-    for chain, u in ((("Distortion", "Chorus"), longer), (("Chorus",), alone)):
-        d = float(sig.spectra.distance(
-            search.renderer.render(sig.x, torch.tensor(u[None], dtype=torch.float32), [chain], float(sig.rate),
-                                   sig.native, True)[:, -sig.length:])[0])
-        search.fitted[chain] = _Row(chain, _logit(u), d, None, last, sig.no_effect)
-    before = search.fitted[("Chorus",)].relative
-    search.inherit(last)
-    row = search.fitted[("Chorus",)]
+    search, before = _inherit_into_chorus("Distortion", {"drive_db": 8.0}, -7.0)
+    row, layout = search.fitted[("Chorus",)], search.renderer.layout
     assert row.relative < 0.2 * before
     assert abs(float(layout.gain_db(_sigmoid(row.z)[layout.gain]))) < 1.0
 

@@ -112,14 +112,16 @@ def _stage_signals(xa: np.ndarray, y: np.ndarray, native: int, start: int, lengt
 
 
 def no_effect_distance(distance: Callable[[torch.Tensor], float], plain: torch.Tensor, target: torch.Tensor,
-                       level_matched: bool = True) -> float:
+                       level_matched: bool = True, or_plain: bool = False) -> float:
     """The distance of no effect: `distance` of the dry `plain` itself, or with `level_matched` of `plain` at
-    `target`'s RMS level, floored at _LEVEL_MATCHED_FLOOR of the plain one (a wet take that is a gain of the dry)."""
+    `target`'s RMS level, floored at _LEVEL_MATCHED_FLOOR of the plain one (a wet take that is a gain of the dry);
+    with `or_plain` too, the smaller of that and the plain one."""
     plain_distance = distance(plain)
     if not level_matched:
         return plain_distance
     scale = target.square().mean().sqrt() / plain.square().mean().sqrt().clamp_min(1e-12)
-    return max(distance(plain * scale), _LEVEL_MATCHED_FLOOR * plain_distance)
+    matched = max(distance(plain * scale), _LEVEL_MATCHED_FLOOR * plain_distance)
+    return min(matched, plain_distance) if or_plain else matched
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ from fxmatch.capture.fit import (
     _best_per_chain,
     _Clock,
     _evaluate,
+    _fine_columns,
     _fit_stage,
     _grid_points,
     _grid_step,
@@ -304,9 +305,9 @@ class _Search:
             self.xa = xa
 
     def carry_on(self, index: int) -> None:
-        """Stage `index`: the best chains so far (and sub-chains of the best two), their Delay moved to the closest
-        echo read off the pair (`_nearest_echo`), zoomed in on their fine params at this stage's rate (the last
-        stage from the grid's step down, `final_zoom_levels`), then fitted further."""
+        """Stage `index`: the best chains so far (and sub-chains of the best two), their Delay, Chorus and Phaser moved
+        to the closest of the reads (and echo times) off the pair (`_nearest_read`), zoomed in on their fine params
+        at this stage's rate (the last stage from the grid's step down, `final_zoom_levels`), then fitted further."""
         # the chains fitted furthest first: a chain the last stage did not carry on kept its distance on that earlier
         # stage's shorter, lower-rate window, which is not comparable (it read closer than the carried ones did)
         rows = _survivors(sorted(self.fitted.values(), key=lambda r: (-r.stage, r.relative)),
@@ -317,10 +318,8 @@ class _Search:
         scale = 1.0 if last else _ZOOM_FACTOR ** -_ZOOM_LEVELS
         for row in rows:
             u, sig = _sigmoid(row.z), sigs[_needs_native(row.chain)]
-            if "Delay" in row.chain:
-                u = self._nearest_echo(u, row.chain, sig)
-            for name in row.chain:
-                if name in LFO_READS:
+            for name in READ_AGAIN:
+                if name in row.chain:
                     u = self._nearest_read(u, row.chain, name, sig)
             for name in row.chain:
                 levels = final_zoom_levels(name, sig.rate) if last else 1
@@ -371,38 +370,28 @@ class _Search:
         matched[layout.gain] = np.clip(layout.gain_unit(20 * np.log10(sig.target_rms / rms)), 1e-3, 1 - 1e-3)
         return np.stack([u, matched])
 
-    def _nearest_echo(self, u: np.ndarray, chain: tuple[str, ...], sig: _Signals) -> np.ndarray:
-        """`u` `[width]`, or `u` with the Delay set to one of the identification's Delay reads (time, feedback and
-        mix) or its time to one of the impulse response's echo times, whichever is closest on `sig`: the earlier
-        stages' short, low-rate windows can leave a row's delay in another comb valley than the read (or its
-        feedback well below a sharp comb's, which a low rate blurs), and a stage's zoom (+-2 steps around the row)
-        does not reach it."""
-        layout, spec = self.renderer.layout, get_spec("Delay")
-        col = layout.param_slice("Delay").start + spec.param_names.index("delay_seconds")
-        reads = [] if self.identification is None or "Delay" not in self.identification.reads else list(
-            self.identification.reads["Delay"].starts)
-        points = [u, *(layout.encode(chain, {"Delay": read}, u, (1e-3, 1 - 1e-3)) for read in reads)]
-        for t in dict.fromkeys([*(r["delay_seconds"] for r in reads), *self.echoes]):
-            v = u.copy()
-            v[col] = np.clip(spec.param("delay_seconds").normalise(t), 1e-3, 1 - 1e-3)
-            points.append(v)
-        d = _evaluate(np.stack(points), chain, self.renderer, sig, self.settings.fit_gain, self.clock)
-        return points[int(np.argmin(d))]
-
     def _nearest_read(self, u: np.ndarray, chain: tuple[str, ...], name: str, sig: _Signals) -> np.ndarray:
-        """`u` `[width]`, or `u` with effect `name` set to one of the identification's reads of it (all its params, or
-        its FINE ones alone), whichever is closest on `sig`: the earlier stages can leave an LFO's rate or a
-        chorus's delay in another valley than the read, beyond a zoom's reach (a 3.74 Hz chorus read at 13.3 ms,
-        fitted at 17.7 ms: 50 % of no effect against 15 %)."""
+        """`u` `[width]`, or `u` with effect `name` set to one of the identification's reads of it (all its params),
+        or only its FINE params set to a read's (for the Delay also to one of the impulse response's echo times),
+        whichever is closest on `sig`: the earlier stages' short, low-rate windows can leave a delay in another comb
+        valley than the read (or its feedback well below a sharp comb's, which a low rate blurs), an LFO's rate or a
+        chorus's delay in another valley (a 3.74 Hz chorus read at 13.3 ms, fitted at 17.7 ms: 50 % of no effect
+        against 15 %), and a stage's zoom (+-2 steps around the row) does not reach them."""
+        layout, spec = self.renderer.layout, get_spec(name)
         read = None if self.identification is None else self.identification.reads.get(name)
-        if read is None or not read.starts:
+        starts = [] if read is None else list(read.starts)
+        fine = [p for p in spec.param_names if (name, p) in FINE]
+        values = [tuple(s[p] for p in fine) for s in starts]
+        if name == "Delay":  # its only FINE param is the time
+            values += [(t,) for t in self.echoes]
+        points = [u, *(layout.encode(chain, {name: s}, u, (1e-3, 1 - 1e-3)) for s in starts)]
+        for vals in dict.fromkeys(values):
+            v = u.copy()
+            for col, p, value in zip(_fine_columns(name, layout), fine, vals):
+                v[col] = np.clip(spec.param(p).normalise(value), 1e-3, 1 - 1e-3)
+            points.append(v)
+        if len(points) == 1:
             return u
-        layout = self.renderer.layout
-        fine = [p for p in get_spec(name).param_names if (name, p) in FINE]
-        points, own = [u], dict(layout.decode(chain, u))[name]
-        for start in read.starts:
-            points.append(layout.encode(chain, {name: start}, u, (1e-3, 1 - 1e-3)))
-            points.append(layout.encode(chain, {name: {**own, **{p: start[p] for p in fine}}}, u, (1e-3, 1 - 1e-3)))
         d = _evaluate(np.stack(points), chain, self.renderer, sig, self.settings.fit_gain, self.clock)
         return points[int(np.argmin(d))]
 
@@ -468,8 +457,8 @@ def check_on_take(dry: np.ndarray, wet: np.ndarray, rate: int, ranking: list[Cha
     def distances(out: np.ndarray | torch.Tensor) -> np.ndarray:
         return np.array([distance(out, g) for g in gates])
 
-    no_effect = np.array([max(min(distance(plain, g), no_effect_distance(lambda a, g=g: distance(a, g), plain, target,
-                                                                         fit_gain)), 1e-12) for g in gates])
+    no_effect = np.array([max(no_effect_distance(lambda a, g=g: distance(a, g), plain, target, fit_gain,
+                                                 or_plain=True), 1e-12) for g in gates])
     checked = {f.chain: distances(render_chain(f.params, dry, rate) * 10 ** (f.gain_db / 20)) / no_effect
                for f in ranking[:TAKE_CHECK_CHAINS]}
     if checked[ranking[0].chain].max() < 1.0:
@@ -494,8 +483,10 @@ def check_on_take(dry: np.ndarray, wet: np.ndarray, rate: int, ranking: list[Cha
     return [none, *ranking[:pick], *ranking[pick + 1 :]], relative
 
 
-#: effects whose identified reads the later stages try again (`_Search._nearest_read`; the Delay has its own,
-#: `_nearest_echo`)
+#: effects whose identified reads (and for the Delay, echo times) the later stages try again, in this order
+#: (`_Search._nearest_read`)
+READ_AGAIN: tuple[str, ...] = ("Delay", "Chorus", "Phaser")
+#: the effects with an LFO among them (`_slow_lfo`)
 LFO_READS: frozenset[str] = frozenset({"Chorus", "Phaser"})
 #: `_Search.inherit` hands the params of this many of the last stage's closest chains to their sub-chains
 INHERIT_ROWS = 4
