@@ -266,6 +266,12 @@ def test_a_chorus_left_in_another_delay_valley_takes_its_read_again():
     d = _evaluate(np.stack([off, moved]), chain, search.renderer, sig, True, search.clock)
     assert d[1] < 0.5 * d[0]
     assert np.array_equal(search._nearest_read(moved, chain, "Chorus", sig), moved)
+    # the progress plan counts the points the read tries (it once left them out: a few % optimistic)
+    before = search.clock.done
+    search._nearest_read(off, chain, "Chorus", sig)
+    assert search._read_points(chain) >= 2
+    assert search.clock.done - before == pytest.approx(search._read_points(chain) * sig.x.shape[-1] * sig.unit)
+    assert search._read_points(("PeakFilter",)) == 0
 
 
 @pytest.mark.parametrize("rate_hz,longer", [(0.2, True), (2.0, False)])

@@ -253,7 +253,8 @@ class _Search:
         rows = min(n, (st.keep or n) + 3)
 
         def cost(chain: tuple[str, ...]) -> float:
-            return unit * (_zoom_points(chain, levels) + fit) * self._samples(index, _needs_native(chain))
+            points = _zoom_points(chain, levels) + self._read_points(chain) + fit
+            return unit * points * self._samples(index, _needs_native(chain))
 
         if chains is not None:
             return sum(cost(c) for c in chains)
@@ -378,14 +379,9 @@ class _Search:
         chorus's delay in another valley (a 3.74 Hz chorus read at 13.3 ms, fitted at 17.7 ms: 50 % of no effect
         against 15 %), and a stage's zoom (+-2 steps around the row) does not reach them."""
         layout, spec = self.renderer.layout, get_spec(name)
-        read = None if self.identification is None else self.identification.reads.get(name)
-        starts = [] if read is None else list(read.starts)
-        fine = [p for p in spec.param_names if (name, p) in FINE]
-        values = [tuple(s[p] for p in fine) for s in starts]
-        if name == "Delay":  # its only FINE param is the time
-            values += [(t,) for t in self.echoes]
+        starts, fine, values = self._reads(name)
         points = [u, *(layout.encode(chain, {name: s}, u, (1e-3, 1 - 1e-3)) for s in starts)]
-        for vals in dict.fromkeys(values):
+        for vals in values:
             v = u.copy()
             for col, p, value in zip(_fine_columns(name, layout), fine, vals):
                 v[col] = np.clip(spec.param(p).normalise(value), 1e-3, 1 - 1e-3)
@@ -394,6 +390,26 @@ class _Search:
             return u
         d = _evaluate(np.stack(points), chain, self.renderer, sig, self.settings.fit_gain, self.clock)
         return points[int(np.argmin(d))]
+
+    def _reads(self, name: str) -> tuple[list[dict[str, float]], list[str], list[tuple[float, ...]]]:
+        """Effect `name`'s reads off the pair (whole param sets), its FINE params, and their distinct values over the
+        reads (for the Delay also the impulse response's echo times): what `_nearest_read` tries."""
+        read = None if self.identification is None else self.identification.reads.get(name)
+        starts = [] if read is None else list(read.starts)
+        fine = [p for p in get_spec(name).param_names if (name, p) in FINE]
+        values = [tuple(s[p] for p in fine) for s in starts]
+        if name == "Delay":  # its only FINE param is the time
+            values += [(t,) for t in self.echoes]
+        return starts, fine, list(dict.fromkeys(values))
+
+    def _read_points(self, chain: tuple[str, ...]) -> int:
+        """Points `_nearest_read` evaluates for `chain` at a later stage (0 when there is nothing to try)."""
+        total = 0
+        for name in READ_AGAIN:
+            if name in chain:
+                starts, _, values = self._reads(name)
+                total += 1 + len(starts) + len(values) if starts or values else 0
+        return total
 
     def result(self, n_candidates: int) -> CaptureResult:
         """The ranking of every fitted chain (the parsimonious choice first) and the search's figures."""
