@@ -240,11 +240,16 @@ def group_distances(a: Features, b: Features) -> dict[str, float]:
             for g in GROUPS if g in a.groups and g in b.groups}
 
 
-def feature_distance(a: Features, b: Features, weights: Mapping[str, float] | None = None) -> float:
-    """The tone distance: weighted sum of `group_distances` (symmetric, 0 for identical statistics)."""
+def feature_distance(a: Features, b: Features, weights: Mapping[str, float | np.ndarray] | None = None) -> float:
+    """The tone distance: weighted sum of `group_distances` (symmetric, 0 for identical statistics). A group's
+    weight is a number, or an array with one weight per value of the group (a learned metric, as
+    scripts/measure_tone_distance.py fits one; a constant array equals that number)."""
     w = DEFAULT_WEIGHTS if weights is None else weights
-    d = group_distances(a, b)
-    return float(sum(w.get(g, 0.0) * v for g, v in d.items()))
+    total = 0.0
+    for g in GROUPS:
+        if g in a.groups and g in b.groups and g in w:
+            total += float(np.mean(np.asarray(w[g]) * np.abs(a.groups[g] - b.groups[g]))) / GROUP_SCALE[g]
+    return total
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -399,7 +404,7 @@ def prepare(x: np.ndarray, sample_rate: int, what: str, seconds: float = FIT_SEC
 class _Objective:
     """Tone distance of candidate chains on the take, rendered by pedalboard, counted and timed."""
 
-    def __init__(self, take: np.ndarray, rate: int, target: Features, weights: Mapping[str, float] | None,
+    def __init__(self, take: np.ndarray, rate: int, target: Features, weights: Mapping[str, float | np.ndarray] | None,
                  budget: float | None, should_stop: Callable[[], bool] | None, native_rate: int | None = None,
                  session: Any = None):
         self.take, self.rate, self.target, self.weights = take[None], rate, target, weights
@@ -512,6 +517,11 @@ HARMONIC_COUNT = 40
 HARMONIC_RANGE_DB = 45.0
 
 
+def _harmonic_top_hz(rate: float) -> float:
+    """The highest harmonic frequency read at `rate` Hz: HARMONIC_MAX_HZ, below Nyquist."""
+    return min(HARMONIC_MAX_HZ, 0.45 * rate)
+
+
 def note_harmonics(x: np.ndarray, rate: int) -> dict[int, tuple[float, np.ndarray, int]]:
     """The harmonic levels of each note heard in mono `x` (float `[samples]` at `rate` Hz): {MIDI note: (f0,
     mean power of harmonics 1..HARMONIC_COUNT (0 above HARMONIC_MAX_HZ), frames)}. Each frame within 30 dB of the
@@ -541,14 +551,14 @@ def note_harmonics(x: np.ndarray, rate: int) -> dict[int, tuple[float, np.ndarra
     salience = []
     for f0 in f0s:
         k = np.arange(1, 11)
-        k = k[k * f0 < min(HARMONIC_MAX_HZ, 0.45 * rate)]
+        k = k[k * f0 < _harmonic_top_hz(rate)]
         salience.append((peaks(comp, k * f0, 0.015).sum(axis=1) - peaks(comp, (k + 0.5) * f0, 0.015).sum(axis=1))
                         / math.sqrt(max(1, k.size)))
     best = np.argmax(np.stack(salience, axis=1), axis=1)
     sums: dict[int, list] = {}
     for t, j in enumerate(best):
         f0 = float(f0s[j])
-        count = min(HARMONIC_COUNT, int(min(HARMONIC_MAX_HZ, 0.45 * rate) // f0))
+        count = min(HARMONIC_COUNT, int(_harmonic_top_hz(rate) // f0))
         levels = np.zeros(HARMONIC_COUNT)
         levels[:count] = peaks(power[t : t + 1], np.arange(1, count + 1) * f0, 0.02)[0]
         entry = sums.setdefault(int(HARMONIC_NOTES[j]), [f0, np.zeros(HARMONIC_COUNT), 0])
@@ -575,7 +585,7 @@ def bell_from_harmonics(reference: Mapping[int, tuple[float, np.ndarray, int]],
     rows = []
     for side, notes in ((0, reference), (1, take)):
         for j, (_, (f0, levels, frames)) in enumerate(sorted(notes.items())):
-            count = min(HARMONIC_COUNT, int(min(HARMONIC_MAX_HZ, 0.45 * rate) // f0))
+            count = min(HARMONIC_COUNT, int(_harmonic_top_hz(rate) // f0))
             db = _db(levels[:count])
             for k in np.flatnonzero(db > db.max() - HARMONIC_RANGE_DB):
                 rows.append((side, j, k, (k + 1) * f0, db[k], math.sqrt(frames)))
@@ -682,7 +692,7 @@ def match(
     progress: MatchProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
     seed: int = 0,
-    weights: Mapping[str, float] | None = None,
+    weights: Mapping[str, float | np.ndarray] | None = None,
     take_rate: int | None = None,
     use_encoder: bool = True,
     prior_weight: float = PRIOR_WEIGHT,

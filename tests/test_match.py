@@ -13,6 +13,8 @@ from fxmatch import testsignals
 from fxmatch.errors import FxmatchInputError
 from fxmatch.inference import EstimatorSession
 from fxmatch.match import (
+    DEFAULT_WEIGHTS,
+    GROUP_SCALE,
     GROUPS,
     MatchCancelled,
     ToneFeatures,
@@ -61,6 +63,17 @@ def test_distance_is_zero_for_identical_audio_and_symmetric(session):
     assert feature_distance(a, a) == 0.0
     assert math.isclose(feature_distance(a, b), feature_distance(b, a), rel_tol=1e-9)
     assert set(group_distances(a, b)) == set(GROUPS)
+
+
+def test_a_weight_per_value_generalises_a_group_weight(session):
+    fx = ToneFeatures(RATE, session)
+    a, b = fx(_take(1)), fx(_render(CHAINS["reverb"], _take(2)))
+    per_value = {g: np.full(a.groups[g].size, w) for g, w in DEFAULT_WEIGHTS.items()}
+    assert math.isclose(feature_distance(a, b, per_value), feature_distance(a, b), rel_tol=1e-12)
+    only_first = {"spectrum": np.eye(a.groups["spectrum"].size)[0]}  # the lowest third-octave band alone
+    want = abs(a.groups["spectrum"][0] - b.groups["spectrum"][0]) / a.groups["spectrum"].size / GROUP_SCALE["spectrum"]
+    assert math.isclose(feature_distance(a, b, only_first), want, rel_tol=1e-12)
+    assert want > 0.0
 
 
 def test_statistics_do_not_depend_on_level():
