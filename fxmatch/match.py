@@ -334,6 +334,8 @@ class MatchResult:
     complete: bool
     model: str = ""
     warnings: list[str] = field(default_factory=list)
+    #: how much of each recording the fit heard (s): the loudest `seconds` of each, or the shorter one whole
+    heard_seconds: float = 0.0
 
     @property
     def chain_names(self) -> tuple[str, ...]:
@@ -359,7 +361,8 @@ class MatchResult:
             "distance": round(self.distance, 5), "relative_distance": round(self.relative, 5),
             "blind_chain": [n for n, _ in self.blind_chain], "blind_distance": round(self.blind_distance, 5),
             "no_effect_distance": round(self.no_effect_distance, 5), "sample_rate": self.sample_rate,
-            "seconds": round(self.seconds, 3), "evaluations": self.evaluations, "complete": self.complete,
+            "seconds": round(self.seconds, 3), "heard_seconds": round(self.heard_seconds, 3),
+            "evaluations": self.evaluations, "complete": self.complete,
             "model": self.model, "warnings": list(self.warnings),
             "ranking": [{"chain": list(t.chain), "distance": round(t.distance, 5), "evaluations": t.evaluations,
                          "prior": None if t.prior is None else round(t.prior, 5)} for t in self.ranking[:top]],
@@ -845,7 +848,7 @@ def match(
         warnings.append("the time budget ended the fit early; a longer budget may find a closer chain")
     return MatchResult(with_output_level(chosen.params, level), level, chosen.distance, blind_distance, no_effect,
                        ranking, blind, native, obj.elapsed(), obj.evaluations, complete,
-                       getattr(estimate, "model", ""), warnings)
+                       getattr(estimate, "model", ""), warnings, min(ref.size, tk.size) / rate)
 
 
 #: aligned partials correlating at least this much mean one performance (`fxmatch.capture.partials_correlation`:

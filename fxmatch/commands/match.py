@@ -1,4 +1,5 @@
-"""`fxmatch match REFERENCE MY_TAKE [-o OUT.fxpreset.json] [--json] [--time-budget S] [--model M] [--seed N]`.
+"""`fxmatch match REFERENCE MY_TAKE [-o OUT.fxpreset.json] [--json] [--seconds S] [--time-budget S] [--model M]
+[--seed N]`.
 
 Tone match: REFERENCE is a processed recording (a record, a stem), MY_TAKE is the player's own dry instrument, a
 *different* performance. Starts from the blind estimate of REFERENCE and fits the chain (among the encoder's top
@@ -6,7 +7,7 @@ candidates, with parsimony) and its params so that MY_TAKE through it sounds lik
 content-invariant distance (`fxmatch.match`); the chain's output level makes it as loud. When MY_TAKE turns out to
 be the same performance as REFERENCE (they align and their partials agree), says so and points to `fxmatch
 capture`, which is exact there. Files may differ in rate and channels (mixed to mono); the first READ_SECONDS of
-each are read, the fit uses their loudest `fxmatch.match.FIT_SECONDS`.
+each are read, the fit uses their loudest `--seconds` (default `fxmatch.match.FIT_SECONDS`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", help="write the matched chain here (.fxpreset.json, written atomically)")
     parser.add_argument("--json", action="store_true", help="print the preset (with the fit's figures) as JSON")
     parser.add_argument("--model", help="the exported ONNX model (default: the shipped model)")
+    parser.add_argument("--seconds", type=float, metavar="S",
+                        help="how much of each file the fit hears: its loudest S seconds, 1 to 60 (default: 4, "
+                             "fxmatch.match.FIT_SECONDS; longer takes cost time in proportion, docs/match.md)")
     parser.add_argument("--time-budget", type=float, metavar="S",
                         help="stop the fit after S seconds and answer with what it has (default: no limit)")
     parser.add_argument("--evaluations", type=int, metavar="N",
@@ -42,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check_args(args: argparse.Namespace) -> None:
     positive("match", "time-budget", args.time_budget, " seconds")
+    positive("match", "seconds", args.seconds)
+    at_least("match", "seconds", args.seconds, 1)
+    if args.seconds is not None and args.seconds > READ_SECONDS:
+        from fxmatch.errors import FxmatchInputError
+
+        raise FxmatchInputError(f"match: --seconds must be at most {READ_SECONDS:g} (what is read of each file), "
+                                f"got {args.seconds:g}")
     at_least("match", "evaluations", args.evaluations, 1)
     at_least("match", "top", args.top, 1)
     at_least("match", "threads", args.threads, 1)
@@ -68,7 +79,7 @@ def progress_line(p: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from fxmatch.inference import EstimatorSession
-    from fxmatch.match import MAX_EVALUATIONS, match, same_performance
+    from fxmatch.match import FIT_SECONDS, MAX_EVALUATIONS, match, same_performance
     from fxmatch.preset import write_preset
     from fxmatch.refine import resample
     from fxmatch.shipped import model_path
@@ -94,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     result = match(ref, take, ref_rate, take_rate=take_rate, session=session, time_budget=args.time_budget,
                    max_evaluations=args.evaluations or MAX_EVALUATIONS, seed=args.seed,
+                   seconds=args.seconds or FIT_SECONDS,
                    progress=progress_printer(progress_line))
     if sys.stderr.isatty():
         print(file=sys.stderr)
@@ -141,5 +153,6 @@ def format_report(reference: str, take: str, result, top: int, seconds: float) -
                  "within 5 % of the closest)")
     for i, t in enumerate(result.ranking[:top]):
         lines.append(f" {'*' if i == 0 else ' '}{rel(t.distance):6.1f} %  {chain_label(t.chain)}")
-    lines.append(f"fitted in {seconds:.1f} s ({result.evaluations} renders)")
+    lines.append(f"fitted in {seconds:.1f} s ({result.evaluations} renders) on {result.heard_seconds:.1f} s of each "
+                 f"recording (the loudest; --seconds)")
     return "\n".join(lines)

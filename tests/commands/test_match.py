@@ -60,6 +60,15 @@ def test_match_json_prints_the_preset(files, capsys):
     assert data["format"] == "fxmatch-preset" and "match" in data["estimate"]
 
 
+@pytest.mark.parametrize("seconds, heard", [(None, 3.0), (1.5, 1.5)])
+def test_match_hears_the_loudest_seconds_asked_for(files, capsys, seconds, heard):
+    """Both takes are 3 s: the default (4 s) hears them whole, --seconds 1.5 the loudest 1.5 s of each."""
+    ref, take, _ = files
+    extra = [] if seconds is None else ["--seconds", str(seconds)]
+    assert main(["match", ref, take, "--json", "--evaluations", "10", "--threads", "1", *extra]) == 0
+    assert json.loads(capsys.readouterr().out)["estimate"]["match"]["heard_seconds"] == pytest.approx(heard, abs=0.01)
+
+
 def test_match_says_when_the_take_is_the_same_performance(files, capsys):
     ref, _, x1 = files
     assert main(["match", ref, x1, "--evaluations", "10", "--threads", "1"]) == 0
@@ -71,6 +80,9 @@ def test_match_says_when_the_take_is_the_same_performance(files, capsys):
     (["--time-budget", "0"], "--time-budget must be > 0"),
     (["--evaluations", "0"], "--evaluations must be >= 1"),
     (["--top", "0"], "--top must be >= 1"),
+    (["--seconds", "0.5"], "--seconds must be >= 1"),
+    (["--seconds", "nan"], "--seconds must be > 0"),
+    (["--seconds", "61"], "--seconds must be at most 60"),
 ])
 def test_match_bad_options_exit_2_with_one_line(files, capsys, args, message):
     ref, take, _ = files
