@@ -37,7 +37,6 @@ import numpy as np
 import torch
 
 import fxmatch.match as match_module
-from fxmatch.audibility import audible, removal_db
 from fxmatch.inference import EstimatorSession
 from fxmatch.match import DEFAULT_WEIGHTS, GROUP_SCALE, GROUPS, ToneFeatures
 from fxmatch.shipped import default_model
@@ -46,9 +45,9 @@ from fxmatch.vocabulary import ChainVocabulary
 from training.checkpoint import load_checkpoint
 from training.match_eval import _mrstft, evaluate_match
 from training.match_pairs import (
-    MAX_DRAWS,
     SAMPLE_RATE,
     MatchPair,
+    audible_chain,
     make_pairs,
     musescore_phrases,
     peak_chain,
@@ -70,15 +69,8 @@ def training_pairs(n: int) -> list[MatchPair]:
     """`n` pairs of FluidR3 phrases (a training soundfont), chains alternately random and one audible bell."""
     x1, x2, names = musescore_phrases(n, seed=TRAIN_SEED, soundfont=TRAIN_SOUNDFONT)
     rng = np.random.default_rng(TRAIN_SEED)
-    pairs = []
-    for i in range(n):
-        for _ in range(MAX_DRAWS):
-            chain = random_chain(rng) if i % 2 == 0 else peak_chain(rng)
-            if all(len(audible(removal_db(chain, x, render(chain, x, SAMPLE_RATE), SAMPLE_RATE))) == len(chain)
-                   for x in (x1[i], x2[i])):
-                break
-        pairs.append(MatchPair(x1[i], x2[i], chain, SAMPLE_RATE, names[i]))
-    return pairs
+    return [MatchPair(x1[i], x2[i], audible_chain(rng, random_chain if i % 2 == 0 else peak_chain, (x1[i], x2[i])),
+                      SAMPLE_RATE, names[i]) for i in range(n)]
 
 
 class PooledFeatures:

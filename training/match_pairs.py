@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,15 +170,21 @@ def make_pairs(source: str = "musescore", n: int = 16, seed: int = 23, seconds: 
         x1, x2, names = real_phrases(min(seconds, REAL_SECONDS))
     else:
         raise ValueError(f"unknown pair source {source!r} (musescore, real)")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 23, 0 if chains == "random" else 1]))
+    draw = random_chain if chains == "random" else peak_chain
+    return [MatchPair(x1[i], x2[i], audible_chain(rng, draw, (x1[i], x2[i])), SAMPLE_RATE,
+                      f"{source}-{i:03d} ({names[i]})") for i in range(min(n, len(x1)))]
+
+
+def audible_chain(rng: np.random.Generator, draw: Callable[[np.random.Generator], list],
+                  takes: Sequence[np.ndarray]) -> list[tuple[str, dict[str, float]]]:
+    """A chain from `draw(rng)`, drawn again (at most MAX_DRAWS times) until every effect is audible on every take
+    (`[samples]` at SAMPLE_RATE; else "relative to no effect" means little); the last draw when none is."""
     from fxmatch.audibility import audible, removal_db
 
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 23, 0 if chains == "random" else 1]))
-    out = []
-    for i in range(min(n, len(x1))):
-        for _ in range(MAX_DRAWS):  # every effect audible on both takes (else "relative to no effect" means little)
-            chain = random_chain(rng) if chains == "random" else peak_chain(rng)
-            if all(len(audible(removal_db(chain, x, render(chain, x, SAMPLE_RATE), SAMPLE_RATE))) == len(chain)
-                   for x in (x1[i], x2[i])):
-                break
-        out.append(MatchPair(x1[i], x2[i], chain, SAMPLE_RATE, f"{source}-{i:03d} ({names[i]})"))
-    return out
+    for _ in range(MAX_DRAWS):
+        chain = draw(rng)
+        if all(len(audible(removal_db(chain, x, render(chain, x, SAMPLE_RATE), SAMPLE_RATE))) == len(chain)
+               for x in takes):
+            break
+    return chain
