@@ -234,22 +234,20 @@ def features(x: np.ndarray, sample_rate: int, session: Any = None) -> Features:
     return ToneFeatures(sample_rate, session)(x)
 
 
-def group_distances(a: Features, b: Features) -> dict[str, float]:
-    """Mean absolute difference of each group both hold, over its typical value `GROUP_SCALE` (0: identical)."""
-    return {g: float(np.mean(np.abs(a.groups[g] - b.groups[g]))) / GROUP_SCALE[g]
-            for g in GROUPS if g in a.groups and g in b.groups}
+def group_distances(a: Features, b: Features, weights: Mapping[str, float | np.ndarray] | None = None
+                    ) -> dict[str, float]:
+    """Mean absolute difference of each group both hold, over its typical value `GROUP_SCALE` (0: identical); with
+    `weights`, of the groups it names, each difference weighted by the group's number or per-value array."""
+    return {g: float(np.mean(np.abs(a.groups[g] - b.groups[g]) * (1.0 if weights is None else np.asarray(weights[g]))))
+            / GROUP_SCALE[g] for g in GROUPS
+            if g in a.groups and g in b.groups and (weights is None or g in weights)}
 
 
 def feature_distance(a: Features, b: Features, weights: Mapping[str, float | np.ndarray] | None = None) -> float:
-    """The tone distance: weighted sum of `group_distances` (symmetric, 0 for identical statistics). A group's
-    weight is a number, or an array with one weight per value of the group (a learned metric, as
-    scripts/measure_tone_distance.py fits one; a constant array equals that number)."""
-    w = DEFAULT_WEIGHTS if weights is None else weights
-    total = 0.0
-    for g in GROUPS:
-        if g in a.groups and g in b.groups and g in w:
-            total += float(np.mean(np.asarray(w[g]) * np.abs(a.groups[g] - b.groups[g]))) / GROUP_SCALE[g]
-    return total
+    """The tone distance: the sum of `group_distances` weighted by `weights` (default DEFAULT_WEIGHTS; symmetric, 0
+    for identical statistics). A group's weight is a number, or an array with one weight per value of the group (a
+    learned metric, as scripts/measure_tone_distance.py fits one; a constant array equals that number)."""
+    return float(sum(group_distances(a, b, DEFAULT_WEIGHTS if weights is None else weights).values()))
 
 
 # ----------------------------------------------------------------------------------------------------------------
