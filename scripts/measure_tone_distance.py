@@ -63,6 +63,8 @@ BLENDS = (0.1, 0.2, 0.35, 0.5, 0.75)
 #: candidate pairs whose true scores differ by less than this ratio are not ranked
 CLEAR_RATIO = 0.85
 EMBEDDING_SCALE = 0.0086  # the pooled features' typical L1 distance (per value) to another chain, dev pairs
+#: each group's typical distance, the pooled features' among them
+SCALES = {**GROUP_SCALE, "embedding": EMBEDDING_SCALE}
 
 
 def training_pairs(n: int) -> list[MatchPair]:
@@ -137,8 +139,7 @@ def group_slices(sizes: dict[str, int]) -> dict[str, slice]:
 
 def value_weights(sizes: dict[str, int], weights: dict[str, float]) -> np.ndarray:
     """One weight per value reproducing `feature_distance` with group `weights` (the embedding's scale its own)."""
-    scale = {**GROUP_SCALE, "embedding": EMBEDDING_SCALE}
-    return np.concatenate([np.full(n, weights.get(g, 0.0) / (scale[g] * n)) for g, n in sizes.items()])
+    return np.concatenate([np.full(n, weights.get(g, 0.0) / (SCALES[g] * n)) for g, n in sizes.items()])
 
 
 def ranked_pairs(rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -259,20 +260,19 @@ def main(argv: list[str] | None = None) -> int:
             distances[f"learned ({l2})"] = fit_value_weights(train, sizes, l2)
         result["distances"] = {}
         sl = group_slices(sizes)
-        scale = {**GROUP_SCALE, "embedding": EMBEDDING_SCALE}
         for name, weights in distances.items():
             result["distances"][name] = {
-                "group_weights": {g: round(float(weights[sl[g]].sum() * scale[g]), 3) for g in sizes},
+                "group_weights": {g: round(float(weights[sl[g]].sum() * SCALES[g]), 3) for g in sizes},
                 "train": ranking_scores(train, weights), **{k: ranking_scores(v, weights) for k, v in dev.items()}}
             print(name, json.dumps({k: v for k, v in result["distances"][name].items() if k != "group_weights"}))
     if runs:
         result["match"] = {}
+        learned = as_match_weights(fit_value_weights(train, sizes, args.match_l2), sizes) if "learned" in runs else None
         for kind in ("random", "peak"):
             pairs = make_pairs("musescore", args.dev_pairs, seed=DEV_SEED, chains=kind)
             for run in runs:
                 if run == "learned":
-                    name, weights = f"learned ({args.match_l2})", as_match_weights(
-                        fit_value_weights(train, sizes, args.match_l2), sizes)
+                    name, weights = f"learned ({args.match_l2})", learned
                 else:
                     name, weights = run, None
                 with pooled_in_encoder_groups(pooled, run == "embedding"):
